@@ -1,0 +1,61 @@
+//! The local driver: every role on this machine, as child processes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Driver, DriverOptions, Role};
+use crate::Result;
+use crate::host::{Host, LocalHost};
+
+/// Hosts on this machine. All roles share one [`LocalHost`] per role whose private directory
+/// lives under the lab's run directory (default `$TMPDIR/perflab-<lab id>`).
+pub struct LocalDriver {
+    root: PathBuf,
+    hosts: HashMap<(Role, String), Arc<dyn Host>>,
+}
+
+impl LocalDriver {
+    /// A local driver; option `dir` overrides where the lab's private files go.
+    pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
+        let root = match options.get("dir") {
+            Some(d) => PathBuf::from(d),
+            None => std::env::temp_dir().join(format!("perflab-{lab_id}")),
+        };
+        Ok(LocalDriver {
+            root,
+            hosts: HashMap::new(),
+        })
+    }
+}
+
+impl Driver for LocalDriver {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>> {
+        let key = (role, instance.to_string());
+        if let Some(h) = self.hosts.get(&key) {
+            return Ok(h.clone());
+        }
+        let dir = self.root.join(format!("{}-{instance}", role.as_str()));
+        let host: Arc<dyn Host> = Arc::new(LocalHost::new(role.as_str(), &dir)?);
+        self.hosts.insert(key, host.clone());
+        Ok(host)
+    }
+
+    fn teardown(&mut self, _full: bool) -> Result<()> {
+        self.hosts.clear();
+        match std::fs::remove_dir_all(&self.root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(crate::Error::io(&self.root, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "driver": "local", "network": "loopback" })
+    }
+}

@@ -1,0 +1,67 @@
+//! Drivers: where the lab's hosts come from. A driver only hands out [`Host`]s for roles; all
+//! role logic lives in `role/` and is shared by every driver.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::host::Host;
+use crate::{Error, Result};
+
+/// The roles a lab hands hosts out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The gateway under test (one host per instance where the driver can).
+    Gateway,
+    /// The upstream server and the load generator.
+    Worker,
+    /// PostgreSQL for gateways that need one.
+    Database,
+}
+
+impl Role {
+    /// Lower-case name, used in paths and labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Worker => "worker",
+            Role::Database => "database",
+        }
+    }
+}
+
+/// Free-form driver options from the command line (`--driver-opt key=value`) or the API.
+pub type DriverOptions = BTreeMap<String, String>;
+
+/// The drivers perflab knows.
+pub const DRIVERS: &[&str] = &["local", "docker", "terraform"];
+
+/// A source of hosts.
+pub trait Driver: Send {
+    /// The driver's name (`local`, `docker`, `terraform`).
+    fn name(&self) -> &'static str;
+    /// The host for `role`; `instance` names one of several gateways ("default" otherwise).
+    /// Calling it again for the same role and instance returns the same host.
+    fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>>;
+    /// Stops what the lab started on its hosts and removes its files; `full` also removes the
+    /// hosts themselves where the driver created them (containers, machines).
+    fn teardown(&mut self, full: bool) -> Result<()>;
+    /// Facts about the environment for results (network mode, images, provider).
+    fn describe(&self) -> serde_json::Value;
+}
+
+/// Creates a driver by name.
+pub fn create(name: &str, options: &DriverOptions, lab_id: &str) -> Result<Box<dyn Driver>> {
+    match name {
+        "local" => Ok(Box::new(local::LocalDriver::new(options, lab_id)?)),
+        other => Err(Error::Usage(format!(
+            "unknown driver \"{other}\": expected one of {}",
+            DRIVERS
+                .iter()
+                .map(|d| format!("\"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,275 @@
+//! The `Host` interface: the only thing drivers provide.
+//!
+//! Every role (upstream, gateway, load generator, profiler, database) is written once against
+//! this trait, so a fix lands on the local, docker and terraform drivers at once. A host can run
+//! a command and wait, spawn a background process in its own process group and stop it later,
+//! read and write files, say which address other hosts use to reach it, give a private work dir,
+//! and report CPU time from `/proc`.
+//!
+//! The trait is synchronous on purpose: the lab's control flow is sequential (start, measure,
+//! stop), and blocking code is simpler to follow. Hosts that talk async protocols (Docker, SSH)
+//! drive their own runtime inside.
+
+pub mod local;
+pub mod proc_stat;
+pub mod process_group;
+pub mod quote;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use local::LocalHost;
+
+/// A command to run on a host: an argv vector, never a shell string built from user data.
+#[derive(Debug, Clone, Default)]
+pub struct Cmd {
+    /// The program (a name looked up in the host's PATH, or a path).
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory on the host.
+    pub cwd: Option<PathBuf>,
+    /// CPUs to pin the process to (`taskset -c`), if any.
+    pub cpus: Option<Vec<usize>>,
+}
+
+impl Cmd {
+    /// A command with a program and no arguments.
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            ..Default::default()
+        }
+    }
+    /// Adds one argument.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, it: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(it.into_iter().map(Into::into));
+        self
+    }
+    /// Adds an environment variable.
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+    /// Pins to CPUs.
+    pub fn cpus(mut self, cpus: Option<Vec<usize>>) -> Self {
+        self.cpus = cpus;
+        self
+    }
+    /// The argv with a `taskset -c LIST` prefix when CPUs are set.
+    pub fn argv(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(cpus) = self.cpus.as_ref().filter(|c| !c.is_empty()) {
+            let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
+            v.push("taskset".to_string());
+            v.push("-c".to_string());
+            v.push(list.join(","));
+        }
+        v.push(self.program.clone());
+        v.extend(self.args.iter().cloned());
+        v
+    }
+    /// A readable one-line form for logs and results (quoted for a POSIX shell).
+    pub fn display(&self) -> String {
+        quote::join(&self.argv())
+    }
+}
+
+/// What a finished command returned.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl CmdOutput {
+    /// True when the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    /// Standard output as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    /// Standard error as text (lossy).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    /// Both streams, for error messages.
+    pub fn combined_text(&self) -> String {
+        let mut s = self.stdout_text();
+        let e = self.stderr_text();
+        if !s.is_empty() && !e.is_empty() && !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str(&e);
+        s.trim_end().to_string()
+    }
+}
+
+/// Errors from a host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The program could not be started.
+    #[error("cannot start `{program}` on {host}: {reason}")]
+    Spawn {
+        /// Host name.
+        host: String,
+        /// Program.
+        program: String,
+        /// Why.
+        reason: String,
+    },
+    /// The command ran too long and was killed.
+    #[error("`{command}` on {host} did not finish within {timeout:?}")]
+    Timeout {
+        /// Host name.
+        host: String,
+        /// The command line.
+        command: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// A file operation failed.
+    #[error("{op} {path} on {host}: {reason}")]
+    File {
+        /// Host name.
+        host: String,
+        /// "reading" / "writing".
+        op: &'static str,
+        /// The path on the host.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A transport or other failure (SSH, Docker API).
+    #[error("{host}: {reason}")]
+    Other {
+        /// Host name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A background process on a host, in its own process group.
+pub trait Proc: Send {
+    /// The process id on its host (also its process group id).
+    fn pid(&self) -> u32;
+    /// True while it runs.
+    fn is_running(&mut self) -> bool;
+    /// Waits up to `timeout` for it to exit; `Some(code)` when it did (`-signal` when killed).
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError>;
+    /// Stops the whole process group: TERM, up to `grace` to exit, then KILL.
+    fn stop(&mut self, grace: Duration) -> Result<(), HostError>;
+}
+
+/// Busy and total CPU time of a whole machine, from `/proc/stat`, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineCpu {
+    /// Seconds spent not idle, summed over all CPUs.
+    pub busy_s: f64,
+    /// Seconds summed over all CPUs (busy + idle).
+    pub total_s: f64,
+}
+
+/// A machine (or container, or namespace) the lab uses for one or more roles.
+pub trait Host: Send + Sync {
+    /// A short name for messages ("local", "gateway", "worker").
+    fn name(&self) -> &str;
+    /// The address other hosts of the lab use to reach services on this host.
+    fn address(&self) -> String;
+    /// A private directory for this lab on the host (created by the driver).
+    fn lab_dir(&self) -> &Path;
+    /// Runs a command and waits for it, killing it after `timeout`.
+    fn run(&self, cmd: &Cmd, timeout: Duration) -> Result<CmdOutput, HostError>;
+    /// Starts a background process in its own process group; its stdout and stderr go to `log`
+    /// (a path on the host).
+    fn spawn(&self, cmd: &Cmd, log: &Path) -> Result<Box<dyn Proc>, HostError>;
+    /// Writes a file on the host (parents created), atomically where the host allows.
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), HostError>;
+    /// Reads a file from the host.
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, HostError>;
+    /// Removes a directory tree on the host (missing is fine).
+    fn remove_dir_all(&self, path: &Path) -> Result<(), HostError>;
+    /// The `/proc/stat` text and the stat lines of every process, for CPU accounting.
+    fn proc_snapshot(&self) -> Result<proc_stat::Snapshot, HostError> {
+        let out = self.run(
+            &Cmd::new("sh").arg("-c").arg(proc_stat::SNAPSHOT_SCRIPT),
+            Duration::from_secs(10),
+        )?;
+        Ok(proc_stat::Snapshot::from_script_output(&out.stdout_text()))
+    }
+    /// Finds a program on the host's PATH.
+    fn which(&self, program: &str) -> Option<String> {
+        let out = self
+            .run(
+                &Cmd::new("sh")
+                    .arg("-c")
+                    .arg("command -v \"$1\"")
+                    .arg("sh")
+                    .arg(program),
+                Duration::from_secs(10),
+            )
+            .ok()?;
+        let p = out.stdout_text().trim().to_string();
+        (out.success() && !p.is_empty()).then_some(p)
+    }
+    /// Performs an HTTP GET from this host, returning the status code. Used for readiness checks,
+    /// so it runs where the load generator runs (the gateway's address may only be reachable there).
+    fn http_status(&self, url: &str, timeout: Duration) -> Result<u16, HostError> {
+        let out = self.run(
+            &Cmd::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time"])
+                .arg(format!("{}", timeout.as_secs().max(1)))
+                .arg(url),
+            timeout + Duration::from_secs(5),
+        )?;
+        out.stdout_text()
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| HostError::Other {
+                host: self.name().to_string(),
+                reason: format!("no HTTP answer from {url}: {}", out.combined_text()),
+            })
+    }
+}
+
+/// Polls `f` every `interval` until it returns `Some`, or `deadline` passes; also stops early when
+/// the lab is interrupted.
+pub fn poll_until<T>(
+    timeout: Duration,
+    interval: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= timeout || crate::signals::interrupted() {
+            return None;
+        }
+        std::thread::sleep(interval);
+    }
+}

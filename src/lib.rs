@@ -1,0 +1,18 @@
+//! perflab: a reproducible benchmark lab for HTTP API gateways.
+//!
+//! Drivers ([`driver`]) hand out hosts ([`host`]); roles ([`role`]) — upstream, gateway, load
+//! generator, profiler, database — are written once against a host. The [`session`] API offers
+//! the verbs of Kong's performance testing framework; the suite runner and the CLI are its
+//! clients. Results go to the [`store`], statistics live in [`stats`], and reports re-render from
+//! the store.
+
+pub mod driver;
+pub mod entities;
+pub mod error;
+pub mod host;
+pub mod http;
+pub mod result;
+pub mod signals;
+pub mod store;
+
+pub use error::{Error, Result};

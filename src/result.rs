@@ -1,0 +1,191 @@
+//! The result records perflab writes and reads back: one per run, plus the parsed load result.
+//!
+//! The JSON shape is documented in `docs/results.md` and `docs/result.schema.json`; a test checks
+//! real output against that schema. Latency is always in milliseconds. A percentile is `null`
+//! when the load generator did not print it.
+
+use serde::{Deserialize, Serialize};
+
+/// Latency figures of one run, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    /// Mean latency.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Maximum.
+    pub max: f64,
+    /// 50th percentile, when printed.
+    pub p50: Option<f64>,
+    /// 75th percentile, when printed.
+    pub p75: Option<f64>,
+    /// 90th percentile, when printed.
+    pub p90: Option<f64>,
+    /// 99th percentile, when printed.
+    pub p99: Option<f64>,
+    /// Share of requests within one standard deviation of the mean, in percent (`null` for `-nan%`).
+    pub within_stdev_pct: Option<f64>,
+}
+
+/// Error counters of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCounts {
+    /// Connect errors.
+    pub connect: u64,
+    /// Read errors.
+    pub read: u64,
+    /// Write errors.
+    pub write: u64,
+    /// Timeouts.
+    pub timeout: u64,
+    /// Responses with a status other than 2xx or 3xx.
+    pub non_2xx_3xx: u64,
+}
+
+impl ErrorCounts {
+    /// Sum of all counters.
+    pub fn total(&self) -> u64 {
+        self.connect + self.read + self.write + self.timeout + self.non_2xx_3xx
+    }
+}
+
+/// wrk's per-thread statistics line (`Req/Sec avg stdev max +/- stdev`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadStats {
+    /// Average requests/second per thread.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Share within one standard deviation, percent.
+    pub within_stdev_pct: Option<f64>,
+}
+
+/// What one load-generator run measured (the output of `perflab import wrk`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// Requests per second.
+    pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
+    /// Length of the run in seconds, as the generator measured it.
+    pub duration_s: f64,
+    /// Bytes read per second.
+    pub transfer_bytes_per_s: f64,
+    /// Total bytes read, when printed.
+    pub transfer_bytes: Option<f64>,
+    /// Latency figures.
+    pub latency_ms: LatencyMs,
+    /// Error counters.
+    pub errors: ErrorCounts,
+    /// Per-thread request rate statistics.
+    pub thread_rps: Option<ThreadStats>,
+    /// Threads and connections, as printed in the header.
+    pub threads: Option<u32>,
+    /// Connections, as printed in the header.
+    pub connections: Option<u32>,
+    /// The target URL, as printed in the header.
+    pub url: Option<String>,
+    /// Text a Lua `done()` hook printed after wrk's own summary.
+    pub script_output: Option<String>,
+}
+
+/// CPU seconds used during a run's load window, per role and by the rest of the machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuUsage {
+    /// Wall-clock length of the window, seconds.
+    pub window_s: f64,
+    /// CPUs of the gateway host.
+    pub cores: usize,
+    /// The gateway's process group(s); `null` for baseline runs (no gateway).
+    pub gateway_s: Option<f64>,
+    /// The upstream's process group.
+    pub upstream_s: f64,
+    /// The load generator.
+    pub load_s: f64,
+    /// Everything else busy on the machine during the window.
+    pub background_s: f64,
+    /// `background_s` as a share of the machine's capacity in the window, in percent.
+    pub background_pct: f64,
+}
+
+/// Why a run should not be trusted blindly. Flagged runs are kept and shown, and excluded from
+/// verdicts unless the user asks otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFlags {
+    /// Background CPU was above the threshold during the window.
+    pub noisy: bool,
+    /// The run saw socket errors or non-2xx/3xx responses.
+    pub errors: bool,
+    /// The load generator used nearly all of its CPUs: the gateway may not have been the bottleneck.
+    pub load_saturated: bool,
+    /// A profiler was attached (its throughput is not mixed into unprofiled statistics).
+    pub profiled: bool,
+}
+
+impl RunFlags {
+    /// True when any flag is raised.
+    pub fn any(&self) -> bool {
+        self.noisy || self.errors || self.load_saturated || self.profiled
+    }
+    /// The raised flags as words.
+    pub fn words(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.noisy {
+            v.push("noisy");
+        }
+        if self.errors {
+            v.push("errors");
+        }
+        if self.load_saturated {
+            v.push("load-saturated");
+        }
+        if self.profiled {
+            v.push("profiled");
+        }
+        v
+    }
+}
+
+/// The schema identifier written into every run record.
+pub const RUN_SCHEMA: &str = "perflab.run/1";
+
+/// Everything recorded about one run (`result.json` in the run's folder).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Always [`RUN_SCHEMA`].
+    pub schema: String,
+    /// Suite name.
+    pub suite: String,
+    /// Case name.
+    pub case: String,
+    /// Gateway kind (`nginx`, `haproxy`, `baseline`, `kong`, `command`).
+    pub gateway: String,
+    /// Version label as the user wrote it (`current`, `git:abc`, `3.9.1`).
+    pub version: String,
+    /// What the version resolved to (program version, commit id, image id).
+    pub version_detail: String,
+    /// 1-based repeat number within this case and version.
+    pub repeat: u32,
+    /// Position in the whole invocation's run order (interleaving is visible here).
+    pub sequence: u32,
+    /// Start time, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// The parsed load result; its fields appear at the top level of the JSON.
+    #[serde(flatten)]
+    pub load: LoadResult,
+    /// Requests per gateway CPU-second (`null` without a gateway or CPU data).
+    pub rps_per_gateway_cpu_s: Option<f64>,
+    /// CPU accounting for the window.
+    pub cpu: CpuUsage,
+    /// Trust flags.
+    pub flags: RunFlags,
+    /// The exact load command.
+    pub load_command: String,
+    /// Driver name.
+    pub driver: String,
+    /// Profiler details when one was attached (mode, frequency, files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<serde_json::Value>,
+}
