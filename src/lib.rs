@@ -11,8 +11,11 @@ pub mod entities;
 pub mod error;
 pub mod host;
 pub mod http;
+pub mod report;
 pub mod result;
+pub mod role;
 pub mod signals;
+pub mod stats;
 pub mod store;
 
 pub use error::{Error, Result};

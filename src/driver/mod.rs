@@ -1,7 +1,9 @@
 //! Drivers: where the lab's hosts come from. A driver only hands out [`Host`]s for roles; all
 //! role logic lives in `role/` and is shared by every driver.
 
+pub mod docker;
 pub mod local;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

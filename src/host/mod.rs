@@ -10,10 +10,12 @@
 //! stop), and blocking code is simpler to follow. Hosts that talk async protocols (Docker, SSH)
 //! drive their own runtime inside.
 
+pub mod container;
 pub mod local;
 pub mod proc_stat;
 pub mod process_group;
 pub mod quote;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,1 @@
+//! The docker driver (to be written).

@@ -1,0 +1,1 @@
+//! The terraform driver (to be written).

@@ -1,0 +1,1 @@
+//! Hosts that are containers (to be written).

@@ -1,0 +1,1 @@
+//! Exporters for comparison results (to be written).

@@ -1,0 +1,1 @@
+//! Flame graphs from folded stacks (to be written).

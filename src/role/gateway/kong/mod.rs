@@ -1,0 +1,1 @@
+//! The Kong gateway adapter (to be written).

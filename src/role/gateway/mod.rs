@@ -1,0 +1,79 @@
+//! Gateway adapters: how to configure, start, check and stop one kind of gateway.
+//!
+//! An adapter renders its configuration from the case's [`Entities`] into a private prefix on
+//! its host, checks it with the gateway's own checker (reporting the gateway's message when it
+//! refuses), starts it in its own process group and waits until it answers.
+
+pub mod kong;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::Result;
+use crate::entities::Entities;
+use crate::host::{Host, Proc};
+
+/// Everything an adapter needs to start one gateway instance.
+pub struct GatewayContext<'a> {
+    /// The host the gateway runs on.
+    pub host: Arc<dyn Host>,
+    /// The host the load generator runs on (readiness is checked from there).
+    pub load_host: Arc<dyn Host>,
+    /// Instance name ("default" unless several run at once).
+    pub instance: &'a str,
+    /// A private directory on the gateway host for config, pid and logs.
+    pub prefix: PathBuf,
+    /// Upstream URIs as the gateway host sees them.
+    pub upstream_uris: &'a [String],
+    /// Services, routes, plugins, consumers.
+    pub entities: &'a Entities,
+    /// The version label (`current`, `git:<ref>`, `3.9.1`, `image:…`).
+    pub version: &'a str,
+    /// Source or install directory of the version, when it is not `current` (a git worktree).
+    pub version_dir: Option<PathBuf>,
+    /// Port for proxied traffic.
+    pub proxy_port: u16,
+    /// Port for an admin API, where the gateway has one.
+    pub admin_port: u16,
+    /// CPUs to pin the gateway to.
+    pub cpus: Option<Vec<usize>>,
+    /// Worker processes/threads.
+    pub workers: u32,
+    /// Gateway-specific settings from the case (e.g. `kong_configs`).
+    pub settings: &'a toml::Table,
+}
+
+/// A started gateway instance.
+pub struct RunningGateway {
+    /// Adapter kind.
+    pub kind: String,
+    /// Instance name.
+    pub instance: String,
+    /// The gateway's main process (its process group holds all its processes).
+    pub proc: Box<dyn Proc>,
+    /// The URI the load generator sends traffic to.
+    pub proxy_uri: String,
+    /// The admin API URI as the worker sees it, where there is one.
+    pub admin_uri: Option<String>,
+    /// The error log on the gateway host.
+    pub error_log: PathBuf,
+    /// Configuration files written on the gateway host (kept with each run).
+    pub config_files: Vec<PathBuf>,
+    /// What the version resolved to (e.g. `nginx/1.22.1`).
+    pub version_detail: String,
+    /// The host it runs on.
+    pub host: Arc<dyn Host>,
+}
+
+/// One kind of gateway.
+pub trait GatewayAdapter: Send + Sync {
+    /// The kind's name as used in case files (`nginx`, `haproxy`, `kong`, …).
+    fn kind(&self) -> &'static str;
+    /// Renders the config, checks it, starts the gateway and waits until it is ready.
+    fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway>;
+    /// Stops the instance (default: TERM, grace, KILL to its process group).
+    fn stop(&self, gw: &mut RunningGateway) -> Result<()> {
+        gw.proc.stop(std::time::Duration::from_secs(5))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! The load generator role (wrk) and its output parser.
+
+pub mod wrk_parse;

@@ -1,0 +1,1 @@
+//! Parser for wrk 4.x output (to be written).

@@ -1,0 +1,6 @@
+//! Roles of a lab, each written once against [`crate::host::Host`].
+
+pub mod gateway;
+pub mod load;
+pub mod postgres;
+pub mod profiler;

@@ -1,0 +1,1 @@
+//! The PostgreSQL role (to be written).

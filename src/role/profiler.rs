@@ -1,0 +1,1 @@
+//! The profiler role (to be written).

@@ -1,0 +1,1 @@
+//! Statistics: combine results, bootstrap intervals, verdicts (to be written).
