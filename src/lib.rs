@@ -9,13 +9,19 @@
 pub mod driver;
 pub mod entities;
 pub mod error;
+pub mod fingerprint;
 pub mod host;
 pub mod http;
+pub mod progress;
 pub mod report;
 pub mod result;
 pub mod role;
+pub mod runner;
+pub mod session;
 pub mod signals;
 pub mod stats;
 pub mod store;
+pub mod suite;
+pub mod version;
 
 pub use error::{Error, Result};

@@ -1,19 +1,227 @@
-//! The results store on disk.
+//! The results store: one folder per invocation, one folder per run, written as runs finish.
+//!
+//! Layout (documented in `docs/results.md`):
+//! ```text
+//! output/<YYYYmmdd-HHMMSS>-<suite>/
+//!   manifest.json                 what was asked, the environment, status
+//!   runs/<seq>-<case>-<version>-r<repeat>/
+//!     wrk.txt  result.json  warmup.txt  gateway-error.log  upstream-error.log  config/…
+//!   summary.md  summary.json  compare.*  charts/
+//! ```
+//! Every file is written atomically (temporary file, fsync, rename), and `result.json` is written
+//! last, so a run folder with a `result.json` is complete even if perflab was killed right after.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::result::RunRecord;
+use crate::{Error, Result};
 
 /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
 /// Parent directories are created.
 pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The schema identifier of `manifest.json`.
+pub const MANIFEST_SCHEMA: &str = "perflab.manifest/1";
+
+/// What an invocation asked for and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_SCHEMA`].
+    pub schema: String,
+    /// perflab's version.
+    pub perflab_version: String,
+    /// `suite` or `compare` or `reproduce`.
+    pub kind: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// Suite name.
+    pub suite: String,
+    /// Case ids in the plan.
+    pub cases: Vec<String>,
+    /// Versions, baseline first.
+    pub versions: Vec<String>,
+    /// Driver name.
+    pub driver: String,
+    /// Driver facts.
+    pub driver_info: serde_json::Value,
+    /// The resolved options (overrides, pinning, thresholds).
+    pub options: serde_json::Value,
+    /// Runs planned.
+    pub runs_planned: usize,
+    /// Start time (Unix seconds).
+    pub started_unix_s: f64,
+    /// End time, once finished.
+    pub finished_unix_s: Option<f64>,
+    /// `running`, `complete`, `interrupted` or `failed: <reason>`.
+    pub status: String,
+    /// The environment fingerprint.
+    pub fingerprint: serde_json::Value,
+}
+
+/// A results folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Makes a string safe as one path component.
+pub fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@+".contains(c) { c } else { '_' }).collect()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC for a Unix time.
+pub fn timestamp(unix: f64) -> String {
+    let secs = unix as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, written out).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+impl Store {
+    /// Creates a new, unique results folder under `output`.
+    pub fn create(output: &Path, suite: &str) -> Result<Store> {
+        std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+        let base = format!("{}-{}", timestamp(now_unix()), sanitize(suite));
+        for i in 0..1000 {
+            let name = if i == 0 { base.clone() } else { format!("{base}-{i}") };
+            let root = output.join(name);
+            match std::fs::create_dir(&root) {
+                Ok(()) => return Ok(Store { root }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&root, e)),
+            }
+        }
+        Err(Error::Lab(format!("cannot create a results folder in {}", output.display())))
+    }
+
+    /// Opens an existing results folder.
+    pub fn open(dir: &Path) -> Result<Store> {
+        if !dir.join("runs").is_dir() && !dir.join("manifest.json").is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a perflab results folder (no manifest.json or runs/)",
+                dir.display()
+            )));
+        }
+        Ok(Store { root: dir.to_path_buf() })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of one run.
+    pub fn run_dir(&self, sequence: u32, case: &str, version: &str, repeat: u32) -> PathBuf {
+        self.root.join("runs").join(format!("{sequence:04}-{}-{}-r{repeat}", sanitize(case), sanitize(version)))
+    }
+
+    /// Writes a file inside the store.
+    pub fn write(&self, rel: impl AsRef<Path>, data: &[u8]) -> Result<PathBuf> {
+        let p = self.root.join(rel);
+        atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
+        Ok(p)
+    }
+
+    /// Writes the manifest.
+    pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Lab(e.to_string()))?;
+        self.write("manifest.json", &text)?;
+        Ok(())
+    }
+
+    /// Reads the manifest.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let p = self.root.join("manifest.json");
+        let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        serde_json::from_slice(&text).map_err(|e| Error::Lab(format!("{}: {e}", p.display())))
+    }
+
+    /// Writes one finished run: the attached files first, `result.json` last.
+    pub fn write_run(&self, dir: &Path, record: &RunRecord, files: &[(String, Vec<u8>)]) -> Result<()> {
+        for (name, data) in files {
+            let p = dir.join(name);
+            atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
+        }
+        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Lab(e.to_string()))?;
+        let p = dir.join("result.json");
+        atomic_write(&p, &json).map_err(|e| Error::io(&p, e))
+    }
+
+    /// Loads every complete run, in run order.
+    pub fn load_runs(&self) -> Result<Vec<RunRecord>> {
+        let runs = self.root.join("runs");
+        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&runs) {
+            Ok(d) => d.flatten().map(|e| e.path()).filter(|p| p.join("result.json").is_file()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&runs, e)),
+        };
+        dirs.sort();
+        let mut out = Vec::new();
+        for d in dirs {
+            let p = d.join("result.json");
+            let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let rec: RunRecord = serde_json::from_slice(&text).map_err(|e| Error::Lab(format!("{}: {e}", p.display())))?;
+            out.push(rec);
+        }
+        out.sort_by_key(|r| r.sequence);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_civil_dates() {
+        assert_eq!(timestamp(0.0), "19700101-000000");
+        assert_eq!(timestamp(1795824000.0), "20261128-000000");
+        assert_eq!(timestamp(951_782_400.0 + 3661.0), "20000229-010101");
+    }
+
+    #[test]
+    fn runs_round_trip_and_incomplete_runs_are_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::create(tmp.path(), "rps").unwrap();
+        let rec = RunRecord { schema: crate::result::RUN_SCHEMA.into(), case: "a@nginx".into(), version: "git:v1/x".into(), sequence: 2, ..Default::default() };
+        let dir = store.run_dir(2, &rec.case, &rec.version, 1);
+        store.write_run(&dir, &rec, &[("wrk.txt".into(), b"raw".to_vec())]).unwrap();
+        std::fs::create_dir_all(store.run_dir(3, "b", "current", 1)).unwrap();
+        let back = Store::open(store.root()).unwrap().load_runs().unwrap();
+        assert_eq!(back, vec![rec]);
+        assert_eq!(std::fs::read(dir.join("wrk.txt")).unwrap(), b"raw");
+        assert!(dir.file_name().unwrap().to_string_lossy().contains("git_v1_x"));
+    }
+
+    #[test]
+    fn open_refuses_other_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(Store::open(tmp.path()).unwrap_err().to_string().contains("not a perflab results folder"));
+    }
 }

@@ -4,3 +4,4 @@ pub mod gateway;
 pub mod load;
 pub mod postgres;
 pub mod profiler;
+pub mod upstream;

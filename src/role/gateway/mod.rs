@@ -4,7 +4,9 @@
 //! its host, checks it with the gateway's own checker (reporting the gateway's message when it
 //! refuses), starts it in its own process group and waits until it answers.
 
+pub mod haproxy;
 pub mod kong;
+pub mod nginx;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,5 +77,35 @@ pub trait GatewayAdapter: Send + Sync {
     fn stop(&self, gw: &mut RunningGateway) -> Result<()> {
         gw.proc.stop(std::time::Duration::from_secs(5))?;
         Ok(())
+    }
+}
+
+/// The gateway kinds perflab knows (`baseline` means no gateway: load goes to the upstream).
+pub const GATEWAYS: &[&str] = &["baseline", "nginx", "haproxy", "kong", "command"];
+
+/// Checks that a release version label matches what the installed program reports.
+/// `current` and `git:`/`image:` labels are not checked here.
+pub fn check_release(version: &str, detail: &str, program: &str) -> Result<()> {
+    if version == "current" || version.contains(':') {
+        return Ok(());
+    }
+    let found = detail.rsplit('/').next().unwrap_or(detail);
+    if found == version || found.starts_with(&format!("{version}-")) {
+        return Ok(());
+    }
+    Err(crate::Error::Usage(format!(
+        "version {version} of {program} was asked for, but the installed {program} is {detail}; use `current` or install {version}"
+    )))
+}
+
+/// The adapter for a gateway kind. `baseline` has none (the session sends load to the upstream).
+pub fn adapter(kind: &str) -> Result<Box<dyn GatewayAdapter>> {
+    match kind {
+        "nginx" => Ok(Box::new(nginx::NginxAdapter)),
+        "haproxy" => Ok(Box::new(haproxy::HaproxyAdapter)),
+        other => Err(crate::Error::Usage(format!(
+            "unknown gateway \"{other}\": expected one of {}",
+            GATEWAYS.join(", ")
+        ))),
     }
 }

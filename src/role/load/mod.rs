@@ -1,3 +1,4 @@
 //! The load generator role (wrk) and its output parser.
 
+pub mod wrk;
 pub mod wrk_parse;

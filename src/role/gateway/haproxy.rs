@@ -1,0 +1,87 @@
+//! The `haproxy` gateway adapter: HAProxy in HTTP mode with one ACL per route.
+
+use std::time::Duration;
+
+use super::{GatewayAdapter, GatewayContext, RunningGateway};
+use super::nginx::HEALTH_PATH;
+use crate::host::Cmd;
+use crate::role::upstream::wait_ready;
+use crate::{Error, Result};
+
+/// HAProxy as the gateway under test.
+#[derive(Debug, Default)]
+pub struct HaproxyAdapter;
+
+/// Renders haproxy.cfg: a frontend with an ACL per route (evaluated in order, as HAProxy does),
+/// `monitor-uri` for readiness, and a backend over the upstream URIs with keep-alive.
+pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
+    let mut acls = String::new();
+    for (i, path) in ctx.entities.route_paths().iter().enumerate() {
+        acls.push_str(&format!("    acl route{i} path_beg {path}\n    use_backend upstream if route{i}\n"));
+    }
+    if ctx.entities.single_route() {
+        acls.push_str("    default_backend upstream\n");
+    }
+    let servers: String = ctx
+        .upstream_uris
+        .iter()
+        .enumerate()
+        .map(|(i, u)| format!("    server up{i} {}\n", u.trim_start_matches("http://")))
+        .collect();
+    format!(
+        "# perflab haproxy gateway\nglobal\n    maxconn 65535\n    nbthread {threads}\n    log stderr format raw local0 warning\n\ndefaults\n    mode http\n    log global\n    option http-keep-alive\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n\nfrontend proxy\n    bind {listen_addr}:{port}\n    monitor-uri {HEALTH_PATH}\n{acls}\nbackend upstream\n    balance roundrobin\n    http-reuse always\n{servers}",
+        threads = ctx.workers.max(1),
+        port = ctx.proxy_port,
+    )
+}
+
+impl GatewayAdapter for HaproxyAdapter {
+    fn kind(&self) -> &'static str {
+        "haproxy"
+    }
+
+    fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
+        let host = ctx.host.clone();
+        let haproxy = match ctx.settings.get("binary").and_then(|v| v.as_str()) {
+            Some(b) => b.to_string(),
+            None => host.which("haproxy").ok_or_else(|| Error::MissingTool {
+                program: "haproxy".into(),
+                where_: format!(" on host {}", host.name()),
+                hint: "install it (Debian/Ubuntu: apt-get install haproxy)".into(),
+            })?,
+        };
+        let detail = host
+            .run(&Cmd::new(&haproxy).arg("-v"), Duration::from_secs(10))
+            .map(|o| o.stdout_text().lines().next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let short = detail.split_whitespace().nth(2).map(|v| format!("haproxy/{v}")).unwrap_or(detail.clone());
+        super::check_release(ctx.version, &short, "haproxy")?;
+        let text = render_config(ctx, &host.address());
+        let conf = ctx.prefix.join("haproxy.cfg");
+        host.write_file(&conf, text.as_bytes())?;
+        let check = host.run(&Cmd::new(&haproxy).arg("-c").arg("-q").arg("-f").arg(conf.display().to_string()), Duration::from_secs(30))?;
+        if !check.success() {
+            return Err(Error::ConfigRefused { program: "haproxy".into(), config: conf.display().to_string(), message: check.combined_text() });
+        }
+        let error_log = ctx.prefix.join("error.log");
+        let cmd = Cmd::new(&haproxy).arg("-db").arg("-f").arg(conf.display().to_string()).cpus(ctx.cpus.clone());
+        let mut proc = host.spawn(&cmd, &error_log)?;
+        let proxy_uri = format!("http://{}:{}", host.address(), ctx.proxy_port);
+        let read_log = || String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned();
+        if let Err(e) = wait_ready(ctx.load_host.as_ref(), proc.as_mut(), &format!("{proxy_uri}{HEALTH_PATH}"), &read_log, "haproxy", Duration::from_secs(15)) {
+            let _ = proc.stop(Duration::from_secs(2));
+            return Err(e);
+        }
+        Ok(RunningGateway {
+            kind: "haproxy".into(),
+            instance: ctx.instance.to_string(),
+            proc,
+            proxy_uri,
+            admin_uri: None,
+            error_log,
+            config_files: vec![conf],
+            version_detail: short,
+            host,
+        })
+    }
+}

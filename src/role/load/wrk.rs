@@ -1,0 +1,254 @@
+//! The load generator role: wrk, with Kong's options and defaults.
+//!
+//! wrk runs under a tiny `sh` wrapper that prints the POSIX `times` of its children to a file
+//! when wrk exits, so the load generator's own CPU seconds are known on every host without
+//! racing its exit. wrk always gets `--latency` so the percentile distribution is printed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::{Cmd, Host, Proc, proc_stat};
+use crate::result::LoadResult;
+use crate::{Error, Result};
+
+/// Load options, with Kong's framework's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadOptions {
+    /// Request path (default `/`).
+    pub path: String,
+    /// Target base URI (default: the gateway's proxy URI, or the upstream for baseline).
+    pub uri: Option<String>,
+    /// Open connections (default 1000).
+    pub connections: u32,
+    /// wrk threads (default 5).
+    pub threads: u32,
+    /// Seconds of load (default 10).
+    pub duration: f64,
+    /// A wrk Lua script's source text.
+    pub script: Option<String>,
+    /// Extra request headers, `Name: value`.
+    pub headers: Vec<String>,
+    /// Socket/request timeout in whole seconds (wrk only takes seconds).
+    pub timeout: Option<u32>,
+    /// Seconds of unmeasured warm-up load after each gateway start (0 disables).
+    pub warmup: f64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            path: "/".into(),
+            uri: None,
+            connections: 1000,
+            threads: 5,
+            duration: 10.0,
+            script: None,
+            headers: Vec::new(),
+            timeout: None,
+            warmup: 1.0,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Checks the options for mistakes wrk would refuse or misread.
+    pub fn validate(&self) -> Result<()> {
+        if self.threads == 0 {
+            return Err(Error::Usage("threads must be at least 1".into()));
+        }
+        if self.connections < self.threads {
+            return Err(Error::Usage(format!(
+                "connections ({}) must be at least threads ({}): wrk gives every thread at least one connection; raise --connections or lower --threads",
+                self.connections, self.threads
+            )));
+        }
+        if !(self.duration >= 1.0) {
+            return Err(Error::Usage(format!("duration must be at least 1 second (got {})", self.duration)));
+        }
+        if self.warmup < 0.0 {
+            return Err(Error::Usage("warm-up cannot be negative".into()));
+        }
+        if let Some(h) = self.headers.iter().find(|h| !h.contains(':')) {
+            return Err(Error::Usage(format!("header \"{h}\" must look like \"Name: value\"")));
+        }
+        Ok(())
+    }
+
+    /// The full URL: base URI plus path.
+    pub fn url(&self, default_uri: &str) -> String {
+        let base = self.uri.as_deref().unwrap_or(default_uri).trim_end_matches('/');
+        let path = if self.path.starts_with('/') { self.path.clone() } else { format!("/{}", self.path) };
+        format!("{base}{path}")
+    }
+}
+
+/// wrk's argv (without the wrapper) for a given duration.
+pub fn wrk_args(opts: &LoadOptions, url: &str, duration_s: f64, script_path: Option<&Path>) -> Vec<String> {
+    let mut a = vec![
+        "-c".to_string(),
+        opts.connections.to_string(),
+        "-t".to_string(),
+        opts.threads.to_string(),
+        "-d".to_string(),
+        format!("{}s", duration_s.round().max(1.0) as u64),
+        "--latency".to_string(),
+    ];
+    if let Some(t) = opts.timeout {
+        a.push("--timeout".into());
+        a.push(format!("{t}s"));
+    }
+    for h in &opts.headers {
+        a.push("-H".into());
+        a.push(h.clone());
+    }
+    if let Some(s) = script_path {
+        a.push("-s".into());
+        a.push(s.display().to_string());
+    }
+    a.push(url.to_string());
+    a
+}
+
+/// The wrapper: runs wrk with the given args, then writes `times` to `$PERFLAB_TIMES`.
+const WRAPPER: &str = "\"$0\" \"$@\"; rc=$?; times > \"$PERFLAB_TIMES\"; exit $rc";
+
+/// A load run in progress.
+pub struct RunningLoad {
+    host: Arc<dyn Host>,
+    proc: Box<dyn Proc>,
+    /// wrk's output file on the load host.
+    pub output_path: PathBuf,
+    times_path: PathBuf,
+    /// The exact wrk command line.
+    pub command: String,
+    /// When it started.
+    pub started: Instant,
+    /// Planned duration.
+    pub duration_s: f64,
+}
+
+/// What a finished load run gives back.
+#[derive(Debug, Clone)]
+pub struct LoadOutcome {
+    /// wrk's raw output (stdout and stderr).
+    pub raw: String,
+    /// The parsed result.
+    pub result: LoadResult,
+    /// CPU seconds wrk used.
+    pub cpu_s: f64,
+    /// The exact command.
+    pub command: String,
+    /// Wall-clock seconds from start to exit.
+    pub wall_s: f64,
+}
+
+/// Finds wrk on the load host.
+pub fn find_wrk(host: &dyn Host) -> Result<String> {
+    host.which("wrk").ok_or_else(|| Error::MissingTool {
+        program: "wrk".into(),
+        where_: format!(" on host {}", host.name()),
+        hint: "install it (Debian/Ubuntu: apt-get install wrk)".into(),
+    })
+}
+
+/// Starts wrk in the background on `host`. `dir` is a private directory on the host for the
+/// script and output; `name` distinguishes runs (e.g. `warmup`, `run`).
+pub fn start_load(
+    host: Arc<dyn Host>,
+    dir: &Path,
+    name: &str,
+    opts: &LoadOptions,
+    url: &str,
+    duration_s: f64,
+    cpus: Option<Vec<usize>>,
+) -> Result<RunningLoad> {
+    opts.validate()?;
+    let wrk = find_wrk(host.as_ref())?;
+    let script_path = match &opts.script {
+        Some(src) => {
+            let p = dir.join(format!("{name}.lua"));
+            host.write_file(&p, src.as_bytes())?;
+            Some(p)
+        }
+        None => None,
+    };
+    let args = wrk_args(opts, url, duration_s, script_path.as_deref());
+    let output_path = dir.join(format!("{name}.out"));
+    let times_path = dir.join(format!("{name}.times"));
+    let cmd = Cmd::new("sh")
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg(&wrk)
+        .args(args.iter().cloned())
+        .env("PERFLAB_TIMES", times_path.display().to_string())
+        .cpus(cpus);
+    let command = crate::host::quote::join(&std::iter::once(wrk.clone()).chain(args).collect::<Vec<_>>());
+    let proc = host.spawn(&cmd, &output_path)?;
+    Ok(RunningLoad { host, proc, output_path, times_path, command, started: Instant::now(), duration_s })
+}
+
+impl RunningLoad {
+    /// Waits for wrk to finish (at most `timeout` beyond its planned duration), then parses its
+    /// output. Interrupts stop wrk and return [`Error::Interrupted`].
+    pub fn wait(mut self, extra: Duration) -> Result<LoadOutcome> {
+        let deadline = Duration::from_secs_f64(self.duration_s) + extra;
+        let code = loop {
+            if let Some(c) = self.proc.wait_timeout(Duration::from_millis(50))? {
+                break c;
+            }
+            if crate::signals::interrupted() {
+                self.proc.stop(Duration::from_secs(2))?;
+                return Err(Error::Interrupted);
+            }
+            if self.started.elapsed() > deadline {
+                self.proc.stop(Duration::from_secs(2))?;
+                return Err(Error::Load(format!("wrk did not finish within {deadline:?}: {}", self.command)));
+            }
+        };
+        let wall_s = self.started.elapsed().as_secs_f64();
+        let raw = String::from_utf8_lossy(&self.host.read_file(&self.output_path)?).into_owned();
+        let cpu_s = self
+            .host
+            .read_file(&self.times_path)
+            .ok()
+            .and_then(|t| proc_stat::parse_times_children(&String::from_utf8_lossy(&t)))
+            .unwrap_or(0.0);
+        let result = crate::role::load::wrk_parse::parse(&raw).map_err(Error::from)?;
+        if code != 0 {
+            return Err(Error::Load(format!("wrk exited with status {code}:\n{}", raw.trim())));
+        }
+        Ok(LoadOutcome { raw, result, cpu_s, command: self.command, wall_s })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kong_defaults() {
+        let o = LoadOptions::default();
+        assert_eq!((o.connections, o.threads, o.duration, o.path.as_str()), (1000, 5, 10.0, "/"));
+    }
+
+    #[test]
+    fn refuses_fewer_connections_than_threads() {
+        let o = LoadOptions { connections: 2, threads: 4, ..Default::default() };
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("connections (2) must be at least threads (4)"), "{e}");
+    }
+
+    #[test]
+    fn builds_wrk_args_with_latency_and_script() {
+        let o = LoadOptions { connections: 10, threads: 2, timeout: Some(3), headers: vec!["X-A: b".into()], ..Default::default() };
+        let a = wrk_args(&o, "http://127.0.0.1:1/x", 5.0, Some(Path::new("/d/s.lua")));
+        assert_eq!(a.join(" "), "-c 10 -t 2 -d 5s --latency --timeout 3s -H X-A: b -s /d/s.lua http://127.0.0.1:1/x");
+        assert_eq!(o.url("http://h:1/"), "http://h:1/");
+        let o2 = LoadOptions { path: "s1r1".into(), ..Default::default() };
+        assert_eq!(o2.url("http://h:1"), "http://h:1/s1r1");
+    }
+}

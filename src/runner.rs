@@ -1,0 +1,231 @@
+//! Executes a plan of runs: the engine behind `perflab suite`, `compare` and `reproduce`.
+//!
+//! For each planned run: make sure the case's upstream is up, start a fresh gateway for the
+//! version, warm it up, pass the cool-down gate, measure, write everything to the store at once,
+//! stop the gateway. Versions are interleaved (A B A B …) by the plan. On Ctrl-C the current run
+//! is abandoned, finished runs stay on disk, and the lab is torn down.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::driver::DriverOptions;
+use crate::result::RunRecord;
+use crate::session::{CooldownOptions, Session, run_record};
+use crate::store::{Manifest, Store, now_unix};
+use crate::suite::{Case, PlannedRun, interleave};
+use crate::version::Version;
+use crate::{Error, Result};
+
+/// Overrides applied to every case (from the command line).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// Seconds of load.
+    pub duration: Option<f64>,
+    /// Repeats per version.
+    pub repeat: Option<u32>,
+    /// Connections.
+    pub connections: Option<u32>,
+    /// Threads.
+    pub threads: Option<u32>,
+    /// Warm-up seconds.
+    pub warmup: Option<f64>,
+}
+
+impl Overrides {
+    /// Applies the overrides to a case and validates the result.
+    pub fn apply(&self, mut c: Case) -> Result<Case> {
+        if let Some(d) = self.duration {
+            c.load.duration = d;
+        }
+        if let Some(r) = self.repeat {
+            if r == 0 {
+                return Err(Error::Usage("--repeat must be at least 1".into()));
+            }
+            c.repeats = r;
+        }
+        if let Some(n) = self.connections {
+            c.load.connections = n;
+        }
+        if let Some(n) = self.threads {
+            c.load.threads = n;
+        }
+        if let Some(w) = self.warmup {
+            c.load.warmup = w;
+        }
+        c.load.validate()?;
+        Ok(c)
+    }
+}
+
+/// Everything an execution needs.
+pub struct RunRequest {
+    /// `suite`, `compare` or `reproduce`.
+    pub kind: String,
+    /// Suite name.
+    pub suite: String,
+    /// Cases, overrides applied.
+    pub cases: Vec<Case>,
+    /// Versions, baseline first.
+    pub versions: Vec<Version>,
+    /// Driver name and options.
+    pub driver: String,
+    /// Driver options.
+    pub driver_options: DriverOptions,
+    /// Results root (`output/`).
+    pub output: PathBuf,
+    /// Pin roles to CPUs.
+    pub pin_cpus: bool,
+    /// Cool-down gate.
+    pub cooldown: CooldownOptions,
+    /// The command line, for the manifest.
+    pub command: Vec<String>,
+    /// Resolved options, for the manifest.
+    pub options: serde_json::Value,
+    /// Show a progress bar (else log lines).
+    pub progress: crate::progress::Mode,
+}
+
+/// What an execution produced.
+pub struct Execution {
+    /// The results folder.
+    pub store: Store,
+    /// Finished runs, in order.
+    pub runs: Vec<RunRecord>,
+    /// How it ended: `None` when complete, else the error that stopped it.
+    pub error: Option<Error>,
+}
+
+/// Runs the plan. Returns the finished runs even when a run failed or the user interrupted;
+/// the error is in [`Execution::error`].
+pub fn execute(req: RunRequest) -> Result<Execution> {
+    crate::signals::install();
+    let plan = interleave(&req.cases, req.versions.len());
+    let store = Store::create(&req.output, &req.suite)?;
+    let mut manifest = Manifest {
+        schema: crate::store::MANIFEST_SCHEMA.into(),
+        perflab_version: env!("CARGO_PKG_VERSION").into(),
+        kind: req.kind.clone(),
+        command: req.command.clone(),
+        suite: req.suite.clone(),
+        cases: req.cases.iter().map(|c| c.id.clone()).collect(),
+        versions: req.versions.iter().map(|v| v.label.clone()).collect(),
+        driver: req.driver.clone(),
+        driver_info: serde_json::Value::Null,
+        options: req.options.clone(),
+        runs_planned: plan.len(),
+        started_unix_s: now_unix(),
+        finished_unix_s: None,
+        status: "running".into(),
+        fingerprint: serde_json::Value::Null,
+    };
+    store.write_manifest(&manifest)?;
+    let mut session = Session::new();
+    session.pin_cpus = req.pin_cpus;
+    session.cooldown = req.cooldown;
+    let mut runs = Vec::new();
+    let result = (|| -> Result<()> {
+        session.use_driver(&req.driver, &req.driver_options)?;
+        session.setup()?;
+        manifest.driver_info = session.driver_info();
+        manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
+        store.write_manifest(&manifest)?;
+        let progress = crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
+        let mut current_case: Option<usize> = None;
+        for (seq, planned) in plan.iter().enumerate() {
+            crate::signals::check()?;
+            let rec = run_one(&mut session, &req, &store, planned, seq as u32 + 1, &mut current_case, &progress)?;
+            progress.finished(&rec);
+            runs.push(rec);
+        }
+        progress.done();
+        Ok(())
+    })();
+    let teardown = session.teardown(false);
+    manifest.finished_unix_s = Some(now_unix());
+    manifest.status = match &result {
+        Ok(()) => "complete".into(),
+        Err(Error::Interrupted) => "interrupted".into(),
+        Err(e) => format!("failed: {e}"),
+    };
+    store.write_manifest(&manifest)?;
+    let error = match (result, teardown) {
+        (Err(e), _) => Some(e),
+        (Ok(()), Err(e)) => Some(e),
+        (Ok(()), Ok(())) => None,
+    };
+    Ok(Execution { store, runs, error })
+}
+
+fn run_one(
+    session: &mut Session,
+    req: &RunRequest,
+    store: &Store,
+    planned: &PlannedRun,
+    sequence: u32,
+    current_case: &mut Option<usize>,
+    progress: &crate::progress::Progress,
+) -> Result<RunRecord> {
+    let case = &req.cases[planned.case];
+    let version = &req.versions[planned.version];
+    progress.starting(planned, case, version);
+    let baseline = case.gateway == "baseline";
+    if *current_case != Some(planned.case) {
+        session.set_baseline_mode(baseline);
+        session.start_upstream_with(&case.upstream)?;
+        *current_case = Some(planned.case);
+    }
+    let started_unix_s = now_unix();
+    let t0 = Instant::now();
+    let version_detail;
+    if baseline {
+        version_detail = "upstream nginx".to_string();
+    } else {
+        let dir = version.prepare(&case.gateway)?;
+        session.start_gateway_in(&case.gateway, &version.label, dir, &case.entities, &case.gateway_settings, "default", case.workers)?;
+        version_detail = session.gateway("default").map(|g| g.version_detail.clone()).unwrap_or_default();
+    }
+    let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let measured = (|| -> Result<crate::session::Measurement> {
+        if case.load.warmup > 0.0 {
+            let raw = session.warm_up(&case.load, case.load.warmup)?;
+            files.push(("warmup.txt".into(), raw.into_bytes()));
+        }
+        session.start_load(&case.load)?;
+        session.wait_result(Duration::from_secs(60))
+    })();
+    // Keep the gateway's logs and configs whether the run succeeded or not.
+    if let Some(gw) = session.gateway("default") {
+        files.push(("gateway-error.log".into(), gw.host.read_file(&gw.error_log).unwrap_or_default()));
+        for f in &gw.config_files {
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            files.push((format!("config/gateway-{name}"), gw.host.read_file(f).unwrap_or_default()));
+        }
+    }
+    if let Some(up) = session.upstream() {
+        files.push(("upstream-error.log".into(), up.host.read_file(&up.error_log()).unwrap_or_default()));
+        files.push(("config/upstream-nginx.conf".into(), up.config_text.clone().into_bytes()));
+    }
+    if let Some(script) = &case.load.script {
+        files.push(("load.lua".into(), script.clone().into_bytes()));
+    }
+    let stop = if baseline { Ok(()) } else { session.stop_gateway() };
+    let m = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            for (name, data) in &files {
+                let _ = store.write(run_dir.join(name).strip_prefix(store.root()).unwrap_or(&run_dir), data);
+            }
+            return Err(e);
+        }
+    };
+    stop?;
+    files.push(("wrk.txt".into(), m.outcome.raw.clone().into_bytes()));
+    let mut rec = run_record(&m, &req.suite, &case.id, &case.gateway, &version.label, &version_detail, planned.repeat, sequence, started_unix_s, session.driver_name());
+    rec.version_detail = version.detail(&version_detail);
+    store.write_run(&run_dir, &rec, &files)?;
+    let _ = t0;
+    Ok(rec)
+}

@@ -1,0 +1,705 @@
+//! The session API: the verbs of Kong's performance testing framework as a Rust library.
+//!
+//! A [`Session`] holds one lab: a driver, the hosts it handed out, the upstream, the running
+//! gateway instances and the load in progress. The suite runner and the CLI are clients of
+//! this API, and so can be a user's own program:
+//!
+//! ```no_run
+//! use perflab::session::Session;
+//! use perflab::role::load::wrk::LoadOptions;
+//! # fn main() -> perflab::Result<()> {
+//! let mut s = Session::new();
+//! s.use_defaults()?;                       // PERF_TEST_DRIVER (default local), debug, 3 retries
+//! s.setup()?;
+//! let upstream = s.start_upstream("location / { return 200; }")?;
+//! s.start_gateway("nginx", "current", &Default::default(), &Default::default(), "default")?;
+//! s.start_load(&LoadOptions { duration: 5.0, connections: 50, threads: 2, ..Default::default() })?;
+//! let m = s.wait_result(std::time::Duration::from_secs(60))?;
+//! println!("{} requests/s ({upstream})", m.outcome.result.rps);
+//! s.teardown(false)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Dropping a session tears it down, so nothing it started outlives it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::driver::{self, Driver, DriverOptions, Role};
+use crate::entities::Entities;
+use crate::host::{Host, proc_stat::Snapshot};
+use crate::result::{CpuUsage, RunFlags, RunRecord};
+use crate::role::gateway::{self, GatewayContext, RunningGateway};
+use crate::role::load::wrk::{self, LoadOptions, LoadOutcome, RunningLoad};
+use crate::role::upstream::{self, Upstream, UpstreamOptions};
+use crate::{Error, Result};
+
+/// Log levels, as Kong's framework named them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Everything, including each command.
+    Debug,
+    /// Progress.
+    Info,
+    /// Notable events (default).
+    Notice,
+    /// Warnings.
+    Warn,
+    /// Errors.
+    Error,
+    /// Critical only.
+    Crit,
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "notice" => LogLevel::Notice,
+            "warn" | "warning" => LogLevel::Warn,
+            "error" | "err" => LogLevel::Error,
+            "crit" => LogLevel::Crit,
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown log level \"{other}\": expected debug, info, notice, warn, error or crit"
+                )));
+            }
+        })
+    }
+}
+
+/// How the lab pins roles to CPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuPlan {
+    /// CPUs of the server being measured (the gateway; the upstream in baseline cases).
+    pub measured: Option<Vec<usize>>,
+    /// CPUs of everything else (upstream, load generator).
+    pub others: Option<Vec<usize>>,
+}
+
+impl CpuPlan {
+    /// The measured server gets the last CPU, the rest share the others; no pinning below 2 CPUs.
+    pub fn for_cpus(n: usize) -> CpuPlan {
+        if n < 2 {
+            return CpuPlan { measured: None, others: None };
+        }
+        CpuPlan { measured: Some(vec![n - 1]), others: Some((0..n - 1).collect()) }
+    }
+}
+
+/// Bounds of the cool-down gate run before each measured load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CooldownOptions {
+    /// Wait until the machine's busy share (outside the lab) is below this percentage.
+    pub max_busy_pct: f64,
+    /// Give up waiting after this long (the run is then likely flagged noisy).
+    pub max_wait: Duration,
+    /// A run whose background CPU exceeds this share of the machine is flagged noisy.
+    pub noisy_background_pct: f64,
+}
+
+impl Default for CooldownOptions {
+    fn default() -> Self {
+        CooldownOptions { max_busy_pct: 15.0, max_wait: Duration::from_secs(10), noisy_background_pct: 10.0 }
+    }
+}
+
+/// What `wait_result` gives back: the load's outcome and the CPU accounting of its window.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// wrk's output and parsed result.
+    pub outcome: LoadOutcome,
+    /// CPU seconds per role during the window.
+    pub cpu: CpuUsage,
+    /// Requests per gateway CPU-second.
+    pub rps_per_gateway_cpu_s: Option<f64>,
+    /// Trust flags.
+    pub flags: RunFlags,
+    /// Seconds the cool-down gate waited before the load.
+    pub cooldown_waited_s: f64,
+}
+
+struct LoadInProgress {
+    load: RunningLoad,
+    before_gateway: Option<Snapshot>,
+    before_worker: Snapshot,
+    started: Instant,
+    load_cpus: usize,
+    cooldown_waited_s: f64,
+}
+
+/// One lab session. See the module docs for an example.
+pub struct Session {
+    driver: Option<Box<dyn Driver>>,
+    log_level: LogLevel,
+    retry_count: u32,
+    charts: bool,
+    /// The lab's id (names its files, labels its containers).
+    pub lab_id: String,
+    /// Pin roles to CPUs when the host has at least two.
+    pub pin_cpus: bool,
+    /// The cool-down gate's bounds.
+    pub cooldown: CooldownOptions,
+    upstream: Option<Upstream>,
+    gateways: BTreeMap<String, RunningGateway>,
+    load: Option<LoadInProgress>,
+    warmups: u32,
+    baseline_mode: bool,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A lab id: time and pid, unique on a machine.
+pub fn new_lab_id() -> String {
+    format!("{}-{}", crate::store::timestamp(crate::store::now_unix()), std::process::id())
+}
+
+impl Session {
+    /// A session with no driver yet, log level notice, 3 retries, charts on.
+    pub fn new() -> Self {
+        Session {
+            driver: None,
+            log_level: LogLevel::Notice,
+            retry_count: 3,
+            charts: true,
+            lab_id: new_lab_id(),
+            pin_cpus: true,
+            cooldown: CooldownOptions::default(),
+            upstream: None,
+            gateways: BTreeMap::new(),
+            load: None,
+            warmups: 0,
+            baseline_mode: false,
+        }
+    }
+
+    /// Kong's `use_defaults`: log level debug, retry count 3, and the driver named by
+    /// `PERF_TEST_DRIVER` (default `local`).
+    pub fn use_defaults(&mut self) -> Result<()> {
+        self.set_log_level("debug")?;
+        self.set_retry_count(3);
+        let name = std::env::var("PERF_TEST_DRIVER").unwrap_or_else(|_| "local".into());
+        self.use_driver(&name, &DriverOptions::new())
+    }
+
+    /// Selects the driver (`local`, `docker`, `terraform`) with its options.
+    pub fn use_driver(&mut self, name: &str, options: &DriverOptions) -> Result<()> {
+        if let Some(mut d) = self.driver.take() {
+            d.teardown(false)?;
+        }
+        let lab_id = self.lab_id.clone();
+        let d = self.retry("use_driver", || driver::create(name, options, &lab_id))?;
+        self.driver = Some(d);
+        Ok(())
+    }
+
+    /// Sets the log level: debug, info, notice, warn, error or crit.
+    pub fn set_log_level(&mut self, level: &str) -> Result<()> {
+        self.log_level = level.parse()?;
+        Ok(())
+    }
+
+    /// The current log level.
+    pub fn log_level(&self) -> LogLevel {
+        self.log_level
+    }
+
+    /// How often idempotent driver operations are retried (with exponential backoff). Operations
+    /// that are not idempotent — starting a gateway, running load — are never retried.
+    pub fn set_retry_count(&mut self, n: u32) {
+        self.retry_count = n;
+    }
+
+    /// Turns chart rendering on or off for reports made from this session.
+    pub fn enable_charts(&mut self, on: bool) {
+        self.charts = on;
+    }
+
+    /// True when charts are on.
+    pub fn charts_enabled(&self) -> bool {
+        self.charts
+    }
+
+    fn log(&self, level: LogLevel, msg: &str) {
+        if level >= self.log_level {
+            eprintln!("perflab: {msg}");
+        }
+    }
+
+    fn retry<T>(&self, what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e @ (Error::Usage(_) | Error::MissingTool { .. } | Error::Interrupted)) => return Err(e),
+                Err(e) if attempt >= self.retry_count => return Err(e),
+                Err(e) => {
+                    attempt += 1;
+                    self.log(LogLevel::Warn, &format!("{what} failed: {e:#} (try {attempt} of {})", self.retry_count + 1));
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    crate::signals::check()?;
+                }
+            }
+        }
+    }
+
+    fn driver(&mut self) -> Result<&mut Box<dyn Driver>> {
+        self.driver.as_mut().ok_or_else(|| Error::Usage("no driver selected: call use_driver first".into()))
+    }
+
+    /// The host for a role (retried: asking for a host is idempotent).
+    pub fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>> {
+        let retries = self.retry_count;
+        let d = self.driver()?;
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            match d.host(role, instance) {
+                Ok(h) => return Ok(h),
+                Err(e @ (Error::Usage(_) | Error::MissingTool { .. })) => return Err(e),
+                Err(e) if attempt >= retries => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                }
+            }
+        }
+    }
+
+    /// Driver facts for results.
+    pub fn driver_info(&self) -> serde_json::Value {
+        self.driver.as_ref().map(|d| d.describe()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The driver's name.
+    pub fn driver_name(&self) -> &str {
+        self.driver.as_ref().map(|d| d.name()).unwrap_or("none")
+    }
+
+    /// Prepares the lab's hosts and checks that the tools every run needs are there.
+    pub fn setup(&mut self) -> Result<()> {
+        let worker = self.host(Role::Worker, "default")?;
+        wrk::find_wrk(worker.as_ref())?;
+        if worker.which("nginx").is_none() {
+            return Err(Error::MissingTool {
+                program: "nginx".into(),
+                where_: format!(" on host {}", worker.name()),
+                hint: "install it (Debian/Ubuntu: apt-get install nginx-light)".into(),
+            });
+        }
+        self.host(Role::Gateway, "default")?;
+        Ok(())
+    }
+
+    fn cpu_plan(&self, host: &dyn Host) -> CpuPlan {
+        if !self.pin_cpus {
+            return CpuPlan { measured: None, others: None };
+        }
+        CpuPlan::for_cpus(cpu_count(host))
+    }
+
+    /// Starts the upstream with `conf` inside its `server {}` block on one port; returns its URI
+    /// as the gateway sees it.
+    pub fn start_upstream(&mut self, conf: &str) -> Result<String> {
+        Ok(self.start_upstreams(conf, 1)?.remove(0))
+    }
+
+    /// Starts the upstream on `n` consecutive ports; returns their URIs.
+    pub fn start_upstreams(&mut self, conf: &str, n: u16) -> Result<Vec<String>> {
+        self.start_upstream_with(&crate::suite::UpstreamTable { config: conf.into(), ports: Some(n), ..Default::default() })
+    }
+
+    /// Starts the upstream from a case's upstream settings. In baseline mode the upstream is the
+    /// measured server and gets the measured CPUs.
+    pub fn start_upstream_with(&mut self, spec: &crate::suite::UpstreamTable) -> Result<Vec<String>> {
+        if let Some(mut u) = self.upstream.take() {
+            u.stop()?;
+        }
+        let host = self.host(Role::Worker, "default")?;
+        let plan = self.cpu_plan(host.as_ref());
+        let n = spec.ports.unwrap_or(1).max(1);
+        let base_port = pick_ports(host.as_ref(), n, 18088)?;
+        let opts = UpstreamOptions {
+            config: spec.config.clone(),
+            ports: n,
+            base_port,
+            workers: spec.workers.unwrap_or(1),
+            body_bytes: spec.body_bytes,
+            cpus: if self.baseline_mode { plan.measured } else { plan.others },
+        };
+        let prefix = host.lab_dir().join(format!("upstream-{base_port}"));
+        let up = upstream::start_upstream(host, prefix, &opts)?;
+        let uris = up.uris.clone();
+        self.log(LogLevel::Debug, &format!("upstream ready at {}", uris.join(", ")));
+        self.upstream = Some(up);
+        Ok(uris)
+    }
+
+    /// The running upstream, if any.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_ref()
+    }
+
+    /// Marks the next upstream as the measured server (baseline cases: no gateway).
+    pub fn set_baseline_mode(&mut self, on: bool) {
+        self.baseline_mode = on;
+    }
+
+    /// Starts a gateway instance of `kind` at `version` in front of the upstream; returns its
+    /// proxy URI. Call it again with another `instance` name to run several at once.
+    pub fn start_gateway(
+        &mut self,
+        kind: &str,
+        version: &str,
+        entities: &Entities,
+        settings: &toml::Table,
+        instance: &str,
+    ) -> Result<String> {
+        self.start_gateway_in(kind, version, None, entities, settings, instance, 1)
+    }
+
+    /// [`Session::start_gateway`] with a version directory (a git worktree) and worker count.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_gateway_in(
+        &mut self,
+        kind: &str,
+        version: &str,
+        version_dir: Option<PathBuf>,
+        entities: &Entities,
+        settings: &toml::Table,
+        instance: &str,
+        workers: u32,
+    ) -> Result<String> {
+        if self.gateways.contains_key(instance) {
+            return Err(Error::Usage(format!("gateway instance \"{instance}\" is already running: stop it first or use another name")));
+        }
+        let upstream_uris = self
+            .upstream
+            .as_ref()
+            .map(|u| u.uris.clone())
+            .ok_or_else(|| Error::Usage("start the upstream before the gateway".into()))?;
+        let adapter = gateway::adapter(kind)?;
+        let host = self.host(Role::Gateway, instance)?;
+        let load_host = self.host(Role::Worker, "default")?;
+        let plan = self.cpu_plan(host.as_ref());
+        let proxy_port = pick_ports(host.as_ref(), 2, 38000)?;
+        let prefix = host.lab_dir().join(format!("{kind}-{instance}-{proxy_port}"));
+        let ctx = GatewayContext {
+            host: host.clone(),
+            load_host,
+            instance,
+            prefix,
+            upstream_uris: &upstream_uris,
+            entities,
+            version,
+            version_dir,
+            proxy_port,
+            admin_port: proxy_port + 1,
+            cpus: plan.measured,
+            workers,
+            settings,
+        };
+        let gw = adapter.start(&ctx)?;
+        let uri = gw.proxy_uri.clone();
+        self.log(LogLevel::Debug, &format!("{kind} {version} ({}) ready at {uri}", gw.version_detail));
+        self.gateways.insert(instance.to_string(), gw);
+        Ok(uri)
+    }
+
+    /// A running gateway instance.
+    pub fn gateway(&self, instance: &str) -> Option<&RunningGateway> {
+        self.gateways.get(instance)
+    }
+
+    /// Stops every gateway instance.
+    pub fn stop_gateway(&mut self) -> Result<()> {
+        let mut first_err = None;
+        for (_, mut gw) in std::mem::take(&mut self.gateways) {
+            let adapter = gateway::adapter(&gw.kind)?;
+            if let Err(e) = adapter.stop(&mut gw) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The admin API URI of an instance (the first one with an admin API when `None`), as the
+    /// worker sees it.
+    pub fn get_admin_uri(&self, instance: Option<&str>) -> Result<String> {
+        let found = match instance {
+            Some(name) => self.gateways.get(name).ok_or_else(|| Error::Usage(format!("gateway instance \"{name}\" is not running")))?.admin_uri.clone(),
+            None => self.gateways.values().find_map(|g| g.admin_uri.clone()),
+        };
+        found.ok_or_else(|| Error::Usage("no running gateway has an admin API".into()))
+    }
+
+    /// Copies each gateway instance's error log to `path` (suffixed with the instance name when
+    /// several run).
+    pub fn save_error_log(&self, path: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let many = self.gateways.len() > 1;
+        for (name, gw) in &self.gateways {
+            let data = gw.host.read_file(&gw.error_log).unwrap_or_default();
+            let p = if many { PathBuf::from(format!("{}-{name}", path.display())) } else { path.to_path_buf() };
+            crate::store::atomic_write(&p, &data).map_err(|e| Error::io(&p, e))?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// Runs unmeasured load for `seconds` against the gateway (or upstream), returning wrk's raw
+    /// output. Used after each gateway start.
+    pub fn warm_up(&mut self, opts: &LoadOptions, seconds: f64) -> Result<String> {
+        let (host, url, cpus) = self.load_target(opts)?;
+        self.warmups += 1;
+        let dir = host.lab_dir().join("load");
+        let load = wrk::start_load(host, &dir, &format!("warmup-{}", self.warmups), opts, &url, seconds.max(1.0), cpus)?;
+        Ok(load.wait(Duration::from_secs(30))?.raw)
+    }
+
+    fn load_target(&mut self, opts: &LoadOptions) -> Result<(Arc<dyn Host>, String, Option<Vec<usize>>)> {
+        let host = self.host(Role::Worker, "default")?;
+        let default_uri = match self.gateways.values().next() {
+            Some(gw) => gw.proxy_uri.clone(),
+            None => self
+                .upstream
+                .as_ref()
+                .and_then(|u| u.uris.first().cloned())
+                .ok_or_else(|| Error::Usage("nothing to load: start an upstream (and a gateway) first".into()))?,
+        };
+        let plan = self.cpu_plan(host.as_ref());
+        Ok((host, opts.url(&default_uri), plan.others))
+    }
+
+    /// Starts measured load; only one load runs at a time. Waits first (bounded) for a quiet
+    /// machine, and records CPU counters at the start of the window.
+    pub fn start_load(&mut self, opts: &LoadOptions) -> Result<()> {
+        if self.load.is_some() {
+            return Err(Error::Usage("load is already started: call wait_result first".into()));
+        }
+        opts.validate()?;
+        let (host, url, cpus) = self.load_target(opts)?;
+        let gw_host = self.gateways.values().next().map(|g| g.host.clone());
+        let cooldown_waited_s = self.cool_down(gw_host.as_deref().unwrap_or(host.as_ref()))?;
+        let before_worker = host.proc_snapshot()?;
+        let before_gateway = match &gw_host {
+            Some(h) if !same_machine(h.as_ref(), host.as_ref()) => Some(h.proc_snapshot()?),
+            _ => None,
+        };
+        let load_cpus = cpus.as_ref().map(|c| c.len()).unwrap_or_else(|| cpu_count(host.as_ref()));
+        let dir = host.lab_dir().join("load");
+        let load = wrk::start_load(host, &dir, "run", opts, &url, opts.duration, cpus)?;
+        self.load = Some(LoadInProgress { load, before_gateway, before_worker, started: Instant::now(), load_cpus, cooldown_waited_s });
+        Ok(())
+    }
+
+    /// Waits up to the load's duration plus `timeout` for it to finish, and returns the result
+    /// with the CPU accounting of its window.
+    pub fn wait_result(&mut self, timeout: Duration) -> Result<Measurement> {
+        let lp = self.load.take().ok_or_else(|| Error::Usage("no load is running: call start_load first".into()))?;
+        let worker = self.host(Role::Worker, "default")?;
+        let outcome = lp.load.wait(timeout)?;
+        let window_s = lp.started.elapsed().as_secs_f64();
+        let after_worker = worker.proc_snapshot()?;
+        let gw = self.gateways.values().next();
+        let (gateway_s, gw_machine, cores) = match gw {
+            Some(g) => {
+                let pgid = g.proc.pid();
+                match &lp.before_gateway {
+                    Some(before) => {
+                        let after = g.host.proc_snapshot()?;
+                        let s = after.group_seconds(pgid) - before.group_seconds(pgid);
+                        (Some(s), Some((before.machine, after.machine)), cpu_count(g.host.as_ref()))
+                    }
+                    None => (
+                        Some(after_worker.group_seconds(pgid) - lp.before_worker.group_seconds(pgid)),
+                        None,
+                        cpu_count(worker.as_ref()),
+                    ),
+                }
+            }
+            None => (None, None, cpu_count(worker.as_ref())),
+        };
+        let upstream_s = self
+            .upstream
+            .as_ref()
+            .map(|u| after_worker.group_seconds(u.proc.pid()) - lp.before_worker.group_seconds(u.proc.pid()))
+            .unwrap_or(0.0);
+        let load_s = outcome.cpu_s;
+        // Background CPU on the measured machine: what was busy besides the lab's roles.
+        let (busy, total, lab) = match gw_machine {
+            Some((b, a)) => (a.busy_s - b.busy_s, a.total_s - b.total_s, gateway_s.unwrap_or(0.0)),
+            None => (
+                after_worker.machine.busy_s - lp.before_worker.machine.busy_s,
+                after_worker.machine.total_s - lp.before_worker.machine.total_s,
+                gateway_s.unwrap_or(0.0) + upstream_s + load_s,
+            ),
+        };
+        let background_s = (busy - lab).max(0.0);
+        let background_pct = if total > 0.0 { 100.0 * background_s / total } else { 0.0 };
+        let cpu = CpuUsage { window_s, cores, gateway_s, upstream_s, load_s, background_s, background_pct };
+        let rps_per_gateway_cpu_s = gateway_s.filter(|s| *s > 0.0).map(|s| outcome.result.requests as f64 / s);
+        let flags = RunFlags {
+            noisy: background_pct > self.cooldown.noisy_background_pct,
+            errors: outcome.result.errors.total() > 0,
+            load_saturated: load_s / window_s.max(1e-9) >= 0.95 * lp.load_cpus as f64,
+            profiled: false,
+        };
+        Ok(Measurement { outcome, cpu, rps_per_gateway_cpu_s, flags, cooldown_waited_s: lp.cooldown_waited_s })
+    }
+
+    /// The cool-down gate: waits (bounded) until the machine is quiet. Returns seconds waited.
+    fn cool_down(&self, host: &dyn Host) -> Result<f64> {
+        let start = Instant::now();
+        loop {
+            let a = host.proc_snapshot()?;
+            std::thread::sleep(Duration::from_millis(200));
+            let b = host.proc_snapshot()?;
+            let total = b.machine.total_s - a.machine.total_s;
+            let busy = b.machine.busy_s - a.machine.busy_s;
+            let pct = if total > 0.0 { 100.0 * busy / total } else { 0.0 };
+            if pct <= self.cooldown.max_busy_pct || start.elapsed() >= self.cooldown.max_wait {
+                if pct > self.cooldown.max_busy_pct {
+                    self.log(LogLevel::Warn, &format!("machine still {pct:.0}% busy after {:?} of cool-down; measuring anyway", self.cooldown.max_wait));
+                }
+                return Ok(start.elapsed().as_secs_f64());
+            }
+            crate::signals::check()?;
+        }
+    }
+
+    /// Kong's `combine_results`: n-aware summaries of the given runs.
+    pub fn combine_results(&self, runs: &[&RunRecord]) -> Option<crate::stats::CombinedRuns> {
+        crate::stats::combine(runs)
+    }
+
+    /// Stops everything the lab started; `full` also removes the hosts the driver created.
+    pub fn teardown(&mut self, full: bool) -> Result<()> {
+        let mut first_err: Option<Error> = None;
+        if let Some(lp) = self.load.take() {
+            drop(lp);
+        }
+        if let Err(e) = self.stop_gateway() {
+            first_err.get_or_insert(e);
+        }
+        if let Some(mut u) = self.upstream.take()
+            && let Err(e) = u.stop()
+        {
+            first_err.get_or_insert(e);
+        }
+        if let Some(mut d) = self.driver.take()
+            && let Err(e) = d.teardown(full)
+        {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.teardown(false);
+    }
+}
+
+/// CPUs of a host (`getconf _NPROCESSORS_ONLN`).
+pub fn cpu_count(host: &dyn Host) -> usize {
+    if host.address() == "127.0.0.1"
+        && let Ok(n) = std::thread::available_parallelism()
+    {
+        return n.get();
+    }
+    host.run(&crate::host::Cmd::new("getconf").arg("_NPROCESSORS_ONLN"), Duration::from_secs(10))
+        .ok()
+        .and_then(|o| o.stdout_text().trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// True when two hosts share a kernel (same boot id): their `/proc/stat` is the same machine.
+pub fn same_machine(a: &dyn Host, b: &dyn Host) -> bool {
+    let id = |h: &dyn Host| h.read_file(Path::new("/proc/sys/kernel/random/boot_id")).ok();
+    match (id(a), id(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Picks `n` consecutive free ports. On hosts reached over loopback the ports are checked by
+/// binding them here; elsewhere (private namespaces, machines) `default_base` is used.
+pub fn pick_ports(host: &dyn Host, n: u16, default_base: u16) -> Result<u16> {
+    if host.address() != "127.0.0.1" {
+        return Ok(default_base);
+    }
+    let seed = (std::process::id() as u64).wrapping_mul(2_654_435_761) ^ crate::store::now_unix().to_bits();
+    for attempt in 0..200u64 {
+        let base = 20_000 + ((seed.wrapping_add(attempt.wrapping_mul(7919))) % 25_000) as u16;
+        let free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return Ok(base);
+        }
+    }
+    Err(Error::Lab(format!("no {n} consecutive free ports found on 127.0.0.1")))
+}
+
+/// Builds a run record from a measurement.
+#[allow(clippy::too_many_arguments)]
+pub fn run_record(
+    m: &Measurement,
+    suite: &str,
+    case: &str,
+    gateway: &str,
+    version: &str,
+    version_detail: &str,
+    repeat: u32,
+    sequence: u32,
+    started_unix_s: f64,
+    driver: &str,
+) -> RunRecord {
+    RunRecord {
+        schema: crate::result::RUN_SCHEMA.into(),
+        suite: suite.into(),
+        case: case.into(),
+        gateway: gateway.into(),
+        version: version.into(),
+        version_detail: version_detail.into(),
+        repeat,
+        sequence,
+        started_unix_s,
+        load: m.outcome.result.clone(),
+        rps_per_gateway_cpu_s: m.rps_per_gateway_cpu_s,
+        cpu: m.cpu.clone(),
+        flags: m.flags.clone(),
+        load_command: m.outcome.command.clone(),
+        driver: driver.into(),
+        profile: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_plan_pins_the_measured_server_alone() {
+        assert_eq!(CpuPlan::for_cpus(1), CpuPlan { measured: None, others: None });
+        assert_eq!(CpuPlan::for_cpus(2), CpuPlan { measured: Some(vec![1]), others: Some(vec![0]) });
+        assert_eq!(CpuPlan::for_cpus(4).others, Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn log_levels_parse_by_name() {
+        assert_eq!("warn".parse::<LogLevel>().unwrap(), LogLevel::Warn);
+        assert!("loud".parse::<LogLevel>().is_err());
+    }
+}
