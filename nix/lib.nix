@@ -93,12 +93,14 @@ rec {
 
   runtimeToolPackages = pkgs: toolsByName pkgs runtimeToolNames;
 
-  # Extra packages (nixpkgs attribute paths) of each dev shell, on top of the
-  # runtime tools and the Rust toolchain that every shell gets.
-  devShellExtras = {
-    default = [ ];
-    docker = [ [ "docker-client" ] ];
-    terraform = [ [ "opentofu" ] [ "openssh" ] ];
+  # Dev shells (`nix develop .#NAME`). Every shell gets the Rust toolchain and
+  # the local driver's tools; `extras` are further nixpkgs attribute paths and
+  # `terraformShim` adds the `terraform` -> `tofu` symlink.
+  localDriverToolNames = filter (n: !(elem n [ "opentofu" "openssh" ])) runtimeToolNames;
+  devShells = {
+    default = { extras = [ ]; terraformShim = false; };
+    docker = { extras = [ [ "docker-client" ] ]; terraformShim = false; };
+    terraform = { extras = [ [ "opentofu" ] [ "openssh" ] ]; terraformShim = true; };
   };
 
   # -------------------------------------------------------------- source filter

@@ -147,9 +147,15 @@ let
       got = (lib.wrapperEnv { }).PERFLAB_NIXPKGS_REV; want = "dirty"; }
 
     # ---- dev shells
-    { name = "dev shells"; got = builtins.attrNames lib.devShellExtras; want = [ "default" "docker" "terraform" ]; }
+    { name = "dev shells"; got = builtins.attrNames lib.devShells; want = [ "default" "docker" "terraform" ]; }
     { name = "docker shell adds the docker client";
-      got = lib.devShellExtras.docker; want = [ [ "docker-client" ] ]; }
+      got = lib.devShells.docker.extras; want = [ [ "docker-client" ] ]; }
+    { name = "terraform shell adds tofu, ssh and the terraform shim";
+      got = lib.devShells.terraform; want = { extras = [ [ "opentofu" ] [ "openssh" ] ]; terraformShim = true; }; }
+    { name = "local driver tools: no tofu/ssh, but wrk, nginx, perf, taskset's util-linux";
+      got = [ (elem "opentofu" lib.localDriverToolNames) (elem "openssh" lib.localDriverToolNames)
+              (all (t: elem t lib.localDriverToolNames) [ "wrk" "nginx" "haproxy" "perf" "util-linux" "postgresql" ]) ];
+      want = [ false false true ]; }
 
     # ---- helpers
     { name = "splitPath"; got = lib.splitPath "a//b/c/"; want = [ "a" "b" "c" ]; }
