@@ -48,8 +48,6 @@
           };
 
           inherit (built) devShells checks;
-
-          formatter = pkgs.nixpkgs-fmt;
         };
 
       bySystem = plib.forSystems perSystem;
@@ -60,7 +58,6 @@
       apps = pick "apps";
       devShells = pick "devShells";
       checks = pick "checks";
-      formatter = pick "formatter";
 
       # The pure helpers (tool list, source filter, image config), for reuse.
       lib = plib;
