@@ -1,0 +1,152 @@
+# Evaluates flake.nix's outputs against stub inputs (nix/stubs/nixpkgs.nix and
+# a stub rust-overlay) and checks their shape, and that flake.lock agrees with
+# flake.nix's inputs. Needs no nixpkgs and no network:
+#
+#   nix-instantiate --eval --strict nix/flake-tests.nix      # `true` or throws
+#
+# What it cannot check: that nixpkgs really has these attributes and builders
+# with these signatures. That is what `nix flake check` does where nixpkgs is
+# reachable.
+let
+  inherit (builtins) all attrNames elem fromJSON head match readFile toJSON;
+
+  plib = import ./lib.nix;
+  flake = import ../flake.nix;
+
+  rustOverlay = {
+    overlays.default = final: prev: {
+      rust-bin.stable.${plib.rustToolchainVersion}.default.override = args: {
+        type = "derivation";
+        name = "rust-${plib.rustToolchainVersion}";
+        outPath = "/nix/store/00000000000000000000000000000000-rust";
+        inherit (args) extensions;
+      };
+    };
+  };
+
+  # `import nixpkgs` coerces the input through outPath, as with a real input.
+  stubNixpkgs = rev: { outPath = toString ./stubs/nixpkgs.nix; } // (if rev == null then { } else { inherit rev; });
+
+  outputsWith = rev: flake.outputs { self = { }; nixpkgs = stubNixpkgs rev; rust-overlay = rustOverlay; };
+  out = outputsWith "0123456789abcdef0123456789abcdef01234567";
+  outDirty = outputsWith null;
+
+  sys = "x86_64-linux";
+  pk = out.packages.${sys};
+  perfArgs = pk.perf.stubArgs;
+  perflabArgs = pk.perflab.stubArgs;
+  shells = out.devShells.${sys};
+  checks = out.checks.${sys};
+  worker = pk.image-worker.stubArgs;
+
+  contains = needle: hay: match ".*${needle}.*" hay != null;
+  names = drvs: map (d: d.name) drvs;
+
+  lock = fromJSON (readFile ../flake.lock);
+
+  tests = [
+    { name = "description"; got = flake.description != ""; want = true; }
+    { name = "systems"; got = attrNames out.packages; want = [ "aarch64-linux" "x86_64-linux" ]; }
+    { name = "all output kinds for both systems";
+      got = map (k: attrNames out.${k}) [ "packages" "apps" "devShells" "checks" ];
+      want = [ [ "aarch64-linux" "x86_64-linux" ] [ "aarch64-linux" "x86_64-linux" ]
+               [ "aarch64-linux" "x86_64-linux" ] [ "aarch64-linux" "x86_64-linux" ] ]; }
+    { name = "packages";
+      got = attrNames pk;
+      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-worker" "perf" "perflab" ]; }
+    { name = "default is perf"; got = pk.default.name; want = pk.perf.name; }
+    { name = "aarch64 package is built for aarch64"; got = out.packages.aarch64-linux.perflab.system; want = "aarch64-linux"; }
+
+    # perflab
+    { name = "perflab: no checks in the package"; got = perflabArgs.doCheck; want = false; }
+    { name = "perflab: Cargo.lock pins the crates"; got = builtins.pathExists perflabArgs.cargoLock.lockFile; want = true; }
+    { name = "perflab: version from Cargo.toml"; got = perflabArgs.version; want = "0.1.0"; }
+    { name = "perflab: rust 1.95 toolchain with clippy/rustfmt";
+      got = { inherit (perflabArgs.stubToolchain) name extensions; };
+      want = { name = "rust-1.95.0"; extensions = [ "clippy" "rustfmt" "rust-src" ]; }; }
+    { name = "perflab: source filter wired with the right root";
+      got = perflabArgs.src.verdicts;
+      want = { src = true; cargoLock = true; fixture = true; target = false; flake = false; }; }
+    { name = "perflab: zlib + pkg-config for vendored libgit2";
+      got = [ (names perflabArgs.buildInputs) (names perflabArgs.nativeBuildInputs) ];
+      want = [ [ "zlib" ] [ "pkg-config" ] ]; }
+
+    # perf wrapper
+    { name = "perf wraps perflab"; got = names perfArgs.paths; want = [ pk.perflab.name ]; }
+    { name = "perf sets the nixpkgs rev";
+      got = contains "--set PERFLAB_NIXPKGS_REV '0123456789abcdef0123456789abcdef01234567'" perfArgs.postBuild; want = true; }
+    { name = "perf says toolchain nix"; got = contains "--set PERFLAB_TOOLCHAIN 'nix'" perfArgs.postBuild; want = true; }
+    { name = "perf without a rev says dirty";
+      got = contains "--set PERFLAB_NIXPKGS_REV 'dirty'" outDirty.packages.${sys}.perf.stubArgs.postBuild; want = true; }
+    { name = "perf PATH has every tool and the terraform shim";
+      got = all (t: contains "-${t}/bin" perfArgs.postBuild)
+        [ "wrk" "nginx" "haproxy" "perf" "inferno" "postgresql" "openssh" "opentofu" "curl"
+          "util-linux" "iproute2" "coreutils" "procps" "git" "run-perflab-terraform-shim" ];
+      want = true; }
+    { name = "perf checks every expected binary"; got = all (b: contains "'${b}'" perfArgs.postBuild) plib.expectedBins; want = true; }
+
+    # apps
+    { name = "apps"; got = attrNames out.apps.${sys}; want = [ "default" "perf" ]; }
+    { name = "apps.perf runs the wrapped perflab";
+      got = { inherit (out.apps.${sys}.perf) type program; };
+      want = { type = "app"; program = "${pk.perf}/bin/perflab"; }; }
+    { name = "apps.default = apps.perf"; got = out.apps.${sys}.default.program; want = out.apps.${sys}.perf.program; }
+
+    # dev shells
+    { name = "dev shells"; got = attrNames shells; want = [ "default" "docker" "terraform" ]; }
+    { name = "default shell: toolchain, wrk, nginx, perf; no tofu";
+      got = let n = names shells.default.stubArgs.nativeBuildInputs; in
+        [ (elem "rust-1.95.0" n) (elem "wrk" n) (elem "nginx" n) (elem "perf" n) (elem "opentofu" n) ];
+      want = [ true true true true false ]; }
+    { name = "docker shell adds the docker client";
+      got = elem "docker-client" (names shells.docker.stubArgs.nativeBuildInputs); want = true; }
+    { name = "terraform shell adds tofu, ssh and `terraform`";
+      got = all (n: elem n (names shells.terraform.stubArgs.nativeBuildInputs))
+        [ "opentofu" "openssh" "run-perflab-terraform-shim" ];
+      want = true; }
+
+    # checks
+    { name = "checks"; got = attrNames checks; want = [ "build" "clippy" "fmt" "nix-lib" "unit-tests" "wrapper" ]; }
+    { name = "clippy denies warnings on all targets";
+      got = contains "cargo clippy --all-targets .*-- -D warnings" checks.clippy.stubArgs.buildPhase; want = true; }
+    { name = "fmt"; got = contains "cargo fmt --all --check" checks.fmt.stubArgs.buildPhase; want = true; }
+    { name = "unit tests only"; got = contains "cargo test --lib " checks.unit-tests.stubArgs.buildPhase; want = true; }
+    { name = "nix-lib check evaluates nix/tests.nix"; got = checks.nix-lib.name; want = "run-perflab-nix-lib-tests"; }
+    { name = "cargo hooks off in checks";
+      got = [ checks.clippy.stubArgs.dontCargoBuild checks.clippy.stubArgs.dontCargoInstall ]; want = [ true true ]; }
+
+    # images
+    { name = "worker image name and tag"; got = { inherit (worker) name tag; }; want = { name = "perflab-worker"; tag = "perflab"; }; }
+    { name = "worker image runs sleep infinity under tini";
+      got = [ worker.config.Cmd (match ".*/bin/tini" (head worker.config.Entrypoint) != null) ];
+      want = [ [ "sleep" "infinity" ] true ]; }
+    { name = "worker image contents";
+      got = all (n: elem n (names worker.contents)) [ "nginx" "wrk" "coreutils" "util-linux" "curl" "tini" "bin-sh" "text-passwd" "text-group" ];
+      want = true; }
+    { name = "haproxy image has haproxy, not nginx";
+      got = let n = names pk.image-gateway-haproxy.stubArgs.contents; in [ (elem "haproxy" n) (elem "nginx" n) ];
+      want = [ true false ]; }
+    { name = "images make tmp world-writable"; got = contains "chmod 1777 'tmp'" worker.extraCommands; want = true; }
+
+    # flake.lock agrees with flake.nix
+    { name = "lock version"; got = lock.version; want = 7; }
+    { name = "lock root inputs = flake inputs"; got = attrNames lock.nodes.root.inputs; want = attrNames flake.inputs; }
+    { name = "lock pins the branch flake.nix names";
+      got = "github:${lock.nodes.nixpkgs.original.owner}/${lock.nodes.nixpkgs.original.repo}/${lock.nodes.nixpkgs.original.ref}";
+      want = flake.inputs.nixpkgs.url; }
+    { name = "nixpkgs pin is a github rev with a narHash";
+      got = let l = lock.nodes.nixpkgs.locked; in
+        [ l.type (match "[0-9a-f]{40}" l.rev != null) (match "sha256-.{43}=" l.narHash != null) (l.lastModified > 0) ];
+      want = [ "github" true true true ]; }
+    { name = "rust-overlay follows nixpkgs";
+      got = [ lock.nodes.rust-overlay.inputs.nixpkgs flake.inputs.rust-overlay.inputs.nixpkgs.follows ];
+      want = [ [ "nixpkgs" ] "nixpkgs" ]; }
+    { name = "rust-overlay pin has a narHash";
+      got = match "sha256-.{43}=" lock.nodes.rust-overlay.locked.narHash != null; want = true; }
+  ];
+
+  check = t:
+    if t.got == t.want then true
+    else throw "nix/flake-tests.nix: ${t.name}: got ${toJSON t.got}, want ${toJSON t.want}";
+in
+all check tests
