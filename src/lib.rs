@@ -8,6 +8,7 @@
 
 pub mod driver;
 pub mod entities;
+pub mod doctor;
 pub mod error;
 pub mod fingerprint;
 pub mod host;

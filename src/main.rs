@@ -1,1 +1,19 @@
-fn main() {}
+//! The `perflab` binary: parse arguments, run the command, map errors to documented exit codes.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.downcast_ref::<perflab::Error>().map(|e| e.exit_code()).unwrap_or(perflab::error::EXIT_LAB);
+            eprintln!("perflab: error: {e:#}");
+            code
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,5 +1,242 @@
-//! Reports: charts, exporters and flame graphs, all re-renderable from the store.
+//! Reports: the summary table, Markdown and JSON summaries, comparisons with their exporters,
+//! charts and flame graphs — all rendered from the store, so `perflab report DIR` can redo them
+//! without re-running anything.
 
 pub mod charts;
 pub mod export;
 pub mod flamegraph;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::result::RunRecord;
+use crate::stats::{self, CombinedRuns, Summary};
+use crate::store::Store;
+use crate::Result;
+use export::{CaseComparison, CompareReport};
+
+/// How to render reports.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Exporter formats for comparisons (empty: all).
+    pub formats: Vec<String>,
+    /// Noise band as a fraction (0.02 = ±2%).
+    pub noise_band: f64,
+    /// Use flagged runs in verdicts.
+    pub include_flagged: bool,
+    /// Bootstrap seed.
+    pub seed: u64,
+    /// Bootstrap resamples.
+    pub resamples: usize,
+    /// Render SVG charts.
+    pub charts: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions { formats: Vec::new(), noise_band: 0.02, include_flagged: false, seed: 1, resamples: 10_000, charts: true }
+    }
+}
+
+impl ReportOptions {
+    /// From command-line values (noise band in percent).
+    pub fn from_flags(formats: &[String], noise_band_pct: f64, include_flagged: bool, seed: u64) -> Self {
+        ReportOptions { formats: formats.to_vec(), noise_band: noise_band_pct / 100.0, include_flagged, seed, ..Default::default() }
+    }
+}
+
+/// Case ids and version labels in the order they first ran (the manifest's order for versions).
+pub fn ordering(store: &Store, runs: &[RunRecord]) -> (Vec<String>, Vec<String>) {
+    let mut cases: Vec<String> = Vec::new();
+    let mut versions: Vec<String> = store.manifest().map(|m| m.versions).unwrap_or_default();
+    for r in runs {
+        if !cases.contains(&r.case) {
+            cases.push(r.case.clone());
+        }
+        if !versions.contains(&r.version) {
+            versions.push(r.version.clone());
+        }
+    }
+    (cases, versions)
+}
+
+/// Groups runs by (case, version), leaving profiled runs out (their throughput is not mixed
+/// with unprofiled statistics).
+pub fn group<'a>(runs: &'a [RunRecord]) -> BTreeMap<(String, String), Vec<&'a RunRecord>> {
+    let mut m: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| !r.flags.profiled) {
+        m.entry((r.case.clone(), r.version.clone())).or_default().push(r);
+    }
+    m
+}
+
+fn fmt_opt(s: &Option<Summary>, digits: usize) -> String {
+    s.as_ref().map(|s| format!("{:.*}", digits, s.mean)).unwrap_or_else(|| "-".into())
+}
+
+/// The combined figures of every case and version, in run order.
+pub fn combined(store: &Store, runs: &[RunRecord]) -> Vec<CombinedRuns> {
+    let (cases, versions) = ordering(store, runs);
+    let groups = group(runs);
+    let mut out = Vec::new();
+    for c in &cases {
+        for v in &versions {
+            if let Some(g) = groups.get(&(c.clone(), v.clone()))
+                && let Some(comb) = stats::combine(g)
+            {
+                out.push(comb);
+            }
+        }
+    }
+    out
+}
+
+/// The plain-text table printed at the end of a suite.
+pub fn table(rows: &[CombinedRuns]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<28} {:<14} {:>3} {:>11} {:>6} {:>13} {:>6} {:>9} {:>9} {:>9} {:>7} {:>5}",
+        "case", "version", "n", "req/s", "cv%", "req/gw-CPU-s", "cv%", "mean ms", "p50 ms*", "p99 ms*", "errors", "flag"
+    );
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "{:<28} {:<14} {:>3} {:>11.0} {:>6.1} {:>13} {:>6} {:>9.3} {:>9} {:>9} {:>7} {:>5}",
+            r.case,
+            truncate(&r.version, 14),
+            r.runs,
+            r.rps.mean,
+            100.0 * r.rps.cv,
+            r.rps_per_gateway_cpu_s.as_ref().map(|s| format!("{:.0}", s.mean)).unwrap_or_else(|| "-".into()),
+            r.rps_per_gateway_cpu_s.as_ref().map(|s| format!("{:.1}", 100.0 * s.cv)).unwrap_or_else(|| "-".into()),
+            r.weighted_latency_mean_ms.unwrap_or(f64::NAN),
+            fmt_opt(&r.latency_p50_ms, 3),
+            fmt_opt(&r.latency_p99_ms, 3),
+            r.total_errors,
+            r.flagged_runs,
+        );
+    }
+    t.push_str("* mean over runs of each run's own percentile (not a percentile of all requests)\n");
+    t
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+/// The Markdown summary written to `summary.md`.
+pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> String {
+    let mut m = format!("# perflab results: {suite}\n\n");
+    m.push_str("| case | version | runs | req/s (mean ± sd) | CV | req per gateway CPU-s (CV) | mean latency ms | p50 ms* | p99 ms* | max ms | errors | flagged runs |\n");
+    m.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:.0} ± {:.0} | {:.1}% | {} | {:.3} | {} | {} | {:.2} | {} | {} |",
+            r.case,
+            r.version,
+            r.runs,
+            r.rps.mean,
+            r.rps.stdev,
+            100.0 * r.rps.cv,
+            r.rps_per_gateway_cpu_s.as_ref().map(|s| format!("{:.0} ({:.1}%)", s.mean, 100.0 * s.cv)).unwrap_or_else(|| "-".into()),
+            r.weighted_latency_mean_ms.unwrap_or(f64::NAN),
+            fmt_opt(&r.latency_p50_ms, 3),
+            fmt_opt(&r.latency_p99_ms, 3),
+            r.max_latency_ms,
+            r.total_errors,
+            r.flagged_runs
+        );
+    }
+    m.push_str("\n\\* Percentile columns are the mean over runs of each run's own percentile; percentiles of different runs cannot be averaged into a percentile of all requests. Mean latency is request-weighted across runs. See docs/statistics.md.\n");
+    let flagged: Vec<&RunRecord> = runs.iter().filter(|r| r.flags.any()).collect();
+    if !flagged.is_empty() {
+        m.push_str("\n## Flagged runs\n\n");
+        for r in flagged {
+            let _ = writeln!(
+                m,
+                "- run {} ({} · {} · repeat {}): {} (background CPU {:.1}%, errors {})",
+                r.sequence,
+                r.case,
+                r.version,
+                r.repeat,
+                r.flags.words().join(", "),
+                r.cpu.background_pct,
+                r.load.errors.total()
+            );
+        }
+    }
+    m
+}
+
+/// Builds the comparison of every candidate against the baseline (the first version), per case.
+pub fn compare_report(suite: &str, versions: &[String], cases: &[String], runs: &[RunRecord], opts: &ReportOptions) -> Option<CompareReport> {
+    if versions.len() < 2 {
+        return None;
+    }
+    let groups = group(runs);
+    let baseline = &versions[0];
+    let mut out = Vec::new();
+    for cand in &versions[1..] {
+        for case in cases {
+            let (Some(a), Some(b)) = (groups.get(&(case.clone(), baseline.clone())), groups.get(&(case.clone(), cand.clone()))) else {
+                continue;
+            };
+            let keep = |v: &Vec<&RunRecord>| -> Vec<&RunRecord> { v.iter().copied().filter(|r| opts.include_flagged || !r.flags.any()).collect() };
+            let (ka, kb) = (keep(a), keep(b));
+            let excluded = a.len() + b.len() - ka.len() - kb.len();
+            let metrics = stats::compare_runs(&ka, &kb, opts.noise_band, opts.seed, opts.resamples);
+            out.push(CaseComparison { case: case.clone(), candidate: cand.clone(), metrics, excluded_runs: excluded });
+        }
+    }
+    Some(CompareReport { suite: suite.to_string(), baseline: baseline.clone(), candidates: versions[1..].to_vec(), cases: out })
+}
+
+/// The plain-text verdict table of a comparison.
+pub fn compare_table(r: &CompareReport) -> String {
+    let mut t = format!("\nbaseline: {}\n", r.baseline);
+    let _ = writeln!(t, "{:<28} {:<14} {:<22} {:>8} {:>19} {:<10}", "case", "candidate", "metric", "ratio", "95% CI", "verdict");
+    for c in &r.cases {
+        if c.metrics.is_empty() {
+            let _ = writeln!(t, "{:<28} {:<14} no comparable runs ({} excluded as flagged)", c.case, truncate(&c.candidate, 14), c.excluded_runs);
+        }
+        for m in &c.metrics {
+            let _ = writeln!(
+                t,
+                "{:<28} {:<14} {:<22} {:>8.4} {:>19} {:<10}",
+                c.case,
+                truncate(&c.candidate, 14),
+                m.metric,
+                m.ratio,
+                format!("[{:.4}, {:.4}]", m.ci_low, m.ci_high),
+                m.verdict.to_string()
+            );
+        }
+    }
+    t
+}
+
+/// Renders everything for a results folder: summary table (returned), `summary.md`,
+/// `summary.json`, comparison files and charts.
+pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
+    let runs = store.load_runs()?;
+    let suite = store.manifest().map(|m| m.suite).unwrap_or_else(|_| runs.first().map(|r| r.suite.clone()).unwrap_or_default());
+    if runs.is_empty() {
+        return Ok(format!("no finished runs in {}\n", store.root().display()));
+    }
+    let rows = combined(store, &runs);
+    let mut text = table(&rows);
+    store.write("summary.md", markdown(&suite, &rows, &runs).as_bytes())?;
+    store.write("summary.json", &serde_json::to_vec_pretty(&rows).map_err(|e| crate::Error::Lab(e.to_string()))?)?;
+    let (cases, versions) = ordering(store, &runs);
+    if let Some(cr) = compare_report(&suite, &versions, &cases, &runs, opts) {
+        text.push_str(&compare_table(&cr));
+        let formats: Vec<String> = if opts.formats.is_empty() { export::FORMATS.iter().map(|s| s.to_string()).collect() } else { opts.formats.clone() };
+        for f in &formats {
+            let e = export::exporter(f).ok_or_else(|| crate::Error::Usage(format!("unknown format \"{f}\": expected one of {}", export::FORMATS.join(", "))))?;
+            store.write(e.file_name(), e.render(&cr).as_bytes())?;
+        }
+    }
+    Ok(text)
+}
