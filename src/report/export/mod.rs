@@ -1,1 +1,199 @@
-//! Exporters for comparison results (to be written).
+//! Exporters for comparison results: one small [`Exporter`] trait, one file per format.
+//!
+//! # Why
+//!
+//! A comparison is only useful where people look: a pull-request comment (Markdown), a
+//! spreadsheet (CSV), a program (JSON), or a continuous-benchmarking service (Bencher's BMF,
+//! github-action-benchmark). Each format is a pure function from a [`CompareReport`] to text, so
+//! `perflab report DIR` can re-render every format from stored results without re-running
+//! anything, and a new format is one new file plus one line in [`exporter`].
+//!
+//! Every format carries the interval and the verdict, not just a point value: the verdicts come
+//! from [`crate::stats::compare`] (bootstrap percentile interval of the geometric mean of paired
+//! ratios, criterion's noise-band rule). Formats are documented with examples in
+//! `docs/formats.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Comparison, Verdict};
+
+mod bmf;
+mod csv;
+mod gab;
+mod json;
+mod markdown;
+
+pub use bmf::Bmf;
+pub use csv::{CSV_COLUMNS, Csv};
+pub use gab::{GabBigger, GabSmaller};
+pub use json::{COMPARE_SCHEMA, Json};
+pub use markdown::Markdown;
+
+/// Everything a comparison report shows: one baseline against one or more candidates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareReport {
+    /// Suite name.
+    pub suite: String,
+    /// Baseline version label.
+    pub baseline: String,
+    /// Candidate version labels, in the order given by the user.
+    pub candidates: Vec<String>,
+    /// One entry per case and candidate.
+    pub cases: Vec<CaseComparison>,
+}
+
+/// The comparisons of one case for one candidate against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseComparison {
+    /// Case name.
+    pub case: String,
+    /// Candidate version label.
+    pub candidate: String,
+    /// One comparison per metric.
+    pub metrics: Vec<Comparison>,
+    /// Flagged runs (of either version) left out of these comparisons.
+    pub excluded_runs: usize,
+}
+
+/// Renders a [`CompareReport`] in one format.
+pub trait Exporter {
+    /// The format's name, as accepted by [`exporter`] (`markdown`, `csv`, …).
+    fn name(&self) -> &'static str;
+    /// The file name the output is conventionally written to (`compare.md`, …).
+    fn file_name(&self) -> &'static str;
+    /// The whole file's content.
+    fn render(&self, r: &CompareReport) -> String;
+}
+
+/// Names of all formats, in the order they are documented.
+pub const FORMATS: &[&str] = &[
+    "markdown",
+    "json",
+    "csv",
+    "bmf",
+    "gab-bigger",
+    "gab-smaller",
+];
+
+/// The exporter of a format name from [`FORMATS`]; `None` for an unknown name.
+pub fn exporter(name: &str) -> Option<Box<dyn Exporter>> {
+    Some(match name {
+        "markdown" => Box::new(Markdown),
+        "json" => Box::new(Json),
+        "csv" => Box::new(Csv),
+        "bmf" => Box::new(Bmf),
+        "gab-bigger" => Box::new(GabBigger),
+        "gab-smaller" => Box::new(GabSmaller),
+        _ => return None,
+    })
+}
+
+/// The name a case is tracked under in time-series formats (BMF, github-action-benchmark): the
+/// case name, plus ` @ <candidate>` when the report has more than one candidate so names stay
+/// unique.
+fn benchmark_name(r: &CompareReport, c: &CaseComparison) -> String {
+    if r.candidates.len() > 1 {
+        format!("{} @ {}", c.case, c.candidate)
+    } else {
+        c.case.clone()
+    }
+}
+
+/// A text marker for a verdict that needs no emoji or colour.
+fn marker(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Faster => "▲ faster",
+        Verdict::Slower => "▼ slower",
+        Verdict::NoChange => "= no change",
+        Verdict::Inconclusive => "? inconclusive",
+    }
+}
+
+/// A value with precision that suits its size (3 significant-ish digits after the point for
+/// small numbers, fewer for large ones).
+fn fmt_value(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::stats::compare;
+
+    /// A report with one case, two metrics: rps 20% slower, p99 latency unchanged.
+    pub(crate) fn sample() -> CompareReport {
+        let rps = compare(
+            "rps",
+            true,
+            &[1000.0, 1000.0, 1000.0],
+            &[800.0, 800.0, 800.0],
+            0.02,
+            1,
+            1000,
+        )
+        .unwrap();
+        let p99 = compare(
+            "latency_p99_ms",
+            false,
+            &[2.0, 2.0, 2.0],
+            &[2.0, 2.0, 2.0],
+            0.02,
+            1,
+            1000,
+        )
+        .unwrap();
+        CompareReport {
+            suite: "smoke".into(),
+            baseline: "current".into(),
+            candidates: vec!["git:abc".into()],
+            cases: vec![CaseComparison {
+                case: "simple".into(),
+                candidate: "git:abc".into(),
+                metrics: vec![rps, p99],
+                excluded_runs: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_format_has_an_exporter_with_its_name() {
+        let files: Vec<(&str, &str)> = FORMATS
+            .iter()
+            .map(|f| {
+                let e = exporter(f).unwrap();
+                assert_eq!(e.name(), *f);
+                (e.name(), e.file_name())
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("markdown", "compare.md"),
+                ("json", "compare.json"),
+                ("csv", "compare.csv"),
+                ("bmf", "bmf.json"),
+                ("gab-bigger", "benchmark-bigger.json"),
+                ("gab-smaller", "benchmark-smaller.json"),
+            ]
+        );
+        assert!(exporter("xml").is_none());
+    }
+
+    #[test]
+    fn benchmark_names_stay_unique_with_several_candidates() {
+        let mut r = sample();
+        assert_eq!(benchmark_name(&r, &r.cases[0]), "simple");
+        r.candidates.push("git:def".into());
+        assert_eq!(benchmark_name(&r, &r.cases[0]), "simple @ git:abc");
+        assert_eq!(fmt_value(12345.67), "12346");
+        assert_eq!(fmt_value(12.345), "12.3");
+        assert_eq!(fmt_value(1.23456), "1.235");
+    }
+}

@@ -1,0 +1,91 @@
+//! `bmf` → `bmf.json`: Bencher Metric Format, for tracking the candidate over time in Bencher
+//! (<https://bencher.dev/docs/reference/bencher-metric-format>).
+//!
+//! Shape: benchmark name → measure slug → `{ value, lower_value, upper_value }`. Each metric gives
+//! two measures: `<metric>` (candidate mean, with the candidate's min and max as bounds) and
+//! `<metric>-ratio` (the paired ratio to the baseline, with its 95% interval as bounds).
+
+use serde_json::{Map, Value, json};
+
+use super::{CompareReport, Exporter, benchmark_name};
+
+/// Bencher Metric Format JSON for the candidate(s).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bmf;
+
+/// A Bencher measure slug: lower-case ASCII letters, digits and `-`.
+fn slug(metric: &str) -> String {
+    metric
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl Exporter for Bmf {
+    fn name(&self) -> &'static str {
+        "bmf"
+    }
+
+    fn file_name(&self) -> &'static str {
+        "bmf.json"
+    }
+
+    fn render(&self, r: &CompareReport) -> String {
+        let mut root = Map::new();
+        for c in &r.cases {
+            let mut measures = Map::new();
+            for m in &c.metrics {
+                let s = slug(&m.metric);
+                measures.insert(
+                    s.clone(),
+                    json!({
+                        "value": m.candidate.mean,
+                        "lower_value": m.candidate.min,
+                        "upper_value": m.candidate.max,
+                    }),
+                );
+                measures.insert(
+                    format!("{s}-ratio"),
+                    json!({ "value": m.ratio, "lower_value": m.ci_low, "upper_value": m.ci_high }),
+                );
+            }
+            root.insert(benchmark_name(r, c), Value::Object(measures));
+        }
+        let mut s = serde_json::to_string_pretty(&Value::Object(root)).expect("BMF serialises");
+        s.push('\n');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::export::tests::sample;
+
+    #[test]
+    fn benchmark_measure_value_shape() {
+        let v: Value = serde_json::from_str(&Bmf.render(&sample())).unwrap();
+        let root = v.as_object().unwrap();
+        assert_eq!(root.keys().collect::<Vec<_>>(), ["simple"]);
+        let measures = root["simple"].as_object().unwrap();
+        let mut keys: Vec<&String> = measures.keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["latency-p99-ms", "latency-p99-ms-ratio", "rps", "rps-ratio"]
+        );
+        for m in measures.values() {
+            let mut fields: Vec<&String> = m.as_object().unwrap().keys().collect();
+            fields.sort();
+            assert_eq!(fields, ["lower_value", "upper_value", "value"]);
+        }
+        assert_eq!(measures["rps"]["value"], 800.0);
+        assert_eq!(measures["latency-p99-ms-ratio"]["value"], 1.0);
+    }
+}
