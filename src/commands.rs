@@ -1,7 +1,6 @@
 //! Command handlers: turn parsed flags into library calls and print the results.
 
 use std::io::Read;
-use std::path::Path;
 
 use anyhow::Context;
 use perflab::error::{EXIT_MISSING_TOOL, EXIT_OK};
@@ -90,6 +89,7 @@ pub fn request(kind: &str, _suite_arg: &str, (suite, cases): (String, Vec<Case>)
         command: std::env::args().collect(),
         options,
         progress,
+        profile: false,
     })
 }
 
@@ -134,16 +134,108 @@ fn image(_c: crate::cli::ImageCommand) -> anyhow::Result<i32> {
     Err(Error::Usage("the docker driver's images are not available in this build".into()).into())
 }
 
-fn reproduce(_a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
-    Err(Error::Usage("reproduce is not available in this build".into()).into())
+fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
+    // A results folder, or a run's result.json inside one.
+    let dir = if a.result.is_file() {
+        a.result.ancestors().find(|p| p.join("manifest.json").is_file()).map(|p| p.to_path_buf()).ok_or_else(|| {
+            Error::Usage(format!("{} is not inside a perflab results folder", a.result.display()))
+        })?
+    } else {
+        a.result.clone()
+    };
+    let old = perflab::store::Store::open(&dir)?;
+    let manifest = old.manifest()?;
+    let old_runs = old.load_runs()?;
+    let only_case = if a.result.is_file() {
+        let rec: perflab::result::RunRecord = serde_json::from_slice(&std::fs::read(&a.result).map_err(|e| Error::io(&a.result, e))?)?;
+        Some(rec.case)
+    } else {
+        None
+    };
+    let exec = perflab::reproduce::reproduce(&old, &manifest, &old_runs, only_case.as_deref(), &a.output, a.repeat)?;
+    let label = |v: &str| format!("{v} (recorded)");
+    let text = perflab::reproduce::report(&old_runs, &exec, a.noise_band / 100.0, &label)?;
+    print!("{text}");
+    eprintln!("perflab: new results in {}", exec.store.root().display());
+    match exec.error {
+        None => Ok(EXIT_OK),
+        Some(e) => Err(e.into()),
+    }
 }
 
 /// `perflab compare`.
-pub fn compare(_a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
-    Err(Error::Usage("compare is not available in this build".into()).into())
-}
-
-#[allow(dead_code)]
-fn exists(p: &Path) -> bool {
-    p.exists()
+pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
+    if a.versions.len() < 2 {
+        return Err(Error::Usage(format!(
+            "compare needs at least 2 versions (a baseline and a candidate), got {}: e.g. perflab compare git:main git:HEAD",
+            a.versions.len()
+        ))
+        .into());
+    }
+    if !(0.0..50.0).contains(&a.noise_band) {
+        return Err(Error::Usage("--noise-band is a percentage between 0 and 50".into()).into());
+    }
+    for f in &a.formats {
+        if report::export::exporter(f).is_none() {
+            return Err(Error::Usage(format!("unknown format \"{f}\": expected one of {}", report::export::FORMATS.join(", "))).into());
+        }
+    }
+    let mut versions = Vec::new();
+    for v in &a.versions {
+        let parsed = Version::parse(v, &a.repo)?;
+        if versions.iter().any(|x: &Version| x.label == parsed.label) {
+            return Err(Error::Usage(format!("version {v} is given twice; to measure noise use --calibrate")).into());
+        }
+        versions.push(parsed);
+    }
+    let (suite, cases) = select_cases(&a.suite, &a.run)?;
+    let cases: Vec<Case> = cases.into_iter().filter(|c| c.gateway != "baseline").collect();
+    if cases.is_empty() {
+        return Err(Error::Usage("no gateway case to compare (baseline cases do not depend on the version)".into()).into());
+    }
+    // Check every version before starting anything: a bad ref or a failing build is reported
+    // before the first run.
+    for v in &versions {
+        for c in &cases {
+            v.prepare(&c.gateway)?;
+        }
+    }
+    let mut noise_band = a.noise_band / 100.0;
+    if a.calibrate {
+        let mut again = versions[0].clone();
+        again.label = format!("{}#aa", versions[0].label);
+        let req = request("calibrate", &a.suite, (format!("{suite}-calibration"), cases.clone()), vec![versions[0].clone(), again], &a.run)?;
+        let exec = perflab::runner::execute(req)?;
+        if let Some(e) = exec.error {
+            return Err(e.into());
+        }
+        noise_band = perflab::reproduce::calibrated_band(&exec.runs);
+        eprintln!("perflab: calibrated noise band from A/A runs: ±{:.2}% ({})", 100.0 * noise_band, exec.store.root().display());
+    }
+    let mut req = request("compare", &a.suite, (suite.clone(), cases), versions, &a.run)?;
+    req.profile = a.flamegraph;
+    let exec = perflab::runner::execute(req)?;
+    let opts = report::ReportOptions { formats: a.formats.clone(), noise_band, include_flagged: a.include_flagged, seed: a.seed, ..Default::default() };
+    let text = report::render_all(&exec.store, &opts)?;
+    print!("{text}");
+    eprintln!("perflab: results in {}", exec.store.root().display());
+    if let Some(e) = exec.error {
+        return Err(e.into());
+    }
+    if let Some(pct) = a.fail_on_regression {
+        let runs = exec.store.load_runs()?;
+        let (case_ids, labels) = report::ordering(&exec.store, &runs);
+        if let Some(cr) = report::compare_report(&suite, &labels, &case_ids, &runs, &opts) {
+            let regressions: Vec<String> = cr
+                .cases
+                .iter()
+                .flat_map(|c| c.metrics.iter().filter(|m| m.metric == "rps" && perflab::stats::regression_exceeds(m, pct)).map(move |m| format!("{} · {} · {}", c.case, c.candidate, m.metric)))
+                .collect();
+            if !regressions.is_empty() {
+                eprintln!("perflab: slower by more than {pct}% with 95% confidence: {}", regressions.join("; "));
+                return Ok(perflab::error::EXIT_REGRESSION);
+            }
+        }
+    }
+    Ok(EXIT_OK)
 }

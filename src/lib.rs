@@ -15,6 +15,7 @@ pub mod host;
 pub mod http;
 pub mod progress;
 pub mod report;
+pub mod reproduce;
 pub mod result;
 pub mod role;
 pub mod runner;

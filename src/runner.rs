@@ -85,6 +85,8 @@ pub struct RunRequest {
     pub options: serde_json::Value,
     /// Show a progress bar (else log lines).
     pub progress: crate::progress::Mode,
+    /// Profile every run (flame graphs); such runs are flagged `profiled`.
+    pub profile: bool,
 }
 
 /// What an execution produced.
@@ -119,6 +121,9 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         finished_unix_s: None,
         status: "running".into(),
         fingerprint: serde_json::Value::Null,
+        case_specs: req.cases.clone(),
+        version_specs: req.versions.clone(),
+        driver_options: req.driver_options.clone(),
     };
     store.write_manifest(&manifest)?;
     let mut session = Session::new();

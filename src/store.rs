@@ -67,6 +67,15 @@ pub struct Manifest {
     pub status: String,
     /// The environment fingerprint.
     pub fingerprint: serde_json::Value,
+    /// The resolved cases (overrides applied), so the runs can be reproduced.
+    #[serde(default)]
+    pub case_specs: Vec<crate::suite::Case>,
+    /// The resolved versions.
+    #[serde(default)]
+    pub version_specs: Vec<crate::version::Version>,
+    /// Pinning, cool-down and driver settings needed to reproduce.
+    #[serde(default)]
+    pub driver_options: crate::driver::DriverOptions,
 }
 
 /// A results folder.

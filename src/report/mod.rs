@@ -183,8 +183,8 @@ pub fn compare_report(suite: &str, versions: &[String], cases: &[String], runs: 
             let (Some(a), Some(b)) = (groups.get(&(case.clone(), baseline.clone())), groups.get(&(case.clone(), cand.clone()))) else {
                 continue;
             };
-            let keep = |v: &Vec<&RunRecord>| -> Vec<&RunRecord> { v.iter().copied().filter(|r| opts.include_flagged || !r.flags.any()).collect() };
-            let (ka, kb) = (keep(a), keep(b));
+            let ka: Vec<&RunRecord> = a.iter().copied().filter(|r| opts.include_flagged || !r.flags.any()).collect();
+            let kb: Vec<&RunRecord> = b.iter().copied().filter(|r| opts.include_flagged || !r.flags.any()).collect();
             let excluded = a.len() + b.len() - ka.len() - kb.len();
             let metrics = stats::compare_runs(&ka, &kb, opts.noise_band, opts.seed, opts.resamples);
             out.push(CaseComparison { case: case.clone(), candidate: cand.clone(), metrics, excluded_runs: excluded });

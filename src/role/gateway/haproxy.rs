@@ -29,7 +29,7 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
         .map(|(i, u)| format!("    server up{i} {}\n", u.trim_start_matches("http://")))
         .collect();
     format!(
-        "# perflab haproxy gateway\nglobal\n    maxconn 65535\n    nbthread {threads}\n    log stderr format raw local0 warning\n\ndefaults\n    mode http\n    log global\n    option http-keep-alive\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n\nfrontend proxy\n    bind {listen_addr}:{port}\n    monitor-uri {HEALTH_PATH}\n{acls}\nbackend upstream\n    balance roundrobin\n    http-reuse always\n{servers}",
+        "# perflab haproxy gateway\nglobal\n    maxconn 8000\n    nbthread {threads}\n    log stderr format raw local0 warning\n\ndefaults\n    mode http\n    log global\n    option http-keep-alive\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n\nfrontend proxy\n    bind {listen_addr}:{port}\n    monitor-uri {HEALTH_PATH}\n{acls}\nbackend upstream\n    balance roundrobin\n    http-reuse always\n{servers}",
         threads = ctx.workers.max(1),
         port = ctx.proxy_port,
     )

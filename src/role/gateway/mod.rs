@@ -4,6 +4,7 @@
 //! its host, checks it with the gateway's own checker (reporting the gateway's message when it
 //! refuses), starts it in its own process group and waits until it answers.
 
+pub mod command;
 pub mod haproxy;
 pub mod kong;
 pub mod nginx;
@@ -103,6 +104,7 @@ pub fn adapter(kind: &str) -> Result<Box<dyn GatewayAdapter>> {
     match kind {
         "nginx" => Ok(Box::new(nginx::NginxAdapter)),
         "haproxy" => Ok(Box::new(haproxy::HaproxyAdapter)),
+        "command" => Ok(Box::new(command::CommandAdapter)),
         other => Err(crate::Error::Usage(format!(
             "unknown gateway \"{other}\": expected one of {}",
             GATEWAYS.join(", ")
