@@ -6,6 +6,11 @@ mod commands;
 use clap::Parser;
 
 fn main() {
+    // Behave like other Unix tools when the reader of our output goes away (`| head`).
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
     let cli = cli::Cli::parse();
     let code = match commands::run(cli) {
         Ok(code) => code,

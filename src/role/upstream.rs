@@ -88,7 +88,7 @@ pub fn render_config(opts: &UpstreamOptions, listen_addr: &str, prefix: &std::pa
     };
     let blob_indented: String = blob.lines().map(|l| format!("        {l}\n")).collect();
     format!(
-        "# perflab upstream\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nworker_rlimit_nofile 65535;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    server {{\n{listens}        location = /health {{\n            return 200 \"ok\\n\";\n        }}\n{body_location}{blob_indented}    }}\n}}\n",
+        "# perflab upstream\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    server {{\n{listens}        location = /health {{\n            return 200 \"ok\\n\";\n        }}\n{body_location}{blob_indented}    }}\n}}\n",
         workers = opts.workers.max(1),
         temps = nginx_temp_paths(prefix),
     )

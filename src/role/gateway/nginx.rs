@@ -32,7 +32,7 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
         locations.push_str(&format!("        location / {{ {proxy} }}\n"));
     }
     format!(
-        "# perflab nginx gateway\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nworker_rlimit_nofile 65535;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    upstream perflab_upstream {{\n{servers}        keepalive 256;\n    }}\n    server {{\n        listen {listen_addr}:{port} reuseport backlog=4096;\n        location = {HEALTH_PATH} {{ return 200 \"ok\\n\"; }}\n{locations}    }}\n}}\n",
+        "# perflab nginx gateway\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    upstream perflab_upstream {{\n{servers}        keepalive 256;\n    }}\n    server {{\n        listen {listen_addr}:{port} reuseport backlog=4096;\n        location = {HEALTH_PATH} {{ return 200 \"ok\\n\"; }}\n{locations}    }}\n}}\n",
         workers = ctx.workers.max(1),
         temps = nginx_temp_paths(&ctx.prefix),
         port = ctx.proxy_port,
