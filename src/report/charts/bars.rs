@@ -45,14 +45,27 @@ pub struct GroupedBars<'a> {
 const HEIGHT: u32 = 460;
 const Y_LABEL_AREA: u32 = 80;
 const NOTE_HEIGHT: u32 = 22;
+/// Left plus right margin around the plot.
+const MARGINS: u32 = 30;
 
 impl GroupedBars<'_> {
     fn slot_width(&self) -> f64 {
         (self.series.len() as f64 * 26.0 + 34.0).max(90.0)
     }
 
+    /// The picture width: wide enough for every group's slot, at least 800.
+    fn width(&self) -> u32 {
+        (f64::from(Y_LABEL_AREA + MARGINS) + self.groups.len() as f64 * self.slot_width())
+            .max(800.0) as u32
+    }
+
+    /// The width in pixels one group really gets in a picture `width` wide.
+    fn actual_slot(&self, width: u32) -> f64 {
+        f64::from(width.saturating_sub(Y_LABEL_AREA + MARGINS)) / self.groups.len().max(1) as f64
+    }
+
     fn labels(&self) -> CategoryLabels {
-        CategoryLabels::new(self.groups, self.slot_width())
+        CategoryLabels::new(self.groups, self.actual_slot(self.width()))
     }
 
     fn legend(&self) -> Vec<LegendItem> {
@@ -68,8 +81,7 @@ impl GroupedBars<'_> {
 
     /// The picture size: wide enough for every group's slot, tall enough for legend and labels.
     pub fn size(&self) -> (u32, u32) {
-        let width = (Y_LABEL_AREA as f64 + 50.0 + self.groups.len() as f64 * self.slot_width())
-            .max(800.0) as u32;
+        let width = self.width();
         let subtitle = if self.subtitle.is_some() { 24 } else { 0 };
         let height = HEIGHT
             + subtitle
@@ -151,7 +163,7 @@ impl GroupedBars<'_> {
 
         // Leave room above the tallest bar for its value label, which may be rotated.
         let plot_h = f64::from(plot_area.dim_in_pixel().1) - f64::from(x_label_area) - 20.0;
-        let slot_px = self.slot_width() * bar_w;
+        let slot_px = self.actual_slot(width) * bar_w;
         let rotate_values = text_width("000.0k", VALUE_SIZE) > slot_px;
         let label_px = if rotate_values {
             text_width("000.0k", VALUE_SIZE) + 8.0
@@ -174,6 +186,7 @@ impl GroupedBars<'_> {
             .y_desc(self.y_desc)
             .x_desc(self.x_desc)
             .y_label_formatter(&|v| compact(*v))
+            .y_max_light_lines(1)
             .axis_desc_style((FONT, LABEL_SIZE))
             .label_style((FONT, LABEL_SIZE - 1.0))
             .light_line_style(RGBColor(235, 235, 235))

@@ -38,7 +38,11 @@ impl LatencyChartData {
             .map(|(v, name)| BarSeries {
                 name,
                 values: (0..self.percentiles.len())
-                    .map(|p| self.values_ms.get(v).and_then(|row| row.get(p).copied().flatten()))
+                    .map(|p| {
+                        self.values_ms
+                            .get(v)
+                            .and_then(|row| row.get(p).copied().flatten())
+                    })
                     .collect(),
                 whiskers: Vec::new(),
             })
@@ -99,7 +103,10 @@ mod tests {
     #[test]
     fn svg_names_every_version_percentile_and_the_case() {
         let svg = render(&sample());
-        assert_texts(&svg, &["Latency", "key-auth, 100 connections", "Latency (ms)"]);
+        assert_texts(
+            &svg,
+            &["Latency", "key-auth, 100 connections", "Latency (ms)"],
+        );
         assert_texts(&svg, &["3.9.1", "git:main", "image:kong:3.8"]);
         assert_texts(&svg, &["p50", "p75", "p90", "p99", "11.2", "1.80"]);
     }

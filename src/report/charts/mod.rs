@@ -117,9 +117,14 @@ pub fn write_chart_with_data<T: Chart + Serialize>(
     }
     let json_path = dir.join(format!("{stem}.json"));
     let svg_path = dir.join(format!("{stem}.svg"));
-    let json = tagged_json(data)
-        .map_err(|e| Error::Lab(format!("{}: cannot serialise chart data: {e}", json_path.display())))?;
-    crate::store::atomic_write(&json_path, json.as_bytes()).map_err(|e| Error::io(&json_path, e))?;
+    let json = tagged_json(data).map_err(|e| {
+        Error::Lab(format!(
+            "{}: cannot serialise chart data: {e}",
+            json_path.display()
+        ))
+    })?;
+    crate::store::atomic_write(&json_path, json.as_bytes())
+        .map_err(|e| Error::io(&json_path, e))?;
     render_svg(data, &svg_path)?;
     Ok((svg_path, json_path))
 }
@@ -163,22 +168,28 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             ChartKind::Latency => {
                 render_svg(&parse::<LatencyChartData>(value, &json_path)?, &svg_path)?
             }
-            ChartKind::Ratio => render_svg(&parse::<RatioChartData>(value, &json_path)?, &svg_path)?,
+            ChartKind::Ratio => {
+                render_svg(&parse::<RatioChartData>(value, &json_path)?, &svg_path)?
+            }
         }
         written.push(svg_path);
     }
     Ok(written)
 }
 
-/// Serialises `data` as pretty JSON with the `"chart"` tag first.
+/// Serialises `data` as pretty JSON: the `"chart"` tag first, then the data's own fields in
+/// declaration order.
 fn tagged_json<T: Chart + Serialize>(data: &T) -> serde_json::Result<String> {
-    let serde_json::Value::Object(fields) = serde_json::to_value(data)? else {
-        return Err(serde::ser::Error::custom("chart data must serialise to a JSON object"));
-    };
-    let mut object = serde_json::Map::new();
-    object.insert(CHART_TAG.to_owned(), data.kind().as_str().into());
-    object.extend(fields.into_iter().filter(|(k, _)| k != CHART_TAG));
-    let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(object))?;
+    #[derive(Serialize)]
+    struct Tagged<'a, T> {
+        chart: ChartKind,
+        #[serde(flatten)]
+        data: &'a T,
+    }
+    let mut text = serde_json::to_string_pretty(&Tagged {
+        chart: data.kind(),
+        data,
+    })?;
     text.push('\n');
     Ok(text)
 }
@@ -207,7 +218,11 @@ pub(crate) fn slug(text: &str) -> String {
         }
     }
     let out = out.trim_end_matches('-');
-    if out.is_empty() { "chart".to_owned() } else { out.to_owned() }
+    if out.is_empty() {
+        "chart".to_owned()
+    } else {
+        out.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -277,5 +292,99 @@ pub(crate) mod test_support {
         std::fs::remove_file(&svg_path).unwrap();
         assert_eq!(rerender_dir(dir.path()).unwrap(), vec![svg_path.clone()]);
         assert_eq!(std::fs::read(&svg_path).unwrap(), first);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_rps() -> RpsChartData {
+        RpsChartData {
+            title: "t".into(),
+            metric_label: "Requests/s".into(),
+            cases: vec!["c".into()],
+            series: vec![RpsSeries {
+                version: "v".into(),
+                means: vec![Some(1.0)],
+                stdevs: vec![None],
+                mins: vec![None],
+                maxs: vec![None],
+            }],
+        }
+    }
+
+    #[test]
+    fn rerender_dir_skips_other_json_and_renders_each_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("results.json"), r#"{"runs": []}"#).unwrap();
+        std::fs::write(dir.path().join("list.json"), "[1, 2]").unwrap();
+        std::fs::write(dir.path().join("broken.json"), "{not json").unwrap();
+        write_chart_with_data(&small_rps(), dir.path(), "b-rps").unwrap();
+        let latency = LatencyChartData {
+            title: "l".into(),
+            case: "c".into(),
+            versions: vec!["v".into()],
+            percentiles: vec!["p50".into()],
+            values_ms: vec![vec![Some(1.0)]],
+        };
+        write_chart_with_data(&latency, dir.path(), "a-latency").unwrap();
+        let written = rerender_dir(dir.path()).unwrap();
+        assert_eq!(
+            written,
+            vec![
+                dir.path().join("a-latency.svg"),
+                dir.path().join("b-rps.svg")
+            ]
+        );
+        assert!(!dir.path().join("results.svg").exists());
+    }
+
+    #[test]
+    fn rerender_dir_reports_unknown_kinds_and_bad_data_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        std::fs::write(&path, r#"{"chart": "pie", "title": "t"}"#).unwrap();
+        let err = rerender_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("x.json") && err.contains("pie"), "{err}");
+
+        std::fs::write(&path, r#"{"chart": "ratio", "title": "t"}"#).unwrap();
+        let err = rerender_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("x.json") && err.contains("bad chart data"),
+            "{err}"
+        );
+
+        let missing = dir.path().join("nope");
+        assert!(matches!(rerender_dir(&missing), Err(Error::Io { path, .. }) if path == missing));
+    }
+
+    #[test]
+    fn json_tag_comes_first_and_stems_must_be_plain_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, json) = write_chart_with_data(&small_rps(), dir.path(), "s").unwrap();
+        let text = std::fs::read_to_string(json).unwrap();
+        assert!(text.starts_with("{\n  \"chart\": \"rps\","), "{text}");
+        for bad in ["", "a/b", "..", "a\\b"] {
+            assert!(matches!(
+                write_chart_with_data(&small_rps(), dir.path(), bad),
+                Err(Error::Lab(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn render_svg_writes_into_new_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep/er/c.svg");
+        render_svg(&small_rps(), &path).unwrap();
+        assert!(std::fs::read_to_string(path).unwrap().starts_with("<svg"));
+    }
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(slug("Kong 3.9 — key-auth!"), "kong-3-9-key-auth");
+        assert_eq!(slug("···"), "chart");
+        assert!(slug(&"x".repeat(200)).len() <= 60);
     }
 }

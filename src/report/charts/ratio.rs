@@ -90,7 +90,7 @@ impl RatioChartData {
     }
 
     fn legend(&self) -> Vec<LegendItem> {
-        vec![
+        let mut items = vec![
             LegendItem {
                 label: "faster".into(),
                 color: Class::Faster.color(),
@@ -103,11 +103,14 @@ impl RatioChartData {
                 label: "no change".into(),
                 color: Class::Same.color(),
             },
-            LegendItem {
+        ];
+        if self.band() > 0.0 {
+            items.push(LegendItem {
                 label: format!("noise band ±{:.1}%", self.band() * 100.0),
                 color: BAND_COLOR,
-            },
-        ]
+            });
+        }
+        items
     }
 
     fn label_width(&self) -> u32 {
@@ -180,12 +183,10 @@ impl Chart for RatioChartData {
     }
 
     fn draw(&self, root: &SvgArea<'_>) -> DrawResult {
-        let area = root
-            .titled(&self.title, (FONT, TITLE_SIZE))?
-            .titled(
-                &format!("ratio = candidate / baseline {}", self.baseline),
-                (FONT, LABEL_SIZE + 1.0),
-            )?;
+        let area = root.titled(&self.title, (FONT, TITLE_SIZE))?.titled(
+            &format!("ratio = candidate / baseline {}", self.baseline),
+            (FONT, LABEL_SIZE + 1.0),
+        )?;
         let legend = self.legend();
         let (legend_area, plot_area) =
             area.split_vertically(legend_height(&legend, area.dim_in_pixel().0));
@@ -193,6 +194,7 @@ impl Chart for RatioChartData {
 
         let n = self.rows.len().max(1) as f64;
         let (xlo, xhi) = self.x_range();
+        let decimals = if xhi - xlo < 0.1 { 3 } else { 2 };
         let mut chart = ChartBuilder::on(&plot_area)
             .margin(10)
             .margin_right(self.annotation_width())
@@ -204,7 +206,8 @@ impl Chart for RatioChartData {
             .disable_y_mesh()
             .y_labels(0)
             .x_desc(format!("ratio to {}", truncate(&self.baseline, 40)))
-            .x_label_formatter(&|v| format!("{v:.2}"))
+            .x_label_formatter(&|v| format!("{v:.decimals$}"))
+            .x_max_light_lines(1)
             .axis_desc_style((FONT, LABEL_SIZE))
             .label_style((FONT, LABEL_SIZE - 1.0))
             .light_line_style(RGBColor(240, 240, 240))
@@ -309,9 +312,27 @@ mod tests {
             title: "git:main vs 3.9.1".into(),
             baseline: "3.9.1".into(),
             rows: vec![
-                row("plain proxy · git:main · Requests/s", 1.062, 1.041, 1.083, "faster"),
-                row("key-auth · git:main · Requests/s", 0.955, 0.931, 0.972, "slower"),
-                row("key-auth · git:main · p99 latency", 1.004, 0.987, 1.021, "no change"),
+                row(
+                    "plain proxy · git:main · Requests/s",
+                    1.062,
+                    1.041,
+                    1.083,
+                    "faster",
+                ),
+                row(
+                    "key-auth · git:main · Requests/s",
+                    0.955,
+                    0.931,
+                    0.972,
+                    "slower",
+                ),
+                row(
+                    "key-auth · git:main · p99 latency",
+                    1.004,
+                    0.987,
+                    1.021,
+                    "no change",
+                ),
             ],
             noise_band: 0.02,
         }
@@ -364,7 +385,8 @@ mod tests {
             noise_band: f64::NAN,
         };
         let svg = render(&data);
-        assert_texts(&svg, &["flat", "reversed", "broken", "n/a", "noise band ±0.0%"]);
+        assert_texts(&svg, &["flat", "reversed", "broken", "n/a"]);
+        assert!(!svg.contains("noise band"), "no band, no band legend");
         assert_texts(&svg, &[&truncate(long, MAX_ROW_LABEL)]);
         let (lo, hi) = data.x_range();
         assert!(lo < 0.85 && hi > 1.3 && hi.is_finite());

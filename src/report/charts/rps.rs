@@ -102,7 +102,11 @@ mod tests {
         RpsChartData {
             title: "Throughput, proxy suite".into(),
             metric_label: "Requests/s".into(),
-            cases: vec!["plain proxy".into(), "key-auth".into(), "rate-limiting".into()],
+            cases: vec![
+                "plain proxy".into(),
+                "key-auth".into(),
+                "rate-limiting".into(),
+            ],
             series: vec![
                 RpsSeries {
                     version: "3.9.1".into(),
@@ -130,7 +134,10 @@ mod tests {
             &svg,
             &["Throughput, proxy suite", "Requests/s", "3.9.1", "git:main"],
         );
-        assert_texts(&svg, &["plain proxy", "key-auth", "rate-limiting", RPS_NOTE]);
+        assert_texts(
+            &svg,
+            &["plain proxy", "key-auth", "rate-limiting", RPS_NOTE],
+        );
         // value label of a present bar; the missing one has none
         assert_texts(&svg, &["41.2k", "43.9k"]);
     }
@@ -195,7 +202,10 @@ mod tests {
             series,
         };
         let (w, _) = data.size();
-        assert!(w > 3000, "30 cases × 9 versions should widen the chart, got {w}");
+        assert!(
+            w > 3000,
+            "30 cases × 9 versions should widen the chart, got {w}"
+        );
         let svg = render(&data);
         assert!(svg.contains("rotate(270"), "long case labels are rotated");
         assert!(svg.contains("case number 29 with a rather long descr…"));
