@@ -192,7 +192,14 @@ impl GroupedBars<'_> {
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
 
-        if self.groups.is_empty() || self.series.is_empty() {
+        for g in 0..self.groups.len() {
+            let (x, y) = chart.backend_coord(&(g as f64 + 0.5, lo));
+            labels.draw(root, g, (x, y))?;
+        }
+
+        let any_value = (0..self.series.len())
+            .any(|s| (0..self.groups.len()).any(|g| self.value(s, g).is_some()));
+        if !any_value {
             let (x, y) = chart.backend_coord(&(n as f64 / 2.0, (lo + top) / 2.0));
             let style = text_style(
                 LABEL_SIZE,
@@ -245,10 +252,6 @@ impl GroupedBars<'_> {
                 let (px, py) = chart.backend_coord(&(xc, label_top));
                 draw_text_abs(root, &compact(v), &value_style, (px, py - 4))?;
             }
-        }
-        for g in 0..self.groups.len() {
-            let (x, y) = chart.backend_coord(&(g as f64 + 0.5, lo));
-            labels.draw(root, g, (x, y))?;
         }
         Ok(())
     }

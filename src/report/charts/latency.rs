@@ -131,7 +131,7 @@ mod tests {
             values_ms: vec![],
             ..data.clone()
         };
-        assert_texts(&render(&nothing), &["one", "p50"]);
+        assert_texts(&render(&nothing), &["one", "p50", "no data"]);
         let empty = LatencyChartData {
             versions: vec![],
             percentiles: vec![],

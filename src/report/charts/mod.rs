@@ -231,7 +231,8 @@ pub(crate) mod test_support {
 
     use super::*;
 
-    /// Renders `data` to an SVG string, panicking on error.
+    /// Renders `data` to an SVG string, panicking on error. With `PERFLAB_CHART_DUMP=<dir>` set,
+    /// also saves the SVG there for a visual check.
     pub fn render<T: Chart>(data: &T) -> String {
         let svg = render_svg_string(data).expect("chart renders");
         if let Ok(dir) = std::env::var("PERFLAB_CHART_DUMP") {

@@ -184,7 +184,7 @@ impl Chart for RatioChartData {
 
     fn draw(&self, root: &SvgArea<'_>) -> DrawResult {
         let area = root.titled(&self.title, (FONT, TITLE_SIZE))?.titled(
-            &format!("ratio = candidate / baseline {}", self.baseline),
+            &format!("ratio = candidate / baseline, baseline: {}", self.baseline),
             (FONT, LABEL_SIZE + 1.0),
         )?;
         let legend = self.legend();
@@ -213,6 +213,17 @@ impl Chart for RatioChartData {
             .light_line_style(RGBColor(240, 240, 240))
             .draw()?;
 
+        if self.rows.is_empty() {
+            let (x, y) = chart.backend_coord(&((xlo + xhi) / 2.0, n / 2.0));
+            let style = text_style(
+                LABEL_SIZE,
+                BLACK,
+                Pos::new(HPos::Center, VPos::Center),
+                FontTransform::None,
+            );
+            return draw_text_abs(root, "no data", &style, (x, y));
+        }
+
         let b = self.band();
         if b > 0.0 {
             chart.draw_series(std::iter::once(Rectangle::new(
@@ -224,17 +235,6 @@ impl Chart for RatioChartData {
             vec![(1.0, 0.0), (1.0, n)],
             BLACK.stroke_width(1),
         )))?;
-
-        if self.rows.is_empty() {
-            let (x, y) = chart.backend_coord(&((xlo + xhi) / 2.0, n / 2.0));
-            let style = text_style(
-                LABEL_SIZE,
-                BLACK,
-                Pos::new(HPos::Center, VPos::Center),
-                FontTransform::None,
-            );
-            return draw_text_abs(root, "no data", &style, (x, y));
-        }
 
         let label_style = text_style(
             LABEL_SIZE,
