@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// Background CPU share (percent) above which a run is flagged noisy.
     #[arg(long, default_value_t = 10.0)]
     pub noisy_pct: f64,
+    /// Fixed first port of the upstream (the gateway uses PORT+100); default: free ports are picked.
+    #[arg(long, value_name = "PORT")]
+    pub port_base: Option<u16>,
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,

@@ -90,6 +90,7 @@ pub fn request(kind: &str, _suite_arg: &str, (suite, cases): (String, Vec<Case>)
         options,
         progress,
         profile: false,
+        port_base: run.port_base,
     })
 }
 
@@ -182,9 +183,12 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     }
     let mut versions = Vec::new();
     for v in &a.versions {
-        let parsed = Version::parse(v, &a.repo)?;
-        if versions.iter().any(|x: &Version| x.label == parsed.label) {
-            return Err(Error::Usage(format!("version {v} is given twice; to measure noise use --calibrate")).into());
+        let mut parsed = Version::parse(v, &a.repo)?;
+        // The same version twice is an A/A comparison: label the repeats apart.
+        let mut n = 1;
+        while versions.iter().any(|x: &Version| x.label == parsed.label) {
+            n += 1;
+            parsed.label = format!("{v}#{n}");
         }
         versions.push(parsed);
     }

@@ -43,6 +43,7 @@ pub fn reproduce(old: &Store, manifest: &Manifest, old_runs: &[RunRecord], only_
         options: serde_json::json!({ "reproducing": old.root(), "recorded_options": manifest.options }),
         progress: crate::progress::Mode::Auto,
         profile: false,
+        port_base: None,
     };
     crate::runner::execute(req)
 }

@@ -85,6 +85,8 @@ pub struct RunRequest {
     pub options: serde_json::Value,
     /// Show a progress bar (else log lines).
     pub progress: crate::progress::Mode,
+    /// Fixed first port (see [`Session::port_base`]).
+    pub port_base: Option<u16>,
     /// Profile every run (flame graphs); such runs are flagged `profiled`.
     pub profile: bool,
 }
@@ -129,6 +131,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
     let mut session = Session::new();
     session.pin_cpus = req.pin_cpus;
     session.cooldown = req.cooldown;
+    session.port_base = req.port_base;
     let mut runs = Vec::new();
     let result = (|| -> Result<()> {
         session.use_driver(&req.driver, &req.driver_options)?;

@@ -144,6 +144,9 @@ pub struct Session {
     pub pin_cpus: bool,
     /// The cool-down gate's bounds.
     pub cooldown: CooldownOptions,
+    /// Fixed first port for the upstream (the gateway gets `port_base + 100`); `None` picks free
+    /// ports automatically.
+    pub port_base: Option<u16>,
     upstream: Option<Upstream>,
     gateways: BTreeMap<String, RunningGateway>,
     load: Option<LoadInProgress>,
@@ -173,6 +176,7 @@ impl Session {
             lab_id: new_lab_id(),
             pin_cpus: true,
             cooldown: CooldownOptions::default(),
+            port_base: None,
             upstream: None,
             gateways: BTreeMap::new(),
             load: None,
@@ -329,7 +333,10 @@ impl Session {
         let host = self.host(Role::Worker, "default")?;
         let plan = self.cpu_plan(host.as_ref());
         let n = spec.ports.unwrap_or(1).max(1);
-        let base_port = pick_ports(host.as_ref(), n, 18088)?;
+        let base_port = match self.port_base {
+            Some(p) => p,
+            None => pick_ports(host.as_ref(), n, 18088)?,
+        };
         let opts = UpstreamOptions {
             config: spec.config.clone(),
             ports: n,
@@ -393,7 +400,10 @@ impl Session {
         let host = self.host(Role::Gateway, instance)?;
         let load_host = self.host(Role::Worker, "default")?;
         let plan = self.cpu_plan(host.as_ref());
-        let proxy_port = pick_ports(host.as_ref(), 2, 38000)?;
+        let proxy_port = match self.port_base {
+            Some(p) => p.saturating_add(100),
+            None => pick_ports(host.as_ref(), 2, 38000)?,
+        };
         let prefix = host.lab_dir().join(format!("{kind}-{instance}-{proxy_port}"));
         let ctx = GatewayContext {
             host: host.clone(),

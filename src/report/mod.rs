@@ -230,7 +230,12 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
     store.write("summary.md", markdown(&suite, &rows, &runs).as_bytes())?;
     store.write("summary.json", &serde_json::to_vec_pretty(&rows).map_err(|e| crate::Error::Lab(e.to_string()))?)?;
     let (cases, versions) = ordering(store, &runs);
-    if let Some(cr) = compare_report(&suite, &versions, &cases, &runs, opts) {
+    let cr = compare_report(&suite, &versions, &cases, &runs, opts);
+    if opts.charts {
+        let written = write_charts(store, &suite, &rows, &cases, &versions, cr.as_ref(), opts.noise_band)?;
+        text.push_str(&format!("charts: {} files in {}\n", written, store.root().join("charts").display()));
+    }
+    if let Some(cr) = cr {
         text.push_str(&compare_table(&cr));
         let formats: Vec<String> = if opts.formats.is_empty() { export::FORMATS.iter().map(|s| s.to_string()).collect() } else { opts.formats.clone() };
         for f in &formats {
@@ -239,4 +244,82 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
         }
     }
     Ok(text)
+}
+
+/// Writes the suite's charts (and their data as JSON beside them) into `charts/`; returns how
+/// many SVGs were written.
+pub fn write_charts(
+    store: &Store,
+    suite: &str,
+    rows: &[CombinedRuns],
+    cases: &[String],
+    versions: &[String],
+    cr: Option<&CompareReport>,
+    noise_band: f64,
+) -> Result<usize> {
+    use charts::latency::LatencyChartData;
+    use charts::ratio::{RatioChartData, RatioRow};
+    use charts::rps::{RpsChartData, RpsSeries};
+    let dir = store.root().join("charts");
+    let find = |c: &str, v: &str| rows.iter().find(|r| r.case == c && r.version == v);
+    let mut n = 0;
+    let mut rps_chart = |metric_label: &str, stem: &str, pick: &dyn Fn(&CombinedRuns) -> Option<Summary>| -> Result<()> {
+        let series: Vec<RpsSeries> = versions
+            .iter()
+            .map(|v| {
+                let s: Vec<Option<Summary>> = cases.iter().map(|c| find(c, v).and_then(pick)).collect();
+                RpsSeries {
+                    version: v.clone(),
+                    means: s.iter().map(|x| x.as_ref().map(|x| x.mean)).collect(),
+                    stdevs: s.iter().map(|x| x.as_ref().map(|x| x.stdev)).collect(),
+                    mins: s.iter().map(|x| x.as_ref().map(|x| x.min)).collect(),
+                    maxs: s.iter().map(|x| x.as_ref().map(|x| x.max)).collect(),
+                }
+            })
+            .collect();
+        let data = RpsChartData { title: format!("{suite}: {metric_label}"), metric_label: metric_label.into(), cases: cases.to_vec(), series };
+        charts::write_chart_with_data(&data, &dir, stem)?;
+        n += 1;
+        Ok(())
+    };
+    rps_chart("Requests/s", "rps", &|r| Some(r.rps.clone()))?;
+    rps_chart("Requests per gateway CPU-second", "rps-per-gateway-cpu", &|r| r.rps_per_gateway_cpu_s.clone())?;
+    for c in cases {
+        let values_ms: Vec<Vec<Option<f64>>> = versions
+            .iter()
+            .map(|v| {
+                let r = find(c, v);
+                let m = |s: Option<&Option<Summary>>| s.and_then(|s| s.as_ref().map(|s| s.mean));
+                vec![m(r.map(|r| &r.latency_p50_ms)), m(r.map(|r| &r.latency_p75_ms)), m(r.map(|r| &r.latency_p90_ms)), m(r.map(|r| &r.latency_p99_ms))]
+            })
+            .collect();
+        let data = LatencyChartData {
+            title: format!("{suite}: latency percentiles (mean of per-run values)"),
+            case: c.clone(),
+            versions: versions.to_vec(),
+            percentiles: ["p50", "p75", "p90", "p99"].iter().map(|s| s.to_string()).collect(),
+            values_ms,
+        };
+        charts::write_chart_with_data(&data, &dir, &format!("latency-{}", crate::store::sanitize(c)))?;
+        n += 1;
+    }
+    if let Some(cr) = cr {
+        let rows: Vec<RatioRow> = cr
+            .cases
+            .iter()
+            .flat_map(|c| {
+                c.metrics.iter().filter(|m| m.metric == "rps" || m.metric == "rps_per_gateway_cpu_s" || m.metric == "latency_p99_ms").map(move |m| RatioRow {
+                    label: format!("{} · {} · {}", c.case, c.candidate, m.metric),
+                    ratio: m.ratio,
+                    ci_low: m.ci_low,
+                    ci_high: m.ci_high,
+                    verdict: m.verdict.to_string(),
+                })
+            })
+            .collect();
+        let data = RatioChartData { title: format!("{suite}: candidate / {} (95% CI)", cr.baseline), baseline: cr.baseline.clone(), rows, noise_band };
+        charts::write_chart_with_data(&data, &dir, "ratio")?;
+        n += 1;
+    }
+    Ok(n)
 }

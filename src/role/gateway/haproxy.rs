@@ -22,6 +22,9 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
     if ctx.entities.single_route() {
         acls.push_str("    default_backend upstream\n");
     }
+    if let Some(extra) = ctx.settings.get("extra_config").and_then(|v| v.as_str()) {
+        acls.push_str(&extra.lines().map(|l| format!("    {l}\n")).collect::<String>());
+    }
     let servers: String = ctx
         .upstream_uris
         .iter()

@@ -31,6 +31,9 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
     if ctx.entities.single_route() {
         locations.push_str(&format!("        location / {{ {proxy} }}\n"));
     }
+    if let Some(extra) = ctx.settings.get("extra_config").and_then(|v| v.as_str()) {
+        locations.push_str(&extra.lines().map(|l| format!("        {l}\n")).collect::<String>());
+    }
     format!(
         "# perflab nginx gateway\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    upstream perflab_upstream {{\n{servers}        keepalive 256;\n    }}\n    server {{\n        listen {listen_addr}:{port} reuseport backlog=4096;\n        location = {HEALTH_PATH} {{ return 200 \"ok\\n\"; }}\n{locations}    }}\n}}\n",
         workers = ctx.workers.max(1),
