@@ -722,15 +722,16 @@ pub fn start_stapxx(
 
 impl RunningStapxx {
     /// Waits up to `timeout` for the sample to end by itself (`--arg time=N`), otherwise
-    /// interrupts it (SIGINT runs the sample's `end` probe, which prints the backtraces), then
+    /// interrupts its process group (SIGINT runs the sample's `end` probe, which prints the backtraces), then
     /// folds its output.
     pub fn wait_and_collect(mut self, timeout: Duration) -> Result<Profile> {
         let host = self.host.as_ref();
         if self.proc.wait_timeout(timeout)?.is_none() {
             let _ = host.run(
+                // The whole group: stap++ runs stap, which runs staprun.
                 &Cmd::new("kill")
-                    .arg("-INT")
-                    .arg(self.proc.pid().to_string()),
+                    .args(["-s", "INT", "--"])
+                    .arg(format!("-{}", self.proc.pid())),
                 Duration::from_secs(10),
             );
             if self.proc.wait_timeout(Duration::from_secs(30))?.is_none() {
