@@ -82,6 +82,12 @@ pub struct RunArgs {
     /// Fixed first port of the upstream (the gateway uses PORT+100); default: free ports are picked.
     #[arg(long, value_name = "PORT")]
     pub port_base: Option<u16>,
+    /// Stack unwinding of profiled runs: fp (frame pointers) or dwarf (full stacks of stripped binaries, more data).
+    #[arg(long, default_value = "fp")]
+    pub call_graph: String,
+    /// Sampling frequency of profiled runs, per second.
+    #[arg(long, default_value_t = 99)]
+    pub profile_hz: u32,
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,
@@ -220,9 +226,9 @@ pub enum ImageCommand {
 pub fn driver_options(opts: &[String]) -> perflab::Result<perflab::driver::DriverOptions> {
     let mut m = perflab::driver::DriverOptions::new();
     for o in opts {
-        let (k, v) = o
-            .split_once('=')
-            .ok_or_else(|| perflab::Error::Usage(format!("driver option \"{o}\" must look like KEY=VALUE")))?;
+        let (k, v) = o.split_once('=').ok_or_else(|| {
+            perflab::Error::Usage(format!("driver option \"{o}\" must look like KEY=VALUE"))
+        })?;
         m.insert(k.trim().to_string(), v.to_string());
     }
     Ok(m)

@@ -19,13 +19,22 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Suite(a) => {
             let versions = vec![Version::parse(&a.gateway_version, &a.repo)?];
             let cases = select_cases(&a.suite, &a.run)?;
-            let exec = perflab::runner::execute(request("suite", &a.suite, cases, versions, &a.run)?)?;
+            let exec =
+                perflab::runner::execute(request("suite", &a.suite, cases, versions, &a.run)?)?;
             finish_suite(exec)
         }
         Command::Compare(a) => crate::commands::compare(a),
         Command::Report(a) => {
             let store = perflab::store::Store::open(&a.dir)?;
-            let out = report::render_all(&store, &report::ReportOptions::from_flags(&a.formats, a.noise_band, a.include_flagged, a.seed))?;
+            let out = report::render_all(
+                &store,
+                &report::ReportOptions::from_flags(
+                    &a.formats,
+                    a.noise_band,
+                    a.include_flagged,
+                    a.seed,
+                ),
+            )?;
             print!("{out}");
             Ok(EXIT_OK)
         }
@@ -48,26 +57,56 @@ fn select_cases(suite: &str, run: &RunArgs) -> perflab::Result<(String, Vec<Case
         cases = override_gateway(cases, g)?;
     }
     let o = overrides(run);
-    let cases = cases.into_iter().map(|c| o.apply(c)).collect::<perflab::Result<Vec<_>>>()?;
+    let cases = cases
+        .into_iter()
+        .map(|c| o.apply(c))
+        .collect::<perflab::Result<Vec<_>>>()?;
     if cases.is_empty() {
-        return Err(Error::Usage(format!("suite {} has no case to run with these filters", s.name)));
+        return Err(Error::Usage(format!(
+            "suite {} has no case to run with these filters",
+            s.name
+        )));
     }
     Ok((s.name, cases))
 }
 
 fn overrides(run: &RunArgs) -> Overrides {
-    Overrides { duration: run.duration, repeat: run.repeat, connections: run.connections, threads: run.threads, warmup: run.warmup }
+    Overrides {
+        duration: run.duration,
+        repeat: run.repeat,
+        connections: run.connections,
+        threads: run.threads,
+        warmup: run.warmup,
+    }
 }
 
 /// Builds the runner's request from flags (validating the driver name first).
-pub fn request(kind: &str, _suite_arg: &str, (suite, cases): (String, Vec<Case>), versions: Vec<Version>, run: &RunArgs) -> perflab::Result<RunRequest> {
+pub fn request(
+    kind: &str,
+    _suite_arg: &str,
+    (suite, cases): (String, Vec<Case>),
+    versions: Vec<Version>,
+    run: &RunArgs,
+) -> perflab::Result<RunRequest> {
     if !perflab::driver::DRIVERS.contains(&run.driver.as_str()) {
-        return Err(Error::Usage(format!("unknown driver \"{}\": expected one of {}", run.driver, perflab::driver::DRIVERS.join(", "))));
+        return Err(Error::Usage(format!(
+            "unknown driver \"{}\": expected one of {}",
+            run.driver,
+            perflab::driver::DRIVERS.join(", ")
+        )));
     }
     if run.cooldown_max < 0.0 || !(0.0..=100.0).contains(&run.noisy_pct) {
-        return Err(Error::Usage("--cooldown-max must be >= 0 and --noisy-pct between 0 and 100".into()));
+        return Err(Error::Usage(
+            "--cooldown-max must be >= 0 and --noisy-pct between 0 and 100".into(),
+        ));
     }
-    let progress = if run.quiet { Mode::Quiet } else if run.plain { Mode::Lines } else { Mode::Auto };
+    let progress = if run.quiet {
+        Mode::Quiet
+    } else if run.plain {
+        Mode::Lines
+    } else {
+        Mode::Auto
+    };
     let options = serde_json::json!({
         "tags": run.tags, "gateway": run.gateway, "overrides": overrides(run), "pin_cpus": !run.no_pin,
         "cooldown_max_s": run.cooldown_max, "noisy_background_pct": run.noisy_pct, "driver_options": run.driver_opt,
@@ -91,6 +130,16 @@ pub fn request(kind: &str, _suite_arg: &str, (suite, cases): (String, Vec<Case>)
         progress,
         profile: false,
         port_base: run.port_base,
+        profiler: perflab::role::profiler::ProfilerOptions {
+            call_graph: run.call_graph.parse().map_err(|_| {
+                Error::Usage(format!(
+                    "--call-graph must be fp or dwarf, not \"{}\"",
+                    run.call_graph
+                ))
+            })?,
+            frequency_hz: run.profile_hz.max(1),
+            ..Default::default()
+        },
     })
 }
 
@@ -110,7 +159,9 @@ fn import_wrk(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
     for f in files {
         let text = if f.as_os_str() == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading standard input")?;
             s
         } else {
             std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?
@@ -119,14 +170,21 @@ fn import_wrk(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
             .map_err(|e| Error::Load(format!("{}: {}", f.display(), e)))?;
         results.push(parsed);
     }
-    let json = if results.len() == 1 { serde_json::to_string_pretty(&results[0])? } else { serde_json::to_string_pretty(&results)? };
+    let json = if results.len() == 1 {
+        serde_json::to_string_pretty(&results[0])?
+    } else {
+        serde_json::to_string_pretty(&results)?
+    };
     println!("{json}");
     Ok(EXIT_OK)
 }
 
 fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
     let n = perflab::version::clean_worktrees()?;
-    println!("removed {n} cached git checkout(s) from {}", perflab::version::worktrees_dir().display());
+    println!(
+        "removed {n} cached git checkout(s) from {}",
+        perflab::version::worktrees_dir().display()
+    );
     let _ = (&a.full, &a.driver, &a.driver_opt);
     Ok(EXIT_OK)
 }
@@ -138,9 +196,16 @@ fn image(_c: crate::cli::ImageCommand) -> anyhow::Result<i32> {
 fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     // A results folder, or a run's result.json inside one.
     let dir = if a.result.is_file() {
-        a.result.ancestors().find(|p| p.join("manifest.json").is_file()).map(|p| p.to_path_buf()).ok_or_else(|| {
-            Error::Usage(format!("{} is not inside a perflab results folder", a.result.display()))
-        })?
+        a.result
+            .ancestors()
+            .find(|p| p.join("manifest.json").is_file())
+            .map(|p| p.to_path_buf())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} is not inside a perflab results folder",
+                    a.result.display()
+                ))
+            })?
     } else {
         a.result.clone()
     };
@@ -148,12 +213,21 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     let manifest = old.manifest()?;
     let old_runs = old.load_runs()?;
     let only_case = if a.result.is_file() {
-        let rec: perflab::result::RunRecord = serde_json::from_slice(&std::fs::read(&a.result).map_err(|e| Error::io(&a.result, e))?)?;
+        let rec: perflab::result::RunRecord = serde_json::from_slice(
+            &std::fs::read(&a.result).map_err(|e| Error::io(&a.result, e))?,
+        )?;
         Some(rec.case)
     } else {
         None
     };
-    let exec = perflab::reproduce::reproduce(&old, &manifest, &old_runs, only_case.as_deref(), &a.output, a.repeat)?;
+    let exec = perflab::reproduce::reproduce(
+        &old,
+        &manifest,
+        &old_runs,
+        only_case.as_deref(),
+        &a.output,
+        a.repeat,
+    )?;
     let label = |v: &str| format!("{v} (recorded)");
     let text = perflab::reproduce::report(&old_runs, &exec, a.noise_band / 100.0, &label)?;
     print!("{text}");
@@ -178,7 +252,11 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     }
     for f in &a.formats {
         if report::export::exporter(f).is_none() {
-            return Err(Error::Usage(format!("unknown format \"{f}\": expected one of {}", report::export::FORMATS.join(", "))).into());
+            return Err(Error::Usage(format!(
+                "unknown format \"{f}\": expected one of {}",
+                report::export::FORMATS.join(", ")
+            ))
+            .into());
         }
     }
     let mut versions = Vec::new();
@@ -193,9 +271,15 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
         versions.push(parsed);
     }
     let (suite, cases) = select_cases(&a.suite, &a.run)?;
-    let cases: Vec<Case> = cases.into_iter().filter(|c| c.gateway != "baseline").collect();
+    let cases: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| c.gateway != "baseline")
+        .collect();
     if cases.is_empty() {
-        return Err(Error::Usage("no gateway case to compare (baseline cases do not depend on the version)".into()).into());
+        return Err(Error::Usage(
+            "no gateway case to compare (baseline cases do not depend on the version)".into(),
+        )
+        .into());
     }
     // Check every version before starting anything: a bad ref or a failing build is reported
     // before the first run.
@@ -208,18 +292,40 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     if a.calibrate {
         let mut again = versions[0].clone();
         again.label = format!("{}#aa", versions[0].label);
-        let req = request("calibrate", &a.suite, (format!("{suite}-calibration"), cases.clone()), vec![versions[0].clone(), again], &a.run)?;
+        let req = request(
+            "calibrate",
+            &a.suite,
+            (format!("{suite}-calibration"), cases.clone()),
+            vec![versions[0].clone(), again],
+            &a.run,
+        )?;
         let exec = perflab::runner::execute(req)?;
         if let Some(e) = exec.error {
             return Err(e.into());
         }
         noise_band = perflab::reproduce::calibrated_band(&exec.runs);
-        eprintln!("perflab: calibrated noise band from A/A runs: ±{:.2}% ({})", 100.0 * noise_band, exec.store.root().display());
+        eprintln!(
+            "perflab: calibrated noise band from A/A runs: ±{:.2}% ({})",
+            100.0 * noise_band,
+            exec.store.root().display()
+        );
     }
-    let mut req = request("compare", &a.suite, (suite.clone(), cases), versions, &a.run)?;
+    let mut req = request(
+        "compare",
+        &a.suite,
+        (suite.clone(), cases),
+        versions,
+        &a.run,
+    )?;
     req.profile = a.flamegraph;
     let exec = perflab::runner::execute(req)?;
-    let opts = report::ReportOptions { formats: a.formats.clone(), noise_band, include_flagged: a.include_flagged, seed: a.seed, ..Default::default() };
+    let opts = report::ReportOptions {
+        formats: a.formats.clone(),
+        noise_band,
+        include_flagged: a.include_flagged,
+        seed: a.seed,
+        ..Default::default()
+    };
     let text = report::render_all(&exec.store, &opts)?;
     print!("{text}");
     eprintln!("perflab: results in {}", exec.store.root().display());
@@ -233,10 +339,18 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             let regressions: Vec<String> = cr
                 .cases
                 .iter()
-                .flat_map(|c| c.metrics.iter().filter(|m| m.metric == "rps" && perflab::stats::regression_exceeds(m, pct)).map(move |m| format!("{} · {} · {}", c.case, c.candidate, m.metric)))
+                .flat_map(|c| {
+                    c.metrics
+                        .iter()
+                        .filter(|m| m.metric == "rps" && perflab::stats::regression_exceeds(m, pct))
+                        .map(move |m| format!("{} · {} · {}", c.case, c.candidate, m.metric))
+                })
                 .collect();
             if !regressions.is_empty() {
-                eprintln!("perflab: slower by more than {pct}% with 95% confidence: {}", regressions.join("; "));
+                eprintln!(
+                    "perflab: slower by more than {pct}% with 95% confidence: {}",
+                    regressions.join("; ")
+                );
                 return Ok(perflab::error::EXIT_REGRESSION);
             }
         }

@@ -22,20 +22,104 @@ pub struct Requirement {
 
 /// Everything perflab may use.
 pub const REQUIREMENTS: &[Requirement] = &[
-    Requirement { needed_by: "local", program: "wrk", version_args: &["-v"], required: true, install: "apt-get install wrk" },
-    Requirement { needed_by: "local", program: "nginx", version_args: &["-v"], required: true, install: "apt-get install nginx-light" },
-    Requirement { needed_by: "local", program: "taskset", version_args: &["--version"], required: false, install: "apt-get install util-linux (CPU pinning)" },
-    Requirement { needed_by: "haproxy cases", program: "haproxy", version_args: &["-v"], required: false, install: "apt-get install haproxy" },
-    Requirement { needed_by: "flame graphs", program: "perf", version_args: &["--version"], required: false, install: "apt-get install linux-perf" },
-    Requirement { needed_by: "kong", program: "kong", version_args: &["version"], required: false, install: "see docs/kong.md (Kong's own packages)" },
-    Requirement { needed_by: "kong (PostgreSQL)", program: "pg_ctl", version_args: &["--version"], required: false, install: "apt-get install postgresql" },
-    Requirement { needed_by: "kong (pgdump)", program: "pg_dump", version_args: &["--version"], required: false, install: "apt-get install postgresql-client" },
-    Requirement { needed_by: "docker", program: "dockerd", version_args: &["--version"], required: false, install: "apt-get install docker.io, then scripts/start-dockerd.sh" },
-    Requirement { needed_by: "terraform", program: "terraform", version_args: &["version"], required: false, install: "HashiCorp's terraform (or OpenTofu as `terraform`)" },
-    Requirement { needed_by: "terraform", program: "ssh", version_args: &["-V"], required: false, install: "apt-get install openssh-client" },
-    Requirement { needed_by: "terraform netns", program: "sshd", version_args: &["-V"], required: false, install: "apt-get install openssh-server" },
-    Requirement { needed_by: "terraform netns", program: "ip", version_args: &["-V"], required: false, install: "apt-get install iproute2" },
-    Requirement { needed_by: "git: versions", program: "git", version_args: &["--version"], required: false, install: "apt-get install git (only for your own use; perflab uses libgit2)" },
+    Requirement {
+        needed_by: "local",
+        program: "wrk",
+        version_args: &["-v"],
+        required: true,
+        install: "apt-get install wrk",
+    },
+    Requirement {
+        needed_by: "local",
+        program: "nginx",
+        version_args: &["-v"],
+        required: true,
+        install: "apt-get install nginx-light",
+    },
+    Requirement {
+        needed_by: "local",
+        program: "taskset",
+        version_args: &["--version"],
+        required: false,
+        install: "apt-get install util-linux (CPU pinning)",
+    },
+    Requirement {
+        needed_by: "haproxy cases",
+        program: "haproxy",
+        version_args: &["-v"],
+        required: false,
+        install: "apt-get install haproxy",
+    },
+    Requirement {
+        needed_by: "flame graphs",
+        program: "perf",
+        version_args: &["--version"],
+        required: false,
+        install: "apt-get install linux-perf",
+    },
+    Requirement {
+        needed_by: "kong",
+        program: "kong",
+        version_args: &["version"],
+        required: false,
+        install: "see docs/kong.md (Kong's own packages)",
+    },
+    Requirement {
+        needed_by: "kong (PostgreSQL)",
+        program: "pg_ctl",
+        version_args: &["--version"],
+        required: false,
+        install: "apt-get install postgresql",
+    },
+    Requirement {
+        needed_by: "kong (pgdump)",
+        program: "pg_dump",
+        version_args: &["--version"],
+        required: false,
+        install: "apt-get install postgresql-client",
+    },
+    Requirement {
+        needed_by: "docker",
+        program: "dockerd",
+        version_args: &["--version"],
+        required: false,
+        install: "apt-get install docker.io, then scripts/start-dockerd.sh",
+    },
+    Requirement {
+        needed_by: "terraform",
+        program: "terraform",
+        version_args: &["version"],
+        required: false,
+        install: "HashiCorp's terraform (or OpenTofu as `terraform`)",
+    },
+    Requirement {
+        needed_by: "terraform",
+        program: "ssh",
+        version_args: &["-V"],
+        required: false,
+        install: "apt-get install openssh-client",
+    },
+    Requirement {
+        needed_by: "terraform netns",
+        program: "sshd",
+        version_args: &["-V"],
+        required: false,
+        install: "apt-get install openssh-server",
+    },
+    Requirement {
+        needed_by: "terraform netns",
+        program: "ip",
+        version_args: &["-V"],
+        required: false,
+        install: "apt-get install iproute2",
+    },
+    Requirement {
+        needed_by: "git: versions",
+        program: "git",
+        version_args: &["--version"],
+        required: false,
+        install: "apt-get install git (only for your own use; perflab uses libgit2)",
+    },
 ];
 
 /// Checks every requirement on the local machine; returns the report text and whether all
@@ -47,7 +131,10 @@ pub fn check() -> (String, bool) {
     };
     let mut ok = true;
     let mut out = String::from("perflab doctor\n\n");
-    out.push_str(&format!("{:<18} {:<10} {:<8} {:<28} {}\n", "needed by", "program", "status", "path", "version / how to install"));
+    out.push_str(&format!(
+        "{:<18} {:<10} {:<8} {:<28} {}\n",
+        "needed by", "program", "status", "path", "version / how to install"
+    ));
     for r in REQUIREMENTS {
         let found = host.which(r.program).or_else(|| {
             ["/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"]
@@ -58,29 +145,55 @@ pub fn check() -> (String, bool) {
         match found {
             Some(path) => {
                 let version = host
-                    .run(&Cmd::new(&path).args(r.version_args.iter().copied()), Duration::from_secs(10))
-                    .map(|o| o.combined_text().lines().next().unwrap_or("").trim().to_string())
+                    .run(
+                        &Cmd::new(&path).args(r.version_args.iter().copied()),
+                        Duration::from_secs(10),
+                    )
+                    .map(|o| {
+                        o.combined_text()
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_string()
+                    })
                     .unwrap_or_default();
-                out.push_str(&format!("{:<18} {:<10} {:<8} {:<28} {}\n", r.needed_by, r.program, "ok", path, version));
+                out.push_str(&format!(
+                    "{:<18} {:<10} {:<8} {:<28} {}\n",
+                    r.needed_by, r.program, "ok", path, version
+                ));
             }
             None => {
                 if r.required {
                     ok = false;
                 }
                 let status = if r.required { "MISSING" } else { "missing" };
-                out.push_str(&format!("{:<18} {:<10} {:<8} {:<28} install: {}\n", r.needed_by, r.program, status, "-", r.install));
+                out.push_str(&format!(
+                    "{:<18} {:<10} {:<8} {:<28} install: {}\n",
+                    r.needed_by, r.program, status, "-", r.install
+                ));
             }
         }
     }
-    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
+    let paranoid =
+        std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
     out.push_str(&format!("\nkernel.perf_event_paranoid = {} (flame graphs need <= 2 for your own processes, or root)\n", paranoid.trim()));
-    let docker = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let docker =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let sock = docker.strip_prefix("unix://").unwrap_or("");
     out.push_str(&format!(
         "docker engine: {} ({})\n",
         docker,
-        if !sock.is_empty() && std::path::Path::new(sock).exists() { "socket present" } else { "no socket: start dockerd (scripts/start-dockerd.sh) or set DOCKER_HOST" }
+        if !sock.is_empty() && std::path::Path::new(sock).exists() {
+            "socket present"
+        } else {
+            "no socket: start dockerd (scripts/start-dockerd.sh) or set DOCKER_HOST"
+        }
     ));
-    out.push_str(if ok { "\nlocal driver: ready\n" } else { "\nlocal driver: NOT ready (install what is MISSING above)\n" });
+    out.push_str(if ok {
+        "\nlocal driver: ready\n"
+    } else {
+        "\nlocal driver: NOT ready (install what is MISSING above)\n"
+    });
     (out, ok)
 }

@@ -25,7 +25,9 @@ pub const TOOLS: &[(&str, &[&str])] = &[
 ];
 
 fn read_text(host: &dyn Host, path: &str) -> Option<String> {
-    host.read_file(Path::new(path)).ok().map(|b| String::from_utf8_lossy(&b).trim().to_string())
+    host.read_file(Path::new(path))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
 }
 
 /// sha256 of a file's bytes, as hex.
@@ -40,23 +42,51 @@ pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
         return json!({ "found": false });
     };
     let version = host
-        .run(&Cmd::new(&path).args(version_args.iter().copied()), Duration::from_secs(10))
-        .map(|o| o.combined_text().lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string())
+        .run(
+            &Cmd::new(&path).args(version_args.iter().copied()),
+            Duration::from_secs(10),
+        )
+        .map(|o| {
+            o.combined_text()
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
     let real = host
-        .run(&Cmd::new("readlink").arg("-f").arg(&path), Duration::from_secs(10))
+        .run(
+            &Cmd::new("readlink").arg("-f").arg(&path),
+            Duration::from_secs(10),
+        )
         .map(|o| o.stdout_text().trim().to_string())
         .unwrap_or_else(|_| path.clone());
-    let sha = host.read_file(Path::new(&real)).map(|b| sha256_hex(&b)).unwrap_or_default();
+    let sha = host
+        .read_file(Path::new(&real))
+        .map(|b| sha256_hex(&b))
+        .unwrap_or_default();
     json!({ "found": true, "path": path, "resolved": real, "version": version, "sha256": sha })
 }
 
 /// Facts about one host: CPU, kernel, governor, THP, load.
 pub fn host_info(host: &dyn Host) -> Value {
     let cpuinfo = read_text(host, "/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string());
-    let siblings: Option<u32> = cpuinfo.lines().find(|l| l.starts_with("siblings")).and_then(|l| l.split_once(':')).and_then(|(_, v)| v.trim().parse().ok());
-    let cores: Option<u32> = cpuinfo.lines().find(|l| l.starts_with("cpu cores")).and_then(|l| l.split_once(':')).and_then(|(_, v)| v.trim().parse().ok());
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string());
+    let siblings: Option<u32> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("siblings"))
+        .and_then(|l| l.split_once(':'))
+        .and_then(|(_, v)| v.trim().parse().ok());
+    let cores: Option<u32> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("cpu cores"))
+        .and_then(|l| l.split_once(':'))
+        .and_then(|(_, v)| v.trim().parse().ok());
     json!({
         "name": host.name(),
         "address": host.address(),
@@ -76,7 +106,12 @@ pub fn host_info(host: &dyn Host) -> Value {
 pub fn perflab_info() -> Value {
     let commit = git2::Repository::discover(env!("CARGO_MANIFEST_DIR"))
         .ok()
-        .and_then(|r| r.head().ok().and_then(|h| h.target()).map(|o| o.to_string()));
+        .and_then(|r| {
+            r.head()
+                .ok()
+                .and_then(|h| h.target())
+                .map(|o| o.to_string())
+        });
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": commit,

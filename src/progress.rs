@@ -32,25 +32,43 @@ pub struct Progress {
 impl Progress {
     /// Progress over a plan.
     pub fn new(mode: Mode, plan: &[PlannedRun], cases: &[Case], _versions: &[Version]) -> Progress {
-        let expected_s: f64 = plan.iter().map(|p| cases[p.case].load.duration + cases[p.case].load.warmup + 0.5).sum();
+        let expected_s: f64 = plan
+            .iter()
+            .map(|p| cases[p.case].load.duration + cases[p.case].load.warmup + 0.5)
+            .sum();
         let bar = (mode == Mode::Auto && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(plan.len() as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {msg}  (about {eta} left)")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} runs  {msg}  (about {eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b
         });
-        let p = Progress { mode, bar, total: plan.len(), started: Instant::now(), expected_s, done: std::cell::Cell::new(0) };
+        let p = Progress {
+            mode,
+            bar,
+            total: plan.len(),
+            started: Instant::now(),
+            expected_s,
+            done: std::cell::Cell::new(0),
+        };
         if p.mode != Mode::Quiet && p.bar.is_none() {
-            eprintln!("perflab: {} runs planned, about {:.0} s of load", p.total, p.expected_s);
+            eprintln!(
+                "perflab: {} runs planned, about {:.0} s of load",
+                p.total, p.expected_s
+            );
         }
         p
     }
 
     /// A run is starting.
     pub fn starting(&self, run: &PlannedRun, case: &Case, version: &Version) {
-        let msg = format!("{} · {} · repeat {}/{}", case.id, version.label, run.repeat, case.repeats);
+        let msg = format!(
+            "{} · {} · repeat {}/{}",
+            case.id, version.label, run.repeat, case.repeats
+        );
         match (&self.bar, self.mode) {
             (Some(b), _) => b.set_message(msg),
             (None, Mode::Quiet) => {}
@@ -69,9 +87,19 @@ impl Progress {
                 eprintln!(
                     "perflab:   {:.0} req/s, p99 {} ms, {} req per gateway CPU-s{}",
                     rec.load.rps,
-                    rec.load.latency_ms.p99.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-                    rec.rps_per_gateway_cpu_s.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into()),
-                    if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) }
+                    rec.load
+                        .latency_ms
+                        .p99
+                        .map(|v| format!("{v:.2}"))
+                        .unwrap_or_else(|| "-".into()),
+                    rec.rps_per_gateway_cpu_s
+                        .map(|v| format!("{v:.0}"))
+                        .unwrap_or_else(|| "-".into()),
+                    if flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", flags.join(", "))
+                    }
                 );
             }
         }
@@ -82,7 +110,11 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         } else if self.mode != Mode::Quiet {
-            eprintln!("perflab: {} runs in {:.1} s", self.done.get(), self.started.elapsed().as_secs_f64());
+            eprintln!(
+                "perflab: {} runs in {:.1} s",
+                self.done.get(),
+                self.started.elapsed().as_secs_f64()
+            );
         }
     }
 }

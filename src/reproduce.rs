@@ -12,15 +12,32 @@ use crate::{Error, Result, stats};
 
 /// Re-runs the cases of a stored invocation (or one case of it) with the same options, versions
 /// and driver, into a new results folder under `output`.
-pub fn reproduce(old: &Store, manifest: &Manifest, old_runs: &[RunRecord], only_case: Option<&str>, output: &Path, repeat: Option<u32>) -> Result<Execution> {
+pub fn reproduce(
+    old: &Store,
+    manifest: &Manifest,
+    old_runs: &[RunRecord],
+    only_case: Option<&str>,
+    output: &Path,
+    repeat: Option<u32>,
+) -> Result<Execution> {
     if manifest.case_specs.is_empty() || manifest.version_specs.is_empty() {
-        return Err(Error::Usage(format!("{} was written by an older perflab without the case definitions; it cannot be reproduced", old.root().display())));
+        return Err(Error::Usage(format!(
+            "{} was written by an older perflab without the case definitions; it cannot be reproduced",
+            old.root().display()
+        )));
     }
     let mut cases = manifest.case_specs.clone();
     if let Some(c) = only_case {
         cases.retain(|x| x.id == c);
     }
-    let recorded_repeats = |id: &str| old_runs.iter().filter(|r| r.case == id).map(|r| r.repeat).max().unwrap_or(1);
+    let recorded_repeats = |id: &str| {
+        old_runs
+            .iter()
+            .filter(|r| r.case == id)
+            .map(|r| r.repeat)
+            .max()
+            .unwrap_or(1)
+    };
     for c in &mut cases {
         c.repeats = repeat.unwrap_or_else(|| recorded_repeats(&c.id));
     }
@@ -35,8 +52,14 @@ pub fn reproduce(old: &Store, manifest: &Manifest, old_runs: &[RunRecord], only_
         output: output.to_path_buf(),
         pin_cpus: opt("pin_cpus").and_then(|v| v.as_bool()).unwrap_or(true),
         cooldown: CooldownOptions {
-            max_wait: std::time::Duration::from_secs_f64(opt("cooldown_max_s").and_then(|v| v.as_f64()).unwrap_or(10.0)),
-            noisy_background_pct: opt("noisy_background_pct").and_then(|v| v.as_f64()).unwrap_or(10.0),
+            max_wait: std::time::Duration::from_secs_f64(
+                opt("cooldown_max_s")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(10.0),
+            ),
+            noisy_background_pct: opt("noisy_background_pct")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10.0),
             ..Default::default()
         },
         command: std::env::args().collect(),
@@ -44,25 +67,49 @@ pub fn reproduce(old: &Store, manifest: &Manifest, old_runs: &[RunRecord], only_
         progress: crate::progress::Mode::Auto,
         profile: false,
         port_base: None,
+        profiler: Default::default(),
     };
     crate::runner::execute(req)
 }
 
 /// Compares recorded runs (baseline) with new runs (candidate), per case and version.
-pub fn report(old_runs: &[RunRecord], exec: &Execution, noise_band: f64, recorded_label: &dyn Fn(&str) -> String) -> Result<String> {
+pub fn report(
+    old_runs: &[RunRecord],
+    exec: &Execution,
+    noise_band: f64,
+    recorded_label: &dyn Fn(&str) -> String,
+) -> Result<String> {
     let mut t = String::new();
-    let _ = writeln!(t, "{:<28} {:<16} {:<22} {:>10} {:>10} {:>8} {:>19} {:<10}", "case", "version", "metric", "recorded", "now", "ratio", "95% CI", "verdict");
-    let mut keys: Vec<(String, String)> = exec.runs.iter().map(|r| (r.case.clone(), r.version.clone())).collect();
+    let _ = writeln!(
+        t,
+        "{:<28} {:<16} {:<22} {:>10} {:>10} {:>8} {:>19} {:<10}",
+        "case", "version", "metric", "recorded", "now", "ratio", "95% CI", "verdict"
+    );
+    let mut keys: Vec<(String, String)> = exec
+        .runs
+        .iter()
+        .map(|r| (r.case.clone(), r.version.clone()))
+        .collect();
     keys.dedup();
     for (case, version) in keys {
-        let a: Vec<&RunRecord> = old_runs.iter().filter(|r| r.case == case && r.version == version && !r.flags.profiled).collect();
-        let b: Vec<&RunRecord> = exec.runs.iter().filter(|r| r.case == case && r.version == version).collect();
+        let a: Vec<&RunRecord> = old_runs
+            .iter()
+            .filter(|r| r.case == case && r.version == version && !r.flags.profiled)
+            .collect();
+        let b: Vec<&RunRecord> = exec
+            .runs
+            .iter()
+            .filter(|r| r.case == case && r.version == version)
+            .collect();
         for c in stats::compare_runs(&a, &b, noise_band, 1, 10_000) {
             let _ = writeln!(
                 t,
                 "{:<28} {:<16} {:<22} {:>10.2} {:>10.2} {:>8.4} {:>19} {:<10}",
                 case,
-                recorded_label(&version).chars().take(16).collect::<String>(),
+                recorded_label(&version)
+                    .chars()
+                    .take(16)
+                    .collect::<String>(),
                 c.metric,
                 c.baseline.mean,
                 c.candidate.mean,
@@ -87,7 +134,9 @@ pub fn calibrated_band(runs: &[RunRecord]) -> f64 {
     }
     if versions.len() >= 2 {
         for a in runs.iter().filter(|r| r.version == versions[0]) {
-            if let Some(b) = runs.iter().find(|b| b.version == versions[1] && b.case == a.case && b.repeat == a.repeat)
+            if let Some(b) = runs
+                .iter()
+                .find(|b| b.version == versions[1] && b.case == a.case && b.repeat == a.repeat)
                 && a.load.rps > 0.0
             {
                 ratios.push(b.load.rps / a.load.rps);

@@ -87,6 +87,8 @@ pub struct RunRequest {
     pub progress: crate::progress::Mode,
     /// Fixed first port (see [`Session::port_base`]).
     pub port_base: Option<u16>,
+    /// Profiler settings for profiled runs.
+    pub profiler: crate::role::profiler::ProfilerOptions,
     /// Profile every run (flame graphs); such runs are flagged `profiled`.
     pub profile: bool,
 }
@@ -105,7 +107,7 @@ pub struct Execution {
 /// the error is in [`Execution::error`].
 pub fn execute(req: RunRequest) -> Result<Execution> {
     crate::signals::install();
-    let plan = interleave(&req.cases, req.versions.len());
+    let plan = interleave(&req.cases, req.versions.len(), req.profile);
     let store = Store::create(&req.output, &req.suite)?;
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),
@@ -139,11 +141,20 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         manifest.driver_info = session.driver_info();
         manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
         store.write_manifest(&manifest)?;
-        let progress = crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
+        let progress =
+            crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
         let mut current_case: Option<usize> = None;
         for (seq, planned) in plan.iter().enumerate() {
             crate::signals::check()?;
-            let rec = run_one(&mut session, &req, &store, planned, seq as u32 + 1, &mut current_case, &progress)?;
+            let rec = run_one(
+                &mut session,
+                &req,
+                &store,
+                planned,
+                seq as u32 + 1,
+                &mut current_case,
+                &progress,
+            )?;
             progress.finished(&rec);
             runs.push(rec);
         }
@@ -191,49 +202,107 @@ fn run_one(
         version_detail = "upstream nginx".to_string();
     } else {
         let dir = version.prepare(&case.gateway)?;
-        session.start_gateway_in(&case.gateway, &version.label, dir, &case.entities, &case.gateway_settings, "default", case.workers)?;
-        version_detail = session.gateway("default").map(|g| g.version_detail.clone()).unwrap_or_default();
+        session.start_gateway_in(
+            &case.gateway,
+            &version.label,
+            dir,
+            &case.entities,
+            &case.gateway_settings,
+            "default",
+            case.workers,
+        )?;
+        version_detail = session
+            .gateway("default")
+            .map(|g| g.version_detail.clone())
+            .unwrap_or_default();
     }
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
+    let _ = t0;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let measured = (|| -> Result<crate::session::Measurement> {
         if case.load.warmup > 0.0 {
             let raw = session.warm_up(&case.load, case.load.warmup)?;
             files.push(("warmup.txt".into(), raw.into_bytes()));
         }
+        if planned.profile {
+            session.start_profiler(req.profiler.clone())?;
+        }
         session.start_load(&case.load)?;
         session.wait_result(Duration::from_secs(60))
     })();
     // Keep the gateway's logs and configs whether the run succeeded or not.
     if let Some(gw) = session.gateway("default") {
-        files.push(("gateway-error.log".into(), gw.host.read_file(&gw.error_log).unwrap_or_default()));
+        files.push((
+            "gateway-error.log".into(),
+            gw.host.read_file(&gw.error_log).unwrap_or_default(),
+        ));
         for f in &gw.config_files {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            files.push((format!("config/gateway-{name}"), gw.host.read_file(f).unwrap_or_default()));
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((
+                format!("config/gateway-{name}"),
+                gw.host.read_file(f).unwrap_or_default(),
+            ));
         }
     }
     if let Some(up) = session.upstream() {
-        files.push(("upstream-error.log".into(), up.host.read_file(&up.error_log()).unwrap_or_default()));
-        files.push(("config/upstream-nginx.conf".into(), up.config_text.clone().into_bytes()));
+        files.push((
+            "upstream-error.log".into(),
+            up.host.read_file(&up.error_log()).unwrap_or_default(),
+        ));
+        files.push((
+            "config/upstream-nginx.conf".into(),
+            up.config_text.clone().into_bytes(),
+        ));
     }
     if let Some(script) = &case.load.script {
         files.push(("load.lua".into(), script.clone().into_bytes()));
     }
-    let stop = if baseline { Ok(()) } else { session.stop_gateway() };
+    let stop = if baseline {
+        Ok(())
+    } else {
+        session.stop_gateway()
+    };
     let m = match measured {
         Ok(m) => m,
         Err(e) => {
             for (name, data) in &files {
-                let _ = store.write(run_dir.join(name).strip_prefix(store.root()).unwrap_or(&run_dir), data);
+                let _ = store.write(
+                    run_dir
+                        .join(name)
+                        .strip_prefix(store.root())
+                        .unwrap_or(&run_dir),
+                    data,
+                );
             }
             return Err(e);
         }
     };
     stop?;
     files.push(("wrk.txt".into(), m.outcome.raw.clone().into_bytes()));
-    let mut rec = run_record(&m, &req.suite, &case.id, &case.gateway, &version.label, &version_detail, planned.repeat, sequence, started_unix_s, session.driver_name());
+    let mut rec = run_record(
+        &m,
+        &req.suite,
+        &case.id,
+        &case.gateway,
+        &version.label,
+        &version_detail,
+        planned.repeat,
+        sequence,
+        started_unix_s,
+        session.driver_name(),
+    );
     rec.version_detail = version.detail(&version_detail);
+    if let Some(p) = &m.profile {
+        let title = format!("{} · {} · {}", case.id, version.label, version_detail);
+        crate::report::flamegraph::write_profile(&run_dir, "profile", &p.folded, &title)?;
+        rec.profile = Some(serde_json::json!({
+            "tool": "perf", "mode": p.mode, "event": p.event, "frequency_hz": p.frequency,
+            "samples": p.samples, "pids": p.pids, "folded": "profile.folded", "svg": "profile.svg",
+        }));
+    }
     store.write_run(&run_dir, &rec, &files)?;
-    let _ = t0;
     Ok(rec)
 }

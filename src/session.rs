@@ -85,9 +85,15 @@ impl CpuPlan {
     /// The measured server gets the last CPU, the rest share the others; no pinning below 2 CPUs.
     pub fn for_cpus(n: usize) -> CpuPlan {
         if n < 2 {
-            return CpuPlan { measured: None, others: None };
+            return CpuPlan {
+                measured: None,
+                others: None,
+            };
         }
-        CpuPlan { measured: Some(vec![n - 1]), others: Some((0..n - 1).collect()) }
+        CpuPlan {
+            measured: Some(vec![n - 1]),
+            others: Some((0..n - 1).collect()),
+        }
     }
 }
 
@@ -104,7 +110,11 @@ pub struct CooldownOptions {
 
 impl Default for CooldownOptions {
     fn default() -> Self {
-        CooldownOptions { max_busy_pct: 15.0, max_wait: Duration::from_secs(10), noisy_background_pct: 10.0 }
+        CooldownOptions {
+            max_busy_pct: 15.0,
+            max_wait: Duration::from_secs(10),
+            noisy_background_pct: 10.0,
+        }
     }
 }
 
@@ -121,6 +131,8 @@ pub struct Measurement {
     pub flags: RunFlags,
     /// Seconds the cool-down gate waited before the load.
     pub cooldown_waited_s: f64,
+    /// The profile, when a profiler was attached for this load.
+    pub profile: Option<crate::role::profiler::Profile>,
 }
 
 struct LoadInProgress {
@@ -152,6 +164,8 @@ pub struct Session {
     load: Option<LoadInProgress>,
     warmups: u32,
     baseline_mode: bool,
+    profiler: Option<crate::role::profiler::RunningProfiler>,
+    last_profile: Option<crate::role::profiler::Profile>,
 }
 
 impl Default for Session {
@@ -162,7 +176,11 @@ impl Default for Session {
 
 /// A lab id: time and pid, unique on a machine.
 pub fn new_lab_id() -> String {
-    format!("{}-{}", crate::store::timestamp(crate::store::now_unix()), std::process::id())
+    format!(
+        "{}-{}",
+        crate::store::timestamp(crate::store::now_unix()),
+        std::process::id()
+    )
 }
 
 impl Session {
@@ -182,6 +200,8 @@ impl Session {
             load: None,
             warmups: 0,
             baseline_mode: false,
+            profiler: None,
+            last_profile: None,
         }
     }
 
@@ -244,11 +264,19 @@ impl Session {
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(e @ (Error::Usage(_) | Error::MissingTool { .. } | Error::Interrupted)) => return Err(e),
+                Err(e @ (Error::Usage(_) | Error::MissingTool { .. } | Error::Interrupted)) => {
+                    return Err(e);
+                }
                 Err(e) if attempt >= self.retry_count => return Err(e),
                 Err(e) => {
                     attempt += 1;
-                    self.log(LogLevel::Warn, &format!("{what} failed: {e:#} (try {attempt} of {})", self.retry_count + 1));
+                    self.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "{what} failed: {e:#} (try {attempt} of {})",
+                            self.retry_count + 1
+                        ),
+                    );
                     std::thread::sleep(delay);
                     delay *= 2;
                     crate::signals::check()?;
@@ -258,7 +286,9 @@ impl Session {
     }
 
     fn driver(&mut self) -> Result<&mut Box<dyn Driver>> {
-        self.driver.as_mut().ok_or_else(|| Error::Usage("no driver selected: call use_driver first".into()))
+        self.driver
+            .as_mut()
+            .ok_or_else(|| Error::Usage("no driver selected: call use_driver first".into()))
     }
 
     /// The host for a role (retried: asking for a host is idempotent).
@@ -283,7 +313,10 @@ impl Session {
 
     /// Driver facts for results.
     pub fn driver_info(&self) -> serde_json::Value {
-        self.driver.as_ref().map(|d| d.describe()).unwrap_or(serde_json::Value::Null)
+        self.driver
+            .as_ref()
+            .map(|d| d.describe())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// The driver's name.
@@ -308,7 +341,10 @@ impl Session {
 
     fn cpu_plan(&self, host: &dyn Host) -> CpuPlan {
         if !self.pin_cpus {
-            return CpuPlan { measured: None, others: None };
+            return CpuPlan {
+                measured: None,
+                others: None,
+            };
         }
         CpuPlan::for_cpus(cpu_count(host))
     }
@@ -321,12 +357,19 @@ impl Session {
 
     /// Starts the upstream on `n` consecutive ports; returns their URIs.
     pub fn start_upstreams(&mut self, conf: &str, n: u16) -> Result<Vec<String>> {
-        self.start_upstream_with(&crate::suite::UpstreamTable { config: conf.into(), ports: Some(n), ..Default::default() })
+        self.start_upstream_with(&crate::suite::UpstreamTable {
+            config: conf.into(),
+            ports: Some(n),
+            ..Default::default()
+        })
     }
 
     /// Starts the upstream from a case's upstream settings. In baseline mode the upstream is the
     /// measured server and gets the measured CPUs.
-    pub fn start_upstream_with(&mut self, spec: &crate::suite::UpstreamTable) -> Result<Vec<String>> {
+    pub fn start_upstream_with(
+        &mut self,
+        spec: &crate::suite::UpstreamTable,
+    ) -> Result<Vec<String>> {
         if let Some(mut u) = self.upstream.take() {
             u.stop()?;
         }
@@ -343,12 +386,19 @@ impl Session {
             base_port,
             workers: spec.workers.unwrap_or(1),
             body_bytes: spec.body_bytes,
-            cpus: if self.baseline_mode { plan.measured } else { plan.others },
+            cpus: if self.baseline_mode {
+                plan.measured
+            } else {
+                plan.others
+            },
         };
         let prefix = host.lab_dir().join(format!("upstream-{base_port}"));
         let up = upstream::start_upstream(host, prefix, &opts)?;
         let uris = up.uris.clone();
-        self.log(LogLevel::Debug, &format!("upstream ready at {}", uris.join(", ")));
+        self.log(
+            LogLevel::Debug,
+            &format!("upstream ready at {}", uris.join(", ")),
+        );
         self.upstream = Some(up);
         Ok(uris)
     }
@@ -389,7 +439,9 @@ impl Session {
         workers: u32,
     ) -> Result<String> {
         if self.gateways.contains_key(instance) {
-            return Err(Error::Usage(format!("gateway instance \"{instance}\" is already running: stop it first or use another name")));
+            return Err(Error::Usage(format!(
+                "gateway instance \"{instance}\" is already running: stop it first or use another name"
+            )));
         }
         let upstream_uris = self
             .upstream
@@ -404,7 +456,9 @@ impl Session {
             Some(p) => p.saturating_add(100),
             None => pick_ports(host.as_ref(), 2, 38000)?,
         };
-        let prefix = host.lab_dir().join(format!("{kind}-{instance}-{proxy_port}"));
+        let prefix = host
+            .lab_dir()
+            .join(format!("{kind}-{instance}-{proxy_port}"));
         let ctx = GatewayContext {
             host: host.clone(),
             load_host,
@@ -422,7 +476,10 @@ impl Session {
         };
         let gw = adapter.start(&ctx)?;
         let uri = gw.proxy_uri.clone();
-        self.log(LogLevel::Debug, &format!("{kind} {version} ({}) ready at {uri}", gw.version_detail));
+        self.log(
+            LogLevel::Debug,
+            &format!("{kind} {version} ({}) ready at {uri}", gw.version_detail),
+        );
         self.gateways.insert(instance.to_string(), gw);
         Ok(uri)
     }
@@ -448,7 +505,12 @@ impl Session {
     /// worker sees it.
     pub fn get_admin_uri(&self, instance: Option<&str>) -> Result<String> {
         let found = match instance {
-            Some(name) => self.gateways.get(name).ok_or_else(|| Error::Usage(format!("gateway instance \"{name}\" is not running")))?.admin_uri.clone(),
+            Some(name) => self
+                .gateways
+                .get(name)
+                .ok_or_else(|| Error::Usage(format!("gateway instance \"{name}\" is not running")))?
+                .admin_uri
+                .clone(),
             None => self.gateways.values().find_map(|g| g.admin_uri.clone()),
         };
         found.ok_or_else(|| Error::Usage("no running gateway has an admin API".into()))
@@ -461,7 +523,11 @@ impl Session {
         let many = self.gateways.len() > 1;
         for (name, gw) in &self.gateways {
             let data = gw.host.read_file(&gw.error_log).unwrap_or_default();
-            let p = if many { PathBuf::from(format!("{}-{name}", path.display())) } else { path.to_path_buf() };
+            let p = if many {
+                PathBuf::from(format!("{}-{name}", path.display()))
+            } else {
+                path.to_path_buf()
+            };
             crate::store::atomic_write(&p, &data).map_err(|e| Error::io(&p, e))?;
             out.push(p);
         }
@@ -474,11 +540,22 @@ impl Session {
         let (host, url, cpus) = self.load_target(opts)?;
         self.warmups += 1;
         let dir = host.lab_dir().join("load");
-        let load = wrk::start_load(host, &dir, &format!("warmup-{}", self.warmups), opts, &url, seconds.max(1.0), cpus)?;
+        let load = wrk::start_load(
+            host,
+            &dir,
+            &format!("warmup-{}", self.warmups),
+            opts,
+            &url,
+            seconds.max(1.0),
+            cpus,
+        )?;
         Ok(load.wait(Duration::from_secs(30))?.raw)
     }
 
-    fn load_target(&mut self, opts: &LoadOptions) -> Result<(Arc<dyn Host>, String, Option<Vec<usize>>)> {
+    fn load_target(
+        &mut self,
+        opts: &LoadOptions,
+    ) -> Result<(Arc<dyn Host>, String, Option<Vec<usize>>)> {
         let host = self.host(Role::Worker, "default")?;
         let default_uri = match self.gateways.values().next() {
             Some(gw) => gw.proxy_uri.clone(),
@@ -486,7 +563,9 @@ impl Session {
                 .upstream
                 .as_ref()
                 .and_then(|u| u.uris.first().cloned())
-                .ok_or_else(|| Error::Usage("nothing to load: start an upstream (and a gateway) first".into()))?,
+                .ok_or_else(|| {
+                    Error::Usage("nothing to load: start an upstream (and a gateway) first".into())
+                })?,
         };
         let plan = self.cpu_plan(host.as_ref());
         Ok((host, opts.url(&default_uri), plan.others))
@@ -496,7 +575,9 @@ impl Session {
     /// machine, and records CPU counters at the start of the window.
     pub fn start_load(&mut self, opts: &LoadOptions) -> Result<()> {
         if self.load.is_some() {
-            return Err(Error::Usage("load is already started: call wait_result first".into()));
+            return Err(Error::Usage(
+                "load is already started: call wait_result first".into(),
+            ));
         }
         opts.validate()?;
         let (host, url, cpus) = self.load_target(opts)?;
@@ -507,17 +588,30 @@ impl Session {
             Some(h) if !same_machine(h.as_ref(), host.as_ref()) => Some(h.proc_snapshot()?),
             _ => None,
         };
-        let load_cpus = cpus.as_ref().map(|c| c.len()).unwrap_or_else(|| cpu_count(host.as_ref()));
+        let load_cpus = cpus
+            .as_ref()
+            .map(|c| c.len())
+            .unwrap_or_else(|| cpu_count(host.as_ref()));
         let dir = host.lab_dir().join("load");
         let load = wrk::start_load(host, &dir, "run", opts, &url, opts.duration, cpus)?;
-        self.load = Some(LoadInProgress { load, before_gateway, before_worker, started: Instant::now(), load_cpus, cooldown_waited_s });
+        self.load = Some(LoadInProgress {
+            load,
+            before_gateway,
+            before_worker,
+            started: Instant::now(),
+            load_cpus,
+            cooldown_waited_s,
+        });
         Ok(())
     }
 
     /// Waits up to the load's duration plus `timeout` for it to finish, and returns the result
     /// with the CPU accounting of its window.
     pub fn wait_result(&mut self, timeout: Duration) -> Result<Measurement> {
-        let lp = self.load.take().ok_or_else(|| Error::Usage("no load is running: call start_load first".into()))?;
+        let lp = self
+            .load
+            .take()
+            .ok_or_else(|| Error::Usage("no load is running: call start_load first".into()))?;
         let worker = self.host(Role::Worker, "default")?;
         let outcome = lp.load.wait(timeout)?;
         let window_s = lp.started.elapsed().as_secs_f64();
@@ -530,10 +624,16 @@ impl Session {
                     Some(before) => {
                         let after = g.host.proc_snapshot()?;
                         let s = after.group_seconds(pgid) - before.group_seconds(pgid);
-                        (Some(s), Some((before.machine, after.machine)), cpu_count(g.host.as_ref()))
+                        (
+                            Some(s),
+                            Some((before.machine, after.machine)),
+                            cpu_count(g.host.as_ref()),
+                        )
                     }
                     None => (
-                        Some(after_worker.group_seconds(pgid) - lp.before_worker.group_seconds(pgid)),
+                        Some(
+                            after_worker.group_seconds(pgid) - lp.before_worker.group_seconds(pgid),
+                        ),
                         None,
                         cpu_count(worker.as_ref()),
                     ),
@@ -544,12 +644,19 @@ impl Session {
         let upstream_s = self
             .upstream
             .as_ref()
-            .map(|u| after_worker.group_seconds(u.proc.pid()) - lp.before_worker.group_seconds(u.proc.pid()))
+            .map(|u| {
+                after_worker.group_seconds(u.proc.pid())
+                    - lp.before_worker.group_seconds(u.proc.pid())
+            })
             .unwrap_or(0.0);
         let load_s = outcome.cpu_s;
         // Background CPU on the measured machine: what was busy besides the lab's roles.
         let (busy, total, lab) = match gw_machine {
-            Some((b, a)) => (a.busy_s - b.busy_s, a.total_s - b.total_s, gateway_s.unwrap_or(0.0)),
+            Some((b, a)) => (
+                a.busy_s - b.busy_s,
+                a.total_s - b.total_s,
+                gateway_s.unwrap_or(0.0),
+            ),
             None => (
                 after_worker.machine.busy_s - lp.before_worker.machine.busy_s,
                 after_worker.machine.total_s - lp.before_worker.machine.total_s,
@@ -557,16 +664,42 @@ impl Session {
             ),
         };
         let background_s = (busy - lab).max(0.0);
-        let background_pct = if total > 0.0 { 100.0 * background_s / total } else { 0.0 };
-        let cpu = CpuUsage { window_s, cores, gateway_s, upstream_s, load_s, background_s, background_pct };
-        let rps_per_gateway_cpu_s = gateway_s.filter(|s| *s > 0.0).map(|s| outcome.result.requests as f64 / s);
+        let background_pct = if total > 0.0 {
+            100.0 * background_s / total
+        } else {
+            0.0
+        };
+        let cpu = CpuUsage {
+            window_s,
+            cores,
+            gateway_s,
+            upstream_s,
+            load_s,
+            background_s,
+            background_pct,
+        };
+        let profile = match self.profiler.take() {
+            Some(p) => Some(p.stop_and_collect()?),
+            None => None,
+        };
+        self.last_profile = profile.clone();
+        let rps_per_gateway_cpu_s = gateway_s
+            .filter(|s| *s > 0.0)
+            .map(|s| outcome.result.requests as f64 / s);
         let flags = RunFlags {
             noisy: background_pct > self.cooldown.noisy_background_pct,
             errors: outcome.result.errors.total() > 0,
             load_saturated: load_s / window_s.max(1e-9) >= 0.95 * lp.load_cpus as f64,
-            profiled: false,
+            profiled: profile.is_some(),
         };
-        Ok(Measurement { outcome, cpu, rps_per_gateway_cpu_s, flags, cooldown_waited_s: lp.cooldown_waited_s })
+        Ok(Measurement {
+            outcome,
+            cpu,
+            rps_per_gateway_cpu_s,
+            flags,
+            cooldown_waited_s: lp.cooldown_waited_s,
+            profile,
+        })
     }
 
     /// The cool-down gate: waits (bounded) until the machine is quiet. Returns seconds waited.
@@ -578,7 +711,11 @@ impl Session {
             let b = host.proc_snapshot()?;
             let total = b.machine.total_s - a.machine.total_s;
             let busy = b.machine.busy_s - a.machine.busy_s;
-            let pct = if total > 0.0 { 100.0 * busy / total } else { 0.0 };
+            let pct = if total > 0.0 {
+                100.0 * busy / total
+            } else {
+                0.0
+            };
             if pct <= self.cooldown.max_busy_pct || start.elapsed() >= self.cooldown.max_wait {
                 if pct > self.cooldown.max_busy_pct {
                     self.log(LogLevel::Warn, &format!("machine still {pct:.0}% busy after {:?} of cool-down; measuring anyway", self.cooldown.max_wait));
@@ -587,6 +724,68 @@ impl Session {
             }
             crate::signals::check()?;
         }
+    }
+
+    /// Attaches the perf profiler to the measured server (the first gateway instance, or the
+    /// upstream in baseline mode) until the next [`Session::wait_result`]. Call it before
+    /// [`Session::start_load`]; the run is then flagged `profiled`.
+    pub fn start_profiler(&mut self, opts: crate::role::profiler::ProfilerOptions) -> Result<()> {
+        if self.profiler.is_some() {
+            return Err(Error::Usage("a profiler is already attached".into()));
+        }
+        let (host, pgid) = match self.gateways.values().next() {
+            Some(g) => (g.host.clone(), g.proc.pid()),
+            None => {
+                let u = self.upstream.as_ref().ok_or_else(|| {
+                    Error::Usage("nothing to profile: start a gateway or an upstream first".into())
+                })?;
+                (u.host.clone(), u.proc.pid())
+            }
+        };
+        let dir = host.lab_dir().join(format!("profile-{}", pgid));
+        self.profiler = Some(crate::role::profiler::start_profiler(
+            host, pgid, &dir, opts,
+        )?);
+        Ok(())
+    }
+
+    /// Kong's `start_stapxx`: runs a stapxx sample against the gateway where SystemTap works;
+    /// elsewhere fails with the reason and points to [`Session::start_profiler`].
+    pub fn start_stapxx(
+        &mut self,
+        sample: &str,
+        args: &[String],
+    ) -> Result<crate::role::profiler::RunningStapxx> {
+        let g = self
+            .gateways
+            .values()
+            .next()
+            .ok_or_else(|| Error::Usage("start a gateway before start_stapxx".into()))?;
+        let dir = g.host.lab_dir().join("stapxx");
+        let mut opts = crate::role::profiler::StapxxOptions::new(g.proc.pid(), &dir);
+        opts.args = args.to_vec();
+        crate::role::profiler::start_stapxx(g.host.clone(), sample, &opts)
+    }
+
+    /// Kong's `generate_flamegraph`: writes the last profile as an SVG flame graph (`.svg` is
+    /// appended when missing) and its folded stacks beside it.
+    pub fn generate_flamegraph(&self, path: &Path, title: &str) -> Result<PathBuf> {
+        let p = self.last_profile.as_ref().ok_or_else(|| {
+            Error::Usage(
+                "no profile yet: call start_profiler before start_load, then wait_result".into(),
+            )
+        })?;
+        let mut out = path.to_path_buf();
+        if !out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+        {
+            out = PathBuf::from(format!("{}.svg", path.display()));
+        }
+        crate::report::flamegraph::render_flamegraph(&p.folded, title, &out)?;
+        crate::store::atomic_write(&out.with_extension("folded"), p.folded.as_bytes())
+            .map_err(|e| Error::io(&out, e))?;
+        Ok(out)
     }
 
     /// Kong's `combine_results`: n-aware summaries of the given runs.
@@ -599,6 +798,9 @@ impl Session {
         let mut first_err: Option<Error> = None;
         if let Some(lp) = self.load.take() {
             drop(lp);
+        }
+        if let Some(p) = self.profiler.take() {
+            let _ = p.stop_and_collect();
         }
         if let Err(e) = self.stop_gateway() {
             first_err.get_or_insert(e);
@@ -630,15 +832,21 @@ pub fn cpu_count(host: &dyn Host) -> usize {
     {
         return n.get();
     }
-    host.run(&crate::host::Cmd::new("getconf").arg("_NPROCESSORS_ONLN"), Duration::from_secs(10))
-        .ok()
-        .and_then(|o| o.stdout_text().trim().parse().ok())
-        .unwrap_or(1)
+    host.run(
+        &crate::host::Cmd::new("getconf").arg("_NPROCESSORS_ONLN"),
+        Duration::from_secs(10),
+    )
+    .ok()
+    .and_then(|o| o.stdout_text().trim().parse().ok())
+    .unwrap_or(1)
 }
 
 /// True when two hosts share a kernel (same boot id): their `/proc/stat` is the same machine.
 pub fn same_machine(a: &dyn Host, b: &dyn Host) -> bool {
-    let id = |h: &dyn Host| h.read_file(Path::new("/proc/sys/kernel/random/boot_id")).ok();
+    let id = |h: &dyn Host| {
+        h.read_file(Path::new("/proc/sys/kernel/random/boot_id"))
+            .ok()
+    };
     match (id(a), id(b)) {
         (Some(x), Some(y)) => x == y,
         _ => false,
@@ -651,7 +859,8 @@ pub fn pick_ports(host: &dyn Host, n: u16, default_base: u16) -> Result<u16> {
     if host.address() != "127.0.0.1" {
         return Ok(default_base);
     }
-    let seed = (std::process::id() as u64).wrapping_mul(2_654_435_761) ^ crate::store::now_unix().to_bits();
+    let seed = (std::process::id() as u64).wrapping_mul(2_654_435_761)
+        ^ crate::store::now_unix().to_bits();
     for attempt in 0..200u64 {
         let base = 20_000 + ((seed.wrapping_add(attempt.wrapping_mul(7919))) % 25_000) as u16;
         let free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
@@ -659,7 +868,9 @@ pub fn pick_ports(host: &dyn Host, n: u16, default_base: u16) -> Result<u16> {
             return Ok(base);
         }
     }
-    Err(Error::Lab(format!("no {n} consecutive free ports found on 127.0.0.1")))
+    Err(Error::Lab(format!(
+        "no {n} consecutive free ports found on 127.0.0.1"
+    )))
 }
 
 /// Builds a run record from a measurement.
@@ -702,8 +913,20 @@ mod tests {
 
     #[test]
     fn cpu_plan_pins_the_measured_server_alone() {
-        assert_eq!(CpuPlan::for_cpus(1), CpuPlan { measured: None, others: None });
-        assert_eq!(CpuPlan::for_cpus(2), CpuPlan { measured: Some(vec![1]), others: Some(vec![0]) });
+        assert_eq!(
+            CpuPlan::for_cpus(1),
+            CpuPlan {
+                measured: None,
+                others: None
+            }
+        );
+        assert_eq!(
+            CpuPlan::for_cpus(2),
+            CpuPlan {
+                measured: Some(vec![1]),
+                others: Some(vec![0])
+            }
+        );
         assert_eq!(CpuPlan::for_cpus(4).others, Some(vec![0, 1, 2]));
     }
 

@@ -22,14 +22,18 @@ use crate::{Error, Result};
 /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
 /// Parent directories are created.
 pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(data)?;
     // Temporary files are created 0600; results and lab files are meant to be readable by
     // others (nginx workers run as an unprivileged user).
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -90,12 +94,23 @@ pub struct Store {
 
 /// Makes a string safe as one path component.
 pub fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@+".contains(c) { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC for a Unix time.
@@ -113,7 +128,12 @@ pub fn timestamp(unix: f64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl Store {
@@ -122,7 +142,11 @@ impl Store {
         std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
         let base = format!("{}-{}", timestamp(now_unix()), sanitize(suite));
         for i in 0..1000 {
-            let name = if i == 0 { base.clone() } else { format!("{base}-{i}") };
+            let name = if i == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{i}")
+            };
             let root = output.join(name);
             match std::fs::create_dir(&root) {
                 Ok(()) => return Ok(Store { root }),
@@ -130,7 +154,10 @@ impl Store {
                 Err(e) => return Err(Error::io(&root, e)),
             }
         }
-        Err(Error::Lab(format!("cannot create a results folder in {}", output.display())))
+        Err(Error::Lab(format!(
+            "cannot create a results folder in {}",
+            output.display()
+        )))
     }
 
     /// Opens an existing results folder.
@@ -141,7 +168,9 @@ impl Store {
                 dir.display()
             )));
         }
-        Ok(Store { root: dir.to_path_buf() })
+        Ok(Store {
+            root: dir.to_path_buf(),
+        })
     }
 
     /// The folder.
@@ -151,7 +180,11 @@ impl Store {
 
     /// The folder of one run.
     pub fn run_dir(&self, sequence: u32, case: &str, version: &str, repeat: u32) -> PathBuf {
-        self.root.join("runs").join(format!("{sequence:04}-{}-{}-r{repeat}", sanitize(case), sanitize(version)))
+        self.root.join("runs").join(format!(
+            "{sequence:04}-{}-{}-r{repeat}",
+            sanitize(case),
+            sanitize(version)
+        ))
     }
 
     /// Writes a file inside the store.
@@ -176,7 +209,12 @@ impl Store {
     }
 
     /// Writes one finished run: the attached files first, `result.json` last.
-    pub fn write_run(&self, dir: &Path, record: &RunRecord, files: &[(String, Vec<u8>)]) -> Result<()> {
+    pub fn write_run(
+        &self,
+        dir: &Path,
+        record: &RunRecord,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<()> {
         for (name, data) in files {
             let p = dir.join(name);
             atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
@@ -190,7 +228,11 @@ impl Store {
     pub fn load_runs(&self) -> Result<Vec<RunRecord>> {
         let runs = self.root.join("runs");
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&runs) {
-            Ok(d) => d.flatten().map(|e| e.path()).filter(|p| p.join("result.json").is_file()).collect(),
+            Ok(d) => d
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("result.json").is_file())
+                .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io(&runs, e)),
         };
@@ -199,7 +241,8 @@ impl Store {
         for d in dirs {
             let p = d.join("result.json");
             let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-            let rec: RunRecord = serde_json::from_slice(&text).map_err(|e| Error::Lab(format!("{}: {e}", p.display())))?;
+            let rec: RunRecord = serde_json::from_slice(&text)
+                .map_err(|e| Error::Lab(format!("{}: {e}", p.display())))?;
             out.push(rec);
         }
         out.sort_by_key(|r| r.sequence);
@@ -222,19 +265,37 @@ mod tests {
     fn runs_round_trip_and_incomplete_runs_are_skipped() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::create(tmp.path(), "rps").unwrap();
-        let rec = RunRecord { schema: crate::result::RUN_SCHEMA.into(), case: "a@nginx".into(), version: "git:v1/x".into(), sequence: 2, ..Default::default() };
+        let rec = RunRecord {
+            schema: crate::result::RUN_SCHEMA.into(),
+            case: "a@nginx".into(),
+            version: "git:v1/x".into(),
+            sequence: 2,
+            ..Default::default()
+        };
         let dir = store.run_dir(2, &rec.case, &rec.version, 1);
-        store.write_run(&dir, &rec, &[("wrk.txt".into(), b"raw".to_vec())]).unwrap();
+        store
+            .write_run(&dir, &rec, &[("wrk.txt".into(), b"raw".to_vec())])
+            .unwrap();
         std::fs::create_dir_all(store.run_dir(3, "b", "current", 1)).unwrap();
         let back = Store::open(store.root()).unwrap().load_runs().unwrap();
         assert_eq!(back, vec![rec]);
         assert_eq!(std::fs::read(dir.join("wrk.txt")).unwrap(), b"raw");
-        assert!(dir.file_name().unwrap().to_string_lossy().contains("git_v1_x"));
+        assert!(
+            dir.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains("git_v1_x")
+        );
     }
 
     #[test]
     fn open_refuses_other_folders() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(Store::open(tmp.path()).unwrap_err().to_string().contains("not a perflab results folder"));
+        assert!(
+            Store::open(tmp.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not a perflab results folder")
+        );
     }
 }

@@ -43,7 +43,10 @@ impl UpstreamSpec {
     /// As a table.
     pub fn table(&self) -> UpstreamTable {
         match self {
-            UpstreamSpec::Blob(b) => UpstreamTable { config: b.clone(), ..Default::default() },
+            UpstreamSpec::Blob(b) => UpstreamTable {
+                config: b.clone(),
+                ..Default::default()
+            },
             UpstreamSpec::Table(t) => t.clone(),
         }
     }
@@ -159,27 +162,47 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         message: e.message().to_string(),
     })?;
     let spec = file.case;
-    let bad = |message: String| Error::SuiteFile { path: path.to_path_buf(), line: 0, message };
+    let bad = |message: String| Error::SuiteFile {
+        path: path.to_path_buf(),
+        line: 0,
+        message,
+    };
     if spec.name.trim().is_empty() || spec.name.contains(['/', '@', ' ']) {
-        return Err(bad(format!("case name \"{}\" must be non-empty without '/', '@' or spaces", spec.name)));
+        return Err(bad(format!(
+            "case name \"{}\" must be non-empty without '/', '@' or spaces",
+            spec.name
+        )));
     }
     let mut kinds = spec.gateways.clone();
     if let Some(g) = &spec.gateway {
         kinds.insert(0, g.clone());
     }
     if kinds.is_empty() {
-        return Err(bad(format!("case \"{}\" names no gateway: set `gateway = \"nginx\"` (or haproxy, kong, command, baseline)", spec.name)));
+        return Err(bad(format!(
+            "case \"{}\" names no gateway: set `gateway = \"nginx\"` (or haproxy, kong, command, baseline)",
+            spec.name
+        )));
     }
     let mut out = Vec::new();
     for kind in kinds {
         if !GATEWAYS.contains(&kind.as_str()) {
-            return Err(bad(format!("unknown gateway \"{kind}\" in case \"{}\": expected one of {}", spec.name, GATEWAYS.join(", "))));
+            return Err(bad(format!(
+                "unknown gateway \"{kind}\" in case \"{}\": expected one of {}",
+                spec.name,
+                GATEWAYS.join(", ")
+            )));
         }
-        spec.load.validate().map_err(|e| bad(format!("case \"{}\": {e}", spec.name)))?;
+        spec.load
+            .validate()
+            .map_err(|e| bad(format!("case \"{}\": {e}", spec.name)))?;
         let mut tags: BTreeSet<String> = spec.tags.iter().cloned().collect();
         tags.insert(spec.name.clone());
         tags.insert(kind.clone());
-        let id = if kind == "baseline" { spec.name.clone() } else { format!("{}@{kind}", spec.name) };
+        let id = if kind == "baseline" {
+            spec.name.clone()
+        } else {
+            format!("{}@{kind}", spec.name)
+        };
         tags.insert(id.clone());
         out.push(Case {
             id,
@@ -245,13 +268,27 @@ pub fn load_suite(name_or_dir: &str) -> Result<Suite> {
     let mut seen = BTreeSet::new();
     for c in &cases {
         if !seen.insert(c.id.clone()) {
-            return Err(Error::SuiteFile { path: c.file.clone(), line: 0, message: format!("case \"{}\" is defined twice in suite {}", c.id, dir.display()) });
+            return Err(Error::SuiteFile {
+                path: c.file.clone(),
+                line: 0,
+                message: format!(
+                    "case \"{}\" is defined twice in suite {}",
+                    c.id,
+                    dir.display()
+                ),
+            });
         }
     }
     if cases.is_empty() {
-        return Err(Error::Usage(format!("suite {} has no case files (*.toml)", dir.display())));
+        return Err(Error::Usage(format!(
+            "suite {} has no case files (*.toml)",
+            dir.display()
+        )));
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name_or_dir.to_string());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name_or_dir.to_string());
     Ok(Suite { name, dir, cases })
 }
 
@@ -267,19 +304,28 @@ pub fn filter_tags(cases: Vec<Case>, tags: &[String]) -> Result<Vec<Case>> {
             known.into_iter().cloned().collect::<Vec<_>>().join(", ")
         )));
     }
-    Ok(cases.into_iter().filter(|c| tags.iter().any(|t| c.tags.contains(t))).collect())
+    Ok(cases
+        .into_iter()
+        .filter(|c| tags.iter().any(|t| c.tags.contains(t)))
+        .collect())
 }
 
 /// Restricts every gateway case to one kind (`--gateway`); baseline cases stay.
 pub fn override_gateway(cases: Vec<Case>, kind: &str) -> Result<Vec<Case>> {
     if !GATEWAYS.contains(&kind) {
-        return Err(Error::Usage(format!("unknown gateway \"{kind}\": expected one of {}", GATEWAYS.join(", "))));
+        return Err(Error::Usage(format!(
+            "unknown gateway \"{kind}\": expected one of {}",
+            GATEWAYS.join(", ")
+        )));
     }
     let mut out: Vec<Case> = Vec::new();
     for mut c in cases {
         if c.gateway == "baseline" {
             out.push(c);
-        } else if out.iter().all(|o| o.name != c.name || o.gateway == "baseline") {
+        } else if out
+            .iter()
+            .all(|o| o.name != c.name || o.gateway == "baseline")
+        {
             c.tags.remove(&c.gateway);
             c.tags.remove(&c.id);
             c.gateway = kind.to_string();
@@ -301,17 +347,37 @@ pub struct PlannedRun {
     pub version: usize,
     /// 1-based repeat.
     pub repeat: u32,
+    /// Attach the profiler (such runs are kept out of the statistics).
+    #[serde(default)]
+    pub profile: bool,
 }
 
 /// Runs in order: per case, per repeat, every version in turn (A B A B …), so slow drifts of
-/// the machine hit all versions alike and adjacent runs can be paired.
-pub fn interleave(cases: &[Case], versions: usize) -> Vec<PlannedRun> {
+/// the machine hit all versions alike and adjacent runs can be paired. Cases marked `profile`
+/// profile every run; with `extra_profiled`, each case ends with one more, profiled, run per
+/// version (for flame graphs that do not disturb the measured runs).
+pub fn interleave(cases: &[Case], versions: usize, extra_profiled: bool) -> Vec<PlannedRun> {
     let mut v = Vec::new();
     for (ci, c) in cases.iter().enumerate() {
         let versions_here = if c.gateway == "baseline" { 1 } else { versions };
         for repeat in 1..=c.repeats {
             for version in 0..versions_here {
-                v.push(PlannedRun { case: ci, version, repeat });
+                v.push(PlannedRun {
+                    case: ci,
+                    version,
+                    repeat,
+                    profile: c.profile,
+                });
+            }
+        }
+        if extra_profiled && !c.profile {
+            for version in 0..versions_here {
+                v.push(PlannedRun {
+                    case: ci,
+                    version,
+                    repeat: c.repeats + 1,
+                    profile: true,
+                });
             }
         }
     }
@@ -335,7 +401,11 @@ mod tests {
 
     #[test]
     fn malformed_file_names_the_line() {
-        let e = parse_case_file(Path::new("bad.toml"), "[case]\nname = \"x\"\ngateway = nginx\n").unwrap_err();
+        let e = parse_case_file(
+            Path::new("bad.toml"),
+            "[case]\nname = \"x\"\ngateway = nginx\n",
+        )
+        .unwrap_err();
         let s = e.to_string();
         assert!(s.starts_with("bad.toml:3:"), "{s}");
         assert_eq!(e.exit_code(), crate::error::EXIT_USAGE);
@@ -343,32 +413,59 @@ mod tests {
 
     #[test]
     fn unknown_gateway_and_bad_load_are_refused() {
-        let e = parse_case_file(Path::new("a.toml"), "[case]\nname = \"x\"\ngateway = \"envoyy\"\n").unwrap_err();
+        let e = parse_case_file(
+            Path::new("a.toml"),
+            "[case]\nname = \"x\"\ngateway = \"envoyy\"\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("unknown gateway \"envoyy\""), "{e}");
         let e = parse_case_file(Path::new("a.toml"), "[case]\nname = \"x\"\ngateway = \"nginx\"\n[case.load]\nconnections = 1\nthreads = 2\n").unwrap_err();
-        assert!(e.to_string().contains("connections (1) must be at least threads (2)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("connections (1) must be at least threads (2)"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_tag_lists_known_tags() {
         let cases = parse_case_file(Path::new("x.toml"), CASE).unwrap();
-        assert_eq!(filter_tags(cases.clone(), &["haproxy".into()]).unwrap().len(), 1);
-        let e = filter_tags(cases, &["nope".into()]).unwrap_err().to_string();
-        assert!(e.contains("no case has tag \"nope\"") && e.contains("simple-proxy"), "{e}");
+        assert_eq!(
+            filter_tags(cases.clone(), &["haproxy".into()])
+                .unwrap()
+                .len(),
+            1
+        );
+        let e = filter_tags(cases, &["nope".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no case has tag \"nope\"") && e.contains("simple-proxy"),
+            "{e}"
+        );
     }
 
     #[test]
     fn interleaves_versions_within_each_repeat() {
         let cases = parse_case_file(Path::new("x.toml"), CASE).unwrap();
-        let plan = interleave(&cases[..1], 2);
+        let plan = interleave(&cases[..1], 2, false);
         let order: Vec<(usize, u32)> = plan.iter().map(|r| (r.version, r.repeat)).collect();
         assert_eq!(order, vec![(0, 1), (1, 1), (0, 2), (1, 2)]);
+        let with_profiles = interleave(&cases[..1], 2, true);
+        assert_eq!(with_profiles.len(), 6);
+        assert!(with_profiles[4].profile && with_profiles[5].profile && !with_profiles[3].profile);
     }
 
     #[test]
     fn gateway_override_keeps_baseline_and_dedupes() {
         let mut cases = parse_case_file(Path::new("x.toml"), CASE).unwrap();
-        cases.extend(parse_case_file(Path::new("b.toml"), "[case]\nname = \"baseline\"\ngateway = \"baseline\"\n").unwrap());
+        cases.extend(
+            parse_case_file(
+                Path::new("b.toml"),
+                "[case]\nname = \"baseline\"\ngateway = \"baseline\"\n",
+            )
+            .unwrap(),
+        );
         let out = override_gateway(cases, "haproxy").unwrap();
         let ids: Vec<&str> = out.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec!["simple-proxy@haproxy", "baseline"]);

@@ -57,7 +57,9 @@ pub fn cache_dir() -> PathBuf {
     }
     let base = std::env::var("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache")
+        });
     base.join("perflab")
 }
 
@@ -76,25 +78,41 @@ impl Version {
             VersionKind::Current
         } else if let Some(r) = label.strip_prefix("git:") {
             let (commit, repo) = resolve_git(r, repo)?;
-            VersionKind::Git { reference: r.to_string(), commit, repo }
+            VersionKind::Git {
+                reference: r.to_string(),
+                commit,
+                repo,
+            }
         } else if let Some(i) = label.strip_prefix("image:") {
             if i.is_empty() {
-                return Err(Error::Usage("image: needs an image reference, e.g. image:kong:3.9.1".into()));
+                return Err(Error::Usage(
+                    "image: needs an image reference, e.g. image:kong:3.9.1".into(),
+                ));
             }
-            VersionKind::Image { image: i.to_string() }
+            VersionKind::Image {
+                image: i.to_string(),
+            }
         } else if label.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            VersionKind::Release { number: label.to_string() }
+            VersionKind::Release {
+                number: label.to_string(),
+            }
         } else {
             return Err(Error::Usage(format!(
                 "version \"{label}\" is not understood: use current, a release number (3.9.1), git:<ref> or image:<ref>"
             )));
         };
-        Ok(Version { label: label.to_string(), kind })
+        Ok(Version {
+            label: label.to_string(),
+            kind,
+        })
     }
 
     /// The `current` version.
     pub fn current() -> Version {
-        Version { label: "current".into(), kind: VersionKind::Current }
+        Version {
+            label: "current".into(),
+            kind: VersionKind::Current,
+        }
     }
 
     /// Makes the version usable for a gateway kind: for `git:` versions, the checked-out tree
@@ -109,7 +127,9 @@ impl Version {
     /// A description for results: the commit for git versions, else what the gateway reported.
     pub fn detail(&self, gateway_reported: &str) -> String {
         match &self.kind {
-            VersionKind::Git { commit, .. } if gateway_reported.is_empty() => format!("commit {commit}"),
+            VersionKind::Git { commit, .. } if gateway_reported.is_empty() => {
+                format!("commit {commit}")
+            }
             VersionKind::Git { commit, .. } => format!("commit {commit} ({gateway_reported})"),
             _ => gateway_reported.to_string(),
         }
@@ -118,7 +138,11 @@ impl Version {
 
 fn open_repo(repo: &Path) -> Result<git2::Repository> {
     git2::Repository::discover(repo).map_err(|e| {
-        Error::Usage(format!("{} is not a git repository ({}); pass the gateway's source repo with --repo", repo.display(), e.message()))
+        Error::Usage(format!(
+            "{} is not a git repository ({}); pass the gateway's source repo with --repo",
+            repo.display(),
+            e.message()
+        ))
     })
 }
 
@@ -126,9 +150,18 @@ fn open_repo(repo: &Path) -> Result<git2::Repository> {
 pub fn resolve_git(reference: &str, repo: &Path) -> Result<(String, PathBuf)> {
     let r = open_repo(repo)?;
     let obj = r.revparse_single(reference).map_err(|e| {
-        Error::Usage(format!("unknown git ref \"{reference}\" in {}: {}", repo.display(), e.message()))
+        Error::Usage(format!(
+            "unknown git ref \"{reference}\" in {}: {}",
+            repo.display(),
+            e.message()
+        ))
     })?;
-    let commit = obj.peel_to_commit().map_err(|e| Error::Usage(format!("git ref \"{reference}\" is not a commit: {}", e.message())))?;
+    let commit = obj.peel_to_commit().map_err(|e| {
+        Error::Usage(format!(
+            "git ref \"{reference}\" is not a commit: {}",
+            e.message()
+        ))
+    })?;
     let root = r.workdir().unwrap_or_else(|| r.path()).to_path_buf();
     Ok((commit.id().to_string(), root))
 }
@@ -141,14 +174,25 @@ pub fn checkout(repo: &Path, commit: &str) -> Result<PathBuf> {
     }
     let parent = worktrees_dir();
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let tmp = tempfile::Builder::new().prefix(".checkout-").tempdir_in(&parent).map_err(|e| Error::io(&parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".checkout-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
     let r = open_repo(repo)?;
     let oid = git2::Oid::from_str(commit).map_err(|e| Error::Lab(e.message().to_string()))?;
-    let tree = r.find_commit(oid).and_then(|c| c.tree()).map_err(|e| Error::Lab(format!("commit {commit}: {}", e.message())))?;
+    let tree = r
+        .find_commit(oid)
+        .and_then(|c| c.tree())
+        .map_err(|e| Error::Lab(format!("commit {commit}: {}", e.message())))?;
     let mut opts = git2::build::CheckoutBuilder::new();
-    opts.target_dir(tmp.path()).update_index(false).force().recreate_missing(true);
-    r.checkout_tree(tree.as_object(), Some(&mut opts)).map_err(|e| Error::Lab(format!("checking out {commit}: {}", e.message())))?;
-    std::fs::write(tmp.path().join(".perflab-complete"), commit).map_err(|e| Error::io(tmp.path(), e))?;
+    opts.target_dir(tmp.path())
+        .update_index(false)
+        .force()
+        .recreate_missing(true);
+    r.checkout_tree(tree.as_object(), Some(&mut opts))
+        .map_err(|e| Error::Lab(format!("checking out {commit}: {}", e.message())))?;
+    std::fs::write(tmp.path().join(".perflab-complete"), commit)
+        .map_err(|e| Error::io(tmp.path(), e))?;
     let tmp_path = tmp.keep();
     match std::fs::rename(&tmp_path, &dest) {
         Ok(()) => Ok(dest),
@@ -176,9 +220,27 @@ mod tests {
 
     #[test]
     fn parses_labels() {
-        assert_eq!(Version::parse("current", Path::new(".")).unwrap().kind, VersionKind::Current);
-        assert_eq!(Version::parse("3.9.1", Path::new(".")).unwrap().kind, VersionKind::Release { number: "3.9.1".into() });
-        assert!(matches!(Version::parse("image:kong:3.9.1", Path::new(".")).unwrap().kind, VersionKind::Image { .. }));
-        assert!(Version::parse("banana", Path::new(".")).unwrap_err().to_string().contains("not understood"));
+        assert_eq!(
+            Version::parse("current", Path::new(".")).unwrap().kind,
+            VersionKind::Current
+        );
+        assert_eq!(
+            Version::parse("3.9.1", Path::new(".")).unwrap().kind,
+            VersionKind::Release {
+                number: "3.9.1".into()
+            }
+        );
+        assert!(matches!(
+            Version::parse("image:kong:3.9.1", Path::new("."))
+                .unwrap()
+                .kind,
+            VersionKind::Image { .. }
+        ));
+        assert!(
+            Version::parse("banana", Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("not understood")
+        );
     }
 }

@@ -9,10 +9,10 @@ pub mod flamegraph;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::Result;
 use crate::result::RunRecord;
 use crate::stats::{self, CombinedRuns, Summary};
 use crate::store::Store;
-use crate::Result;
 use export::{CaseComparison, CompareReport};
 
 /// How to render reports.
@@ -34,14 +34,32 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        ReportOptions { formats: Vec::new(), noise_band: 0.02, include_flagged: false, seed: 1, resamples: 10_000, charts: true }
+        ReportOptions {
+            formats: Vec::new(),
+            noise_band: 0.02,
+            include_flagged: false,
+            seed: 1,
+            resamples: 10_000,
+            charts: true,
+        }
     }
 }
 
 impl ReportOptions {
     /// From command-line values (noise band in percent).
-    pub fn from_flags(formats: &[String], noise_band_pct: f64, include_flagged: bool, seed: u64) -> Self {
-        ReportOptions { formats: formats.to_vec(), noise_band: noise_band_pct / 100.0, include_flagged, seed, ..Default::default() }
+    pub fn from_flags(
+        formats: &[String],
+        noise_band_pct: f64,
+        include_flagged: bool,
+        seed: u64,
+    ) -> Self {
+        ReportOptions {
+            formats: formats.to_vec(),
+            noise_band: noise_band_pct / 100.0,
+            include_flagged,
+            seed,
+            ..Default::default()
+        }
     }
 }
 
@@ -65,13 +83,17 @@ pub fn ordering(store: &Store, runs: &[RunRecord]) -> (Vec<String>, Vec<String>)
 pub fn group<'a>(runs: &'a [RunRecord]) -> BTreeMap<(String, String), Vec<&'a RunRecord>> {
     let mut m: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
     for r in runs.iter().filter(|r| !r.flags.profiled) {
-        m.entry((r.case.clone(), r.version.clone())).or_default().push(r);
+        m.entry((r.case.clone(), r.version.clone()))
+            .or_default()
+            .push(r);
     }
     m
 }
 
 fn fmt_opt(s: &Option<Summary>, digits: usize) -> String {
-    s.as_ref().map(|s| format!("{:.*}", digits, s.mean)).unwrap_or_else(|| "-".into())
+    s.as_ref()
+        .map(|s| format!("{:.*}", digits, s.mean))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// The combined figures of every case and version, in run order.
@@ -97,7 +119,18 @@ pub fn table(rows: &[CombinedRuns]) -> String {
     let _ = writeln!(
         t,
         "{:<28} {:<14} {:>3} {:>11} {:>6} {:>13} {:>6} {:>9} {:>9} {:>9} {:>7} {:>5}",
-        "case", "version", "n", "req/s", "cv%", "req/gw-CPU-s", "cv%", "mean ms", "p50 ms*", "p99 ms*", "errors", "flag"
+        "case",
+        "version",
+        "n",
+        "req/s",
+        "cv%",
+        "req/gw-CPU-s",
+        "cv%",
+        "mean ms",
+        "p50 ms*",
+        "p99 ms*",
+        "errors",
+        "flag"
     );
     for r in rows {
         let _ = writeln!(
@@ -108,8 +141,14 @@ pub fn table(rows: &[CombinedRuns]) -> String {
             r.runs,
             r.rps.mean,
             100.0 * r.rps.cv,
-            r.rps_per_gateway_cpu_s.as_ref().map(|s| format!("{:.0}", s.mean)).unwrap_or_else(|| "-".into()),
-            r.rps_per_gateway_cpu_s.as_ref().map(|s| format!("{:.1}", 100.0 * s.cv)).unwrap_or_else(|| "-".into()),
+            r.rps_per_gateway_cpu_s
+                .as_ref()
+                .map(|s| format!("{:.0}", s.mean))
+                .unwrap_or_else(|| "-".into()),
+            r.rps_per_gateway_cpu_s
+                .as_ref()
+                .map(|s| format!("{:.1}", 100.0 * s.cv))
+                .unwrap_or_else(|| "-".into()),
             r.weighted_latency_mean_ms.unwrap_or(f64::NAN),
             fmt_opt(&r.latency_p50_ms, 3),
             fmt_opt(&r.latency_p99_ms, 3),
@@ -117,12 +156,18 @@ pub fn table(rows: &[CombinedRuns]) -> String {
             r.flagged_runs,
         );
     }
-    t.push_str("* mean over runs of each run's own percentile (not a percentile of all requests)\n");
+    t.push_str(
+        "* mean over runs of each run's own percentile (not a percentile of all requests)\n",
+    );
     t
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }
 
 /// The Markdown summary written to `summary.md`.
@@ -140,7 +185,10 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
             r.rps.mean,
             r.rps.stdev,
             100.0 * r.rps.cv,
-            r.rps_per_gateway_cpu_s.as_ref().map(|s| format!("{:.0} ({:.1}%)", s.mean, 100.0 * s.cv)).unwrap_or_else(|| "-".into()),
+            r.rps_per_gateway_cpu_s
+                .as_ref()
+                .map(|s| format!("{:.0} ({:.1}%)", s.mean, 100.0 * s.cv))
+                .unwrap_or_else(|| "-".into()),
             r.weighted_latency_mean_ms.unwrap_or(f64::NAN),
             fmt_opt(&r.latency_p50_ms, 3),
             fmt_opt(&r.latency_p99_ms, 3),
@@ -171,7 +219,13 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
 }
 
 /// Builds the comparison of every candidate against the baseline (the first version), per case.
-pub fn compare_report(suite: &str, versions: &[String], cases: &[String], runs: &[RunRecord], opts: &ReportOptions) -> Option<CompareReport> {
+pub fn compare_report(
+    suite: &str,
+    versions: &[String],
+    cases: &[String],
+    runs: &[RunRecord],
+    opts: &ReportOptions,
+) -> Option<CompareReport> {
     if versions.len() < 2 {
         return None;
     }
@@ -180,26 +234,57 @@ pub fn compare_report(suite: &str, versions: &[String], cases: &[String], runs: 
     let mut out = Vec::new();
     for cand in &versions[1..] {
         for case in cases {
-            let (Some(a), Some(b)) = (groups.get(&(case.clone(), baseline.clone())), groups.get(&(case.clone(), cand.clone()))) else {
+            let (Some(a), Some(b)) = (
+                groups.get(&(case.clone(), baseline.clone())),
+                groups.get(&(case.clone(), cand.clone())),
+            ) else {
                 continue;
             };
-            let ka: Vec<&RunRecord> = a.iter().copied().filter(|r| opts.include_flagged || !r.flags.any()).collect();
-            let kb: Vec<&RunRecord> = b.iter().copied().filter(|r| opts.include_flagged || !r.flags.any()).collect();
+            let ka: Vec<&RunRecord> = a
+                .iter()
+                .copied()
+                .filter(|r| opts.include_flagged || !r.flags.any())
+                .collect();
+            let kb: Vec<&RunRecord> = b
+                .iter()
+                .copied()
+                .filter(|r| opts.include_flagged || !r.flags.any())
+                .collect();
             let excluded = a.len() + b.len() - ka.len() - kb.len();
             let metrics = stats::compare_runs(&ka, &kb, opts.noise_band, opts.seed, opts.resamples);
-            out.push(CaseComparison { case: case.clone(), candidate: cand.clone(), metrics, excluded_runs: excluded });
+            out.push(CaseComparison {
+                case: case.clone(),
+                candidate: cand.clone(),
+                metrics,
+                excluded_runs: excluded,
+            });
         }
     }
-    Some(CompareReport { suite: suite.to_string(), baseline: baseline.clone(), candidates: versions[1..].to_vec(), cases: out })
+    Some(CompareReport {
+        suite: suite.to_string(),
+        baseline: baseline.clone(),
+        candidates: versions[1..].to_vec(),
+        cases: out,
+    })
 }
 
 /// The plain-text verdict table of a comparison.
 pub fn compare_table(r: &CompareReport) -> String {
     let mut t = format!("\nbaseline: {}\n", r.baseline);
-    let _ = writeln!(t, "{:<28} {:<14} {:<22} {:>8} {:>19} {:<10}", "case", "candidate", "metric", "ratio", "95% CI", "verdict");
+    let _ = writeln!(
+        t,
+        "{:<28} {:<14} {:<22} {:>8} {:>19} {:<10}",
+        "case", "candidate", "metric", "ratio", "95% CI", "verdict"
+    );
     for c in &r.cases {
         if c.metrics.is_empty() {
-            let _ = writeln!(t, "{:<28} {:<14} no comparable runs ({} excluded as flagged)", c.case, truncate(&c.candidate, 14), c.excluded_runs);
+            let _ = writeln!(
+                t,
+                "{:<28} {:<14} no comparable runs ({} excluded as flagged)",
+                c.case,
+                truncate(&c.candidate, 14),
+                c.excluded_runs
+            );
         }
         for m in &c.metrics {
             let _ = writeln!(
@@ -221,25 +306,59 @@ pub fn compare_table(r: &CompareReport) -> String {
 /// `summary.json`, comparison files and charts.
 pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
     let runs = store.load_runs()?;
-    let suite = store.manifest().map(|m| m.suite).unwrap_or_else(|_| runs.first().map(|r| r.suite.clone()).unwrap_or_default());
+    let suite = store
+        .manifest()
+        .map(|m| m.suite)
+        .unwrap_or_else(|_| runs.first().map(|r| r.suite.clone()).unwrap_or_default());
     if runs.is_empty() {
         return Ok(format!("no finished runs in {}\n", store.root().display()));
     }
     let rows = combined(store, &runs);
     let mut text = table(&rows);
     store.write("summary.md", markdown(&suite, &rows, &runs).as_bytes())?;
-    store.write("summary.json", &serde_json::to_vec_pretty(&rows).map_err(|e| crate::Error::Lab(e.to_string()))?)?;
+    store.write(
+        "summary.json",
+        &serde_json::to_vec_pretty(&rows).map_err(|e| crate::Error::Lab(e.to_string()))?,
+    )?;
     let (cases, versions) = ordering(store, &runs);
     let cr = compare_report(&suite, &versions, &cases, &runs, opts);
     if opts.charts {
-        let written = write_charts(store, &suite, &rows, &cases, &versions, cr.as_ref(), opts.noise_band)?;
-        text.push_str(&format!("charts: {} files in {}\n", written, store.root().join("charts").display()));
+        let written = write_charts(
+            store,
+            &suite,
+            &rows,
+            &cases,
+            &versions,
+            cr.as_ref(),
+            opts.noise_band,
+        )?;
+        text.push_str(&format!(
+            "charts: {} files in {}\n",
+            written,
+            store.root().join("charts").display()
+        ));
+    }
+    let flames = write_flamegraphs(store, &runs, &versions)?;
+    if flames > 0 {
+        text.push_str(&format!(
+            "flame graphs: {flames} files in {}\n",
+            store.root().join("flamegraphs").display()
+        ));
     }
     if let Some(cr) = cr {
         text.push_str(&compare_table(&cr));
-        let formats: Vec<String> = if opts.formats.is_empty() { export::FORMATS.iter().map(|s| s.to_string()).collect() } else { opts.formats.clone() };
+        let formats: Vec<String> = if opts.formats.is_empty() {
+            export::FORMATS.iter().map(|s| s.to_string()).collect()
+        } else {
+            opts.formats.clone()
+        };
         for f in &formats {
-            let e = export::exporter(f).ok_or_else(|| crate::Error::Usage(format!("unknown format \"{f}\": expected one of {}", export::FORMATS.join(", "))))?;
+            let e = export::exporter(f).ok_or_else(|| {
+                crate::Error::Usage(format!(
+                    "unknown format \"{f}\": expected one of {}",
+                    export::FORMATS.join(", ")
+                ))
+            })?;
             store.write(e.file_name(), e.render(&cr).as_bytes())?;
         }
     }
@@ -263,11 +382,15 @@ pub fn write_charts(
     let dir = store.root().join("charts");
     let find = |c: &str, v: &str| rows.iter().find(|r| r.case == c && r.version == v);
     let mut n = 0;
-    let mut rps_chart = |metric_label: &str, stem: &str, pick: &dyn Fn(&CombinedRuns) -> Option<Summary>| -> Result<()> {
+    let mut rps_chart = |metric_label: &str,
+                         stem: &str,
+                         pick: &dyn Fn(&CombinedRuns) -> Option<Summary>|
+     -> Result<()> {
         let series: Vec<RpsSeries> = versions
             .iter()
             .map(|v| {
-                let s: Vec<Option<Summary>> = cases.iter().map(|c| find(c, v).and_then(pick)).collect();
+                let s: Vec<Option<Summary>> =
+                    cases.iter().map(|c| find(c, v).and_then(pick)).collect();
                 RpsSeries {
                     version: v.clone(),
                     means: s.iter().map(|x| x.as_ref().map(|x| x.mean)).collect(),
@@ -277,30 +400,51 @@ pub fn write_charts(
                 }
             })
             .collect();
-        let data = RpsChartData { title: format!("{suite}: {metric_label}"), metric_label: metric_label.into(), cases: cases.to_vec(), series };
+        let data = RpsChartData {
+            title: format!("{suite}: {metric_label}"),
+            metric_label: metric_label.into(),
+            cases: cases.to_vec(),
+            series,
+        };
         charts::write_chart_with_data(&data, &dir, stem)?;
         n += 1;
         Ok(())
     };
     rps_chart("Requests/s", "rps", &|r| Some(r.rps.clone()))?;
-    rps_chart("Requests per gateway CPU-second", "rps-per-gateway-cpu", &|r| r.rps_per_gateway_cpu_s.clone())?;
+    rps_chart(
+        "Requests per gateway CPU-second",
+        "rps-per-gateway-cpu",
+        &|r| r.rps_per_gateway_cpu_s.clone(),
+    )?;
     for c in cases {
         let values_ms: Vec<Vec<Option<f64>>> = versions
             .iter()
             .map(|v| {
                 let r = find(c, v);
                 let m = |s: Option<&Option<Summary>>| s.and_then(|s| s.as_ref().map(|s| s.mean));
-                vec![m(r.map(|r| &r.latency_p50_ms)), m(r.map(|r| &r.latency_p75_ms)), m(r.map(|r| &r.latency_p90_ms)), m(r.map(|r| &r.latency_p99_ms))]
+                vec![
+                    m(r.map(|r| &r.latency_p50_ms)),
+                    m(r.map(|r| &r.latency_p75_ms)),
+                    m(r.map(|r| &r.latency_p90_ms)),
+                    m(r.map(|r| &r.latency_p99_ms)),
+                ]
             })
             .collect();
         let data = LatencyChartData {
             title: format!("{suite}: latency percentiles (mean of per-run values)"),
             case: c.clone(),
             versions: versions.to_vec(),
-            percentiles: ["p50", "p75", "p90", "p99"].iter().map(|s| s.to_string()).collect(),
+            percentiles: ["p50", "p75", "p90", "p99"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             values_ms,
         };
-        charts::write_chart_with_data(&data, &dir, &format!("latency-{}", crate::store::sanitize(c)))?;
+        charts::write_chart_with_data(
+            &data,
+            &dir,
+            &format!("latency-{}", crate::store::sanitize(c)),
+        )?;
         n += 1;
     }
     if let Some(cr) = cr {
@@ -308,18 +452,81 @@ pub fn write_charts(
             .cases
             .iter()
             .flat_map(|c| {
-                c.metrics.iter().filter(|m| m.metric == "rps" || m.metric == "rps_per_gateway_cpu_s" || m.metric == "latency_p99_ms").map(move |m| RatioRow {
-                    label: format!("{} · {} · {}", c.case, c.candidate, m.metric),
-                    ratio: m.ratio,
-                    ci_low: m.ci_low,
-                    ci_high: m.ci_high,
-                    verdict: m.verdict.to_string(),
-                })
+                c.metrics
+                    .iter()
+                    .filter(|m| {
+                        m.metric == "rps"
+                            || m.metric == "rps_per_gateway_cpu_s"
+                            || m.metric == "latency_p99_ms"
+                    })
+                    .map(move |m| RatioRow {
+                        label: format!("{} · {} · {}", c.case, c.candidate, m.metric),
+                        ratio: m.ratio,
+                        ci_low: m.ci_low,
+                        ci_high: m.ci_high,
+                        verdict: m.verdict.to_string(),
+                    })
             })
             .collect();
-        let data = RatioChartData { title: format!("{suite}: candidate / {} (95% CI)", cr.baseline), baseline: cr.baseline.clone(), rows, noise_band };
+        let data = RatioChartData {
+            title: format!("{suite}: candidate / {} (95% CI)", cr.baseline),
+            baseline: cr.baseline.clone(),
+            rows,
+            noise_band,
+        };
         charts::write_chart_with_data(&data, &dir, "ratio")?;
         n += 1;
+    }
+    Ok(n)
+}
+
+/// Renders flame graphs from the folded stacks stored with profiled runs: one per case and
+/// version (all its profiled runs merged), and for each candidate a differential graph against
+/// the baseline (red: more samples in the candidate). Returns how many SVGs were written.
+pub fn write_flamegraphs(store: &Store, runs: &[RunRecord], versions: &[String]) -> Result<usize> {
+    let mut folded: BTreeMap<(String, String), String> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.flags.profiled) {
+        let p = store
+            .run_dir(r.sequence, &r.case, &r.version, r.repeat)
+            .join("profile.folded");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            folded
+                .entry((r.case.clone(), r.version.clone()))
+                .or_default()
+                .push_str(&text);
+        }
+    }
+    let dir = store.root().join("flamegraphs");
+    let mut n = 0;
+    for ((case, version), text) in &folded {
+        let name = format!(
+            "{}-{}",
+            crate::store::sanitize(case),
+            crate::store::sanitize(version)
+        );
+        flamegraph::write_profile(&dir, &name, text, &format!("{case} · {version}"))?;
+        n += 1;
+    }
+    if let Some(base) = versions.first() {
+        for cand in versions.iter().skip(1) {
+            for ((case, version), after) in folded.iter().filter(|((_, v), _)| v == cand) {
+                if let Some(before) = folded.get(&(case.clone(), base.clone())) {
+                    let out = dir.join(format!(
+                        "{}-diff-{}-vs-{}.svg",
+                        crate::store::sanitize(case),
+                        crate::store::sanitize(version),
+                        crate::store::sanitize(base)
+                    ));
+                    flamegraph::render_differential(
+                        before,
+                        after,
+                        &format!("{case}: {version} vs {base} (red = more in {version})"),
+                        &out,
+                    )?;
+                    n += 1;
+                }
+            }
+        }
     }
     Ok(n)
 }

@@ -69,11 +69,18 @@ pub fn nginx_temp_paths(prefix: &std::path::Path) -> String {
 }
 
 /// Renders the upstream's nginx.conf.
-pub fn render_config(opts: &UpstreamOptions, listen_addr: &str, prefix: &std::path::Path) -> String {
+pub fn render_config(
+    opts: &UpstreamOptions,
+    listen_addr: &str,
+    prefix: &std::path::Path,
+) -> String {
     let p = prefix.display();
     let mut listens = String::new();
     for i in 0..opts.ports {
-        listens.push_str(&format!("        listen {listen_addr}:{} reuseport backlog=4096;\n", opts.base_port + i));
+        listens.push_str(&format!(
+            "        listen {listen_addr}:{} reuseport backlog=4096;\n",
+            opts.base_port + i
+        ));
     }
     let blob = if opts.config.trim().is_empty() && opts.body_bytes.is_none() {
         DEFAULT_CONFIG.to_string()
@@ -96,9 +103,20 @@ pub fn render_config(opts: &UpstreamOptions, listen_addr: &str, prefix: &std::pa
 
 /// Checks an nginx config with `nginx -t` and maps a refusal to [`Error::ConfigRefused`] or
 /// [`Error::PortInUse`].
-pub fn nginx_check(host: &dyn Host, nginx: &str, prefix: &std::path::Path, conf: &std::path::Path) -> Result<()> {
+pub fn nginx_check(
+    host: &dyn Host,
+    nginx: &str,
+    prefix: &std::path::Path,
+    conf: &std::path::Path,
+) -> Result<()> {
     let out = host.run(
-        &Cmd::new(nginx).arg("-t").arg("-q").arg("-p").arg(prefix.display().to_string()).arg("-c").arg(conf.display().to_string()),
+        &Cmd::new(nginx)
+            .arg("-t")
+            .arg("-q")
+            .arg("-p")
+            .arg(prefix.display().to_string())
+            .arg("-c")
+            .arg(conf.display().to_string()),
         Duration::from_secs(30),
     )?;
     if out.success() {
@@ -121,7 +139,11 @@ pub fn port_error(text: &str, host: &str) -> Option<Error> {
         .filter_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
         .next()
         .unwrap_or(0);
-    Some(Error::PortInUse { port, host: host.to_string(), detail: text.lines().last().unwrap_or("").trim().to_string() })
+    Some(Error::PortInUse {
+        port,
+        host: host.to_string(),
+        detail: text.lines().last().unwrap_or("").trim().to_string(),
+    })
 }
 
 /// Waits until the process answers `url` with `expect`, or fails with its log.
@@ -140,7 +162,10 @@ pub fn wait_ready(
             if let Some(e) = port_error(&text, probe.name()) {
                 return Err(e);
             }
-            return Err(Error::Lab(format!("{program} exited during startup:\n{}", text.trim())));
+            return Err(Error::Lab(format!(
+                "{program} exited during startup:\n{}",
+                text.trim()
+            )));
         }
         if let Ok(code) = probe.http_status(url, Duration::from_secs(2))
             && (200..400).contains(&code)
@@ -159,17 +184,30 @@ pub fn wait_ready(
 }
 
 /// Starts nginx as the upstream on `host` in `prefix` and waits until every port answers.
-pub fn start_upstream(host: Arc<dyn Host>, prefix: PathBuf, opts: &UpstreamOptions) -> Result<Upstream> {
+pub fn start_upstream(
+    host: Arc<dyn Host>,
+    prefix: PathBuf,
+    opts: &UpstreamOptions,
+) -> Result<Upstream> {
     let nginx = host.which("nginx").ok_or_else(|| Error::MissingTool {
         program: "nginx".into(),
         where_: format!(" on host {}", host.name()),
         hint: "install it (Debian/Ubuntu: apt-get install nginx-light)".into(),
     })?;
-    for d in ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "html"] {
+    for d in [
+        "tmp/body",
+        "tmp/proxy",
+        "tmp/fastcgi",
+        "tmp/uwsgi",
+        "tmp/scgi",
+        "html",
+    ] {
         host.write_file(&prefix.join(d).join(".keep"), b"")?;
     }
     if let Some(n) = opts.body_bytes {
-        let body: Vec<u8> = (0..n).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36]).collect();
+        let body: Vec<u8> = (0..n)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36])
+            .collect();
         host.write_file(&prefix.join("html/body"), &body)?;
     }
     let addr = host.address();
@@ -186,19 +224,42 @@ pub fn start_upstream(host: Arc<dyn Host>, prefix: PathBuf, opts: &UpstreamOptio
         .cpus(opts.cpus.clone());
     let mut proc = host.spawn(&cmd, &log_path)?;
     let ports: Vec<u16> = (0..opts.ports).map(|i| opts.base_port + i).collect();
-    let uris: Vec<String> = ports.iter().map(|p| format!("http://{}:{p}", host.address())).collect();
+    let uris: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://{}:{p}", host.address()))
+        .collect();
     let read_log = || {
         let a = host.read_file(&log_path).unwrap_or_default();
-        let b = host.read_file(&prefix.join("error.log")).unwrap_or_default();
-        format!("{}{}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b))
+        let b = host
+            .read_file(&prefix.join("error.log"))
+            .unwrap_or_default();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b)
+        )
     };
     for uri in &uris {
-        if let Err(e) = wait_ready(host.as_ref(), proc.as_mut(), &format!("{uri}/health"), &read_log, "upstream nginx", Duration::from_secs(15)) {
+        if let Err(e) = wait_ready(
+            host.as_ref(),
+            proc.as_mut(),
+            &format!("{uri}/health"),
+            &read_log,
+            "upstream nginx",
+            Duration::from_secs(15),
+        ) {
             let _ = proc.stop(Duration::from_secs(2));
             return Err(e);
         }
     }
-    Ok(Upstream { host, proc, uris, ports, prefix, config_text: text })
+    Ok(Upstream {
+        host,
+        proc,
+        uris,
+        ports,
+        prefix,
+        config_text: text,
+    })
 }
 
 #[cfg(test)]
@@ -207,7 +268,14 @@ mod tests {
 
     #[test]
     fn renders_listens_health_and_blob() {
-        let o = UpstreamOptions { config: "location = /x { return 204; }".into(), ports: 3, base_port: 18088, workers: 2, body_bytes: None, cpus: None };
+        let o = UpstreamOptions {
+            config: "location = /x { return 204; }".into(),
+            ports: 3,
+            base_port: 18088,
+            workers: 2,
+            body_bytes: None,
+            cpus: None,
+        };
         let t = render_config(&o, "127.0.0.1", std::path::Path::new("/p"));
         assert!(t.contains("listen 127.0.0.1:18088 reuseport"));
         assert!(t.contains("listen 127.0.0.1:18090 reuseport"));
@@ -220,7 +288,11 @@ mod tests {
 
     #[test]
     fn recognises_nginx_port_errors() {
-        let e = port_error("nginx: [emerg] bind() to 127.0.0.1:18088 failed (98: Address already in use)", "local").unwrap();
+        let e = port_error(
+            "nginx: [emerg] bind() to 127.0.0.1:18088 failed (98: Address already in use)",
+            "local",
+        )
+        .unwrap();
         assert!(matches!(e, Error::PortInUse { port: 18088, .. }), "{e}");
     }
 }

@@ -86,14 +86,20 @@ pub fn read_descriptor(dir: &Path, version: &str) -> Result<Descriptor> {
     })?;
     let f: DescriptorFile = toml::from_str(&text).map_err(|e| Error::SuiteFile {
         path: PathBuf::from(format!("{version}:{DESCRIPTOR}")),
-        line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0),
+        line: e
+            .span()
+            .map(|s| text[..s.start].matches('\n').count() + 1)
+            .unwrap_or(0),
         message: e.message().to_string(),
     })?;
     Ok(f.gateway)
 }
 
 /// Fills placeholders. Unknown placeholders are an error naming them.
-pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> std::result::Result<String, String> {
+pub fn render(
+    template: &str,
+    vars: &BTreeMap<&str, String>,
+) -> std::result::Result<String, String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
@@ -106,7 +112,15 @@ pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> std::result::Res
         } else if c == b'{' {
             let end = rest.find('}').ok_or_else(|| "unclosed {".to_string())?;
             let key = &rest[1..end];
-            let v = vars.get(key).ok_or_else(|| format!("unknown placeholder {{{key}}}; known: {}", vars.keys().map(|k| format!("{{{k}}}")).collect::<Vec<_>>().join(" ")))?;
+            let v = vars.get(key).ok_or_else(|| {
+                format!(
+                    "unknown placeholder {{{key}}}; known: {}",
+                    vars.keys()
+                        .map(|k| format!("{{{k}}}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            })?;
             out.push_str(v);
             rest = &rest[end + 1..];
         } else {
@@ -122,8 +136,12 @@ fn to_cmd(line: &CommandLine, vars: &BTreeMap<&str, String>) -> Result<Cmd> {
     let r = |s: &str| render(s, vars).map_err(|e| Error::Usage(format!("{DESCRIPTOR}: {e}")));
     Ok(match line {
         CommandLine::Shell(s) => Cmd::new("sh").arg("-c").arg(r(s)?),
-        CommandLine::Argv(v) if !v.is_empty() => Cmd::new(r(&v[0])?).args(v[1..].iter().map(|a| r(a)).collect::<Result<Vec<_>>>()?),
-        CommandLine::Argv(_) => return Err(Error::Usage(format!("{DESCRIPTOR}: an empty command"))),
+        CommandLine::Argv(v) if !v.is_empty() => {
+            Cmd::new(r(&v[0])?).args(v[1..].iter().map(|a| r(a)).collect::<Result<Vec<_>>>()?)
+        }
+        CommandLine::Argv(_) => {
+            return Err(Error::Usage(format!("{DESCRIPTOR}: an empty command")));
+        }
     })
 }
 
@@ -138,7 +156,10 @@ impl GatewayAdapter for CommandAdapter {
 
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
-        let worktree = match (&ctx.version_dir, ctx.settings.get("dir").and_then(|v| v.as_str())) {
+        let worktree = match (
+            &ctx.version_dir,
+            ctx.settings.get("dir").and_then(|v| v.as_str()),
+        ) {
             (Some(d), _) => d.clone(),
             (None, Some(d)) => PathBuf::from(d),
             (None, None) => {
@@ -149,11 +170,18 @@ impl GatewayAdapter for CommandAdapter {
             }
         };
         let desc = read_descriptor(&worktree, ctx.version)?;
-        let addrs: Vec<String> = ctx.upstream_uris.iter().map(|u| u.trim_start_matches("http://").to_string()).collect();
+        let addrs: Vec<String> = ctx
+            .upstream_uris
+            .iter()
+            .map(|u| u.trim_start_matches("http://").to_string())
+            .collect();
         let vars: BTreeMap<&str, String> = BTreeMap::from([
             ("port", ctx.proxy_port.to_string()),
             ("admin_port", ctx.admin_port.to_string()),
-            ("upstream", ctx.upstream_uris.first().cloned().unwrap_or_default()),
+            (
+                "upstream",
+                ctx.upstream_uris.first().cloned().unwrap_or_default(),
+            ),
             ("upstream_addr", addrs.first().cloned().unwrap_or_default()),
             ("upstreams", ctx.upstream_uris.join(" ")),
             ("upstream_addrs", addrs.join(" ")),
@@ -165,29 +193,58 @@ impl GatewayAdapter for CommandAdapter {
         if let Some(build) = &desc.build {
             let marker = worktree.join(".perflab-built");
             if !marker.exists() {
-                let out = host.run(&to_cmd(build, &vars)?.cwd(&worktree), Duration::from_secs(3600))?;
+                let out = host.run(
+                    &to_cmd(build, &vars)?.cwd(&worktree),
+                    Duration::from_secs(3600),
+                )?;
                 if !out.success() {
-                    return Err(Error::Lab(format!("the build command of {} failed (exit {:?}):\n{}", ctx.version, out.code, out.combined_text())));
+                    return Err(Error::Lab(format!(
+                        "the build command of {} failed (exit {:?}):\n{}",
+                        ctx.version,
+                        out.code,
+                        out.combined_text()
+                    )));
                 }
                 host.write_file(&marker, b"")?;
             }
         }
         let mut config_files = Vec::new();
         for (dest, src) in &desc.files {
-            let text = std::fs::read_to_string(worktree.join(src))
-                .map_err(|e| Error::Usage(format!("{DESCRIPTOR} of {}: template {src}: {e}", ctx.version)))?;
-            let rendered = render(&text, &vars).map_err(|e| Error::Usage(format!("{DESCRIPTOR} of {}: {src}: {e}", ctx.version)))?;
+            let text = std::fs::read_to_string(worktree.join(src)).map_err(|e| {
+                Error::Usage(format!(
+                    "{DESCRIPTOR} of {}: template {src}: {e}",
+                    ctx.version
+                ))
+            })?;
+            let rendered = render(&text, &vars).map_err(|e| {
+                Error::Usage(format!("{DESCRIPTOR} of {}: {src}: {e}", ctx.version))
+            })?;
             let p = ctx.prefix.join(dest);
             host.write_file(&p, rendered.as_bytes())?;
             config_files.push(p);
         }
         let error_log = ctx.prefix.join("gateway.log");
-        let cmd = to_cmd(&desc.start, &vars)?.cwd(&worktree).cpus(ctx.cpus.clone());
+        let cmd = to_cmd(&desc.start, &vars)?
+            .cwd(&worktree)
+            .cpus(ctx.cpus.clone());
         let mut proc = host.spawn(&cmd, &error_log)?;
         let proxy_uri = format!("http://{}:{}", host.address(), ctx.proxy_port);
-        let ready = if desc.ready.starts_with('/') { desc.ready.clone() } else { format!("/{}", desc.ready) };
-        let read_log = || String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned();
-        if let Err(e) = wait_ready(ctx.load_host.as_ref(), proc.as_mut(), &format!("{proxy_uri}{ready}"), &read_log, &desc.name, Duration::from_secs(desc.ready_timeout)) {
+        let ready = if desc.ready.starts_with('/') {
+            desc.ready.clone()
+        } else {
+            format!("/{}", desc.ready)
+        };
+        let read_log = || {
+            String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned()
+        };
+        if let Err(e) = wait_ready(
+            ctx.load_host.as_ref(),
+            proc.as_mut(),
+            &format!("{proxy_uri}{ready}"),
+            &read_log,
+            &desc.name,
+            Duration::from_secs(desc.ready_timeout),
+        ) {
             let _ = proc.stop(Duration::from_secs(2));
             return Err(e);
         }
@@ -212,14 +269,24 @@ mod tests {
     #[test]
     fn renders_placeholders_and_literal_braces() {
         let vars = BTreeMap::from([("port", "8000".to_string()), ("prefix", "/p".to_string())]);
-        assert_eq!(render("listen {port}; root {prefix}; x {{ y }}", &vars).unwrap(), "listen 8000; root /p; x { y }");
-        assert!(render("{nope}", &vars).unwrap_err().contains("unknown placeholder {nope}"));
+        assert_eq!(
+            render("listen {port}; root {prefix}; x {{ y }}", &vars).unwrap(),
+            "listen 8000; root /p; x { y }"
+        );
+        assert!(
+            render("{nope}", &vars)
+                .unwrap_err()
+                .contains("unknown placeholder {nope}")
+        );
     }
 
     #[test]
     fn parses_a_descriptor() {
         let d: DescriptorFile = toml::from_str("[gateway]\nname = \"x\"\nbuild = \"make\"\nstart = [\"nginx\", \"-p\", \"{prefix}\"]\n[gateway.files]\n\"a.conf\" = \"a.in\"\n").unwrap();
-        assert_eq!(d.gateway.start, CommandLine::Argv(vec!["nginx".into(), "-p".into(), "{prefix}".into()]));
+        assert_eq!(
+            d.gateway.start,
+            CommandLine::Argv(vec!["nginx".into(), "-p".into(), "{prefix}".into()])
+        );
         assert_eq!(d.gateway.ready, "/");
         assert_eq!(d.gateway.files["a.conf"], "a.in");
     }

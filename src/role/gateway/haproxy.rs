@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::{GatewayAdapter, GatewayContext, RunningGateway};
 use super::nginx::HEALTH_PATH;
+use super::{GatewayAdapter, GatewayContext, RunningGateway};
 use crate::host::Cmd;
 use crate::role::upstream::wait_ready;
 use crate::{Error, Result};
@@ -17,13 +17,20 @@ pub struct HaproxyAdapter;
 pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
     let mut acls = String::new();
     for (i, path) in ctx.entities.route_paths().iter().enumerate() {
-        acls.push_str(&format!("    acl route{i} path_beg {path}\n    use_backend upstream if route{i}\n"));
+        acls.push_str(&format!(
+            "    acl route{i} path_beg {path}\n    use_backend upstream if route{i}\n"
+        ));
     }
     if ctx.entities.single_route() {
         acls.push_str("    default_backend upstream\n");
     }
     if let Some(extra) = ctx.settings.get("extra_config").and_then(|v| v.as_str()) {
-        acls.push_str(&extra.lines().map(|l| format!("    {l}\n")).collect::<String>());
+        acls.push_str(
+            &extra
+                .lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>(),
+        );
     }
     let servers: String = ctx
         .upstream_uris
@@ -57,21 +64,49 @@ impl GatewayAdapter for HaproxyAdapter {
             .run(&Cmd::new(&haproxy).arg("-v"), Duration::from_secs(10))
             .map(|o| o.stdout_text().lines().next().unwrap_or("").to_string())
             .unwrap_or_default();
-        let short = detail.split_whitespace().nth(2).map(|v| format!("haproxy/{v}")).unwrap_or(detail.clone());
+        let short = detail
+            .split_whitespace()
+            .nth(2)
+            .map(|v| format!("haproxy/{v}"))
+            .unwrap_or(detail.clone());
         super::check_release(ctx.version, &short, "haproxy")?;
         let text = render_config(ctx, &host.address());
         let conf = ctx.prefix.join("haproxy.cfg");
         host.write_file(&conf, text.as_bytes())?;
-        let check = host.run(&Cmd::new(&haproxy).arg("-c").arg("-q").arg("-f").arg(conf.display().to_string()), Duration::from_secs(30))?;
+        let check = host.run(
+            &Cmd::new(&haproxy)
+                .arg("-c")
+                .arg("-q")
+                .arg("-f")
+                .arg(conf.display().to_string()),
+            Duration::from_secs(30),
+        )?;
         if !check.success() {
-            return Err(Error::ConfigRefused { program: "haproxy".into(), config: conf.display().to_string(), message: check.combined_text() });
+            return Err(Error::ConfigRefused {
+                program: "haproxy".into(),
+                config: conf.display().to_string(),
+                message: check.combined_text(),
+            });
         }
         let error_log = ctx.prefix.join("error.log");
-        let cmd = Cmd::new(&haproxy).arg("-db").arg("-f").arg(conf.display().to_string()).cpus(ctx.cpus.clone());
+        let cmd = Cmd::new(&haproxy)
+            .arg("-db")
+            .arg("-f")
+            .arg(conf.display().to_string())
+            .cpus(ctx.cpus.clone());
         let mut proc = host.spawn(&cmd, &error_log)?;
         let proxy_uri = format!("http://{}:{}", host.address(), ctx.proxy_port);
-        let read_log = || String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned();
-        if let Err(e) = wait_ready(ctx.load_host.as_ref(), proc.as_mut(), &format!("{proxy_uri}{HEALTH_PATH}"), &read_log, "haproxy", Duration::from_secs(15)) {
+        let read_log = || {
+            String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned()
+        };
+        if let Err(e) = wait_ready(
+            ctx.load_host.as_ref(),
+            proc.as_mut(),
+            &format!("{proxy_uri}{HEALTH_PATH}"),
+            &read_log,
+            "haproxy",
+            Duration::from_secs(15),
+        ) {
             let _ = proc.stop(Duration::from_secs(2));
             return Err(e);
         }

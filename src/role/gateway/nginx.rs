@@ -32,7 +32,12 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
         locations.push_str(&format!("        location / {{ {proxy} }}\n"));
     }
     if let Some(extra) = ctx.settings.get("extra_config").and_then(|v| v.as_str()) {
-        locations.push_str(&extra.lines().map(|l| format!("        {l}\n")).collect::<String>());
+        locations.push_str(
+            &extra
+                .lines()
+                .map(|l| format!("        {l}\n"))
+                .collect::<String>(),
+        );
     }
     format!(
         "# perflab nginx gateway\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    upstream perflab_upstream {{\n{servers}        keepalive 256;\n    }}\n    server {{\n        listen {listen_addr}:{port} reuseport backlog=4096;\n        location = {HEALTH_PATH} {{ return 200 \"ok\\n\"; }}\n{locations}    }}\n}}\n",
@@ -45,7 +50,12 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
 /// `nginx -v` → `nginx/1.22.1`.
 pub fn nginx_version(host: &dyn crate::host::Host, nginx: &str) -> String {
     host.run(&Cmd::new(nginx).arg("-v"), Duration::from_secs(10))
-        .map(|o| o.combined_text().trim().trim_start_matches("nginx version: ").to_string())
+        .map(|o| {
+            o.combined_text()
+                .trim()
+                .trim_start_matches("nginx version: ")
+                .to_string()
+        })
         .unwrap_or_else(|_| "unknown".into())
 }
 
@@ -66,7 +76,13 @@ impl GatewayAdapter for NginxAdapter {
         };
         let detail = nginx_version(host.as_ref(), &nginx);
         super::check_release(ctx.version, &detail, "nginx")?;
-        for d in ["tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"] {
+        for d in [
+            "tmp/body",
+            "tmp/proxy",
+            "tmp/fastcgi",
+            "tmp/uwsgi",
+            "tmp/scgi",
+        ] {
             host.write_file(&ctx.prefix.join(d).join(".keep"), b"")?;
         }
         let text = render_config(ctx, &host.address());
@@ -86,9 +102,20 @@ impl GatewayAdapter for NginxAdapter {
         let read_log = || {
             let a = host.read_file(&log).unwrap_or_default();
             let b = host.read_file(&error_log).unwrap_or_default();
-            format!("{}{}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b))
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            )
         };
-        if let Err(e) = wait_ready(ctx.load_host.as_ref(), proc.as_mut(), &format!("{proxy_uri}{HEALTH_PATH}"), &read_log, "nginx gateway", Duration::from_secs(15)) {
+        if let Err(e) = wait_ready(
+            ctx.load_host.as_ref(),
+            proc.as_mut(),
+            &format!("{proxy_uri}{HEALTH_PATH}"),
+            &read_log,
+            "nginx gateway",
+            Duration::from_secs(15),
+        ) {
             let _ = proc.stop(Duration::from_secs(2));
             return Err(e);
         }

@@ -67,27 +67,45 @@ impl LoadOptions {
             )));
         }
         if !(self.duration >= 1.0) {
-            return Err(Error::Usage(format!("duration must be at least 1 second (got {})", self.duration)));
+            return Err(Error::Usage(format!(
+                "duration must be at least 1 second (got {})",
+                self.duration
+            )));
         }
         if self.warmup < 0.0 {
             return Err(Error::Usage("warm-up cannot be negative".into()));
         }
         if let Some(h) = self.headers.iter().find(|h| !h.contains(':')) {
-            return Err(Error::Usage(format!("header \"{h}\" must look like \"Name: value\"")));
+            return Err(Error::Usage(format!(
+                "header \"{h}\" must look like \"Name: value\""
+            )));
         }
         Ok(())
     }
 
     /// The full URL: base URI plus path.
     pub fn url(&self, default_uri: &str) -> String {
-        let base = self.uri.as_deref().unwrap_or(default_uri).trim_end_matches('/');
-        let path = if self.path.starts_with('/') { self.path.clone() } else { format!("/{}", self.path) };
+        let base = self
+            .uri
+            .as_deref()
+            .unwrap_or(default_uri)
+            .trim_end_matches('/');
+        let path = if self.path.starts_with('/') {
+            self.path.clone()
+        } else {
+            format!("/{}", self.path)
+        };
         format!("{base}{path}")
     }
 }
 
 /// wrk's argv (without the wrapper) for a given duration.
-pub fn wrk_args(opts: &LoadOptions, url: &str, duration_s: f64, script_path: Option<&Path>) -> Vec<String> {
+pub fn wrk_args(
+    opts: &LoadOptions,
+    url: &str,
+    duration_s: f64,
+    script_path: Option<&Path>,
+) -> Vec<String> {
     let mut a = vec![
         "-c".to_string(),
         opts.connections.to_string(),
@@ -186,9 +204,18 @@ pub fn start_load(
         .args(args.iter().cloned())
         .env("PERFLAB_TIMES", times_path.display().to_string())
         .cpus(cpus);
-    let command = crate::host::quote::join(&std::iter::once(wrk.clone()).chain(args).collect::<Vec<_>>());
+    let command =
+        crate::host::quote::join(&std::iter::once(wrk.clone()).chain(args).collect::<Vec<_>>());
     let proc = host.spawn(&cmd, &output_path)?;
-    Ok(RunningLoad { host, proc, output_path, times_path, command, started: Instant::now(), duration_s })
+    Ok(RunningLoad {
+        host,
+        proc,
+        output_path,
+        times_path,
+        command,
+        started: Instant::now(),
+        duration_s,
+    })
 }
 
 impl RunningLoad {
@@ -206,7 +233,10 @@ impl RunningLoad {
             }
             if self.started.elapsed() > deadline {
                 self.proc.stop(Duration::from_secs(2))?;
-                return Err(Error::Load(format!("wrk did not finish within {deadline:?}: {}", self.command)));
+                return Err(Error::Load(format!(
+                    "wrk did not finish within {deadline:?}: {}",
+                    self.command
+                )));
             }
         };
         let wall_s = self.started.elapsed().as_secs_f64();
@@ -219,9 +249,18 @@ impl RunningLoad {
             .unwrap_or(0.0);
         let result = crate::role::load::wrk_parse::parse(&raw).map_err(Error::from)?;
         if code != 0 {
-            return Err(Error::Load(format!("wrk exited with status {code}:\n{}", raw.trim())));
+            return Err(Error::Load(format!(
+                "wrk exited with status {code}:\n{}",
+                raw.trim()
+            )));
         }
-        Ok(LoadOutcome { raw, result, cpu_s, command: self.command, wall_s })
+        Ok(LoadOutcome {
+            raw,
+            result,
+            cpu_s,
+            command: self.command,
+            wall_s,
+        })
     }
 }
 
@@ -232,23 +271,45 @@ mod tests {
     #[test]
     fn kong_defaults() {
         let o = LoadOptions::default();
-        assert_eq!((o.connections, o.threads, o.duration, o.path.as_str()), (1000, 5, 10.0, "/"));
+        assert_eq!(
+            (o.connections, o.threads, o.duration, o.path.as_str()),
+            (1000, 5, 10.0, "/")
+        );
     }
 
     #[test]
     fn refuses_fewer_connections_than_threads() {
-        let o = LoadOptions { connections: 2, threads: 4, ..Default::default() };
+        let o = LoadOptions {
+            connections: 2,
+            threads: 4,
+            ..Default::default()
+        };
         let e = o.validate().unwrap_err().to_string();
-        assert!(e.contains("connections (2) must be at least threads (4)"), "{e}");
+        assert!(
+            e.contains("connections (2) must be at least threads (4)"),
+            "{e}"
+        );
     }
 
     #[test]
     fn builds_wrk_args_with_latency_and_script() {
-        let o = LoadOptions { connections: 10, threads: 2, timeout: Some(3), headers: vec!["X-A: b".into()], ..Default::default() };
+        let o = LoadOptions {
+            connections: 10,
+            threads: 2,
+            timeout: Some(3),
+            headers: vec!["X-A: b".into()],
+            ..Default::default()
+        };
         let a = wrk_args(&o, "http://127.0.0.1:1/x", 5.0, Some(Path::new("/d/s.lua")));
-        assert_eq!(a.join(" "), "-c 10 -t 2 -d 5s --latency --timeout 3s -H X-A: b -s /d/s.lua http://127.0.0.1:1/x");
+        assert_eq!(
+            a.join(" "),
+            "-c 10 -t 2 -d 5s --latency --timeout 3s -H X-A: b -s /d/s.lua http://127.0.0.1:1/x"
+        );
         assert_eq!(o.url("http://h:1/"), "http://h:1/");
-        let o2 = LoadOptions { path: "s1r1".into(), ..Default::default() };
+        let o2 = LoadOptions {
+            path: "s1r1".into(),
+            ..Default::default()
+        };
         assert_eq!(o2.url("http://h:1"), "http://h:1/s1r1");
     }
 }
