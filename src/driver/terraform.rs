@@ -35,7 +35,12 @@ use crate::{Error, Result};
 pub const DEFAULT_PROVIDER: &str = "netns";
 
 /// Outputs every module must have.
-pub const REQUIRED_OUTPUTS: &[&str] = &["kong-ip", "kong-internal-ip", "worker-ip", "worker-internal-ip"];
+pub const REQUIRED_OUTPUTS: &[&str] = &[
+    "kong-ip",
+    "kong-internal-ip",
+    "worker-ip",
+    "worker-internal-ip",
+];
 
 /// Options the driver understands (besides `var.NAME=VALUE`).
 pub const OPTIONS: &[&str] = &[
@@ -53,29 +58,65 @@ pub const OPTIONS: &[&str] = &[
 /// Kong's environment variables (spec.helpers.perf `use_defaults`) and the terraform variables
 /// they feed, per provider. `hetzner` is perflab's own.
 const ENV_VARS: &[(&str, &str, &str)] = &[
-    ("equinix-metal", "PERF_TEST_METAL_PROJECT_ID", "metal_project_id"),
-    ("equinix-metal", "PERF_TEST_METAL_AUTH_TOKEN", "metal_auth_token"),
+    (
+        "equinix-metal",
+        "PERF_TEST_METAL_PROJECT_ID",
+        "metal_project_id",
+    ),
+    (
+        "equinix-metal",
+        "PERF_TEST_METAL_AUTH_TOKEN",
+        "metal_auth_token",
+    ),
     ("equinix-metal", "PERF_TEST_METAL_PLAN", "metal_plan"),
     ("equinix-metal", "PERF_TEST_METAL_OS", "metal_os"),
-    ("digitalocean", "PERF_TEST_DIGITALOCEAN_PROJECT_NAME", "do_project_name"),
+    (
+        "digitalocean",
+        "PERF_TEST_DIGITALOCEAN_PROJECT_NAME",
+        "do_project_name",
+    ),
     ("digitalocean", "PERF_TEST_DIGITALOCEAN_TOKEN", "do_token"),
     ("digitalocean", "PERF_TEST_DIGITALOCEAN_SIZE", "do_size"),
     ("digitalocean", "PERF_TEST_DIGITALOCEAN_REGION", "do_region"),
     ("digitalocean", "PERF_TEST_DIGITALOCEAN_OS", "do_os"),
     ("aws-ec2", "PERF_TEST_AWS_REGION", "aws_region"),
-    ("aws-ec2", "PERF_TEST_EC2_INSTANCE_TYPE", "ec2_instance_type"),
+    (
+        "aws-ec2",
+        "PERF_TEST_EC2_INSTANCE_TYPE",
+        "ec2_instance_type",
+    ),
     ("aws-ec2", "PERF_TEST_EC2_OS", "ec2_os"),
     ("hetzner", "PERF_TEST_HETZNER_TOKEN", "hcloud_token"),
-    ("hetzner", "PERF_TEST_HETZNER_SERVER_TYPE", "hcloud_server_type"),
+    (
+        "hetzner",
+        "PERF_TEST_HETZNER_SERVER_TYPE",
+        "hcloud_server_type",
+    ),
     ("hetzner", "PERF_TEST_HETZNER_LOCATION", "hcloud_location"),
     ("hetzner", "PERF_TEST_HETZNER_IMAGE", "hcloud_image"),
     ("bring-your-own", "PERF_TEST_BYO_KONG_IP", "kong_ip"),
-    ("bring-your-own", "PERF_TEST_BYO_KONG_INTERNAL_IP", "kong_internal_ip"),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_KONG_INTERNAL_IP",
+        "kong_internal_ip",
+    ),
     ("bring-your-own", "PERF_TEST_BYO_DB_IP", "db_ip"),
-    ("bring-your-own", "PERF_TEST_BYO_DB_INTERNAL_IP", "db_internal_ip"),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_DB_INTERNAL_IP",
+        "db_internal_ip",
+    ),
     ("bring-your-own", "PERF_TEST_BYO_WORKER_IP", "worker_ip"),
-    ("bring-your-own", "PERF_TEST_BYO_WORKER_INTERNAL_IP", "worker_internal_ip"),
-    ("bring-your-own", "PERF_TEST_BYO_SSH_KEY_PATH", "ssh_key_path"),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_WORKER_INTERNAL_IP",
+        "worker_internal_ip",
+    ),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_SSH_KEY_PATH",
+        "ssh_key_path",
+    ),
     ("bring-your-own", "PERF_TEST_BYO_SSH_USER", "ssh_user"),
 ];
 
@@ -148,7 +189,11 @@ fn parse_secs(key: &str, v: &str) -> Result<Duration> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| usage(format!("driver option {key}={v}: expected seconds, e.g. 30")))
+        .ok_or_else(|| {
+            usage(format!(
+                "driver option {key}={v}: expected seconds, e.g. 30"
+            ))
+        })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -190,7 +235,10 @@ impl TerraformDriver {
                 "terraform provider \"{provider}\": expected a module name like netns or aws-ec2"
             )));
         }
-        let lab = options.get("lab").cloned().unwrap_or_else(|| "default".into());
+        let lab = options
+            .get("lab")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
         if !valid_name(&lab) {
             return Err(usage(format!(
                 "terraform lab name \"{lab}\": use 1-32 characters of a-z, 0-9 and '-'"
@@ -210,7 +258,10 @@ impl TerraformDriver {
         }
         let state_dir = match options.get("state-dir") {
             Some(d) => PathBuf::from(d),
-            None => cache_dir().join("perflab/terraform").join(&provider).join(&lab),
+            None => cache_dir()
+                .join("perflab/terraform")
+                .join(&provider)
+                .join(&lab),
         };
         let mut tfvars = BTreeMap::new();
         tfvars.insert("lab_id".to_string(), lab.clone());
@@ -231,18 +282,25 @@ impl TerraformDriver {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                 {
-                    return Err(usage(format!("driver option {k}: not a terraform variable name")));
+                    return Err(usage(format!(
+                        "driver option {k}: not a terraform variable name"
+                    )));
                 }
                 tfvars.insert(name.to_string(), v.clone());
             }
         }
         let ssh_port = match options.get("ssh-port") {
-            Some(p) => p
-                .parse()
-                .map_err(|_| usage(format!("driver option ssh-port={p}: expected a port number")))?,
+            Some(p) => p.parse().map_err(|_| {
+                usage(format!(
+                    "driver option ssh-port={p}: expected a port number"
+                ))
+            })?,
             None => 22,
         };
-        let host_keys = options.get("host-keys").cloned().unwrap_or_else(|| "module".into());
+        let host_keys = options
+            .get("host-keys")
+            .cloned()
+            .unwrap_or_else(|| "module".into());
         if !["module", "no"].contains(&host_keys.as_str()) {
             return Err(usage(format!(
                 "driver option host-keys={host_keys}: expected module or no"
@@ -324,7 +382,11 @@ impl TerraformDriver {
             let applied = std::fs::read_to_string(self.fingerprint_file())
                 .ok()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|v| v.get("fingerprint").and_then(|f| f.as_str()).map(String::from));
+                .and_then(|v| {
+                    v.get("fingerprint")
+                        .and_then(|f| f.as_str())
+                        .map(String::from)
+                });
             let mut reused = false;
             if applied.as_deref() == Some(fp.as_str())
                 && self.state_dir.join("terraform.tfstate").is_file()
@@ -649,7 +711,12 @@ fn hash_dir(root: &Path, dir: &Path, h: &mut Sha256) -> Result<()> {
         if p.is_dir() {
             hash_dir(root, &p, h)?;
         } else {
-            h.update(p.strip_prefix(root).unwrap_or(&p).to_string_lossy().as_bytes());
+            h.update(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
             h.update(std::fs::read(&p).map_err(|e| Error::io(&p, e))?);
         }
     }
@@ -710,7 +777,11 @@ impl Driver for TerraformDriver {
         }
         let root = crate::host::quote::quote(&self.remote_root().to_string_lossy());
         for c in self.conns.values() {
-            let _ = c.run_script(&format!("rmdir {root} 2>/dev/null; true"), None, Duration::from_secs(30));
+            let _ = c.run_script(
+                &format!("rmdir {root} 2>/dev/null; true"),
+                None,
+                Duration::from_secs(30),
+            );
         }
         self.hosts.clear();
         self.conns.clear();
@@ -723,7 +794,10 @@ impl Driver for TerraformDriver {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Error::Lab(format!("terraform lab teardown: {}", errors.join("; "))))
+            Err(Error::Lab(format!(
+                "terraform lab teardown: {}",
+                errors.join("; ")
+            )))
         }
     }
 
@@ -843,7 +917,10 @@ for f in "$@"; do
 done
 echo "after $(cat "$@" | sort -u | tr '\n' ' ')"
 [ $ok = 1 ] || echo not-permitted"#;
-    let out = host.run(&Cmd::new("sh").arg("-c").arg(SCRIPT), Duration::from_secs(30))?;
+    let out = host.run(
+        &Cmd::new("sh").arg("-c").arg(SCRIPT),
+        Duration::from_secs(30),
+    )?;
     let text = out.stdout_text();
     let field = |p: &str| -> Vec<String> {
         text.lines()
@@ -892,10 +969,16 @@ mod tests {
     fn unknown_options_and_bad_names_are_refused() {
         let mut o = DriverOptions::new();
         o.insert("provder".into(), "netns".into());
-        assert!(matches!(TerraformDriver::new(&o, "x"), Err(Error::Usage(_))));
+        assert!(matches!(
+            TerraformDriver::new(&o, "x"),
+            Err(Error::Usage(_))
+        ));
         let mut o = DriverOptions::new();
         o.insert("provider".into(), "../etc".into());
-        assert!(matches!(TerraformDriver::new(&o, "x"), Err(Error::Usage(_))));
+        assert!(matches!(
+            TerraformDriver::new(&o, "x"),
+            Err(Error::Usage(_))
+        ));
         let mut o = DriverOptions::new();
         o.insert("provider".into(), "no-such-cloud".into());
         let e = TerraformDriver::new(&o, "x").err().unwrap().to_string();

@@ -90,9 +90,9 @@ struct Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            let _ = self.rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), s.close()).await
-            });
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), s.close()).await });
         }
     }
 }
@@ -135,13 +135,14 @@ impl SshConnection {
         let ctl_dir = tempfile::Builder::new()
             .prefix("plssh")
             .tempdir_in("/tmp")
-            .map_err(|e| other(name, format!("cannot create an SSH control dir in /tmp: {e}")))?;
-        restrict_key(&target.key).map_err(|e| {
-            other(
-                name,
-                format!("SSH key {}: {e}", target.key.display()),
-            )
-        })?;
+            .map_err(|e| {
+                other(
+                    name,
+                    format!("cannot create an SSH control dir in /tmp: {e}"),
+                )
+            })?;
+        restrict_key(&target.key)
+            .map_err(|e| other(name, format!("SSH key {}: {e}", target.key.display())))?;
         let (check, kh) = match &target.host_keys {
             HostKeyCheck::Strict(p) => (KnownHosts::Strict, p),
             HostKeyCheck::AcceptNew(p) => (KnownHosts::Add, p),
@@ -210,8 +211,14 @@ impl SshConnection {
     ) -> Result<CmdOutput, HostError> {
         let c = &self.conn;
         let session = c.session.as_ref().expect("open until dropped");
+        // The openssh crate turns exit status 127 into an error and drops the output: carry 127
+        // as a marker on stderr instead.
+        let wrapped = format!(
+            "sh -c {}; r=$?; if [ $r -eq 127 ]; then printf '\\n%s\\n' {EXIT_127} >&2; exit 1; fi; exit $r",
+            quote(script)
+        );
         let fut = async {
-            let mut cmd = session.raw_command(script);
+            let mut cmd = session.raw_command(&wrapped);
             cmd.stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -228,7 +235,10 @@ impl SshConnection {
             }
             child.wait_with_output().await
         };
-        match c.rt.block_on(async { tokio::time::timeout(timeout, fut).await }) {
+        match c
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, fut).await })
+        {
             Err(_) => Err(HostError::Timeout {
                 host: c.name.clone(),
                 command: script.to_string(),
@@ -243,14 +253,26 @@ impl SshConnection {
                 &c.name,
                 format!("SSH to {}: {}", c.target, error_chain(&e)),
             )),
-            Ok(Ok(out)) => Ok(CmdOutput {
-                code: out.status.code(),
-                stdout: out.stdout,
-                stderr: out.stderr,
-            }),
+            Ok(Ok(out)) => {
+                let marker = format!("\n{EXIT_127}\n");
+                let mut stderr = out.stderr;
+                let mut code = out.status.code();
+                if stderr.ends_with(marker.as_bytes()) {
+                    stderr.truncate(stderr.len() - marker.len());
+                    code = Some(127);
+                }
+                Ok(CmdOutput {
+                    code,
+                    stdout: out.stdout,
+                    stderr,
+                })
+            }
         }
     }
 }
+
+/// Stands for exit status 127 on stderr (see [`SshConnection::run_script`]).
+const EXIT_127: &str = "__perflab_exit_status_127__";
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -330,17 +352,19 @@ impl SshHost {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<CmdOutput, HostError> {
-        self.conn.run_script(script, stdin, timeout).map_err(|e| match e {
-            HostError::Other { reason, .. } => other(&self.name, reason),
-            HostError::Timeout {
-                command, timeout, ..
-            } => HostError::Timeout {
-                host: self.name.clone(),
-                command,
-                timeout,
-            },
-            e => e,
-        })
+        self.conn
+            .run_script(script, stdin, timeout)
+            .map_err(|e| match e {
+                HostError::Other { reason, .. } => other(&self.name, reason),
+                HostError::Timeout {
+                    command, timeout, ..
+                } => HostError::Timeout {
+                    host: self.name.clone(),
+                    command,
+                    timeout,
+                },
+                e => e,
+            })
     }
 
     fn file_err(&self, op: &'static str, path: &Path, reason: String) -> HostError {
@@ -362,14 +386,14 @@ for f in "$d"/*.pid; do
   [ -e "$f" ] || continue
   [ -e "${{f%.pid}}.exit" ] && continue
   p=$(cat "$f"); case $p in ''|*[!0-9]*) continue;; esac
-  if kill -TERM -- "-$p" 2>/dev/null; then n=$((n+1)); live="$live $p"; fi
+  if kill -TERM "-$p" 2>/dev/null; then n=$((n+1)); live="$live $p"; fi
 done
 i=0
 while [ -n "$live" ] && [ $i -lt {ticks} ]; do
-  still=""; for p in $live; do kill -0 -- "-$p" 2>/dev/null && still="$still $p"; done
+  still=""; for p in $live; do kill -0 "-$p" 2>/dev/null && still="$still $p"; done
   live=$still; [ -z "$live" ] && break; sleep 0.05; i=$((i+1))
 done
-for p in $live; do kill -KILL -- "-$p" 2>/dev/null; done
+for p in $live; do kill -KILL "-$p" 2>/dev/null; done
 echo $n"#,
             dir = quote(&path_str(&self.pids_dir())),
             ticks = grace.as_millis().div_ceil(50)
@@ -629,7 +653,11 @@ if [ -e "$e" ]; then cat "$e"; elif kill -0 {pid} 2>/dev/null; then echo running
                 Err(_) => {
                     return Err(other(
                         &self.host,
-                        format!("cannot tell whether pid {} runs: {}", self.pid, out.combined_text()),
+                        format!(
+                            "cannot tell whether pid {} runs: {}",
+                            self.pid,
+                            out.combined_text()
+                        ),
                     ));
                 }
             },
@@ -654,10 +682,10 @@ impl Proc for SshProc {
     fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
         let script = format!(
             r#"p={pid}
-kill -TERM -- "-$p" 2>/dev/null || exit 0
+kill -TERM "-$p" 2>/dev/null || exit 0
 i=0
-while kill -0 -- "-$p" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
-kill -KILL -- "-$p" 2>/dev/null; exit 0"#,
+while kill -0 "-$p" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
+kill -KILL "-$p" 2>/dev/null; exit 0"#,
             pid = self.pid,
             ticks = grace.as_millis().div_ceil(50)
         );
@@ -711,7 +739,13 @@ mod tests {
             .status()
             .unwrap();
         assert!(st.success());
-        assert!(std::fs::read_to_string(&pidf).unwrap().trim().parse::<u32>().is_ok());
+        assert!(
+            std::fs::read_to_string(&pidf)
+                .unwrap()
+                .trim()
+                .parse::<u32>()
+                .is_ok()
+        );
         assert_eq!(std::fs::read_to_string(&exitf).unwrap().trim(), "3");
     }
 
