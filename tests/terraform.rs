@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use perflab::driver::terraform::{TerraformDriver, cool_down, set_governor_performance};
 use perflab::driver::{Driver, DriverOptions, Role};
-use perflab::host::{Cmd, Host, HostError};
+use perflab::host::{Cmd, HostError};
 
 const LAB: &str = "tftest";
 const OCTET: &str = "231";
