@@ -298,6 +298,13 @@ fn netns_lab_lifecycle() {
         "{}",
         wrk.combined_text()
     );
+    // CPU accounting over SSH: nginx's process group is seen on the kong host.
+    let snap = gw.proc_snapshot().unwrap();
+    assert!(snap.machine.total_s > 0.0);
+    assert_eq!(
+        snap.procs.get(&nginx.pid()).map(|p| p.pgrp),
+        Some(nginx.pid())
+    );
     // From the root namespace the internal plane is unreachable (guard route, no via).
     assert!(!sh("ip route get 10.231.1.1").0);
 
