@@ -1,1 +1,987 @@
-//! The terraform driver (to be written).
+//! The terraform driver: machines from a terraform module, reached over SSH.
+//!
+//! Why it looks like this:
+//! - Kong's framework ran `terraform apply` in its source tree and passed every variable as
+//!   `-var k=v`, which put cloud tokens on command lines and state files in the repository. Here
+//!   the module is copied into a per-lab state dir (default
+//!   `~/.cache/perflab/terraform/<provider>/<lab>`), the repository stays clean, and variables go
+//!   to terraform only as `TF_VAR_*` in its environment.
+//! - Machines are expensive to create: a later invocation with the same lab name reuses the
+//!   applied infrastructure (same module and variables ⇒ no new apply). `teardown(false)` stops
+//!   only what this lab started (by pid) and removes its directories; `teardown(true)` destroys
+//!   the machines.
+//! - The module contract is Kong's (outputs `kong-ip`, `kong-internal-ip`, `worker-ip`,
+//!   `worker-internal-ip`, optional `db-ip`/`db-internal-ip`, a key `id_rsa`), extended with
+//!   optional `ssh-user`, `known_hosts` and `toolchain` outputs. See docs/terraform.md.
+//! - Every terraform call gets `CHECKPOINT_DISABLE=1` (no call home), `TF_IN_AUTOMATION=1` and
+//!   an existing empty CLI config file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Driver, DriverOptions, Role};
+use crate::host::ssh::{HostKeyCheck, SshConnection, SshHost, SshTarget};
+use crate::host::{Cmd, Host};
+use crate::{Error, Result};
+
+/// The provider used when neither the `provider` option nor `PERF_TEST_TERRAFORM_PROVIDER` is
+/// set: the network-namespace rehearsal lab, which needs no cloud account.
+pub const DEFAULT_PROVIDER: &str = "netns";
+
+/// Outputs every module must have.
+pub const REQUIRED_OUTPUTS: &[&str] = &[
+    "kong-ip",
+    "kong-internal-ip",
+    "worker-ip",
+    "worker-internal-ip",
+];
+
+/// Options the driver understands (besides `var.NAME=VALUE`).
+pub const OPTIONS: &[&str] = &[
+    "provider",
+    "lab",
+    "state-dir",
+    "modules-dir",
+    "ssh-user",
+    "ssh-port",
+    "ssh-wait",
+    "ssh-connect-timeout",
+    "host-keys",
+];
+
+/// Kong's environment variables (spec.helpers.perf `use_defaults`) and the terraform variables
+/// they feed, per provider. `hetzner` is perflab's own.
+const ENV_VARS: &[(&str, &str, &str)] = &[
+    (
+        "equinix-metal",
+        "PERF_TEST_METAL_PROJECT_ID",
+        "metal_project_id",
+    ),
+    (
+        "equinix-metal",
+        "PERF_TEST_METAL_AUTH_TOKEN",
+        "metal_auth_token",
+    ),
+    ("equinix-metal", "PERF_TEST_METAL_PLAN", "metal_plan"),
+    ("equinix-metal", "PERF_TEST_METAL_OS", "metal_os"),
+    (
+        "digitalocean",
+        "PERF_TEST_DIGITALOCEAN_PROJECT_NAME",
+        "do_project_name",
+    ),
+    ("digitalocean", "PERF_TEST_DIGITALOCEAN_TOKEN", "do_token"),
+    ("digitalocean", "PERF_TEST_DIGITALOCEAN_SIZE", "do_size"),
+    ("digitalocean", "PERF_TEST_DIGITALOCEAN_REGION", "do_region"),
+    ("digitalocean", "PERF_TEST_DIGITALOCEAN_OS", "do_os"),
+    ("aws-ec2", "PERF_TEST_AWS_REGION", "aws_region"),
+    (
+        "aws-ec2",
+        "PERF_TEST_EC2_INSTANCE_TYPE",
+        "ec2_instance_type",
+    ),
+    ("aws-ec2", "PERF_TEST_EC2_OS", "ec2_os"),
+    ("hetzner", "PERF_TEST_HETZNER_TOKEN", "hcloud_token"),
+    (
+        "hetzner",
+        "PERF_TEST_HETZNER_SERVER_TYPE",
+        "hcloud_server_type",
+    ),
+    ("hetzner", "PERF_TEST_HETZNER_LOCATION", "hcloud_location"),
+    ("hetzner", "PERF_TEST_HETZNER_IMAGE", "hcloud_image"),
+    ("bring-your-own", "PERF_TEST_BYO_KONG_IP", "kong_ip"),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_KONG_INTERNAL_IP",
+        "kong_internal_ip",
+    ),
+    ("bring-your-own", "PERF_TEST_BYO_DB_IP", "db_ip"),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_DB_INTERNAL_IP",
+        "db_internal_ip",
+    ),
+    ("bring-your-own", "PERF_TEST_BYO_WORKER_IP", "worker_ip"),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_WORKER_INTERNAL_IP",
+        "worker_internal_ip",
+    ),
+    (
+        "bring-your-own",
+        "PERF_TEST_BYO_SSH_KEY_PATH",
+        "ssh_key_path",
+    ),
+    ("bring-your-own", "PERF_TEST_BYO_SSH_USER", "ssh_user"),
+];
+
+/// The terraform variables a provider's module reads from Kong's `PERF_TEST_*` environment
+/// variables: `(env var, terraform variable)`. Every provider also gets `seperate_db_node`
+/// (Kong's spelling) from `PERF_TEST_SEPERATE_DB_NODE`.
+pub fn env_tfvars(provider: &str) -> Vec<(&'static str, &'static str)> {
+    ENV_VARS
+        .iter()
+        .filter(|(p, _, _)| *p == provider)
+        .map(|(_, e, v)| (*e, *v))
+        .collect()
+}
+
+/// One machine of the lab, from the module's outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Machine {
+    /// Address the controller connects to over SSH.
+    pub ip: String,
+    /// Address the other lab machines use.
+    pub internal_ip: String,
+}
+
+/// What the module's outputs say about the lab.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabOutputs {
+    /// The gateway machine.
+    pub kong: Machine,
+    /// The upstream and load-generator machine.
+    pub worker: Machine,
+    /// A separate database machine, when the module has one.
+    pub db: Option<Machine>,
+    /// The private key file.
+    pub key: PathBuf,
+    /// The SSH user.
+    pub ssh_user: String,
+    /// A known_hosts file written by the module, if any.
+    pub known_hosts: Option<PathBuf>,
+    /// How programs get onto the machines (module output `toolchain`).
+    pub toolchain: Option<String>,
+}
+
+/// The terraform driver. See the module docs.
+pub struct TerraformDriver {
+    provider: String,
+    lab: String,
+    lab_id: String,
+    state_dir: PathBuf,
+    module_src: PathBuf,
+    tfvars: BTreeMap<String, String>,
+    ssh_user: Option<String>,
+    ssh_port: u16,
+    ssh_wait: Duration,
+    ssh_connect_timeout: Duration,
+    host_keys: String,
+    outputs: Option<LabOutputs>,
+    reused: bool,
+    apply_time: Option<Duration>,
+    conns: HashMap<&'static str, SshConnection>,
+    hosts: HashMap<(Role, String), Arc<SshHost>>,
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
+}
+
+fn parse_secs(key: &str, v: &str) -> Result<Duration> {
+    v.trim_end_matches('s')
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            usage(format!(
+                "driver option {key}={v}: expected seconds, e.g. 30"
+            ))
+        })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+impl TerraformDriver {
+    /// Resolves the options; nothing is applied until the first host is asked for (or
+    /// [`TerraformDriver::up`] is called), so `teardown(true)` of an earlier lab creates nothing.
+    ///
+    /// Options: `provider` (default `$PERF_TEST_TERRAFORM_PROVIDER`, else `netns`), `lab`
+    /// (default `default`; a later invocation with the same lab reuses its machines),
+    /// `state-dir`, `modules-dir` (default `$PERFLAB_TERRAFORM_DIR`, else `./terraform`, else the
+    /// source tree's `terraform/`), `var.NAME=VALUE` (terraform variables, passed as
+    /// `TF_VAR_NAME`), `ssh-user`, `ssh-port`, `ssh-wait` (seconds of connect retries, default
+    /// 180), `ssh-connect-timeout` (per attempt, default 10), `host-keys` (`module` — the
+    /// module's known_hosts when it has one, else `accept-new` into a lab-owned file — or `no`).
+    pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
+        for k in options.keys() {
+            if !k.starts_with("var.") && !OPTIONS.contains(&k.as_str()) {
+                return Err(usage(format!(
+                    "unknown terraform driver option \"{k}\": expected var.NAME or one of {}",
+                    OPTIONS.join(", ")
+                )));
+            }
+        }
+        let provider = options
+            .get("provider")
+            .cloned()
+            .or_else(|| std::env::var("PERF_TEST_TERRAFORM_PROVIDER").ok())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_PROVIDER.to_string());
+        if !valid_name(&provider) {
+            return Err(usage(format!(
+                "terraform provider \"{provider}\": expected a module name like netns or aws-ec2"
+            )));
+        }
+        let lab = options
+            .get("lab")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        if !valid_name(&lab) {
+            return Err(usage(format!(
+                "terraform lab name \"{lab}\": use 1-32 characters of a-z, 0-9 and '-'"
+            )));
+        }
+        let modules_dir = match options.get("modules-dir") {
+            Some(d) => PathBuf::from(d),
+            None => default_modules_dir(),
+        };
+        let module_src = modules_dir.join(&provider);
+        if !module_src.is_dir() {
+            return Err(usage(format!(
+                "terraform provider \"{provider}\" is not supported: no module at {} (modules there: {})",
+                module_src.display(),
+                list_modules(&modules_dir)
+            )));
+        }
+        let state_dir = match options.get("state-dir") {
+            Some(d) => PathBuf::from(d),
+            None => cache_dir()
+                .join("perflab/terraform")
+                .join(&provider)
+                .join(&lab),
+        };
+        let mut tfvars = BTreeMap::new();
+        tfvars.insert("lab_id".to_string(), lab.clone());
+        if std::env::var_os("PERF_TEST_SEPERATE_DB_NODE").is_some() {
+            tfvars.insert("seperate_db_node".to_string(), "true".to_string());
+        }
+        for (env, var) in env_tfvars(&provider) {
+            if let Ok(v) = std::env::var(env)
+                && !v.is_empty()
+            {
+                tfvars.insert(var.to_string(), v);
+            }
+        }
+        for (k, v) in options {
+            if let Some(name) = k.strip_prefix("var.") {
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return Err(usage(format!(
+                        "driver option {k}: not a terraform variable name"
+                    )));
+                }
+                tfvars.insert(name.to_string(), v.clone());
+            }
+        }
+        let ssh_port = match options.get("ssh-port") {
+            Some(p) => p.parse().map_err(|_| {
+                usage(format!(
+                    "driver option ssh-port={p}: expected a port number"
+                ))
+            })?,
+            None => 22,
+        };
+        let host_keys = options
+            .get("host-keys")
+            .cloned()
+            .unwrap_or_else(|| "module".into());
+        if !["module", "no"].contains(&host_keys.as_str()) {
+            return Err(usage(format!(
+                "driver option host-keys={host_keys}: expected module or no"
+            )));
+        }
+        Ok(TerraformDriver {
+            provider,
+            lab,
+            lab_id: lab_id.to_string(),
+            state_dir,
+            module_src,
+            tfvars,
+            ssh_user: options.get("ssh-user").cloned(),
+            ssh_port,
+            ssh_wait: match options.get("ssh-wait") {
+                Some(v) => parse_secs("ssh-wait", v)?,
+                None => Duration::from_secs(180),
+            },
+            ssh_connect_timeout: match options.get("ssh-connect-timeout") {
+                Some(v) => parse_secs("ssh-connect-timeout", v)?,
+                None => Duration::from_secs(10),
+            },
+            host_keys,
+            outputs: None,
+            reused: false,
+            apply_time: None,
+            conns: HashMap::new(),
+            hosts: HashMap::new(),
+        })
+    }
+
+    /// The state dir (the copied module, terraform state, the key).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// True when the last [`TerraformDriver::up`] found the infrastructure already applied.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// How long the apply took (None when reused or not yet up).
+    pub fn apply_time(&self) -> Option<Duration> {
+        self.apply_time
+    }
+
+    /// The outputs, once up.
+    pub fn outputs(&self) -> Option<&LabOutputs> {
+        self.outputs.as_ref()
+    }
+
+    /// The terraform variables' names that will be passed (values are never shown).
+    pub fn tfvar_names(&self) -> Vec<String> {
+        self.tfvars.keys().cloned().collect()
+    }
+
+    fn fingerprint(&self) -> Result<String> {
+        let mut h = Sha256::new();
+        hash_dir(&self.module_src, &self.module_src, &mut h)?;
+        for (k, v) in &self.tfvars {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        Ok(format!("{:x}", h.finalize()))
+    }
+
+    fn fingerprint_file(&self) -> PathBuf {
+        self.state_dir.join("perflab-applied.json")
+    }
+
+    /// Brings the lab up: reuses the applied infrastructure when the state dir holds an apply of
+    /// the same module and variables with all required outputs, else copies the module, runs
+    /// `terraform init` and `apply`, and reads the outputs.
+    pub fn up(&mut self) -> Result<&LabOutputs> {
+        if self.outputs.is_none() {
+            let fp = self.fingerprint()?;
+            let applied = std::fs::read_to_string(self.fingerprint_file())
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| {
+                    v.get("fingerprint")
+                        .and_then(|f| f.as_str())
+                        .map(String::from)
+                });
+            let mut reused = false;
+            if applied.as_deref() == Some(fp.as_str())
+                && self.state_dir.join("terraform.tfstate").is_file()
+                && let Ok(outs) = self.read_outputs()
+            {
+                self.outputs = Some(outs);
+                reused = true;
+            }
+            if !reused {
+                std::fs::create_dir_all(&self.state_dir)
+                    .map_err(|e| Error::io(&self.state_dir, e))?;
+                copy_module(&self.module_src, &self.state_dir)?;
+                let _ = std::fs::remove_file(self.fingerprint_file());
+                // Fresh machines have fresh host keys.
+                let _ = std::fs::remove_file(self.state_dir.join("known_hosts"));
+                let start = Instant::now();
+                self.terraform(&["init", "-input=false", "-no-color"])?;
+                self.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])?;
+                self.apply_time = Some(start.elapsed());
+                let outs = self.read_outputs()?;
+                let record = serde_json::json!({
+                    "fingerprint": fp,
+                    "provider": self.provider,
+                    "lab": self.lab,
+                    "apply_s": start.elapsed().as_secs_f64(),
+                });
+                crate::store::atomic_write(
+                    &self.fingerprint_file(),
+                    serde_json::to_string_pretty(&record)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                )
+                .map_err(|e| Error::io(self.fingerprint_file(), e))?;
+                self.outputs = Some(outs);
+            }
+            self.reused = reused;
+        }
+        Ok(self.outputs.as_ref().expect("set above"))
+    }
+
+    fn read_outputs(&self) -> Result<LabOutputs> {
+        let out = self.terraform(&["output", "-json", "-no-color"])?;
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| {
+            Error::Lab(format!(
+                "terraform output -json in {} is not JSON: {e}",
+                self.state_dir.display()
+            ))
+        })?;
+        let get = |name: &str| -> Option<String> {
+            match v.get(name)?.get("value")? {
+                serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        let missing: Vec<&str> = REQUIRED_OUTPUTS
+            .iter()
+            .copied()
+            .filter(|n| get(n).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Lab(format!(
+                "terraform module \"{}\" ({}) lacks required output(s) {}: a module must output {} (see docs/terraform.md)",
+                self.provider,
+                self.module_src.display(),
+                missing.join(", "),
+                REQUIRED_OUTPUTS.join(", ")
+            )));
+        }
+        let machine = |a: &str, b: &str| Machine {
+            ip: get(a).unwrap_or_default(),
+            internal_ip: get(b).unwrap_or_default(),
+        };
+        let db = get("db-ip").map(|ip| Machine {
+            internal_ip: get("db-internal-ip").unwrap_or_else(|| ip.clone()),
+            ip,
+        });
+        let key = match get("id_rsa") {
+            Some(k) if k.starts_with("-----BEGIN") => {
+                let p = self.state_dir.join("id_rsa");
+                write_private(&p, k.as_bytes())?;
+                p
+            }
+            Some(k) => self.state_dir.join(k),
+            None => self.state_dir.join("id_rsa"),
+        };
+        if !key.is_file() {
+            return Err(Error::Lab(format!(
+                "terraform module \"{}\" left no SSH key at {} (output id_rsa: a path or the key itself)",
+                self.provider,
+                key.display()
+            )));
+        }
+        Ok(LabOutputs {
+            kong: machine("kong-ip", "kong-internal-ip"),
+            worker: machine("worker-ip", "worker-internal-ip"),
+            db,
+            key,
+            ssh_user: self
+                .ssh_user
+                .clone()
+                .or_else(|| get("ssh-user"))
+                .unwrap_or_else(|| "root".to_string()),
+            known_hosts: get("known_hosts").map(|p| self.state_dir.join(p)),
+            toolchain: get("toolchain"),
+        })
+    }
+
+    /// Runs terraform in the state dir with the lab's environment; returns stdout. Output of each
+    /// subcommand is kept in `<state dir>/terraform-<subcommand>.log`.
+    fn terraform(&self, args: &[&str]) -> Result<String> {
+        std::fs::create_dir_all(&self.state_dir).map_err(|e| Error::io(&self.state_dir, e))?;
+        let rc = self.state_dir.join(".terraformrc");
+        if !rc.exists() {
+            std::fs::write(&rc, b"").map_err(|e| Error::io(&rc, e))?;
+        }
+        let mut c = Command::new("terraform");
+        c.args(args)
+            .current_dir(&self.state_dir)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("TF_CLI_CONFIG_FILE", &rc);
+        for (k, v) in &self.tfvars {
+            c.env(format!("TF_VAR_{k}"), v);
+        }
+        let out = c.output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingTool {
+                    program: "terraform".into(),
+                    where_: String::new(),
+                    hint: "install terraform >= 1.4 (https://developer.hashicorp.com/terraform/install)"
+                        .into(),
+                }
+            } else {
+                Error::Lab(format!("cannot run terraform: {e}"))
+            }
+        })?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let log = self.state_dir.join(format!("terraform-{}.log", args[0]));
+        let _ = std::fs::write(&log, format!("{stdout}\n{stderr}"));
+        if out.status.success() {
+            return Ok(stdout);
+        }
+        let missing = missing_variables(&stderr);
+        if !missing.is_empty() {
+            let hints: Vec<String> = missing
+                .iter()
+                .map(|v| {
+                    let env = ENV_VARS
+                        .iter()
+                        .find(|(p, _, t)| *p == self.provider && t == v)
+                        .map(|(_, e, _)| format!(" or {e}"))
+                        .unwrap_or_default();
+                    format!("{v} (--driver-opt var.{v}=VALUE, TF_VAR_{v}{env})")
+                })
+                .collect();
+            return Err(usage(format!(
+                "terraform module \"{}\" needs variable(s): {}",
+                self.provider,
+                hints.join("; ")
+            )));
+        }
+        let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).collect();
+        let tail = tail[tail.len().saturating_sub(40)..].join("\n");
+        Err(Error::Lab(format!(
+            "terraform {} failed in {} ({}):\n{}",
+            args[0],
+            self.state_dir.display(),
+            out.status,
+            tail.trim()
+        )))
+    }
+
+    fn connection(&mut self, machine: &'static str) -> Result<SshConnection> {
+        if let Some(c) = self.conns.get(machine) {
+            return Ok(c.clone());
+        }
+        let outs = self.up()?.clone();
+        let m = match machine {
+            "kong" => &outs.kong,
+            "worker" => &outs.worker,
+            _ => outs.db.as_ref().unwrap_or(&outs.kong),
+        };
+        if self.provider == DEFAULT_PROVIDER {
+            check_route(&m.ip)?;
+        }
+        let host_keys = match (&self.host_keys[..], &outs.known_hosts) {
+            ("no", _) => HostKeyCheck::Unchecked(self.state_dir.join("known_hosts.unchecked")),
+            (_, Some(p)) => HostKeyCheck::Strict(p.clone()),
+            (_, None) => HostKeyCheck::AcceptNew(self.state_dir.join("known_hosts")),
+        };
+        let target = SshTarget {
+            name: machine.to_string(),
+            address: m.ip.clone(),
+            port: self.ssh_port,
+            user: outs.ssh_user.clone(),
+            key: outs.key.clone(),
+            host_keys,
+            connect_timeout: self.ssh_connect_timeout,
+            connect_wait: self.ssh_wait,
+        };
+        let c = SshConnection::connect(&target)?;
+        self.conns.insert(machine, c.clone());
+        Ok(c)
+    }
+
+    fn remote_root(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/perflab-{}", self.lab_id))
+    }
+}
+
+/// A lab of this machine (the netns provider) must never be reached through a gateway: its
+/// addresses are guarded by an unreachable route, and `ip route get ADDR` must show no `via`.
+fn check_route(addr: &str) -> Result<()> {
+    let Ok(out) = Command::new("ip").args(["route", "get", addr]).output() else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && text.split_whitespace().any(|w| w == "via") {
+        return Err(Error::Lab(format!(
+            "refusing to connect to {addr}: it is routed through a gateway ({}); a local lab address must be guarded (see docs/terraform.md)",
+            text.trim()
+        )));
+    }
+    Ok(())
+}
+
+fn missing_variables(stderr: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    for line in stderr.lines() {
+        if let Some(rest) = line.split("input variable \"").nth(1)
+            && let Some(name) = rest.split('"').next()
+            && line.contains("is not set")
+            && !v.iter().any(|n: &String| n == name)
+        {
+            v.push(name.to_string());
+        }
+    }
+    v
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".cache"),
+        None => std::env::temp_dir(),
+    }
+}
+
+/// `$PERFLAB_TERRAFORM_DIR`, else `./terraform`, else the source tree's `terraform/`.
+fn default_modules_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PERFLAB_TERRAFORM_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let cwd = PathBuf::from("terraform");
+    if cwd.is_dir() {
+        return cwd;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform")
+}
+
+fn list_modules(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Files of a module that are not copied or hashed: terraform's own state and caches.
+fn skipped(name: &str) -> bool {
+    name == ".terraform"
+        || name.starts_with("terraform.tfstate")
+        || name == ".terraform.lock.hcl"
+        || name.ends_with(".log")
+}
+
+fn copy_module(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    for entry in std::fs::read_dir(src).map_err(|e| Error::io(src, e))? {
+        let entry = entry.map_err(|e| Error::io(src, e))?;
+        let name = entry.file_name();
+        if skipped(&name.to_string_lossy()) {
+            continue;
+        }
+        let from = entry.path();
+        let to = dst.join(&name);
+        if from.is_dir() {
+            copy_module(&from, &to)?;
+        } else {
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn hash_dir(root: &Path, dir: &Path, h: &mut Sha256) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if skipped(&name.to_string_lossy()) {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            hash_dir(root, &p, h)?;
+        } else {
+            h.update(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
+            h.update(std::fs::read(&p).map_err(|e| Error::io(&p, e))?);
+        }
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(data).map_err(|e| Error::io(path, e))
+}
+
+impl Driver for TerraformDriver {
+    fn name(&self) -> &'static str {
+        "terraform"
+    }
+
+    fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>> {
+        let key = (role, instance.to_string());
+        if let Some(h) = self.hosts.get(&key) {
+            return Ok(h.clone());
+        }
+        let outs = self.up()?.clone();
+        let (machine, m) = match role {
+            Role::Gateway => ("kong", &outs.kong),
+            Role::Worker => ("worker", &outs.worker),
+            Role::Database => match &outs.db {
+                Some(db) => ("db", db),
+                None => ("kong", &outs.kong),
+            },
+        };
+        let conn = self.connection(machine)?;
+        // The netns machines share one filesystem: every role gets its own dir.
+        let dir = self
+            .remote_root()
+            .join(format!("{}-{instance}", role.as_str()));
+        let host = Arc::new(SshHost::new(conn, role.as_str(), &m.internal_ip, &dir)?);
+        self.hosts.insert(key, host.clone());
+        Ok(host)
+    }
+
+    fn teardown(&mut self, full: bool) -> Result<()> {
+        let mut errors = Vec::new();
+        for host in self.hosts.values() {
+            if let Err(e) = host.stop_all(Duration::from_secs(5)) {
+                errors.push(e.to_string());
+            }
+            if let Err(e) = host.remove_dir_all(host.lab_dir()) {
+                errors.push(e.to_string());
+            }
+        }
+        let root = crate::host::quote::quote(&self.remote_root().to_string_lossy());
+        for c in self.conns.values() {
+            let _ = c.run_script(
+                &format!("rmdir {root} 2>/dev/null; true"),
+                None,
+                Duration::from_secs(30),
+            );
+        }
+        self.hosts.clear();
+        self.conns.clear();
+        if full && self.state_dir.join("terraform.tfstate").is_file() {
+            self.terraform(&["destroy", "-auto-approve", "-input=false", "-no-color"])?;
+            let _ = std::fs::remove_file(self.fingerprint_file());
+            let _ = std::fs::remove_file(self.state_dir.join("known_hosts"));
+            self.outputs = None;
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Lab(format!(
+                "terraform lab teardown: {}",
+                errors.join("; ")
+            )))
+        }
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let outs = self.outputs.as_ref();
+        serde_json::json!({
+            "driver": "terraform",
+            "provider": self.provider,
+            "lab": self.lab,
+            "state_dir": self.state_dir,
+            "machines": outs.map(|o| serde_json::json!({
+                "kong": o.kong, "worker": o.worker, "db": o.db,
+            })),
+            "ssh_user": outs.map(|o| o.ssh_user.clone()),
+            "toolchain": outs.and_then(|o| o.toolchain.clone()).unwrap_or_else(|| "installed over SSH".into()),
+            "infrastructure": match (outs, self.reused) {
+                (None, _) => "not up",
+                (Some(_), true) => "reused",
+                (Some(_), false) => "applied",
+            },
+            "apply_s": self.apply_time.map(|d| d.as_secs_f64()),
+            "tfvars": self.tfvar_names(),
+        })
+    }
+}
+
+/// What [`cool_down`] did, for results.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CoolDown {
+    /// Host name.
+    pub host: String,
+    /// CPU cores on the host.
+    pub cores: usize,
+    /// 1-minute load average before waiting.
+    pub load_before: f64,
+    /// 1-minute load average at the end.
+    pub load_after: f64,
+    /// The per-core threshold asked for.
+    pub per_core_threshold: f64,
+    /// Seconds waited.
+    pub waited_s: f64,
+    /// True when the load dropped to the threshold within the limit.
+    pub reached: bool,
+}
+
+fn load_and_cores(host: &dyn Host) -> Result<(f64, usize)> {
+    let out = host.run(
+        &Cmd::new("sh").arg("-c").arg("cat /proc/loadavg; nproc"),
+        Duration::from_secs(15),
+    )?;
+    let text = out.stdout_text();
+    let mut lines = text.lines();
+    let load = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|w| w.parse::<f64>().ok());
+    let cores = lines.next().and_then(|l| l.trim().parse::<usize>().ok());
+    match (load, cores) {
+        (Some(l), Some(c)) if out.success() => Ok((l, c.max(1))),
+        _ => Err(Error::Lab(format!(
+            "cannot read /proc/loadavg and nproc on {}: {}",
+            host.name(),
+            out.combined_text()
+        ))),
+    }
+}
+
+/// Waits (at most `max_wait`) until the host's 1-minute load average per core is at most
+/// `per_core_threshold`, so a run does not start on a machine still busy with the previous one.
+/// Bounded on purpose: a noisy neighbour must not stall a suite; the record says whether the
+/// threshold was reached.
+pub fn cool_down(host: &dyn Host, max_wait: Duration, per_core_threshold: f64) -> Result<CoolDown> {
+    let start = Instant::now();
+    let (load_before, cores) = load_and_cores(host)?;
+    let mut load = load_before;
+    let limit = per_core_threshold * cores as f64;
+    while load > limit && start.elapsed() < max_wait && !crate::signals::interrupted() {
+        let left = max_wait.saturating_sub(start.elapsed());
+        std::thread::sleep(left.min(Duration::from_secs(2)));
+        load = load_and_cores(host)?.0;
+    }
+    Ok(CoolDown {
+        host: host.name().to_string(),
+        cores,
+        load_before,
+        load_after: load,
+        per_core_threshold,
+        waited_s: start.elapsed().as_secs_f64(),
+        reached: load <= limit,
+    })
+}
+
+/// What [`set_governor_performance`] did, for results.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GovernorRecord {
+    /// Host name.
+    pub host: String,
+    /// `set`, `already`, `unavailable` (no cpufreq, e.g. most VMs) or `not-permitted`.
+    pub status: String,
+    /// Distinct governors before.
+    pub before: Vec<String>,
+    /// Distinct governors after.
+    pub after: Vec<String>,
+}
+
+/// Sets every CPU's cpufreq governor to `performance` where the host allows it (as Kong's
+/// framework did on its kong machine), directly or through `sudo -n`. Never fails for lack of
+/// cpufreq or permission: the record says what happened.
+pub fn set_governor_performance(host: &dyn Host) -> Result<GovernorRecord> {
+    const SCRIPT: &str = r#"set -- /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor
+[ -e "$1" ] || { echo unavailable; exit 0; }
+echo "before $(cat "$@" | sort -u | tr '\n' ' ')"
+ok=1
+for f in "$@"; do
+  [ "$(cat "$f")" = performance ] && continue
+  { echo performance > "$f"; } 2>/dev/null || echo performance | sudo -n tee "$f" >/dev/null 2>&1 || ok=0
+done
+echo "after $(cat "$@" | sort -u | tr '\n' ' ')"
+[ $ok = 1 ] || echo not-permitted"#;
+    let out = host.run(
+        &Cmd::new("sh").arg("-c").arg(SCRIPT),
+        Duration::from_secs(30),
+    )?;
+    let text = out.stdout_text();
+    let field = |p: &str| -> Vec<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(p))
+            .map(|r| r.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    };
+    let before = field("before ");
+    let after = field("after ");
+    let status = if text.lines().any(|l| l.trim() == "unavailable") {
+        "unavailable"
+    } else if text.lines().any(|l| l.trim() == "not-permitted") {
+        "not-permitted"
+    } else if before == ["performance"] {
+        "already"
+    } else {
+        "set"
+    };
+    Ok(GovernorRecord {
+        host: host.name().to_string(),
+        status: status.to_string(),
+        before,
+        after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_variables_are_named() {
+        let stderr = "Error: No value for required variable\n\nThe root module input variable \"kong_ip\" is not set, and has no default\nvalue.\nThe root module input variable \"worker_ip\" is not set, and has no default\n";
+        assert_eq!(missing_variables(stderr), vec!["kong_ip", "worker_ip"]);
+    }
+
+    #[test]
+    fn kong_env_vars_map_to_tfvars() {
+        let m = env_tfvars("equinix-metal");
+        assert!(m.contains(&("PERF_TEST_METAL_AUTH_TOKEN", "metal_auth_token")));
+        assert_eq!(env_tfvars("digitalocean").len(), 5);
+        assert!(env_tfvars("netns").is_empty());
+    }
+
+    #[test]
+    fn unknown_options_and_bad_names_are_refused() {
+        let mut o = DriverOptions::new();
+        o.insert("provder".into(), "netns".into());
+        assert!(matches!(
+            TerraformDriver::new(&o, "x"),
+            Err(Error::Usage(_))
+        ));
+        let mut o = DriverOptions::new();
+        o.insert("provider".into(), "../etc".into());
+        assert!(matches!(
+            TerraformDriver::new(&o, "x"),
+            Err(Error::Usage(_))
+        ));
+        let mut o = DriverOptions::new();
+        o.insert("provider".into(), "no-such-cloud".into());
+        let e = TerraformDriver::new(&o, "x").err().unwrap().to_string();
+        assert!(e.contains("not supported") && e.contains("netns"), "{e}");
+    }
+}

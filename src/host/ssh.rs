@@ -1,1 +1,759 @@
-//! Hosts reached over SSH (to be written).
+//! Hosts reached over SSH: the machines of a terraform lab.
+//!
+//! Why this shape:
+//! - One multiplexed connection per machine (the openssh crate's `native-mux`, speaking
+//!   OpenSSH's mux protocol over a control socket), shared by every role placed on that machine;
+//!   each command still costs one SSH channel (~85 ms), so polling loops run remotely in one
+//!   command instead of once per poll.
+//! - The [`Host`] trait is synchronous; an [`SshConnection`] owns a small tokio runtime and
+//!   blocks on it.
+//! - Remote commands are shell strings, unavoidably: every word goes through
+//!   [`crate::host::quote`], the one quoting function.
+//! - A background program must not keep the SSH channel open (`cd x && nohup prog &` hangs it):
+//!   it is started by a wrapper with every fd redirected, in its own session (so its pid is its
+//!   process group id and stopping signals the whole group), and the wrapper records the pid and,
+//!   later, the exit status in files under the host's lab dir. Those pid files also let a
+//!   teardown stop what the lab started, by pid, never by name.
+//! - Host keys change on every apply: the known_hosts file is the lab's own (from the terraform
+//!   module, or a lab-owned file filled on first contact), never the user's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use super::quote::{join, quote};
+use super::{Cmd, CmdOutput, Host, HostError, Proc};
+
+/// How the remote host's key is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    /// The key must already be in this known_hosts file (the netns module writes one).
+    Strict(PathBuf),
+    /// Keys of new hosts are added to this lab-owned file on first contact; a changed key is
+    /// refused.
+    AcceptNew(PathBuf),
+    /// Not checked at all (explicit opt-in; keys are recorded in this throw-away file).
+    Unchecked(PathBuf),
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    /// A name for messages ("kong", "worker").
+    pub name: String,
+    /// The address to connect to (the machine's public address).
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// Remote user (`root`, or one with passwordless sudo).
+    pub user: String,
+    /// Private key file (mode 0600 is enforced before connecting).
+    pub key: PathBuf,
+    /// Host key policy.
+    pub host_keys: HostKeyCheck,
+    /// Timeout of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Total time to keep retrying (fresh cloud machines take a while to accept SSH).
+    pub connect_wait: Duration,
+}
+
+impl SshTarget {
+    /// A target with the usual defaults: port 22, user `root`, 5 s per attempt, 60 s in all,
+    /// host keys added to `<key>.known_hosts` on first contact.
+    pub fn new(name: &str, address: &str, key: &Path) -> Self {
+        SshTarget {
+            name: name.to_string(),
+            address: address.to_string(),
+            port: 22,
+            user: "root".to_string(),
+            key: key.to_path_buf(),
+            host_keys: HostKeyCheck::AcceptNew(key.with_extension("known_hosts")),
+            connect_timeout: Duration::from_secs(5),
+            connect_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+struct Conn {
+    name: String,
+    target: String,
+    // Dropped in `Drop` before the runtime (closing the mux master needs the runtime).
+    session: Option<Session>,
+    rt: tokio::runtime::Runtime,
+    _ctl_dir: tempfile::TempDir,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), s.close()).await });
+        }
+    }
+}
+
+/// One multiplexed SSH connection to a machine; cheap to clone, shared by the [`SshHost`]s of
+/// every role placed on the machine.
+#[derive(Clone)]
+pub struct SshConnection {
+    conn: Arc<Conn>,
+}
+
+impl std::fmt::Debug for SshConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConnection")
+            .field("name", &self.conn.name)
+            .field("target", &self.conn.target)
+            .finish()
+    }
+}
+
+fn other(host: &str, reason: impl Into<String>) -> HostError {
+    HostError::Other {
+        host: host.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl SshConnection {
+    /// Connects, retrying with backoff (0.25 s doubling to 5 s) until `target.connect_wait`
+    /// has passed; the error names the address and carries ssh's last message.
+    pub fn connect(target: &SshTarget) -> Result<Self, HostError> {
+        let name = target.name.as_str();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("perflab-ssh")
+            .enable_all()
+            .build()
+            .map_err(|e| other(name, format!("cannot start an async runtime: {e}")))?;
+        // Unix socket paths are limited to 108 bytes: keep the control dir short.
+        let ctl_dir = tempfile::Builder::new()
+            .prefix("plssh")
+            .tempdir_in("/tmp")
+            .map_err(|e| {
+                other(
+                    name,
+                    format!("cannot create an SSH control dir in /tmp: {e}"),
+                )
+            })?;
+        restrict_key(&target.key)
+            .map_err(|e| other(name, format!("SSH key {}: {e}", target.key.display())))?;
+        let (check, kh) = match &target.host_keys {
+            HostKeyCheck::Strict(p) => (KnownHosts::Strict, p),
+            HostKeyCheck::AcceptNew(p) => (KnownHosts::Add, p),
+            HostKeyCheck::Unchecked(p) => (KnownHosts::Accept, p),
+        };
+        let mut b = SessionBuilder::default();
+        b.user(target.user.clone())
+            .port(target.port)
+            .keyfile(&target.key)
+            .known_hosts_check(check)
+            .user_known_hosts_file(kh)
+            .control_directory(ctl_dir.path())
+            .connect_timeout(target.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15));
+        let dest = format!("{}@{}", target.user, target.address);
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        let mut attempts = 0;
+        let session = loop {
+            attempts += 1;
+            match rt.block_on(b.connect_mux(&target.address)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    let waited = start.elapsed();
+                    if waited + delay > target.connect_wait || crate::signals::interrupted() {
+                        return Err(other(
+                            name,
+                            format!(
+                                "cannot connect over SSH to {dest} port {} after {attempts} attempt(s) in {:.1}s: {}",
+                                target.port,
+                                waited.as_secs_f64(),
+                                error_chain(&e)
+                            ),
+                        ));
+                    }
+                    tracing::debug!("ssh {dest}: {}; retrying in {delay:?}", error_chain(&e));
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        Ok(SshConnection {
+            conn: Arc::new(Conn {
+                name: target.name.clone(),
+                target: dest,
+                session: Some(session),
+                rt,
+                _ctl_dir: ctl_dir,
+            }),
+        })
+    }
+
+    /// `user@address` of the machine.
+    pub fn target(&self) -> &str {
+        &self.conn.target
+    }
+
+    /// Runs a POSIX shell script on the machine (through the login shell of the remote user),
+    /// feeding `stdin`, and waits up to `timeout` for the transport (the script should bound its
+    /// own run time).
+    pub fn run_script(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CmdOutput, HostError> {
+        let c = &self.conn;
+        let session = c.session.as_ref().expect("open until dropped");
+        // The openssh crate turns exit status 127 into an error and drops the output: carry 127
+        // as a marker on stderr instead.
+        let wrapped = format!(
+            "sh -c {}; r=$?; if [ $r -eq 127 ]; then printf '\\n%s\\n' {EXIT_127} >&2; exit 1; fi; exit $r",
+            quote(script)
+        );
+        let fut = async {
+            let mut cmd = session.raw_command(&wrapped);
+            cmd.stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = cmd.spawn().await?;
+            if let Some(data) = stdin {
+                let mut w = child.stdin().take().expect("piped stdin");
+                w.write_all(data).await.map_err(openssh::Error::ChildIo)?;
+                w.shutdown().await.map_err(openssh::Error::ChildIo)?;
+                drop(w);
+            }
+            child.wait_with_output().await
+        };
+        match c
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, fut).await })
+        {
+            Err(_) => Err(HostError::Timeout {
+                host: c.name.clone(),
+                command: script.to_string(),
+                timeout,
+            }),
+            Ok(Err(openssh::Error::RemoteProcessTerminated)) => Ok(CmdOutput {
+                code: None,
+                stdout: Vec::new(),
+                stderr: b"killed by a signal (or the connection dropped)".to_vec(),
+            }),
+            Ok(Err(e)) => Err(other(
+                &c.name,
+                format!("SSH to {}: {}", c.target, error_chain(&e)),
+            )),
+            Ok(Ok(out)) => {
+                let marker = format!("\n{EXIT_127}\n");
+                let mut stderr = out.stderr;
+                let mut code = out.status.code();
+                if stderr.ends_with(marker.as_bytes()) {
+                    stderr.truncate(stderr.len() - marker.len());
+                    code = Some(127);
+                }
+                Ok(CmdOutput {
+                    code,
+                    stdout: out.stdout,
+                    stderr,
+                })
+            }
+        }
+    }
+}
+
+/// Stands for exit status 127 on stderr (see [`SshConnection::run_script`]).
+const EXIT_127: &str = "__perflab_exit_status_127__";
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s.trim().to_string()
+}
+
+fn restrict_key(key: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(key)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Extra seconds the transport may take beyond a remote command's own limit.
+const SLACK: Duration = Duration::from_secs(15);
+
+/// One role's view of a machine reached over SSH.
+#[derive(Debug)]
+pub struct SshHost {
+    conn: SshConnection,
+    name: String,
+    address: String,
+    lab_dir: PathBuf,
+    seq: AtomicU64,
+}
+
+impl SshHost {
+    /// A host named `name` on `conn`: other lab hosts reach it at `address` (its internal
+    /// address); its private directory `lab_dir` is created here.
+    pub fn new(
+        conn: SshConnection,
+        name: &str,
+        address: &str,
+        lab_dir: &Path,
+    ) -> Result<Self, HostError> {
+        let h = SshHost {
+            conn,
+            name: name.to_string(),
+            address: address.to_string(),
+            lab_dir: lab_dir.to_path_buf(),
+            seq: AtomicU64::new(0),
+        };
+        let out = h.script(
+            &format!("mkdir -p {}", quote(&path_str(&h.pids_dir()))),
+            None,
+            Duration::from_secs(30),
+        )?;
+        if !out.success() {
+            return Err(h.file_err("creating", lab_dir, out.combined_text()));
+        }
+        Ok(h)
+    }
+
+    /// The connection this host uses.
+    pub fn connection(&self) -> &SshConnection {
+        &self.conn
+    }
+
+    fn pids_dir(&self) -> PathBuf {
+        self.lab_dir.join(".perflab-pids")
+    }
+
+    fn script(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CmdOutput, HostError> {
+        self.conn
+            .run_script(script, stdin, timeout)
+            .map_err(|e| match e {
+                HostError::Other { reason, .. } => other(&self.name, reason),
+                HostError::Timeout {
+                    command, timeout, ..
+                } => HostError::Timeout {
+                    host: self.name.clone(),
+                    command,
+                    timeout,
+                },
+                e => e,
+            })
+    }
+
+    fn file_err(&self, op: &'static str, path: &Path, reason: String) -> HostError {
+        HostError::File {
+            host: self.name.clone(),
+            op,
+            path: path.display().to_string(),
+            reason,
+        }
+    }
+
+    /// Stops every process this host's lab dir records as started and still running (TERM to
+    /// its group, up to `grace`, then KILL), by pid. Returns how many were signalled.
+    pub fn stop_all(&self, grace: Duration) -> Result<usize, HostError> {
+        let script = format!(
+            r#"d={dir}
+n=0; live=""
+for f in "$d"/*.pid; do
+  [ -e "$f" ] || continue
+  [ -e "${{f%.pid}}.exit" ] && continue
+  p=$(cat "$f"); case $p in ''|*[!0-9]*) continue;; esac
+  if kill -TERM "-$p" 2>/dev/null; then n=$((n+1)); live="$live $p"; fi
+done
+i=0
+while [ -n "$live" ] && [ $i -lt {ticks} ]; do
+  still=""; for p in $live; do kill -0 "-$p" 2>/dev/null && still="$still $p"; done
+  live=$still; [ -z "$live" ] && break; sleep 0.05; i=$((i+1))
+done
+for p in $live; do kill -KILL "-$p" 2>/dev/null; done
+echo $n"#,
+            dir = quote(&path_str(&self.pids_dir())),
+            ticks = grace.as_millis().div_ceil(50)
+        );
+        let out = self.script(&script, None, grace + SLACK)?;
+        Ok(out.stdout_text().trim().parse().unwrap_or(0))
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `cd DIR && exec env K=V … argv` for a command, every word quoted.
+fn command_line(cmd: &Cmd, wrapper: &[String]) -> String {
+    let mut words: Vec<String> = wrapper.to_vec();
+    if !cmd.env.is_empty() {
+        words.push("env".to_string());
+        words.extend(cmd.env.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    words.extend(cmd.argv());
+    let line = join(&words);
+    match &cmd.cwd {
+        Some(d) => format!("cd {} && exec {line}", quote(&path_str(d))),
+        None => format!("exec {line}"),
+    }
+}
+
+/// The wrapper that runs a background program: it becomes a session leader (pid = process
+/// group id) and records its pid, then the program replaces it; the wrapper's parent waits and
+/// records the exit status ($1 pid file, $2 exit file, the rest argv).
+const SPAWN_WRAPPER: &str = r#"p=$1; e=$2; shift 2
+setsid sh -c 'echo $$ > "$0"; exec "$@"' "$p" "$@"
+echo $? > "$e.tmp"; mv -f "$e.tmp" "$e""#;
+
+impl Host for SshHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn lab_dir(&self) -> &Path {
+        &self.lab_dir
+    }
+
+    fn run(&self, cmd: &Cmd, timeout: Duration) -> Result<CmdOutput, HostError> {
+        // `timeout` kills the command's whole process group remotely; the local limit only
+        // guards against a stuck transport.
+        let secs = format!("{:.3}s", timeout.as_secs_f64().max(0.001));
+        let wrapper: Vec<String> = ["timeout", "-k", "5s", secs.as_str()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let start = Instant::now();
+        let out = self.script(&command_line(cmd, &wrapper), None, timeout + SLACK)?;
+        if matches!(out.code, Some(124) | Some(137)) && start.elapsed() >= timeout {
+            return Err(HostError::Timeout {
+                host: self.name.clone(),
+                command: cmd.display(),
+                timeout,
+            });
+        }
+        if out.code == Some(127) && out.stdout.is_empty() {
+            let err = out.stderr_text();
+            if err.contains("No such file") || err.contains("not found") {
+                return Err(HostError::Spawn {
+                    host: self.name.clone(),
+                    program: cmd.program.clone(),
+                    reason: format!("`{}` is not installed or not on PATH", cmd.argv()[0]),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn spawn(&self, cmd: &Cmd, log: &Path) -> Result<Box<dyn Proc>, HostError> {
+        let n = self.seq.fetch_add(1, Ordering::SeqCst);
+        let prog: String = Path::new(&cmd.program)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(24)
+            .collect();
+        let base = self.pids_dir().join(format!("{n}-{prog}"));
+        let pidf = path_str(&base.with_extension("pid"));
+        let exitf = path_str(&base.with_extension("exit"));
+        let wrapper = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            SPAWN_WRAPPER.to_string(),
+            "sh".to_string(),
+            pidf.clone(),
+            exitf.clone(),
+        ];
+        let log_s = path_str(log);
+        let log_parent = log
+            .parent()
+            .map(path_str)
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".to_string());
+        let script = format!(
+            r#"set -e
+mkdir -p {piddir} {logdir}
+{cd}command -v {prog} >/dev/null 2>&1 || {{ echo "{prog_msg}: not installed or not on PATH" >&2; exit 127; }}
+rm -f {pidf} {exitf}
+( {line} ) > {log} 2>&1 < /dev/null &
+i=0
+while [ ! -s {pidf} ]; do
+  i=$((i+1)); [ $i -lt 200 ] || {{ echo "the program did not start (see {log_msg})" >&2; exit 1; }}
+  sleep 0.05
+done
+cat {pidf}"#,
+            piddir = quote(&path_str(&self.pids_dir())),
+            cd = cmd
+                .cwd
+                .as_ref()
+                .map(|d| format!("cd {}\n", quote(&path_str(d))))
+                .unwrap_or_default(),
+            logdir = quote(&log_parent),
+            prog = quote(&cmd.program),
+            prog_msg = cmd.program.replace(['"', '\\', '$', '`'], "_"),
+            pidf = quote(&pidf),
+            exitf = quote(&exitf),
+            line = command_line(cmd, &wrapper),
+            log = quote(&log_s),
+            log_msg = log_s.replace(['"', '\\', '$', '`'], "_"),
+        );
+        let out = self.script(&script, None, Duration::from_secs(30))?;
+        let pid = out.stdout_text().trim().parse::<u32>().ok();
+        match pid {
+            Some(pid) if out.success() => Ok(Box::new(SshProc {
+                conn: self.conn.clone(),
+                host: self.name.clone(),
+                pid,
+                exit_file: exitf,
+                exit: None,
+            })),
+            _ => Err(HostError::Spawn {
+                host: self.name.clone(),
+                program: cmd.program.clone(),
+                reason: out.combined_text(),
+            }),
+        }
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), HostError> {
+        let p = path_str(path);
+        let parent = path
+            .parent()
+            .map(path_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| ".".to_string());
+        let tmp = format!("{p}.perflab-tmp");
+        let script = format!(
+            "mkdir -p {parent} && cat > {tmp} && mv -f {tmp} {p}",
+            parent = quote(&parent),
+            tmp = quote(&tmp),
+            p = quote(&p)
+        );
+        let timeout = Duration::from_secs(60) + Duration::from_millis(data.len() as u64 / 1000);
+        let out = self.script(&script, Some(data), timeout)?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.file_err("writing", path, out.combined_text()))
+        }
+    }
+
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, HostError> {
+        let out = self.script(
+            &format!("cat {}", quote(&path_str(path))),
+            None,
+            Duration::from_secs(300),
+        )?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(self.file_err("reading", path, out.stderr_text().trim().to_string()))
+        }
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> Result<(), HostError> {
+        let p = path_str(path);
+        if p.trim_end_matches('/').is_empty() {
+            return Err(self.file_err("removing", path, "refusing to remove /".to_string()));
+        }
+        let out = self.script(
+            &format!("rm -rf {}", quote(&p)),
+            None,
+            Duration::from_secs(120),
+        )?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.file_err("removing", path, out.combined_text()))
+        }
+    }
+}
+
+/// A background process on an SSH host, in its own session and process group.
+///
+/// Unlike a local child, dropping it does not stop it (the lab's teardown does, from the pid
+/// files): a dropped connection must not leave a benchmark half-stopped.
+#[derive(Debug)]
+pub struct SshProc {
+    conn: SshConnection,
+    host: String,
+    pid: u32,
+    exit_file: String,
+    exit: Option<i32>,
+}
+
+/// Exit status as the [`Proc`] trait reports it: a shell's 128+N becomes -N.
+fn decode_status(code: i32) -> i32 {
+    if (129..=128 + 64).contains(&code) {
+        -(code - 128)
+    } else {
+        code
+    }
+}
+
+impl SshProc {
+    /// Polls remotely for up to `ticks` × 50 ms; returns the exit status when it ended.
+    fn poll(&mut self, ticks: u128) -> Result<Option<i32>, HostError> {
+        if self.exit.is_some() {
+            return Ok(self.exit);
+        }
+        let script = format!(
+            r#"e={e}; i=0
+while [ ! -e "$e" ] && kill -0 {pid} 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
+if [ ! -e "$e" ] && ! kill -0 {pid} 2>/dev/null; then sleep 0.2; fi
+if [ -e "$e" ]; then cat "$e"; elif kill -0 {pid} 2>/dev/null; then echo running; else echo gone; fi"#,
+            e = quote(&self.exit_file),
+            pid = self.pid,
+        );
+        let limit = Duration::from_millis((ticks * 50) as u64) + SLACK;
+        let out = self
+            .conn
+            .run_script(&script, None, limit)
+            .map_err(|e| match e {
+                HostError::Other { reason, .. } => other(&self.host, reason),
+                e => e,
+            })?;
+        let text = out.stdout_text();
+        let t = text.trim();
+        self.exit = match t {
+            "running" => None,
+            // The wrapper itself was killed: the status is unknown; report SIGKILL.
+            "gone" => Some(-9),
+            n => match n.parse::<i32>() {
+                Ok(c) => Some(decode_status(c)),
+                Err(_) => {
+                    return Err(other(
+                        &self.host,
+                        format!(
+                            "cannot tell whether pid {} runs: {}",
+                            self.pid,
+                            out.combined_text()
+                        ),
+                    ));
+                }
+            },
+        };
+        Ok(self.exit)
+    }
+}
+
+impl Proc for SshProc {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.poll(0), Ok(None))
+    }
+
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError> {
+        self.poll(timeout.as_millis().div_ceil(50))
+    }
+
+    fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
+        let script = format!(
+            r#"p={pid}
+kill -TERM "-$p" 2>/dev/null || exit 0
+i=0
+while kill -0 "-$p" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
+kill -KILL "-$p" 2>/dev/null; exit 0"#,
+            pid = self.pid,
+            ticks = grace.as_millis().div_ceil(50)
+        );
+        let out = self
+            .conn
+            .run_script(&script, None, grace + SLACK)
+            .map_err(|e| match e {
+                HostError::Other { reason, .. } => other(&self.host, reason),
+                e => e,
+            })?;
+        if !out.success() {
+            return Err(other(
+                &self.host,
+                format!("stopping pid {}: {}", self.pid, out.combined_text()),
+            ));
+        }
+        let _ = self.poll(10);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_quotes_every_word() {
+        let cmd = Cmd::new("printf")
+            .args(["%s\\n", "a b", "it's"])
+            .env("X", "1 2")
+            .cwd("/tmp/a dir");
+        let line = command_line(&cmd, &["timeout".to_string(), "1s".to_string()]);
+        assert_eq!(
+            line,
+            "cd '/tmp/a dir' && exec timeout 1s env 'X=1 2' printf '%s\\n' 'a b' 'it'\\''s'"
+        );
+    }
+
+    #[test]
+    fn spawn_wrapper_records_pid_and_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidf = dir.path().join("p.pid");
+        let exitf = dir.path().join("p.exit");
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(SPAWN_WRAPPER)
+            .arg("sh")
+            .arg(&pidf)
+            .arg(&exitf)
+            .args(["sh", "-c", "exit 3"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(
+            std::fs::read_to_string(&pidf)
+                .unwrap()
+                .trim()
+                .parse::<u32>()
+                .is_ok()
+        );
+        assert_eq!(std::fs::read_to_string(&exitf).unwrap().trim(), "3");
+    }
+
+    #[test]
+    fn signal_statuses_become_negative() {
+        assert_eq!(decode_status(0), 0);
+        assert_eq!(decode_status(3), 3);
+        assert_eq!(decode_status(143), -15);
+        assert_eq!(decode_status(137), -9);
+    }
+}

@@ -1,0 +1,199 @@
+# Two (or three) Ubuntu machines on AWS EC2. Credentials come from the standard AWS_* environment
+# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE), never from
+# variables on a command line. SSH user: ubuntu (passwordless sudo).
+
+terraform {
+  required_version = ">= 1.4"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.0"
+    }
+    tls = {
+      source  = "hashicorp/tls"
+      version = "~> 4.0"
+    }
+    local = {
+      source  = "hashicorp/local"
+      version = "~> 2.5"
+    }
+  }
+}
+
+variable "lab_id" {
+  description = "Set by perflab: names and tags the lab's resources."
+  type        = string
+  default     = "default"
+}
+
+variable "aws_region" {
+  description = "Region (PERF_TEST_AWS_REGION)."
+  type        = string
+  default     = "us-east-2"
+}
+
+variable "ec2_instance_type" {
+  description = "Instance type of the kong machine (PERF_TEST_EC2_INSTANCE_TYPE)."
+  type        = string
+  default     = "c5a.2xlarge"
+}
+
+variable "ec2_instance_worker_type" {
+  description = "Instance type of the worker machine."
+  type        = string
+  default     = "c5a.large"
+}
+
+variable "ec2_instance_db_type" {
+  description = "Instance type of the separate database machine."
+  type        = string
+  default     = "c5a.large"
+}
+
+variable "ec2_os" {
+  description = "AMI name filter of the Ubuntu image, owner Canonical (PERF_TEST_EC2_OS)."
+  type        = string
+  default     = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+}
+
+variable "seperate_db_node" {
+  description = "Create a separate database machine (PERF_TEST_SEPERATE_DB_NODE; Kong's spelling)."
+  type        = bool
+  default     = false
+}
+
+variable "ssh_allowed_cidrs" {
+  description = "Who may reach SSH (and the controller-facing ports): narrow this to the controller's address."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+provider "aws" {
+  region = var.aws_region
+}
+
+resource "tls_private_key" "key" {
+  algorithm = "ED25519"
+}
+
+resource "local_sensitive_file" "id_rsa" {
+  content         = tls_private_key.key.private_key_openssh
+  filename        = "${path.root}/id_rsa"
+  file_permission = "0600"
+}
+
+resource "aws_key_pair" "perf" {
+  key_name   = "perflab-${var.lab_id}"
+  public_key = tls_private_key.key.public_key_openssh
+}
+
+data "aws_ami" "ubuntu" {
+  most_recent = true
+  owners      = ["099720109477"] # Canonical
+
+  filter {
+    name   = "name"
+    values = [var.ec2_os]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+resource "aws_security_group" "perf" {
+  name        = "perflab-${var.lab_id}"
+  description = "perflab lab ${var.lab_id}: SSH from the controller, everything between lab machines"
+
+  ingress {
+    description = "controller"
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = var.ssh_allowed_cidrs
+  }
+
+  ingress {
+    description = "between lab machines"
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    self        = true
+  }
+
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = {
+    PerfTest = "perflab-${var.lab_id}"
+  }
+}
+
+locals {
+  machines = merge(
+    {
+      kong   = var.ec2_instance_type
+      worker = var.ec2_instance_worker_type
+    },
+    var.seperate_db_node ? { db = var.ec2_instance_db_type } : {}
+  )
+}
+
+resource "aws_instance" "machine" {
+  for_each               = local.machines
+  ami                    = data.aws_ami.ubuntu.id
+  instance_type          = each.value
+  key_name               = aws_key_pair.perf.key_name
+  vpc_security_group_ids = [aws_security_group.perf.id]
+
+  root_block_device {
+    volume_size = 100
+  }
+
+  tags = {
+    Name     = "perflab-${var.lab_id}-${each.key}"
+    PerfTest = "perflab-${var.lab_id}"
+  }
+}
+
+output "kong-ip" {
+  value = aws_instance.machine["kong"].public_ip
+}
+
+output "kong-internal-ip" {
+  value = aws_instance.machine["kong"].private_ip
+}
+
+output "worker-ip" {
+  value = aws_instance.machine["worker"].public_ip
+}
+
+output "worker-internal-ip" {
+  value = aws_instance.machine["worker"].private_ip
+}
+
+output "db-ip" {
+  value = var.seperate_db_node ? aws_instance.machine["db"].public_ip : ""
+}
+
+output "db-internal-ip" {
+  value = var.seperate_db_node ? aws_instance.machine["db"].private_ip : ""
+}
+
+output "id_rsa" {
+  description = "Path of the private key (relative to the state dir)."
+  value       = local_sensitive_file.id_rsa.filename
+}
+
+output "ssh-user" {
+  value = "ubuntu"
+}
+
+output "toolchain" {
+  value = "installed over SSH (apt)"
+}

@@ -1,0 +1,157 @@
+# Two (or three) Ubuntu bare-metal machines on Equinix Metal, as in Kong's framework.
+#
+# NOTE: Equinix has announced the end of service of Equinix Metal (June 2026); this module is
+# kept for reproducing older results and may stop working at any time. See README.md.
+#
+# The token comes from TF_VAR_metal_auth_token (or PERF_TEST_METAL_AUTH_TOKEN, which perflab
+# passes as TF_VAR_metal_auth_token). SSH user: root.
+
+terraform {
+  required_version = ">= 1.4"
+  required_providers {
+    equinix = {
+      source  = "equinix/equinix"
+      version = "~> 1.30"
+    }
+    tls = {
+      source  = "hashicorp/tls"
+      version = "~> 4.0"
+    }
+    local = {
+      source  = "hashicorp/local"
+      version = "~> 2.5"
+    }
+  }
+}
+
+variable "lab_id" {
+  description = "Set by perflab: names and tags the lab's machines."
+  type        = string
+  default     = "default"
+}
+
+variable "metal_auth_token" {
+  description = "Equinix Metal API token (PERF_TEST_METAL_AUTH_TOKEN)."
+  type        = string
+  sensitive   = true
+}
+
+variable "metal_project_id" {
+  description = "Project id (PERF_TEST_METAL_PROJECT_ID)."
+  type        = string
+}
+
+variable "metal_plan" {
+  description = "Plan of the kong machine (PERF_TEST_METAL_PLAN)."
+  type        = string
+  default     = "c3.small.x86"
+}
+
+variable "metal_worker_plan" {
+  description = "Plan of the worker machine."
+  type        = string
+  default     = "c3.small.x86"
+}
+
+variable "metal_db_plan" {
+  description = "Plan of the separate database machine."
+  type        = string
+  default     = "c3.small.x86"
+}
+
+variable "metal_metro" {
+  description = "Metro (two-letter code, e.g. da, sv, ny)."
+  type        = string
+  default     = "da"
+}
+
+variable "metal_os" {
+  description = "Operating system slug (PERF_TEST_METAL_OS)."
+  type        = string
+  default     = "ubuntu_22_04"
+}
+
+variable "seperate_db_node" {
+  description = "Create a separate database machine (PERF_TEST_SEPERATE_DB_NODE; Kong's spelling)."
+  type        = bool
+  default     = false
+}
+
+provider "equinix" {
+  auth_token = var.metal_auth_token
+}
+
+resource "tls_private_key" "key" {
+  algorithm = "ED25519"
+}
+
+resource "local_sensitive_file" "id_rsa" {
+  content         = tls_private_key.key.private_key_openssh
+  filename        = "${path.root}/id_rsa"
+  file_permission = "0600"
+}
+
+resource "equinix_metal_project_ssh_key" "perf" {
+  name       = "perflab-${var.lab_id}"
+  public_key = tls_private_key.key.public_key_openssh
+  project_id = var.metal_project_id
+}
+
+locals {
+  machines = merge(
+    {
+      kong   = var.metal_plan
+      worker = var.metal_worker_plan
+    },
+    var.seperate_db_node ? { db = var.metal_db_plan } : {}
+  )
+}
+
+resource "equinix_metal_device" "machine" {
+  for_each            = local.machines
+  hostname            = "perflab-${var.lab_id}-${each.key}"
+  plan                = each.value
+  metro               = var.metal_metro
+  operating_system    = var.metal_os
+  billing_cycle       = "hourly"
+  project_id          = var.metal_project_id
+  project_ssh_key_ids = [equinix_metal_project_ssh_key.perf.id]
+  tags                = ["perflab-${var.lab_id}"]
+}
+
+output "kong-ip" {
+  value = equinix_metal_device.machine["kong"].access_public_ipv4
+}
+
+output "kong-internal-ip" {
+  value = equinix_metal_device.machine["kong"].access_private_ipv4
+}
+
+output "worker-ip" {
+  value = equinix_metal_device.machine["worker"].access_public_ipv4
+}
+
+output "worker-internal-ip" {
+  value = equinix_metal_device.machine["worker"].access_private_ipv4
+}
+
+output "db-ip" {
+  value = var.seperate_db_node ? equinix_metal_device.machine["db"].access_public_ipv4 : ""
+}
+
+output "db-internal-ip" {
+  value = var.seperate_db_node ? equinix_metal_device.machine["db"].access_private_ipv4 : ""
+}
+
+output "id_rsa" {
+  description = "Path of the private key (relative to the state dir)."
+  value       = local_sensitive_file.id_rsa.filename
+}
+
+output "ssh-user" {
+  value = "root"
+}
+
+output "toolchain" {
+  value = "installed over SSH (apt)"
+}

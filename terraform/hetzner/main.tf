@@ -1,0 +1,198 @@
+# Two (or three) Ubuntu servers on Hetzner Cloud, joined by a private network for the load
+# traffic. The API token comes from TF_VAR_hcloud_token (or PERF_TEST_HETZNER_TOKEN, which perflab
+# passes as TF_VAR_hcloud_token). SSH user: root.
+
+terraform {
+  required_version = ">= 1.4"
+  required_providers {
+    hcloud = {
+      source  = "hetznercloud/hcloud"
+      version = "~> 1.45"
+    }
+    tls = {
+      source  = "hashicorp/tls"
+      version = "~> 4.0"
+    }
+    local = {
+      source  = "hashicorp/local"
+      version = "~> 2.5"
+    }
+  }
+}
+
+variable "lab_id" {
+  description = "Set by perflab: names and labels the lab's resources."
+  type        = string
+  default     = "default"
+}
+
+variable "hcloud_token" {
+  description = "Hetzner Cloud API token (PERF_TEST_HETZNER_TOKEN)."
+  type        = string
+  sensitive   = true
+}
+
+variable "hcloud_server_type" {
+  description = "Server type of the kong machine; dedicated vCPUs for stable numbers (PERF_TEST_HETZNER_SERVER_TYPE)."
+  type        = string
+  default     = "ccx23"
+}
+
+variable "hcloud_worker_server_type" {
+  description = "Server type of the worker machine."
+  type        = string
+  default     = "ccx13"
+}
+
+variable "hcloud_db_server_type" {
+  description = "Server type of the separate database machine."
+  type        = string
+  default     = "ccx13"
+}
+
+variable "hcloud_location" {
+  description = "Location, e.g. fsn1, nbg1, hel1 (PERF_TEST_HETZNER_LOCATION)."
+  type        = string
+  default     = "fsn1"
+}
+
+variable "hcloud_network_zone" {
+  description = "Network zone of the location (eu-central for fsn1, nbg1, hel1)."
+  type        = string
+  default     = "eu-central"
+}
+
+variable "hcloud_image" {
+  description = "Image (PERF_TEST_HETZNER_IMAGE)."
+  type        = string
+  default     = "ubuntu-24.04"
+}
+
+variable "seperate_db_node" {
+  description = "Create a separate database machine (PERF_TEST_SEPERATE_DB_NODE; Kong's spelling)."
+  type        = bool
+  default     = false
+}
+
+variable "ssh_allowed_cidrs" {
+  description = "Who may reach the public addresses: narrow this to the controller's address."
+  type        = list(string)
+  default     = ["0.0.0.0/0", "::/0"]
+}
+
+provider "hcloud" {
+  token = var.hcloud_token
+}
+
+resource "tls_private_key" "key" {
+  algorithm = "ED25519"
+}
+
+resource "local_sensitive_file" "id_rsa" {
+  content         = tls_private_key.key.private_key_openssh
+  filename        = "${path.root}/id_rsa"
+  file_permission = "0600"
+}
+
+resource "hcloud_ssh_key" "perf" {
+  name       = "perflab-${var.lab_id}"
+  public_key = tls_private_key.key.public_key_openssh
+}
+
+resource "hcloud_network" "perf" {
+  name     = "perflab-${var.lab_id}"
+  ip_range = "10.77.0.0/16"
+}
+
+resource "hcloud_network_subnet" "perf" {
+  network_id   = hcloud_network.perf.id
+  type         = "cloud"
+  network_zone = var.hcloud_network_zone
+  ip_range     = "10.77.1.0/24"
+}
+
+resource "hcloud_firewall" "perf" {
+  name = "perflab-${var.lab_id}"
+
+  rule {
+    description = "controller"
+    direction   = "in"
+    protocol    = "tcp"
+    port        = "any"
+    source_ips  = var.ssh_allowed_cidrs
+  }
+
+  rule {
+    description = "controller (icmp)"
+    direction   = "in"
+    protocol    = "icmp"
+    source_ips  = var.ssh_allowed_cidrs
+  }
+}
+
+locals {
+  machines = merge(
+    {
+      kong   = { type = var.hcloud_server_type, ip = "10.77.1.10" }
+      worker = { type = var.hcloud_worker_server_type, ip = "10.77.1.20" }
+    },
+    var.seperate_db_node ? { db = { type = var.hcloud_db_server_type, ip = "10.77.1.30" } } : {}
+  )
+}
+
+resource "hcloud_server" "machine" {
+  for_each     = local.machines
+  name         = "perflab-${var.lab_id}-${each.key}"
+  server_type  = each.value.type
+  image        = var.hcloud_image
+  location     = var.hcloud_location
+  ssh_keys     = [hcloud_ssh_key.perf.id]
+  firewall_ids = [hcloud_firewall.perf.id]
+  labels = {
+    perflab = var.lab_id
+  }
+
+  network {
+    network_id = hcloud_network.perf.id
+    ip         = each.value.ip
+  }
+
+  depends_on = [hcloud_network_subnet.perf]
+}
+
+output "kong-ip" {
+  value = hcloud_server.machine["kong"].ipv4_address
+}
+
+output "kong-internal-ip" {
+  value = local.machines["kong"].ip
+}
+
+output "worker-ip" {
+  value = hcloud_server.machine["worker"].ipv4_address
+}
+
+output "worker-internal-ip" {
+  value = local.machines["worker"].ip
+}
+
+output "db-ip" {
+  value = var.seperate_db_node ? hcloud_server.machine["db"].ipv4_address : ""
+}
+
+output "db-internal-ip" {
+  value = var.seperate_db_node ? local.machines["db"].ip : ""
+}
+
+output "id_rsa" {
+  description = "Path of the private key (relative to the state dir)."
+  value       = local_sensitive_file.id_rsa.filename
+}
+
+output "ssh-user" {
+  value = "root"
+}
+
+output "toolchain" {
+  value = "installed over SSH (apt)"
+}

@@ -1,0 +1,504 @@
+//! The terraform driver against real terraform and real sshd in network namespaces.
+//!
+//! Needs root, `terraform`, `/usr/sbin/sshd`, `ip`, `nginx`, `curl` and `wrk`. The network rule:
+//! every address used here lies in a /16 guarded by an unreachable route (the netns module's
+//! 10.231.0.0/16, or this file's own 10.233.0.0/16), and `ip route get` is checked for `via`
+//! before any connection.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use perflab::driver::terraform::{TerraformDriver, cool_down, set_governor_performance};
+use perflab::driver::{Driver, DriverOptions, Role};
+use perflab::host::{Cmd, HostError};
+
+const LAB: &str = "tftest";
+const OCTET: &str = "231";
+
+fn modules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform")
+}
+
+fn options(pairs: &[(&str, &str)]) -> DriverOptions {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), s)
+}
+
+fn assert_no_via(addr: &str) {
+    let (_, route) = sh(&format!("ip route get {addr}"));
+    assert!(
+        !route.split_whitespace().any(|w| w == "via"),
+        "{addr} would leave through a gateway: {route}"
+    );
+}
+
+fn keygen(dir: &Path) -> PathBuf {
+    let key = dir.join("key");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    key
+}
+
+/// Destroys the netns lab if a test fails half-way.
+struct LabGuard(PathBuf);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if self.0.join("terraform.tfstate").is_file() {
+            let rc = self.0.join(".terraformrc");
+            let _ = std::fs::write(&rc, b"");
+            let _ = Command::new("terraform")
+                .args(["destroy", "-auto-approve", "-input=false", "-no-color"])
+                .current_dir(&self.0)
+                .env("CHECKPOINT_DISABLE", "1")
+                .env("TF_IN_AUTOMATION", "1")
+                .env("TF_CLI_CONFIG_FILE", &rc)
+                .env("TF_VAR_lab_id", LAB)
+                .env("TF_VAR_net_octet", OCTET)
+                .output();
+        }
+    }
+}
+
+/// True while the process exists and is not a zombie (this machine's init reaps slowly).
+fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+fn nginx_conf(dir: &Path, addr: &str) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  \
+         fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  \
+         server {{ listen {addr}:18080; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
+    )
+}
+
+#[test]
+fn netns_lab_lifecycle() {
+    let tmp = tempfile::Builder::new()
+        .prefix("pltf")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let state = tmp.path().join("state");
+    let _guard = LabGuard(state.clone());
+    let modules = modules_dir();
+    let opts = options(&[
+        ("provider", "netns"),
+        ("lab", LAB),
+        ("state-dir", state.to_str().unwrap()),
+        ("modules-dir", modules.to_str().unwrap()),
+        ("var.net_octet", OCTET),
+        ("ssh-wait", "20"),
+    ]);
+
+    // Apply and connect.
+    let mut d = TerraformDriver::new(&opts, "tfrun1").unwrap();
+    let t = std::time::Instant::now();
+    let outs = d.up().unwrap().clone();
+    eprintln!("apply took {:?}", t.elapsed());
+    assert!(!d.reused());
+    assert!(d.apply_time().is_some());
+    assert_eq!(outs.kong.internal_ip, "10.231.1.1");
+    assert_eq!(outs.worker.internal_ip, "10.231.1.2");
+    assert!(
+        !modules.join("netns/terraform.tfstate").exists(),
+        "the repo must stay clean"
+    );
+    for addr in [&outs.kong.ip, &outs.worker.ip, &outs.kong.internal_ip] {
+        assert_no_via(addr);
+    }
+    let sshd_pids: Vec<u32> = ["kong", "worker"]
+        .iter()
+        .map(|h| {
+            std::fs::read_to_string(state.join(format!("lab/sshd-{h}.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let gw = d.host(Role::Gateway, "default").unwrap();
+    let worker = d.host(Role::Worker, "default").unwrap();
+    let db = d.host(Role::Database, "default").unwrap();
+    assert_eq!(gw.address(), "10.231.1.1");
+    assert_eq!(worker.address(), "10.231.1.2");
+    assert_eq!(
+        db.address(),
+        gw.address(),
+        "no db machine: the database goes on kong"
+    );
+    assert_ne!(
+        gw.lab_dir(),
+        db.lab_dir(),
+        "roles on one machine need their own dirs"
+    );
+    assert_ne!(
+        gw.lab_dir(),
+        worker.lab_dir(),
+        "the netns hosts share a filesystem"
+    );
+
+    // run: exit code, separate streams, quoting, each host in its own namespace.
+    for (h, ip) in [(&gw, "10.231.1.1"), (&worker, "10.231.1.2")] {
+        let out = h
+            .run(
+                &Cmd::new("sh")
+                    .arg("-c")
+                    .arg("printf '%s\\n' \"$1\"; echo err >&2; ip -br addr; exit 7")
+                    .arg("sh")
+                    .arg("a b;$HOME 'q'"),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(out.code, Some(7));
+        assert!(
+            out.stdout_text().starts_with("a b;$HOME 'q'\n"),
+            "{}",
+            out.stdout_text()
+        );
+        assert!(out.stdout_text().contains(ip));
+        assert_eq!(out.stderr_text(), "err\n");
+    }
+    let out = gw
+        .run(
+            &Cmd::new("pwd").cwd(gw.lab_dir()).env("X", "1"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), gw.lab_dir().to_str().unwrap());
+    match gw.run(&Cmd::new("sleep").arg("10"), Duration::from_secs(1)) {
+        Err(HostError::Timeout { .. }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    match gw.run(
+        &Cmd::new("no-such-program-perflab"),
+        Duration::from_secs(10),
+    ) {
+        Err(HostError::Spawn { reason, .. }) => assert!(reason.contains("not installed")),
+        other => panic!("expected a spawn error, got {other:?}"),
+    }
+    assert!(gw.which("sh").is_some());
+
+    // Files.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let f = worker.lab_dir().join("sub dir/data.bin");
+    worker.write_file(&f, &data).unwrap();
+    assert_eq!(worker.read_file(&f).unwrap(), data);
+    assert!(matches!(
+        gw.read_file(&gw.lab_dir().join("missing")),
+        Err(HostError::File { .. })
+    ));
+
+    // spawn, running, stop by process group.
+    let mut p = gw
+        .spawn(
+            &Cmd::new("sh").arg("-c").arg("sleep 60 & sleep 60"),
+            &gw.lab_dir().join("logs/sleep.log"),
+        )
+        .unwrap();
+    assert!(p.is_running());
+    let pgid = gw
+        .run(
+            &Cmd::new("ps").args(["-o", "pgid=", "-p", &p.pid().to_string()]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(pgid.stdout_text().trim(), p.pid().to_string());
+    p.stop(Duration::from_secs(2)).unwrap();
+    assert!(!p.is_running());
+    assert_eq!(p.wait_timeout(Duration::from_secs(1)).unwrap(), Some(-15));
+    let (_, group) = sh(&format!("ps -o pid= -g {} || true", p.pid()));
+    assert!(group.trim().is_empty(), "group left: {group}");
+
+    let mut q = worker
+        .spawn(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("echo out; echo err >&2; exit 3"),
+            &worker.lab_dir().join("q.log"),
+        )
+        .unwrap();
+    assert_eq!(q.wait_timeout(Duration::from_secs(10)).unwrap(), Some(3));
+    let log =
+        String::from_utf8(worker.read_file(&worker.lab_dir().join("q.log")).unwrap()).unwrap();
+    assert!(log.contains("out") && log.contains("err"), "{log}");
+    assert!(
+        worker
+            .spawn(
+                &Cmd::new("no-such-program-perflab"),
+                &worker.lab_dir().join("x.log")
+            )
+            .is_err()
+    );
+
+    // A real nginx on kong, reached from the worker over the internal plane.
+    let ndir = gw.lab_dir().join("nginx");
+    gw.run(
+        &Cmd::new("mkdir")
+            .arg("-p")
+            .arg(ndir.join("tmp").to_str().unwrap()),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    gw.write_file(
+        &ndir.join("nginx.conf"),
+        nginx_conf(&ndir, &gw.address()).as_bytes(),
+    )
+    .unwrap();
+    let nginx = gw
+        .spawn(
+            &Cmd::new("nginx")
+                .arg("-p")
+                .arg(ndir.to_str().unwrap())
+                .arg("-c")
+                .arg(ndir.join("nginx.conf").to_str().unwrap()),
+            &ndir.join("nginx.log"),
+        )
+        .unwrap();
+    let url = format!("http://{}:18080/", gw.address());
+    let status =
+        perflab::host::poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            worker
+                .http_status(&url, Duration::from_secs(2))
+                .ok()
+                .filter(|s| *s == 200)
+        });
+    assert_eq!(status, Some(200), "nginx did not answer from the worker");
+    let wrk = worker
+        .run(
+            &Cmd::new("wrk").args(["-t1", "-c2", "-d1s", &url]),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    assert!(
+        wrk.success() && wrk.stdout_text().contains("Requests/sec"),
+        "{}",
+        wrk.combined_text()
+    );
+    // CPU accounting over SSH: nginx's process group is seen on the kong host.
+    let snap = gw.proc_snapshot().unwrap();
+    assert!(snap.machine.total_s > 0.0);
+    assert_eq!(
+        snap.procs.get(&nginx.pid()).map(|p| p.pgrp),
+        Some(nginx.pid())
+    );
+    // From the root namespace the internal plane is unreachable (guard route, no via).
+    assert!(!sh("ip route get 10.231.1.1").0);
+
+    // Cool-down and governor records.
+    let c = cool_down(worker.as_ref(), Duration::from_secs(1), 1000.0).unwrap();
+    assert!(c.reached && c.cores >= 1, "{c:?}");
+    let g = set_governor_performance(gw.as_ref()).unwrap();
+    assert!(["set", "already", "unavailable", "not-permitted"].contains(&g.status.as_str()));
+
+    let desc = d.describe();
+    assert_eq!(desc["provider"], "netns");
+    assert_eq!(desc["infrastructure"], "applied");
+    assert_eq!(desc["toolchain"], "host packages");
+    assert_eq!(desc["machines"]["kong"]["internal_ip"], "10.231.1.1");
+
+    // Default teardown: the lab's processes stop (by pid), its dirs go, the machines stay.
+    let nginx_pid = nginx.pid();
+    assert!(pid_alive(nginx_pid));
+    d.teardown(false).unwrap();
+    assert!(!pid_alive(nginx_pid), "nginx survived teardown");
+    assert!(!Path::new("/tmp/perflab-tfrun1").exists());
+    let (_, ns) = sh("ip netns list");
+    assert!(
+        ns.contains("perflab-tftest-kong") && ns.contains("perflab-tftest-worker"),
+        "{ns}"
+    );
+
+    // A second invocation reuses the machines: no new apply.
+    let mut d2 = TerraformDriver::new(&opts, "tfrun2").unwrap();
+    let w2 = d2.host(Role::Worker, "default").unwrap();
+    assert!(d2.reused());
+    assert!(d2.apply_time().is_none());
+    assert_eq!(d2.describe()["infrastructure"], "reused");
+    assert!(
+        w2.run(&Cmd::new("true"), Duration::from_secs(10))
+            .unwrap()
+            .success()
+    );
+
+    // A wrong key is refused with ssh's reason.
+    let keydir = tempfile::tempdir().unwrap();
+    let wrong = keygen(keydir.path());
+    let byo_state = tmp.path().join("byo");
+    let mut byo = TerraformDriver::new(
+        &options(&[
+            ("provider", "bring-your-own"),
+            ("state-dir", byo_state.to_str().unwrap()),
+            ("modules-dir", modules.to_str().unwrap()),
+            ("var.kong_ip", "10.231.0.2"),
+            ("var.worker_ip", "10.231.0.6"),
+            ("var.ssh_key_path", wrong.to_str().unwrap()),
+            ("host-keys", "no"),
+            ("ssh-wait", "1"),
+        ]),
+        "tfrun3",
+    )
+    .unwrap();
+    assert_no_via("10.231.0.2");
+    let e = byo
+        .host(Role::Gateway, "default")
+        .err()
+        .expect("wrong key")
+        .to_string();
+    assert!(
+        e.contains("10.231.0.2") && e.contains("ermission denied"),
+        "{e}"
+    );
+    byo.teardown(true).unwrap();
+
+    // Full teardown: no namespace, veth, guard route or sshd is left.
+    let t = std::time::Instant::now();
+    d2.teardown(true).unwrap();
+    eprintln!("destroy took {:?}", t.elapsed());
+    let (_, ns) = sh("ip netns list");
+    assert!(!ns.contains("perflab-tftest"), "{ns}");
+    let tag = &sha1_hex(LAB)[..6];
+    let (_, links) = sh("ip -o link");
+    assert!(!links.contains(&format!("pl{tag}")), "{links}");
+    let (_, routes) = sh("ip route");
+    assert!(!routes.contains("10.231."), "{routes}");
+    for pid in sshd_pids {
+        assert!(!pid_alive(pid), "sshd {pid} survived destroy");
+    }
+    assert!(!state.join("id_rsa").exists());
+}
+
+/// The veth tag is `substr(sha1(lab_id), 0, 6)` in the module; `sha1sum` gives the same.
+fn sha1_hex(s: &str) -> String {
+    let (_, out) = sh(&format!("printf %s {s} | sha1sum"));
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn bring_your_own_without_variables_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = TerraformDriver::new(
+        &options(&[
+            ("provider", "bring-your-own"),
+            ("state-dir", tmp.path().to_str().unwrap()),
+            ("modules-dir", modules_dir().to_str().unwrap()),
+        ]),
+        "tfbyo",
+    )
+    .unwrap();
+    let e = d
+        .host(Role::Worker, "default")
+        .err()
+        .expect("missing variables");
+    assert!(matches!(e, perflab::Error::Usage(_)), "{e:?}");
+    let e = e.to_string();
+    for needed in [
+        "kong_ip",
+        "worker_ip",
+        "ssh_key_path",
+        "PERF_TEST_BYO_KONG_IP",
+        "TF_VAR_worker_ip",
+    ] {
+        assert!(e.contains(needed), "{needed} missing in: {e}");
+    }
+}
+
+/// Guards 10.233.0.0/16 for the unreachable-host test, and removes the route afterwards.
+struct OwnGuardRoute;
+
+impl OwnGuardRoute {
+    fn add() -> Self {
+        let (ok, out) = sh("ip route add unreachable 10.233.0.0/16");
+        assert!(ok || out.contains("File exists"), "{out}");
+        OwnGuardRoute
+    }
+}
+
+impl Drop for OwnGuardRoute {
+    fn drop(&mut self) {
+        sh("ip route del unreachable 10.233.0.0/16");
+    }
+}
+
+#[test]
+fn unreachable_host_is_a_clear_error() {
+    let _route = OwnGuardRoute::add();
+    assert_no_via("10.233.0.2");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = keygen(tmp.path());
+    let mut d = TerraformDriver::new(
+        &options(&[
+            ("provider", "bring-your-own"),
+            ("state-dir", tmp.path().join("state").to_str().unwrap()),
+            ("modules-dir", modules_dir().to_str().unwrap()),
+            ("var.kong_ip", "10.233.0.2"),
+            ("var.worker_ip", "10.233.0.6"),
+            ("var.ssh_key_path", key.to_str().unwrap()),
+            ("ssh-wait", "1"),
+            ("ssh-connect-timeout", "1"),
+        ]),
+        "tfunreach",
+    )
+    .unwrap();
+    let e = d
+        .host(Role::Gateway, "default")
+        .err()
+        .expect("unreachable")
+        .to_string();
+    assert!(e.contains("10.233.0.2"), "{e}");
+    assert!(e.contains("cannot connect"), "{e}");
+    d.teardown(true).unwrap();
+}
+
+#[test]
+fn module_without_required_outputs_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
+    let mut d = TerraformDriver::new(
+        &options(&[
+            ("provider", "no-outputs"),
+            ("state-dir", tmp.path().to_str().unwrap()),
+            ("modules-dir", fixtures.to_str().unwrap()),
+        ]),
+        "tfnoout",
+    )
+    .unwrap();
+    let e = d
+        .host(Role::Gateway, "default")
+        .err()
+        .expect("no outputs")
+        .to_string();
+    for name in [
+        "kong-ip",
+        "kong-internal-ip",
+        "worker-ip",
+        "worker-internal-ip",
+        "lacks required output",
+    ] {
+        assert!(e.contains(name), "{name} missing in: {e}");
+    }
+    d.teardown(true).unwrap();
+}
