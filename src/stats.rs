@@ -37,7 +37,7 @@ pub const DEFAULT_NOISE_BAND: f64 = 0.02;
 /// The smallest band [`calibrate_noise_band`] returns: 0.5%.
 pub const MIN_NOISE_BAND: f64 = 0.005;
 /// Default bootstrap seed (any fixed value works; this one is recorded in every [`Comparison`]).
-pub const DEFAULT_SEED: u64 = 0x5EED_0F_BEEF;
+pub const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 /// Confidence level of every interval this module computes.
 pub const CONFIDENCE: f64 = 0.95;
 

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::{CompareReport, Exporter, benchmark_name};
+use super::{CompareReport, Exporter, benchmark_name, fmt_value};
 use crate::stats::metric_unit;
 
 /// Throughput metrics for `tool: customBiggerIsBetter`.
@@ -41,7 +41,7 @@ fn render(r: &CompareReport, higher_is_better: bool) -> String {
                     name: format!("{} / {}", benchmark_name(r, c), m.metric),
                     unit: metric_unit(&m.metric).to_string(),
                     value: m.candidate.mean,
-                    range: format!("± {}", m.candidate.stdev),
+                    range: format!("± {}", fmt_value(m.candidate.stdev)),
                     extra: format!(
                         "{} vs {}: ratio {:.4} [{:.4}, {:.4}] {}, {} pairs",
                         c.candidate, r.baseline, m.ratio, m.ci_low, m.ci_high, m.verdict, m.n_pairs
@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(big[0]["name"], "simple / rps");
         assert_eq!(big[0]["unit"], "req/s");
         assert_eq!(big[0]["value"], 800.0);
-        assert_eq!(big[0]["range"], "± 0");
+        assert_eq!(big[0]["range"], "± 0.000");
         assert!(
             big[0]["extra"]
                 .as_str()
