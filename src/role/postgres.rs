@@ -1,1 +1,521 @@
-//! The PostgreSQL role (to be written).
+//! The PostgreSQL role: a private database server for Kong's traditional and hybrid modes.
+//!
+//! Kong's framework ran PostgreSQL in a Docker container (`postgres:11`/`postgres:13`, trust
+//! auth, `postgres -N 2333`) and seeded it from the controller. perflab runs the distribution's
+//! own server binaries on any [`Host`] instead, so the same code serves the local, docker and
+//! terraform drivers: `initdb` into a private directory, trust authentication (the lab's network
+//! is private and short-lived, as in Kong's framework), a port of its own, the server as a
+//! background process in its own process group, and a readiness wait with `pg_isready`.
+//!
+//! PostgreSQL refuses to run as root. When the host's commands run as root (the lab machines
+//! do), every server-side program (`initdb`, `postgres`, `pg_ctl`) is started through
+//! `setpriv --reuid=postgres --regid=postgres --init-groups`, which `exec`s the program so the
+//! spawned pid *is* the postmaster, and the data directory is `chown`ed to `postgres`. The
+//! parent directories of the lab dir must be traversable by that user (`chmod o+x`); a clear
+//! error says so otherwise. Clients (`psql`, `pg_dump`) connect over TCP as the lab user and
+//! need no user switch.
+//!
+//! [`Postgres::save_pgdump`] and [`Postgres::load_pgdump`] reproduce the framework's
+//! `save_pgdump`/`load_pgdump` (reference §8): a dump loaded for a benchmark has its services
+//! re-pointed at the lab's upstream unless asked not to.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::host::{Cmd, Host, Proc, poll_until};
+use crate::{Error, Result};
+
+/// How long one SQL command, dump or restore may take.
+const SQL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Options for [`start_postgres`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// TCP port the server listens on.
+    pub port: u16,
+    /// The database superuser the lab (and Kong) connects as.
+    pub user: String,
+    /// The database created for the lab.
+    pub database: String,
+    /// Directory holding `initdb`, `postgres`, `pg_ctl`, `pg_dump`, `psql`, `pg_isready`; found
+    /// on the host when `None` (PATH, then the newest `/usr/lib/postgresql/*/bin`).
+    pub version_bin_dir: Option<String>,
+}
+
+impl Default for PostgresOptions {
+    /// Kong's framework defaults: user `kong`, database `kong_tests`, port 5432.
+    fn default() -> Self {
+        PostgresOptions {
+            port: 5432,
+            user: "kong".to_string(),
+            database: "kong_tests".to_string(),
+            version_bin_dir: None,
+        }
+    }
+}
+
+/// A running PostgreSQL server started by [`start_postgres`].
+pub struct Postgres {
+    host: Arc<dyn Host>,
+    dir: PathBuf,
+    address: String,
+    port: u16,
+    user: String,
+    database: String,
+    bin_dir: String,
+    run_as: Option<String>,
+    proc: Option<Box<dyn Proc>>,
+    pid: u32,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("host", &self.host.name())
+            .field("dir", &self.dir)
+            .field("dsn", &self.dsn())
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+/// Quotes an SQL identifier (`"name"`, inner quotes doubled).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal (`'text'`, inner quotes doubled).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The statement that points every Kong service at the lab's upstream, as Kong's framework's
+/// `load_pgdump` does: host, port and `protocol='http'`; the service's `path` is kept, so a dump
+/// whose services ask for `/test` still reaches the upstream's `location = /test`.
+pub fn patch_services_sql(host: &str, port: u16) -> String {
+    format!(
+        "UPDATE services SET host = {}, port = {port}, protocol = 'http';",
+        quote_literal(host)
+    )
+}
+
+/// True when a plain-SQL dump creates tables (a full dump, restored into a fresh database);
+/// false for a data-only dump like Kong's `500services-each-4-routes.sql` fixture, which is
+/// loaded into the existing schema (made by `kong migrations bootstrap`).
+pub fn dump_has_schema(sql: &str) -> bool {
+    sql.lines().any(|l| {
+        l.trim_start()
+            .to_ascii_uppercase()
+            .starts_with("CREATE TABLE")
+    })
+}
+
+fn lab_err(what: &str, out: &crate::host::CmdOutput) -> Error {
+    Error::Lab(format!(
+        "postgres: {what} failed (exit {:?}):\n{}",
+        out.code,
+        out.combined_text()
+    ))
+}
+
+/// Finds the PostgreSQL server binaries on `host`.
+fn find_bin_dir(host: &dyn Host, wanted: &Option<String>) -> Result<String> {
+    if let Some(d) = wanted {
+        return Ok(d.clone());
+    }
+    // PATH may hold only symlinks to a few of the programs (Debian's wrappers, a hand-made
+    // /usr/local/bin/initdb): follow the link to the directory that has them all.
+    if let Some(initdb) = host.which("initdb") {
+        let real = host
+            .run(
+                &Cmd::new("readlink").args(["-f", &initdb]),
+                Duration::from_secs(10),
+            )
+            .ok()
+            .filter(|o| o.success())
+            .map(|o| o.stdout_text().trim().to_string())
+            .unwrap_or(initdb);
+        if let Some(parent) = Path::new(&real).parent() {
+            return Ok(parent.display().to_string());
+        }
+    }
+    let out = host.run(
+        &Cmd::new("sh")
+            .arg("-c")
+            .arg("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1"),
+        Duration::from_secs(10),
+    )?;
+    let dir = out.stdout_text().trim().to_string();
+    if out.success() && !dir.is_empty() {
+        return Ok(dir);
+    }
+    Err(Error::MissingTool {
+        program: "initdb (PostgreSQL server)".to_string(),
+        where_: format!(" on host {}", host.name()),
+        hint: "install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`) or set \
+               version_bin_dir to the directory holding initdb and postgres"
+            .to_string(),
+    })
+}
+
+impl Postgres {
+    fn bin(&self, program: &str) -> String {
+        format!("{}/{program}", self.bin_dir)
+    }
+
+    /// A server-side command, run as the `postgres` user when the host runs commands as root.
+    fn server_cmd(&self, program: &str) -> Cmd {
+        server_cmd(&self.run_as, &self.bin(program))
+    }
+
+    fn client_cmd(&self, program: &str, database: &str) -> Cmd {
+        Cmd::new(self.bin(program))
+            .args(["-h", &self.address, "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", &self.user, "-d", database])
+    }
+
+    /// The connection string (`postgresql://user@address:port/database`).
+    pub fn dsn(&self) -> String {
+        format!(
+            "postgresql://{}@{}:{}/{}",
+            self.user, self.address, self.port, self.database
+        )
+    }
+
+    /// The address the server listens on (the host's lab address).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The lab's database.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The server's private directory on its host.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The postmaster's pid on its host (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The server log on its host.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    /// Runs SQL in the lab database with `psql` (unaligned, tuples only, stop on error) and
+    /// returns its standard output.
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        self.psql_in(&self.database, &[sql])
+    }
+
+    fn psql_in(&self, database: &str, statements: &[&str]) -> Result<String> {
+        let mut cmd = self.client_cmd("psql", database).args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]);
+        for s in statements {
+            cmd = cmd.arg("-c").arg(*s);
+        }
+        let out = self.host.run(&cmd, SQL_TIMEOUT)?;
+        if !out.success() {
+            return Err(lab_err("psql", &out));
+        }
+        Ok(out.stdout_text())
+    }
+
+    /// Dumps the lab database as plain SQL (schema and data, no owners or privileges, so it
+    /// restores under any user) and writes it to `path_local` on this machine.
+    pub fn save_pgdump(&self, path_local: &Path) -> Result<()> {
+        let cmd = self.client_cmd("pg_dump", &self.database).args([
+            "--no-owner",
+            "--no-privileges",
+            "--format=plain",
+        ]);
+        let out = self.host.run(&cmd, SQL_TIMEOUT)?;
+        if !out.success() {
+            return Err(lab_err("pg_dump", &out));
+        }
+        if let Some(parent) = path_local.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        crate::store::atomic_write(path_local, &out.stdout).map_err(|e| Error::io(path_local, e))
+    }
+
+    /// Restores a plain-SQL dump from `path_local` (on this machine).
+    ///
+    /// A full dump (one that creates tables) is restored into a freshly dropped and re-created
+    /// database; a data-only dump (Kong's framework style) is loaded into the existing schema.
+    /// Unless `dont_patch_service`, every service is then pointed at `upstream` (host, port) with
+    /// [`patch_services_sql`], as the framework did; without an upstream that is an error, like
+    /// the framework's "worker not started".
+    pub fn load_pgdump(
+        &self,
+        path_local: &Path,
+        dont_patch_service: bool,
+        upstream: Option<(&str, u16)>,
+    ) -> Result<()> {
+        let sql = std::fs::read(path_local).map_err(|e| Error::io(path_local, e))?;
+        if !dont_patch_service && upstream.is_none() {
+            return Err(Error::Lab(
+                "load_pgdump: no upstream to point the services at (start the upstream first, \
+                 or pass dont_patch_service)"
+                    .to_string(),
+            ));
+        }
+        if dump_has_schema(&String::from_utf8_lossy(&sql)) {
+            let db = quote_ident(&self.database);
+            self.psql_in(
+                "postgres",
+                &[
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                    &format!("CREATE DATABASE {db}"),
+                ],
+            )?;
+        }
+        let remote = self.dir.join("load.sql");
+        self.host.write_file(&remote, &sql)?;
+        let cmd = self
+            .client_cmd("psql", &self.database)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(remote.display().to_string());
+        let out = self.host.run(&cmd, SQL_TIMEOUT)?;
+        if !out.success() {
+            return Err(lab_err(&format!("loading {}", path_local.display()), &out));
+        }
+        if !dont_patch_service && let Some((host, port)) = upstream {
+            self.psql(&patch_services_sql(host, port))?;
+        }
+        Ok(())
+    }
+
+    /// Stops the server: a fast shutdown with `pg_ctl stop`, then TERM/KILL to its process group
+    /// if it is still there. Calling it twice is fine.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut proc) = self.proc.take() else {
+            return Ok(());
+        };
+        if proc.is_running() {
+            let cmd = self
+                .server_cmd("pg_ctl")
+                .args(["stop", "-m", "fast", "-w", "-t", "30", "-D"])
+                .arg(self.dir.join("data").display().to_string());
+            let _ = self.host.run(&cmd, Duration::from_secs(40));
+            let _ = proc.wait_timeout(Duration::from_secs(5))?;
+        }
+        proc.stop(Duration::from_secs(5))?;
+        Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn server_cmd(run_as: &Option<String>, program: &str) -> Cmd {
+    match run_as {
+        Some(user) => Cmd::new("setpriv")
+            .arg(format!("--reuid={user}"))
+            .arg(format!("--regid={user}"))
+            .arg("--init-groups")
+            .arg(program),
+        None => Cmd::new(program),
+    }
+}
+
+/// Starts a private PostgreSQL server on `host` with its data in `dir` (created; must not hold
+/// another server's data), listening on the host's lab address and `opts.port`, with trust
+/// authentication, and creates `opts.database` owned by the superuser `opts.user`.
+pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) -> Result<Postgres> {
+    let bin_dir = find_bin_dir(host.as_ref(), &opts.version_bin_dir)?;
+    let uid = host.run(&Cmd::new("id").arg("-u"), Duration::from_secs(10))?;
+    let run_as = (uid.stdout_text().trim() == "0").then(|| "postgres".to_string());
+    let t = Duration::from_secs(30);
+    let dir_s = dir.display().to_string();
+    let data = dir.join("data");
+    let data_s = data.display().to_string();
+
+    let mk = host.run(&Cmd::new("mkdir").args(["-p", &dir_s]), t)?;
+    if !mk.success() {
+        return Err(lab_err(&format!("creating {dir_s}"), &mk));
+    }
+    if let Some(user) = &run_as {
+        let chown = host.run(&Cmd::new("chown").arg(format!("{user}:")).arg(&dir_s), t)?;
+        if !chown.success() {
+            return Err(lab_err(
+                &format!("chown {dir_s} to `{user}` (PostgreSQL refuses to run as root)"),
+                &chown,
+            ));
+        }
+        let reach = host.run(&server_cmd(&run_as, "test").args(["-w", &dir_s]), t)?;
+        if !reach.success() {
+            return Err(Error::Lab(format!(
+                "postgres: user `{user}` cannot write to {dir_s}: make its parent directories \
+                 traversable (chmod o+x) or choose a lab dir under /tmp"
+            )));
+        }
+    }
+
+    let mut pg = Postgres {
+        host: host.clone(),
+        dir: dir.to_path_buf(),
+        address: host.address(),
+        port: opts.port,
+        user: opts.user.clone(),
+        database: opts.database.clone(),
+        bin_dir,
+        run_as,
+        proc: None,
+        pid: 0,
+    };
+
+    let initdb = pg
+        .server_cmd("initdb")
+        .args(["-D", &data_s, "-U", &opts.user])
+        .args([
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ])
+        .cwd(dir);
+    let out = host.run(&initdb, Duration::from_secs(180))?;
+    if !out.success() {
+        return Err(lab_err("initdb", &out));
+    }
+
+    // Our own pg_hba.conf: trust on loopback and, when the lab address is not loopback, on the
+    // server's own subnets (the other lab hosts), as Kong's framework trusted its Docker network.
+    let mut hba = String::from(
+        "# written by perflab\nlocal all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n",
+    );
+    let loopback = pg.address.starts_with("127.") || pg.address == "::1";
+    if !loopback {
+        hba.push_str("host all all samenet trust\n");
+    }
+    let hba_path = dir.join("pg_hba.conf");
+    host.write_file(&hba_path, hba.as_bytes())?;
+    let listen = if loopback {
+        pg.address.clone()
+    } else {
+        format!("127.0.0.1,{}", pg.address)
+    };
+    let server = pg
+        .server_cmd("postgres")
+        .args(["-D", &data_s, "-p"])
+        .arg(opts.port.to_string())
+        .args(["-N", "2333", "-c"])
+        .arg(format!("listen_addresses={listen}"))
+        .arg("-c")
+        .arg(format!("unix_socket_directories={dir_s}"))
+        .arg("-c")
+        .arg(format!("hba_file={}", hba_path.display()))
+        .cwd(dir);
+    if let Some(user) = &pg.run_as {
+        // write_file may create the file owner-only; the server must read it.
+        let _ = host.run(
+            &Cmd::new("chown")
+                .arg(format!("{user}:"))
+                .arg(hba_path.display().to_string()),
+            t,
+        )?;
+    }
+    let proc = host.spawn(&server, &pg.log_path())?;
+    pg.pid = proc.pid();
+    pg.proc = Some(proc);
+
+    let ready_cmd = Cmd::new(pg.bin("pg_isready"))
+        .args(["-h", &pg.address, "-p"])
+        .arg(opts.port.to_string())
+        .args(["-U", &opts.user, "-d", "postgres", "-t", "2"]);
+    let mut exited = false;
+    let ready = poll_until(READY_TIMEOUT, Duration::from_millis(200), || {
+        if !pg.proc.as_mut().is_some_and(|p| p.is_running()) {
+            exited = true;
+            return Some(false);
+        }
+        match host.run(&ready_cmd, Duration::from_secs(10)) {
+            Ok(o) if o.success() => Some(true),
+            _ => None,
+        }
+    });
+    if ready != Some(true) {
+        let log = host
+            .read_file(&pg.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let port_busy = log.contains("Address already in use");
+        let _ = pg.stop();
+        crate::signals::check()?;
+        if port_busy {
+            return Err(Error::PortInUse {
+                port: opts.port,
+                host: host.name().to_string(),
+                detail: log.trim().to_string(),
+            });
+        }
+        return Err(Error::Lab(format!(
+            "postgres on {} {} (log {}):\n{}",
+            host.name(),
+            if exited {
+                "exited during start"
+            } else {
+                "did not accept connections in time"
+            },
+            pg.log_path().display(),
+            log.trim()
+        )));
+    }
+    pg.psql_in(
+        "postgres",
+        &[&format!("CREATE DATABASE {}", quote_ident(&opts.database))],
+    )?;
+    Ok(pg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_sql() {
+        assert_eq!(quote_ident("kong\"x"), "\"kong\"\"x\"");
+        assert_eq!(quote_literal("o'k"), "'o''k'");
+        assert_eq!(
+            patch_services_sql("10.0.0.2", 18088),
+            "UPDATE services SET host = '10.0.0.2', port = 18088, protocol = 'http';"
+        );
+    }
+
+    #[test]
+    fn tells_full_from_data_only_dumps() {
+        assert!(dump_has_schema("SET x;\nCREATE TABLE public.services (\n"));
+        assert!(!dump_has_schema(
+            "TRUNCATE services CASCADE;\nINSERT INTO services VALUES (1);\n"
+        ));
+    }
+}

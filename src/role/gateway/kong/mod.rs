@@ -1,1 +1,724 @@
-//! The Kong gateway adapter (to be written).
+//! The Kong gateway adapter: traditional (PostgreSQL), DB-less and hybrid modes, for the Kong
+//! that is installed (`current`), a release (`3.9.1`) or a git ref (`git:<ref>`).
+//!
+//! This re-creates Kong's framework's `setup_kong`/`start_kong`/`start_hybrid_kong`/`stop_kong`
+//! (reference §1.2, §5, §6.5, §8) once, against a [`Host`], instead of once per driver:
+//!
+//! - **traditional**: a private PostgreSQL ([`crate::role::postgres`]) unless the case names a
+//!   `pg_host`, `kong migrations bootstrap`, then `kong start` with `nginx_daemon = off` as a
+//!   background process in its own group; entities through the Admin API ([`admin`]).
+//! - **dbless**: `database = off` and a declarative config file ([`declarative`]).
+//! - **hybrid**: one control plane (traditional, `role = control_plane`, no proxy) and N data
+//!   planes (`role = data_plane`, `database = off`, `cluster_control_plane = …`), sharing a
+//!   fresh cluster certificate ([`certs`]); traffic goes to the first data plane.
+//!
+//! Configuration is rendered by [`conf`]: perflab's defaults, then the case's `kong_configs`,
+//! then every `KONG_*` variable of perflab's environment, as in Kong's framework. A `git:` ref
+//! runs the worktree's `bin/kong` from the worktree, with the worktree first on the Lua path,
+//! on top of an installed Kong whose version [`meta`] derives from the ref's `kong/meta.lua`.
+//!
+//! Case settings (`[case.gateway_settings]`): `mode` (`traditional` | `dbless` | `hybrid`,
+//! default `traditional`), `kong_configs` (table), `data_planes` (hybrid, default 1),
+//! `service_path` (default `/test`), `pg_port` (default admin port + 3), `start_timeout`
+//! (seconds, default 120). Ports: cluster `admin+1`, telemetry `admin+2`; data plane `i`
+//! proxies on `proxy_port + i - 1`.
+
+pub mod admin;
+pub mod certs;
+pub mod conf;
+pub mod declarative;
+pub mod meta;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::host::{Cmd, Host, HostError, Proc, poll_until};
+use crate::role::gateway::{GatewayAdapter, GatewayContext, RunningGateway};
+use crate::role::postgres::{Postgres, PostgresOptions, start_postgres};
+use crate::{Error, Result};
+
+/// Where docs/kong.md tells how to install Kong for perflab.
+const INSTALL_HINT: &str = "install Kong Gateway (a distro package from Kong's download site, or use the docker \
+     driver with a kong image); see docs/kong.md";
+
+/// How Kong stores its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// PostgreSQL-backed, entities through the Admin API.
+    Traditional,
+    /// `database = off` with a declarative config file.
+    Dbless,
+    /// A control plane with PostgreSQL and data planes without a database.
+    Hybrid,
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "traditional" => Ok(Mode::Traditional),
+            "dbless" | "db-less" | "off" => Ok(Mode::Dbless),
+            "hybrid" => Ok(Mode::Hybrid),
+            other => Err(Error::Usage(format!(
+                "kong mode `{other}`: expected traditional, dbless or hybrid"
+            ))),
+        }
+    }
+}
+
+impl Mode {
+    /// The name used in case files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Traditional => "traditional",
+            Mode::Dbless => "dbless",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// A case's Kong settings, read from `GatewayContext::settings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KongSettings {
+    /// The mode.
+    pub mode: Mode,
+    /// Kong properties from the case.
+    pub kong_configs: toml::Table,
+    /// Data planes in hybrid mode.
+    pub data_planes: u32,
+    /// The upstream path services point at.
+    pub service_path: String,
+    /// PostgreSQL's port when perflab starts it (`None`: admin port + 3).
+    pub pg_port: Option<u16>,
+    /// How long Kong may take to become ready.
+    pub start_timeout: Duration,
+}
+
+impl KongSettings {
+    /// Reads the settings table, refusing unknown keys and wrong types.
+    pub fn from_table(t: &toml::Table) -> Result<Self> {
+        let bad =
+            |k: &str, want: &str| Error::Usage(format!("kong setting `{k}`: expected {want}"));
+        let mut s = KongSettings {
+            mode: Mode::Traditional,
+            kong_configs: toml::Table::new(),
+            data_planes: 1,
+            service_path: declarative::DEFAULT_SERVICE_PATH.to_string(),
+            pg_port: None,
+            start_timeout: Duration::from_secs(120),
+        };
+        for (k, v) in t {
+            match k.as_str() {
+                "mode" => s.mode = v.as_str().ok_or_else(|| bad(k, "a string"))?.parse()?,
+                "kong_configs" => {
+                    s.kong_configs = v.as_table().ok_or_else(|| bad(k, "a table"))?.clone()
+                }
+                "data_planes" => {
+                    s.data_planes = v
+                        .as_integer()
+                        .and_then(|i| u32::try_from(i).ok())
+                        .filter(|i| *i >= 1)
+                        .ok_or_else(|| bad(k, "a positive integer"))?
+                }
+                "service_path" => {
+                    let p = v.as_str().ok_or_else(|| bad(k, "a string"))?;
+                    if !(p.is_empty() || p.starts_with('/')) {
+                        return Err(bad(k, "a path starting with `/`"));
+                    }
+                    s.service_path = p.to_string();
+                }
+                "pg_port" => {
+                    s.pg_port = Some(
+                        v.as_integer()
+                            .and_then(|i| u16::try_from(i).ok())
+                            .ok_or_else(|| bad(k, "a port number"))?,
+                    )
+                }
+                "start_timeout" => {
+                    s.start_timeout = Duration::from_secs(
+                        v.as_integer()
+                            .and_then(|i| u64::try_from(i).ok())
+                            .ok_or_else(|| bad(k, "seconds"))?,
+                    )
+                }
+                other => {
+                    return Err(Error::Usage(format!(
+                        "unknown kong setting `{other}` (known: mode, kong_configs, data_planes, \
+                         service_path, pg_port, start_timeout)"
+                    )));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Which Kong a version label asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// `kong` on the host's PATH (also `image:…`: the driver picked the image).
+    Current,
+    /// A release the installed `kong` must report.
+    Release(String),
+    /// A git ref checked out in `GatewayContext::version_dir`.
+    Git(String),
+}
+
+impl VersionSpec {
+    /// Parses `current`, `image:…`, `git:<ref>` or a release like `3.9.1`.
+    pub fn parse(label: &str) -> Result<Self> {
+        if label == "current" || label.starts_with("image:") {
+            Ok(VersionSpec::Current)
+        } else if let Some(r) = label.strip_prefix("git:") {
+            Ok(VersionSpec::Git(r.to_string()))
+        } else if meta::is_release(label) {
+            Ok(VersionSpec::Release(label.to_string()))
+        } else {
+            Err(Error::Usage(format!(
+                "kong version `{label}`: expected current, git:<ref>, a release like 3.9.1, or image:<ref>"
+            )))
+        }
+    }
+}
+
+/// How to run the chosen Kong on its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KongBinary {
+    /// The `kong` program.
+    pub program: String,
+    /// The directory to run it from (a git worktree), if any.
+    pub cwd: Option<PathBuf>,
+    /// `lua_package_path` to set (the worktree first), if any.
+    pub lua_package_path: Option<String>,
+    /// What the version resolved to, for results.
+    pub detail: String,
+}
+
+fn missing_kong(host: &dyn Host, program: &str) -> Error {
+    Error::MissingTool {
+        program: program.to_string(),
+        where_: format!(" on host {}", host.name()),
+        hint: INSTALL_HINT.to_string(),
+    }
+}
+
+fn kong_version(host: &dyn Host, program: &str, cwd: Option<&Path>) -> Result<String> {
+    let mut cmd = Cmd::new(program).arg("version");
+    if let Some(d) = cwd {
+        cmd = cmd.cwd(d);
+    }
+    let out = host.run(&cmd, Duration::from_secs(60))?;
+    if !out.success() {
+        return Err(Error::Lab(format!(
+            "`{} version` failed on {}: {}",
+            program,
+            host.name(),
+            out.combined_text()
+        )));
+    }
+    meta::parse_version_output(&out.stdout_text()).ok_or_else(|| {
+        Error::Lab(format!(
+            "`{program} version` printed no version: {}",
+            out.combined_text()
+        ))
+    })
+}
+
+/// Finds the Kong a version label asks for on `host`.
+pub fn resolve_binary(
+    host: &dyn Host,
+    version: &str,
+    version_dir: Option<&Path>,
+) -> Result<KongBinary> {
+    match VersionSpec::parse(version)? {
+        VersionSpec::Current => {
+            let program = host
+                .which("kong")
+                .ok_or_else(|| missing_kong(host, "kong"))?;
+            let v = kong_version(host, &program, None)?;
+            Ok(KongBinary {
+                program,
+                cwd: None,
+                lua_package_path: None,
+                detail: format!("kong {v}"),
+            })
+        }
+        VersionSpec::Release(wanted) => {
+            let program = host
+                .which("kong")
+                .ok_or_else(|| missing_kong(host, "kong"))?;
+            let v = kong_version(host, &program, None)?;
+            if !meta::release_matches(&wanted, &v) {
+                return Err(Error::Usage(format!(
+                    "kong {wanted} was asked for, but `{program}` on {} is {v}: install {wanted} \
+                     there, use the docker driver (image kong:{wanted}), or ask for `current`",
+                    host.name()
+                )));
+            }
+            Ok(KongBinary {
+                program,
+                cwd: None,
+                lua_package_path: None,
+                detail: format!("kong {v}"),
+            })
+        }
+        VersionSpec::Git(r) => {
+            let dir = version_dir.ok_or_else(|| {
+                Error::Usage(format!(
+                    "kong git:{r}: no worktree was prepared for this version"
+                ))
+            })?;
+            let meta_text = host.read_file(&dir.join("kong/meta.lua"))?;
+            let ref_version = meta::parse_meta_lua(&String::from_utf8_lossy(&meta_text))
+                .map_err(|e| Error::Lab(format!("git:{r}: {e}")))?;
+            let base = ref_version.base_version();
+            let bin = dir.join("bin/kong");
+            let bin_s = bin.display().to_string();
+            let exec = host.run(
+                &Cmd::new("test").args(["-x", &bin_s]),
+                Duration::from_secs(10),
+            )?;
+            if !exec.success() {
+                return Err(missing_kong(host, &bin_s));
+            }
+            // The ref's Lua runs on an installed Kong's OpenResty and Lua dependencies.
+            let installed = host.which("kong").ok_or_else(|| Error::MissingTool {
+                program: format!("kong {base} (the base install git:{r} runs on)"),
+                where_: format!(" on host {}", host.name()),
+                hint: INSTALL_HINT.to_string(),
+            })?;
+            let installed_v = kong_version(host, &installed, None)?;
+            if !installed_v.starts_with(&format!("{}.{}.", ref_version.major, ref_version.minor)) {
+                tracing::warn!(
+                    "git:{r} is Kong {ref_version} (base {base}) but the installed Kong is \
+                     {installed_v}; the ref's Lua may need other dependencies"
+                );
+            }
+            let d = dir.display();
+            Ok(KongBinary {
+                program: bin_s,
+                cwd: Some(dir.to_path_buf()),
+                lua_package_path: Some(format!("{d}/?.lua;{d}/?/init.lua;;")),
+                detail: format!(
+                    "git:{r} (kong/meta.lua {ref_version}, base {base}, on installed kong {installed_v})"
+                ),
+            })
+        }
+    }
+}
+
+/// The Kong adapter.
+#[derive(Debug, Clone, Default)]
+pub struct KongAdapter {
+    env: Option<Vec<(String, String)>>,
+}
+
+impl KongAdapter {
+    /// An adapter whose `KONG_*` overrides come from perflab's own environment at start time.
+    pub fn new() -> Self {
+        KongAdapter { env: None }
+    }
+
+    /// An adapter with an explicit environment for `KONG_*` overrides (tests, embedding).
+    pub fn with_env(env: Vec<(String, String)>) -> Self {
+        KongAdapter { env: Some(env) }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.env
+            .clone()
+            .unwrap_or_else(|| std::env::vars().collect())
+    }
+}
+
+/// One Kong instance's files and listens, before it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstancePlan {
+    /// Instance name (`kong`, `cp`, `dp1`, …).
+    pub name: String,
+    /// Kong's prefix.
+    pub prefix: PathBuf,
+    /// The `kong.conf` path.
+    pub conf_path: PathBuf,
+    /// The merged properties.
+    pub conf: conf::KongConf,
+}
+
+impl InstancePlan {
+    /// The error log this instance writes.
+    pub fn error_log(&self) -> PathBuf {
+        self.prefix.join("logs/error.log")
+    }
+}
+
+/// Everything a start writes, computed without touching a host: the instances' configurations
+/// (in start order: control plane first) and the declarative document. Public so the rendering
+/// can be checked without Kong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPlan {
+    /// The mode.
+    pub mode: Mode,
+    /// Instances in start order; the last one (the only one, or the last data plane) is not
+    /// special: traffic goes to [`StartPlan::traffic_instance`].
+    pub instances: Vec<InstancePlan>,
+    /// The entities as a declarative document.
+    pub document: serde_json::Value,
+    /// Where the declarative document is written (DB-less mode).
+    pub declarative_path: PathBuf,
+    /// PostgreSQL options when perflab starts its own server.
+    pub postgres: Option<PostgresOptions>,
+    /// Cluster certificate paths (hybrid).
+    pub cluster_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl StartPlan {
+    /// The index of the instance that serves traffic (the first data plane in hybrid mode).
+    pub fn traffic_instance(&self) -> usize {
+        if self.mode == Mode::Hybrid { 1 } else { 0 }
+    }
+    /// The index of the instance with the Admin API.
+    pub fn admin_instance(&self) -> usize {
+        0
+    }
+}
+
+/// Computes what [`KongAdapter::start`] writes for `ctx` with `env` as the `KONG_*` source.
+pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan> {
+    let s = KongSettings::from_table(ctx.settings)?;
+    let addr = ctx.host.address();
+    let document = declarative::document(ctx.entities, ctx.upstream_uris, &s.service_path)?;
+    let declarative_path = ctx.prefix.join("kong.json");
+    let admin = format!("{addr}:{}", ctx.admin_port);
+
+    // The database, when one is needed: the case's/environment's pg_host wins; otherwise ours.
+    let probe = conf::merge(
+        conf::KongConf::new(),
+        Some(&s.kong_configs),
+        env.iter().map(|(k, v)| (k, v)),
+    )?;
+    let own_pg = s.mode != Mode::Dbless && !probe.contains_key("pg_host");
+    let pg_port = s.pg_port.unwrap_or(ctx.admin_port.saturating_add(3));
+    let postgres = own_pg.then(|| PostgresOptions {
+        port: pg_port,
+        ..PostgresOptions::default()
+    });
+    let mut db = conf::KongConf::new();
+    if let Some(o) = &postgres {
+        db.insert("database".into(), "postgres".into());
+        db.insert("pg_host".into(), addr.clone());
+        db.insert("pg_port".into(), o.port.to_string());
+        db.insert("pg_user".into(), o.user.clone());
+        db.insert("pg_database".into(), o.database.clone());
+    } else if s.mode != Mode::Dbless {
+        db.insert("database".into(), "postgres".into());
+    }
+
+    let instance =
+        |name: &str, proxy_listen: String, admin_listen: String, extra: &conf::KongConf| {
+            let prefix = ctx.prefix.join(name);
+            let prefix_s = prefix.display().to_string();
+            let error_log = prefix.join("logs/error.log").display().to_string();
+            let mut defaults = conf::Defaults {
+                prefix: &prefix_s,
+                proxy_listen,
+                admin_listen,
+                workers: ctx.workers.max(1),
+                error_log: &error_log,
+            }
+            .to_conf();
+            defaults.extend(extra.clone());
+            let merged = conf::merge(
+                defaults,
+                Some(&s.kong_configs),
+                env.iter().map(|(k, v)| (k, v)),
+            )?;
+            Ok::<_, Error>(InstancePlan {
+                name: name.to_string(),
+                conf_path: ctx.prefix.join(format!("{name}.conf")),
+                prefix,
+                conf: merged,
+            })
+        };
+
+    let proxy = |port: u16| format!("{addr}:{port}");
+    let mut instances = Vec::new();
+    let mut cluster_cert = None;
+    match s.mode {
+        Mode::Traditional => {
+            instances.push(instance("kong", proxy(ctx.proxy_port), admin, &db)?);
+        }
+        Mode::Dbless => {
+            let mut extra = conf::KongConf::new();
+            extra.insert("database".into(), "off".into());
+            extra.insert(
+                "declarative_config".into(),
+                declarative_path.display().to_string(),
+            );
+            instances.push(instance("kong", proxy(ctx.proxy_port), admin, &extra)?);
+        }
+        Mode::Hybrid => {
+            let cert = ctx.prefix.join("cluster.crt");
+            let key = ctx.prefix.join("cluster.key");
+            let cluster = format!("{addr}:{}", ctx.admin_port.saturating_add(1));
+            let telemetry = format!("{addr}:{}", ctx.admin_port.saturating_add(2));
+            let mut common = conf::KongConf::new();
+            common.insert("cluster_cert".into(), cert.display().to_string());
+            common.insert("cluster_cert_key".into(), key.display().to_string());
+            let mut cp = db.clone();
+            cp.extend(common.clone());
+            cp.insert("role".into(), "control_plane".into());
+            cp.insert("cluster_listen".into(), cluster.clone());
+            cp.insert("cluster_telemetry_listen".into(), telemetry.clone());
+            instances.push(instance("cp", "off".into(), admin, &cp)?);
+            for i in 1..=s.data_planes {
+                let mut dp = common.clone();
+                dp.insert("role".into(), "data_plane".into());
+                dp.insert("database".into(), "off".into());
+                dp.insert("cluster_control_plane".into(), cluster.clone());
+                dp.insert("cluster_telemetry_endpoint".into(), telemetry.clone());
+                let port = ctx.proxy_port.saturating_add((i - 1) as u16);
+                instances.push(instance(&format!("dp{i}"), proxy(port), "off".into(), &dp)?);
+            }
+            cluster_cert = Some((cert, key));
+        }
+    }
+    Ok(StartPlan {
+        mode: s.mode,
+        instances,
+        document,
+        declarative_path,
+        postgres,
+        cluster_cert,
+    })
+}
+
+/// The processes of one Kong lab: the Kong instances (traffic instance first) and, when
+/// perflab started it, PostgreSQL. Stopping it quits every Kong (`kong quit`, then TERM/KILL
+/// to its group) and then stops PostgreSQL.
+pub struct KongProcs {
+    host: Arc<dyn Host>,
+    kongs: Vec<(Box<dyn Proc>, Cmd)>,
+    postgres: Option<Postgres>,
+}
+
+impl Proc for KongProcs {
+    fn pid(&self) -> u32 {
+        self.kongs.first().map(|(p, _)| p.pid()).unwrap_or(0)
+    }
+    fn is_running(&mut self) -> bool {
+        self.kongs.iter_mut().all(|(p, _)| p.is_running())
+    }
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError> {
+        match self.kongs.first_mut() {
+            Some((p, _)) => p.wait_timeout(timeout),
+            None => Ok(Some(0)),
+        }
+    }
+    fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
+        // Data planes before the control plane (reverse start order is kept in `kongs`).
+        for (p, quit) in self.kongs.iter_mut() {
+            if p.is_running() {
+                let _ = self.host.run(quit, grace + Duration::from_secs(10));
+                let _ = p.wait_timeout(grace)?;
+            }
+            p.stop(grace)?;
+        }
+        if let Some(pg) = self.postgres.as_mut() {
+            pg.stop().map_err(|e| HostError::Other {
+                host: self.host.name().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn kong_cmd(bin: &KongBinary, args: &[&str]) -> Cmd {
+    let mut c = Cmd::new(&bin.program).args(args.iter().copied());
+    if let Some(d) = &bin.cwd {
+        c = c.cwd(d);
+    }
+    c
+}
+
+fn tail(host: &dyn Host, path: &Path) -> String {
+    host.read_file(path)
+        .map(|b| {
+            let t = String::from_utf8_lossy(&b);
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        })
+        .unwrap_or_default()
+}
+
+impl GatewayAdapter for KongAdapter {
+    fn kind(&self) -> &'static str {
+        "kong"
+    }
+
+    fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
+        let host = ctx.host.clone();
+        let env = self.env();
+        let mut plan = plan(ctx, &env)?;
+        let bin = resolve_binary(host.as_ref(), ctx.version, ctx.version_dir.as_deref())?;
+        let settings = KongSettings::from_table(ctx.settings)?;
+        if let Some(lpp) = &bin.lua_package_path {
+            for inst in plan.instances.iter_mut() {
+                inst.conf
+                    .entry("lua_package_path".into())
+                    .or_insert_with(|| lpp.clone());
+            }
+        }
+        let mut config_files = Vec::new();
+        host.write_file(
+            &plan.declarative_path,
+            declarative::render(&plan.document).as_bytes(),
+        )?;
+        config_files.push(plan.declarative_path.clone());
+        if let Some((cert, key)) = &plan.cluster_cert {
+            let pair = certs::generate(certs::DEFAULT_DAYS)?;
+            host.write_file(cert, pair.cert_pem.as_bytes())?;
+            host.write_file(key, pair.key_pem.as_bytes())?;
+            config_files.push(cert.clone());
+        }
+        for inst in &plan.instances {
+            host.write_file(&inst.conf_path, conf::render(&inst.conf).as_bytes())?;
+            config_files.push(inst.conf_path.clone());
+        }
+
+        let mut procs = KongProcs {
+            host: host.clone(),
+            kongs: Vec::new(),
+            postgres: None,
+        };
+        if let Some(o) = plan.postgres.clone() {
+            procs.postgres = Some(start_postgres(
+                host.clone(),
+                &ctx.prefix.join("postgres"),
+                o,
+            )?);
+        }
+        let admin_uri = format!("http://{}:{}", host.address(), ctx.admin_port);
+        let t = Duration::from_secs(300);
+        let mut started: Vec<(Box<dyn Proc>, Cmd)> = Vec::new();
+        for (i, inst) in plan.instances.iter().enumerate() {
+            let conf_s = inst.conf_path.display().to_string();
+            let check = host.run(&kong_cmd(&bin, &["check", &conf_s]), t)?;
+            if !check.success() {
+                return Err(Error::ConfigRefused {
+                    program: "kong".into(),
+                    config: conf_s,
+                    message: check.combined_text(),
+                });
+            }
+            if inst.conf.get("database").map(String::as_str) == Some("postgres") {
+                let boot = host.run(
+                    &kong_cmd(&bin, &["migrations", "bootstrap", "-c", &conf_s]),
+                    t,
+                )?;
+                if !boot.success() {
+                    return Err(Error::Lab(format!(
+                        "kong migrations bootstrap failed:\n{}",
+                        boot.combined_text()
+                    )));
+                }
+            }
+            let log = ctx.prefix.join(format!("{}.out", inst.name));
+            let proc = host.spawn(&kong_cmd(&bin, &["start", "-c", &conf_s]), &log)?;
+            let prefix_s = inst.prefix.display().to_string();
+            let quit = kong_cmd(&bin, &["quit", "-p", &prefix_s, "-t", "5"]);
+            started.push((proc, quit));
+            // The Admin API of the first instance must answer before the next one starts.
+            if i == plan.admin_instance()
+                && inst.conf.get("admin_listen").map(String::as_str) != Some("off")
+            {
+                let status = format!("{admin_uri}/status");
+                let (p, _) = started.last_mut().expect("just pushed");
+                let ok = poll_until(settings.start_timeout, Duration::from_millis(250), || {
+                    if !p.is_running() {
+                        return Some(false);
+                    }
+                    matches!(
+                        ctx.load_host.http_status(&status, Duration::from_secs(2)),
+                        Ok(200)
+                    )
+                    .then_some(true)
+                });
+                if ok != Some(true) {
+                    crate::signals::check()?;
+                    let msg = format!(
+                        "kong ({}) did not become ready at {status}:\n{}\n{}",
+                        inst.name,
+                        tail(host.as_ref(), &log),
+                        tail(host.as_ref(), &inst.error_log())
+                    );
+                    procs.kongs = started;
+                    let _ = procs.stop(Duration::from_secs(5));
+                    return Err(Error::Lab(msg));
+                }
+                if plan.mode != Mode::Dbless {
+                    admin::apply(
+                        &admin_uri,
+                        &admin::requests(&plan.document),
+                        Duration::from_secs(30),
+                    )?;
+                }
+            }
+        }
+        // Traffic instance first, so `pid()` is the process serving the load; the control plane
+        // is stopped last.
+        let traffic = plan.traffic_instance();
+        let mut ordered: Vec<(Box<dyn Proc>, Cmd)> = Vec::new();
+        let mut rest = Vec::new();
+        for (i, p) in started.into_iter().enumerate() {
+            if i == traffic {
+                ordered.insert(0, p);
+            } else {
+                rest.push(p);
+            }
+        }
+        rest.reverse();
+        ordered.extend(rest);
+        procs.kongs = ordered;
+
+        let traffic_inst = &plan.instances[traffic];
+        let proxy_port = ctx.proxy_port;
+        let proxy_uri = format!("http://{}:{proxy_port}", host.address());
+        // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until the
+        // first route is routed (any answer but 404 "no Route matched" or a 5xx).
+        if let Some(path) = ctx.entities.route_paths().first() {
+            let url = format!("{proxy_uri}{path}");
+            let routed = poll_until(
+                settings.start_timeout,
+                Duration::from_millis(500),
+                || match ctx.load_host.http_status(&url, Duration::from_secs(2)) {
+                    Ok(code) if code != 404 && code < 500 => Some(()),
+                    _ => None,
+                },
+            );
+            if routed.is_none() {
+                crate::signals::check()?;
+                let msg = format!(
+                    "kong ({}) never routed {url}:\n{}",
+                    traffic_inst.name,
+                    tail(host.as_ref(), &traffic_inst.error_log())
+                );
+                let _ = procs.stop(Duration::from_secs(5));
+                return Err(Error::Lab(msg));
+            }
+        }
+        Ok(RunningGateway {
+            kind: "kong".into(),
+            instance: ctx.instance.to_string(),
+            proc: Box::new(procs),
+            proxy_uri,
+            admin_uri: Some(admin_uri),
+            error_log: traffic_inst.error_log(),
+            config_files,
+            version_detail: format!("{} ({})", bin.detail, plan.mode.as_str()),
+            host,
+        })
+    }
+}

@@ -1,0 +1,730 @@
+//! The Kong adapter: everything checkable without Kong (configuration precedence, declarative
+//! documents, Admin API requests, cluster certificates, version parsing, the case files, the
+//! errors a missing Kong gives), plus a live test that starts real Kong in every mode when
+//! `PERFLAB_KONG_LIVE=1` and `kong` is on PATH. Programs used: nginx (as an HTTP server that
+//! refuses a POST, and as the live test's upstream) and PostgreSQL (live test).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use perflab::entities::{Entities, Plugin};
+use perflab::host::{Cmd, Host, LocalHost};
+use perflab::role::gateway::kong::{
+    KongAdapter, KongSettings, Mode, VersionSpec, admin, certs, conf, declarative, meta, plan,
+    resolve_binary,
+};
+use perflab::role::gateway::{GatewayAdapter, GatewayContext};
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn local(dir: &Path) -> Arc<dyn Host> {
+    Arc::new(LocalHost::new("local", dir).unwrap())
+}
+
+fn settings(text: &str) -> toml::Table {
+    text.parse().unwrap()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ctx<'a>(
+    host: &Arc<dyn Host>,
+    prefix: &Path,
+    uris: &'a [String],
+    entities: &'a Entities,
+    version: &'a str,
+    version_dir: Option<PathBuf>,
+    settings: &'a toml::Table,
+    ports: (u16, u16),
+) -> GatewayContext<'a> {
+    GatewayContext {
+        host: host.clone(),
+        load_host: host.clone(),
+        instance: "default",
+        prefix: prefix.to_path_buf(),
+        upstream_uris: uris,
+        entities,
+        version,
+        version_dir,
+        proxy_port: ports.0,
+        admin_port: ports.1,
+        cpus: None,
+        workers: 2,
+        settings,
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------- kong.conf
+
+#[test]
+fn conf_precedence_is_defaults_then_case_then_kong_env() {
+    let mut defaults = conf::KongConf::new();
+    defaults.insert("nginx_worker_processes".into(), "2".into());
+    defaults.insert("proxy_access_log".into(), "off".into());
+    defaults.insert("admin_listen".into(), "127.0.0.1:8001".into());
+    let case = settings(
+        r#"nginx_worker_processes = "1"
+        mem_cache_size = "256m"
+        untrusted_lua = false
+        plugins = ["bundled", "my-plugin"]
+        "#,
+    );
+    let merged = conf::merge(
+        defaults,
+        Some(&case),
+        env(&[
+            ("KONG_MEM_CACHE_SIZE", "1g"),
+            ("KONG_NGINX_HTTP_KEEPALIVE_REQUESTS", "10000"),
+            ("PATH", "/usr/bin"),
+            ("KONG_", "ignored"),
+            ("XKONG_FOO", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(merged["nginx_worker_processes"], "1", "case beats defaults");
+    assert_eq!(merged["mem_cache_size"], "1g", "KONG_* beats the case");
+    assert_eq!(merged["nginx_http_keepalive_requests"], "10000");
+    assert_eq!(merged["untrusted_lua"], "off");
+    assert_eq!(merged["plugins"], "bundled, my-plugin");
+    assert_eq!(merged["admin_listen"], "127.0.0.1:8001");
+    assert!(!merged.contains_key("path") && !merged.contains_key(""));
+    assert!(!merged.contains_key("foo"));
+
+    let text = conf::render(&merged);
+    assert!(text.contains("\nmem_cache_size = 1g\n"), "{text}");
+    assert_eq!(conf::parse(&text), merged);
+
+    let bad = settings("nginx = { a = 1 }");
+    let err = conf::merge(conf::KongConf::new(), Some(&bad), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("kong_configs.nginx"), "{err}");
+}
+
+// ---------------------------------------------------------------- plans per mode
+
+fn entities(services: u32, routes: u32, plugins: Vec<Plugin>, consumers: u32) -> Entities {
+    Entities {
+        services,
+        routes_per_service: routes,
+        plugins,
+        consumers,
+    }
+}
+
+#[test]
+fn traditional_plan_uses_own_postgres_and_perflab_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(1, 1, vec![], 0);
+    let s = settings(
+        r#"mode = "traditional"
+        kong_configs = { nginx_worker_processes = "1" }"#,
+    );
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s,
+        (9000, 9001),
+    );
+    let p = plan(&c, &env(&[("KONG_LOG_LEVEL", "debug")])).unwrap();
+    assert_eq!(p.mode, Mode::Traditional);
+    assert_eq!(p.instances.len(), 1);
+    let k = &p.instances[0].conf;
+    let prefix = tmp.path().join("kong").display().to_string();
+    assert_eq!(k["prefix"], prefix);
+    assert_eq!(k["proxy_listen"], "127.0.0.1:9000");
+    assert_eq!(k["admin_listen"], "127.0.0.1:9001");
+    assert_eq!(k["nginx_worker_processes"], "1");
+    assert_eq!(k["nginx_daemon"], "off");
+    assert_eq!(k["proxy_access_log"], "off");
+    assert_eq!(k["proxy_error_log"], format!("{prefix}/logs/error.log"));
+    assert_eq!(k["database"], "postgres");
+    assert_eq!(k["pg_host"], "127.0.0.1");
+    assert_eq!(k["pg_port"], "9004");
+    assert_eq!(k["pg_user"], "kong");
+    assert_eq!(k["pg_database"], "kong_tests");
+    assert_eq!(k["log_level"], "debug");
+    assert_eq!(p.postgres.as_ref().unwrap().port, 9004);
+    assert_eq!(
+        p.instances[0].error_log(),
+        tmp.path().join("kong/logs/error.log")
+    );
+
+    // A pg_host from the case (or KONG_PG_HOST) means an external database: none is started.
+    let s2 = settings(r#"kong_configs = { pg_host = "10.0.0.5" }"#);
+    let c2 = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s2,
+        (9000, 9001),
+    );
+    assert!(plan(&c2, &[]).unwrap().postgres.is_none());
+    let p3 = plan(&c, &env(&[("KONG_PG_HOST", "db.lab")])).unwrap();
+    assert!(p3.postgres.is_none());
+    assert_eq!(p3.instances[0].conf["pg_host"], "db.lab");
+}
+
+#[test]
+fn dbless_plan_points_at_the_declarative_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(2, 3, vec![], 0);
+    let s = settings(r#"mode = "dbless""#);
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s,
+        (9000, 9001),
+    );
+    let p = plan(&c, &[]).unwrap();
+    assert!(p.postgres.is_none());
+    let k = &p.instances[0].conf;
+    assert_eq!(k["database"], "off");
+    assert_eq!(
+        k["declarative_config"],
+        tmp.path().join("kong.json").display().to_string()
+    );
+    assert!(!k.contains_key("pg_host"));
+    assert_eq!(k["nginx_worker_processes"], "2", "ctx.workers");
+}
+
+#[test]
+fn hybrid_plan_has_a_control_plane_and_data_planes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(1, 1, vec![], 0);
+    let s = settings(
+        r#"mode = "hybrid"
+        data_planes = 2"#,
+    );
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s,
+        (9000, 9001),
+    );
+    let p = plan(&c, &env(&[("KONG_NGINX_WORKER_PROCESSES", "3")])).unwrap();
+    let names: Vec<&str> = p.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["cp", "dp1", "dp2"]);
+    assert_eq!(p.traffic_instance(), 1);
+    let cp = &p.instances[0].conf;
+    assert_eq!(cp["role"], "control_plane");
+    assert_eq!(cp["proxy_listen"], "off");
+    assert_eq!(cp["admin_listen"], "127.0.0.1:9001");
+    assert_eq!(cp["cluster_listen"], "127.0.0.1:9002");
+    assert_eq!(cp["cluster_telemetry_listen"], "127.0.0.1:9003");
+    assert_eq!(cp["database"], "postgres");
+    let (cert, key) = p.cluster_cert.clone().unwrap();
+    for (i, dp) in p.instances[1..].iter().enumerate() {
+        let d = &dp.conf;
+        assert_eq!(d["role"], "data_plane");
+        assert_eq!(d["database"], "off");
+        assert_eq!(d["admin_listen"], "off");
+        assert_eq!(d["proxy_listen"], format!("127.0.0.1:{}", 9000 + i));
+        assert_eq!(d["cluster_control_plane"], "127.0.0.1:9002");
+        assert_eq!(d["cluster_telemetry_endpoint"], "127.0.0.1:9003");
+        assert_eq!(d["cluster_cert"], cert.display().to_string());
+        assert_eq!(d["cluster_cert_key"], key.display().to_string());
+        assert_eq!(
+            d["nginx_worker_processes"], "3",
+            "KONG_* applies to every instance"
+        );
+        assert!(!d.contains_key("pg_host"));
+    }
+}
+
+#[test]
+fn settings_are_checked() {
+    let err = KongSettings::from_table(&settings(r#"mode = "cluster""#)).unwrap_err();
+    assert!(
+        err.to_string().contains("traditional, dbless or hybrid"),
+        "{err}"
+    );
+    let err = KongSettings::from_table(&settings("data_planes = 0")).unwrap_err();
+    assert!(err.to_string().contains("data_planes"), "{err}");
+    let err = KongSettings::from_table(&settings("colour = 1")).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown kong setting `colour`"),
+        "{err}"
+    );
+    let s = KongSettings::from_table(&settings(r#"service_path = """#)).unwrap();
+    assert_eq!((s.mode, s.service_path.as_str()), (Mode::Traditional, ""));
+}
+
+// ---------------------------------------------------------------- declarative + admin
+
+#[test]
+fn declarative_document_follows_kongs_format() {
+    let key_auth = Plugin {
+        name: "key-auth".into(),
+        config: serde_json::Map::new(),
+    };
+    let e = entities(3, 2, vec![key_auth], 2);
+    let uris = vec![
+        "http://10.0.0.2:18088".to_string(),
+        "http://10.0.0.2:18089/".to_string(),
+    ];
+    let doc = declarative::document(&e, &uris, "/test").unwrap();
+    // Kong's declarative schema: metadata keys start with `_`, entities are top-level arrays,
+    // nested entities (routes and plugins in a service, credentials in a consumer) name their
+    // parent implicitly.
+    assert_eq!(doc["_format_version"], "3.0");
+    assert_eq!(doc["_transform"], true);
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["_format_version", "_transform", "consumers", "services"]
+    );
+    let services = doc["services"].as_array().unwrap();
+    assert_eq!(services.len(), 3);
+    assert_eq!(services[0]["name"], "s1");
+    assert_eq!(services[0]["url"], "http://10.0.0.2:18088/test");
+    assert_eq!(
+        services[1]["url"], "http://10.0.0.2:18089/test",
+        "round-robin, slash trimmed"
+    );
+    assert_eq!(services[2]["url"], "http://10.0.0.2:18088/test");
+    assert_eq!(services[1]["routes"][1]["name"], "s2r2");
+    assert_eq!(
+        services[1]["routes"][1]["paths"],
+        serde_json::json!(["/s2r2"])
+    );
+    assert_eq!(services[0]["plugins"][0]["name"], "key-auth");
+    assert_eq!(services[0]["plugins"][0]["config"], serde_json::json!({}));
+    assert_eq!(
+        doc["consumers"][1],
+        serde_json::json!({"username": "consumer-2", "keyauth_credentials": [{"key": "key-2"}]})
+    );
+    // Every route path of the case is routed by exactly one route.
+    let mut paths: Vec<String> = services
+        .iter()
+        .flat_map(|s| s["routes"].as_array().unwrap().iter())
+        .flat_map(|r| r["paths"].as_array().unwrap().iter())
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    let mut expected = e.route_paths();
+    expected.sort();
+    assert_eq!(paths, expected);
+    // The rendered file is JSON (which Kong's YAML loader reads too).
+    let text = declarative::render(&doc);
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, doc);
+
+    // A single route also matches `/`.
+    let single = declarative::document(&entities(1, 1, vec![], 0), &uris[..1], "").unwrap();
+    assert_eq!(
+        single["services"][0]["routes"][0]["paths"],
+        serde_json::json!(["/s1r1", "/"])
+    );
+    assert_eq!(single["services"][0]["url"], "http://10.0.0.2:18088");
+    assert!(declarative::document(&e, &[], "/test").is_err());
+}
+
+#[test]
+fn admin_requests_create_the_same_entities() {
+    let rl = Plugin {
+        name: "rate-limiting".into(),
+        config: serde_json::json!({"second": 1000, "policy": "local"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let e = entities(2, 2, vec![rl], 2);
+    let doc = declarative::document(&e, &["http://127.0.0.1:18088".into()], "/test").unwrap();
+    let reqs = admin::requests(&doc);
+    let lines: Vec<String> = reqs
+        .iter()
+        .map(|r| format!("{} {} {}", r.method, r.path, r.body))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"POST /services {"name":"s1","url":"http://127.0.0.1:18088/test"}"#,
+            r#"POST /services/s1/routes {"name":"s1r1","paths":["/s1r1"]}"#,
+            r#"POST /services/s1/routes {"name":"s1r2","paths":["/s1r2"]}"#,
+            r#"POST /plugins {"config":{"policy":"local","second":1000},"name":"rate-limiting","service":{"name":"s1"}}"#,
+            r#"POST /services {"name":"s2","url":"http://127.0.0.1:18088/test"}"#,
+            r#"POST /services/s2/routes {"name":"s2r1","paths":["/s2r1"]}"#,
+            r#"POST /services/s2/routes {"name":"s2r2","paths":["/s2r2"]}"#,
+            r#"POST /plugins {"config":{"policy":"local","second":1000},"name":"rate-limiting","service":{"name":"s2"}}"#,
+            r#"POST /consumers {"username":"consumer-1"}"#,
+            r#"POST /consumers/consumer-1/key-auth {"key":"key-1"}"#,
+            r#"POST /consumers {"username":"consumer-2"}"#,
+            r#"POST /consumers/consumer-2/key-auth {"key":"key-2"}"#,
+        ]
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts nginx serving `server_body` on a free loopback port; returns the proc and the port.
+fn start_nginx(
+    host: &Arc<dyn Host>,
+    dir: &Path,
+    server_body: &str,
+) -> Option<(Box<dyn perflab::host::Proc>, u16)> {
+    let nginx = host.which("nginx")?;
+    let port = free_port();
+    let d = dir.display();
+    let cfg = format!(
+        "daemon off; pid {d}/nginx.pid; error_log {d}/error.log; events {{}}\n\
+         http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; \
+         fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+         server {{ listen 127.0.0.1:{port}; {server_body} }} }}\n"
+    );
+    host.write_file(&dir.join("nginx.conf"), cfg.as_bytes())
+        .unwrap();
+    let cmd = Cmd::new(nginx).args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")]);
+    let proc = host.spawn(&cmd, &dir.join("nginx.out")).unwrap();
+    let up = perflab::host::poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "nginx did not start");
+    Some((proc, port))
+}
+
+#[test]
+fn admin_apply_reports_the_servers_error_body() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    std::fs::write(tmp.path().join("services"), "static").unwrap();
+    // nginx refuses a POST to a static file with 405 and its own error page.
+    let Some((mut proc, port)) = start_nginx(
+        &host,
+        tmp.path(),
+        &format!("location / {{ root {}; }}", tmp.path().display()),
+    ) else {
+        println!("nginx not installed: skipping the Admin API error test");
+        return;
+    };
+    let doc = declarative::document(
+        &entities(1, 1, vec![], 0),
+        &["http://127.0.0.1:1".into()],
+        "/test",
+    )
+    .unwrap();
+    let err = admin::apply(
+        &format!("http://127.0.0.1:{port}"),
+        &admin::requests(&doc),
+        Duration::from_secs(5),
+    )
+    .unwrap_err()
+    .to_string();
+    proc.stop(Duration::from_secs(2)).unwrap();
+    assert!(err.contains("POST"), "{err}");
+    assert!(err.contains("/services"), "{err}");
+    assert!(err.contains("HTTP 405"), "{err}");
+    assert!(
+        err.contains("405 Not Allowed"),
+        "nginx's body is included: {err}"
+    );
+    // Nothing listens: the error names the URL.
+    let err = admin::apply(
+        &format!("http://127.0.0.1:{port}"),
+        &admin::requests(&doc),
+        Duration::from_secs(2),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&format!("127.0.0.1:{port}/services")), "{err}");
+}
+
+// ---------------------------------------------------------------- certificates
+
+#[test]
+fn cluster_certificate_is_self_signed_kong_clustering_p384() {
+    use x509_parser::pem::parse_x509_pem;
+    let pair = certs::generate(certs::DEFAULT_DAYS).unwrap();
+    assert!(pair.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(pair.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let (_, pem) = parse_x509_pem(pair.cert_pem.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let cn: Vec<&str> = cert
+        .subject()
+        .iter_common_name()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(cn, [certs::CLUSTER_CN]);
+    assert_eq!(cert.subject(), cert.issuer(), "self-signed");
+    cert.verify_signature(None).expect("signed by its own key");
+    assert!(cert.validity().is_valid());
+    let secs =
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) as u64;
+    assert_eq!(secs, 1095 * 86_400);
+    // EC key on secp384r1 (OID 1.3.132.0.34), like `kong hybrid gen_cert`.
+    let spki = cert.public_key();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    assert_eq!(curve.as_deref(), Some("1.3.132.0.34"));
+    // The key file belongs to the certificate.
+    let key = rcgen::KeyPair::from_pem(&pair.key_pem).unwrap();
+    use rcgen::PublicKeyData;
+    assert_eq!(key.subject_public_key_info(), spki.raw);
+    // Every call makes a new key.
+    let other = certs::generate(1).unwrap();
+    assert_ne!(other.key_pem, pair.key_pem);
+}
+
+// ---------------------------------------------------------------- versions
+
+#[test]
+fn meta_lua_gives_the_base_version() {
+    let text = std::fs::read_to_string(repo("tests/fixtures/kong/meta.lua")).unwrap();
+    let v = meta::parse_meta_lua(&text).unwrap();
+    assert_eq!(
+        (v.major, v.minor, v.patch, v.suffix.clone()),
+        (3, 10, 0, None),
+        "the commented-out suffix is ignored"
+    );
+    assert_eq!(v.to_string(), "3.10.0");
+    assert_eq!(v.base_version(), "3.10.0");
+
+    let alpha = text.replace("--suffix = \"-rc.1\"", "suffix = \"-alpha.2\"");
+    let v = meta::parse_meta_lua(&alpha).unwrap();
+    assert_eq!(v.to_string(), "3.10.0-alpha.2");
+    assert_eq!(v.base_version(), "3.10.0", "-alpha is stripped");
+    let rc = text.replace("--suffix = \"-rc.1\"", "suffix = \"-rc.1\",");
+    assert_eq!(
+        meta::parse_meta_lua(&rc).unwrap().base_version(),
+        "3.10.0-rc.1"
+    );
+
+    // The 0.x shape with `pre_release`.
+    let old = "local version = setmetatable({\n  major = 0,\n  minor = 8,\n  patch = 3,\n  pre_release = \"alpha\"\n}, {})\n";
+    assert_eq!(
+        meta::parse_meta_lua(old).unwrap().to_string(),
+        "0.8.3-alpha"
+    );
+    assert!(meta::parse_meta_lua("return {}").is_err());
+    assert!(meta::parse_meta_lua("setmetatable({ major = x, minor = 1, patch = 0 }, {})").is_err());
+}
+
+#[test]
+fn version_labels_and_kong_version_output() {
+    assert_eq!(VersionSpec::parse("current").unwrap(), VersionSpec::Current);
+    assert_eq!(
+        VersionSpec::parse("image:kong:3.9.1").unwrap(),
+        VersionSpec::Current
+    );
+    assert_eq!(
+        VersionSpec::parse("git:origin/master~10").unwrap(),
+        VersionSpec::Git("origin/master~10".into())
+    );
+    for r in ["3.9.1", "2.8.1.1", "3.0.0-rc.1"] {
+        assert_eq!(
+            VersionSpec::parse(r).unwrap(),
+            VersionSpec::Release(r.into())
+        );
+    }
+    assert!(VersionSpec::parse("latest").is_err());
+
+    assert_eq!(
+        meta::parse_version_output("3.9.1\n").as_deref(),
+        Some("3.9.1")
+    );
+    assert_eq!(
+        meta::parse_version_output("Kong 3.4.2").as_deref(),
+        Some("3.4.2")
+    );
+    assert_eq!(
+        meta::parse_version_output("Kong Enterprise 3.4.3.12\n").as_deref(),
+        Some("3.4.3.12")
+    );
+    assert_eq!(meta::parse_version_output("no version"), None);
+    assert!(meta::release_matches("3.9.1", "3.9.1"));
+    assert!(meta::release_matches("3.4.3", "3.4.3.12"));
+    assert!(!meta::release_matches("3.9.1", "3.9.10"));
+    assert!(!meta::release_matches("3.9.1", "3.8.0"));
+}
+
+#[test]
+fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    // git: a worktree without bin/kong.
+    let wt = tmp.path().join("wt");
+    std::fs::create_dir_all(wt.join("kong")).unwrap();
+    std::fs::copy(
+        repo("tests/fixtures/kong/meta.lua"),
+        wt.join("kong/meta.lua"),
+    )
+    .unwrap();
+    let err = resolve_binary(host.as_ref(), "git:v3.10.0", Some(&wt)).unwrap_err();
+    assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
+    assert!(err.to_string().contains("wt/bin/kong"), "{err}");
+    assert!(err.to_string().contains("docs/kong.md"), "{err}");
+    let err = resolve_binary(host.as_ref(), "git:main", None).unwrap_err();
+    assert!(err.to_string().contains("no worktree"), "{err}");
+
+    if host.which("kong").is_some() {
+        println!("kong is installed here: the missing-kong start check is skipped");
+        return;
+    }
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(1, 1, vec![], 0);
+    let s = settings(r#"mode = "dbless""#);
+    let c = ctx(
+        &host,
+        &tmp.path().join("gw"),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s,
+        (9000, 9001),
+    );
+    let err = KongAdapter::with_env(vec![]).start(&c).err().unwrap();
+    assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
+    assert!(err.to_string().contains("docs/kong.md"), "{err}");
+    let err = resolve_binary(host.as_ref(), "3.9.1", None).unwrap_err();
+    assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
+}
+
+// ---------------------------------------------------------------- case files
+
+#[test]
+fn kong_case_files_parse_and_render() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(repo("suites/kong")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let doc: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let case = doc["case"].as_table().unwrap();
+        let name = case["name"].as_str().unwrap().to_string();
+        assert_eq!(path.file_stem().unwrap().to_str().unwrap(), name);
+        assert_eq!(case["gateway"].as_str(), Some("kong"));
+        assert!(
+            case["upstream"]
+                .as_str()
+                .unwrap()
+                .contains("location = /test")
+        );
+        let e: Entities = case["entities"].clone().try_into().unwrap();
+        let settings = case["gateway_settings"].as_table().unwrap();
+        KongSettings::from_table(settings).unwrap();
+        let load_path = case["load"]["path"].as_str().unwrap();
+        let route = load_path.split('?').next().unwrap();
+        assert!(
+            e.route_paths().iter().any(|p| p == route),
+            "{name}: {route}"
+        );
+        let doc = declarative::document(&e, &["http://127.0.0.1:18088".into()], "/test").unwrap();
+        let routes: usize = doc["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["routes"].as_array().unwrap().len())
+            .sum();
+        match name.as_str() {
+            "many-routes" => assert_eq!(routes, 100),
+            "key-auth" => {
+                assert_eq!(doc["consumers"].as_array().unwrap().len(), 100);
+                assert!(load_path.contains("apikey=key-1"));
+            }
+            "rate-limiting" => assert_eq!(e.plugins[0].name, "rate-limiting"),
+            _ => {}
+        }
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        ["key-auth", "many-routes", "rate-limiting", "simple-proxy"]
+    );
+}
+
+// ---------------------------------------------------------------- live Kong
+
+#[test]
+fn live_kong_in_every_mode() {
+    if std::env::var("PERFLAB_KONG_LIVE").as_deref() != Ok("1") {
+        println!("live Kong test skipped: set PERFLAB_KONG_LIVE=1 on a machine with Kong");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host = local(tmp.path());
+    if host.which("kong").is_none() {
+        println!("live Kong test skipped: `kong` is not on PATH");
+        return;
+    }
+    let up_dir = tmp.path().join("upstream");
+    std::fs::create_dir_all(&up_dir).unwrap();
+    let (mut upstream, up_port) =
+        start_nginx(&host, &up_dir, r#"location = /test { return 200 "ok"; }"#)
+            .expect("nginx for the upstream");
+    let uris = vec![format!("http://127.0.0.1:{up_port}")];
+    let key_auth = Plugin {
+        name: "key-auth".into(),
+        config: serde_json::Map::new(),
+    };
+    let e = entities(2, 2, vec![key_auth], 1);
+    let adapter = KongAdapter::new();
+    for mode in ["dbless", "traditional", "hybrid"] {
+        let s = settings(&format!("mode = \"{mode}\"\ndata_planes = 1"));
+        let ports = (free_port(), free_port());
+        let prefix = tmp.path().join(mode);
+        let c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
+        let mut gw = adapter
+            .start(&c)
+            .unwrap_or_else(|err| panic!("{mode}: {err:#}"));
+        println!("{mode}: {} at {}", gw.version_detail, gw.proxy_uri);
+        let denied =
+            perflab::http::get_status(&format!("{}/s2r2", gw.proxy_uri), Duration::from_secs(5))
+                .unwrap();
+        let ok = perflab::http::get_status(
+            &format!("{}/s2r2?apikey=key-1", gw.proxy_uri),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let pid = gw.proc.pid();
+        adapter.stop(&mut gw).unwrap();
+        assert_eq!((denied, ok), (401, 200), "{mode}");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{mode}: kong {pid} left"
+        );
+    }
+    upstream.stop(Duration::from_secs(2)).unwrap();
+}

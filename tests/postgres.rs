@@ -1,0 +1,171 @@
+//! The PostgreSQL role against the real PostgreSQL server binaries of this machine: start on a
+//! free loopback port in a temp dir, a fixture schema shaped like Kong's `services` table, dump,
+//! restore with and without the service patch, stop, and no process of ours left behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use perflab::host::{Host, LocalHost};
+use perflab::role::postgres::{PostgresOptions, start_postgres};
+
+/// Kong's `services` columns (kong/db/migrations/core/000_base.lua plus later migrations'
+/// `tags`/`ca_certificates`-free subset) with two rows.
+const SCHEMA: &str = r#"
+CREATE TABLE services (
+  id uuid PRIMARY KEY,
+  created_at timestamp with time zone DEFAULT CURRENT_TIMESTAMP(0),
+  updated_at timestamp with time zone DEFAULT CURRENT_TIMESTAMP(0),
+  name text UNIQUE,
+  retries bigint,
+  protocol text,
+  host text,
+  port bigint,
+  path text,
+  connect_timeout bigint,
+  write_timeout bigint,
+  read_timeout bigint
+);
+INSERT INTO services (id, name, retries, protocol, host, port, path, connect_timeout, write_timeout, read_timeout) VALUES
+  ('6d9a6e3c-6f1a-4f0e-9d8b-000000000001', 's1', 5, 'https', 'example.invalid', 443, '/test', 60000, 60000, 60000),
+  ('6d9a6e3c-6f1a-4f0e-9d8b-000000000002', 's2', 5, 'grpc', 'other.invalid', 9000, NULL, 60000, 60000, 60000);
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is gone for our purposes; read the state letter after the comm field.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st != "Z"),
+        Err(_) => false,
+    }
+}
+
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(pid) = name.parse::<u32>() else {
+            continue;
+        };
+        if let Ok(s) = std::fs::read_to_string(e.path().join("stat"))
+            && let Some((_, rest)) = s.rsplit_once(')')
+        {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // fields after comm: state ppid pgrp
+            if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+fn rows(pg: &perflab::role::postgres::Postgres) -> String {
+    pg.psql("SELECT name, protocol, host, port, coalesce(path, '-') FROM services ORDER BY name")
+        .unwrap()
+}
+
+#[test]
+fn postgres_starts_dumps_restores_patches_and_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    // PostgreSQL runs as `postgres` when we are root: it must be able to reach the dir.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host: Arc<dyn Host> = Arc::new(LocalHost::new("local", tmp.path()).unwrap());
+    let port = free_port();
+    let opts = PostgresOptions {
+        port,
+        user: "kong".into(),
+        database: "kong_tests".into(),
+        version_bin_dir: None,
+    };
+    let mut pg = start_postgres(host.clone(), &tmp.path().join("pg"), opts).unwrap();
+    let pid = pg.pid();
+    assert!(alive(pid), "postmaster {pid} should run");
+    assert_eq!(
+        pg.dsn(),
+        format!("postgresql://kong@127.0.0.1:{port}/kong_tests")
+    );
+    assert_eq!(pg.psql("SELECT current_user").unwrap().trim(), "kong");
+
+    pg.psql(SCHEMA).unwrap();
+    let original = rows(&pg);
+    assert_eq!(
+        original.trim(),
+        "s1|https|example.invalid|443|/test\ns2|grpc|other.invalid|9000|-"
+    );
+
+    let dump = tmp.path().join("out/dump.sql");
+    pg.save_pgdump(&dump).unwrap();
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(text.contains("CREATE TABLE public.services"), "{text}");
+
+    // Change the data, then restore without patching: the dump's rows come back as they were.
+    pg.psql("DELETE FROM services WHERE name = 's2'; UPDATE services SET port = 1")
+        .unwrap();
+    pg.load_pgdump(&dump, true, None).unwrap();
+    assert_eq!(rows(&pg), original);
+
+    // Restore with the patch: every service points at the lab's upstream, paths kept.
+    pg.load_pgdump(&dump, false, Some(("127.0.0.1", 18088)))
+        .unwrap();
+    assert_eq!(
+        rows(&pg).trim(),
+        "s1|http|127.0.0.1|18088|/test\ns2|http|127.0.0.1|18088|-"
+    );
+
+    // Patching needs an upstream.
+    let err = pg.load_pgdump(&dump, false, None).unwrap_err();
+    assert!(err.to_string().contains("upstream"), "{err}");
+
+    // A data-only dump in Kong's framework style loads into the existing schema.
+    let data_only = tmp.path().join("data-only.sql");
+    std::fs::write(
+        &data_only,
+        "TRUNCATE services CASCADE;\nINSERT INTO services (id, name, protocol, host, port, path) VALUES \
+         ('6d9a6e3c-6f1a-4f0e-9d8b-000000000009', 'dump-svc', 'http', '172.17.0.15', 18088, '/test');\n",
+    )
+    .unwrap();
+    pg.load_pgdump(&data_only, false, Some(("127.0.0.2", 8088)))
+        .unwrap();
+    assert_eq!(rows(&pg).trim(), "dump-svc|http|127.0.0.2|8088|/test");
+
+    // A broken SQL statement reports PostgreSQL's own message.
+    let err = pg.psql("SELECT * FROM no_such_table").unwrap_err();
+    assert!(err.to_string().contains("no_such_table"), "{err}");
+
+    pg.stop().unwrap();
+    assert!(!alive(pid), "postmaster {pid} still running");
+    assert!(
+        group_members(pid).is_empty(),
+        "processes of group {pid} left"
+    );
+    pg.stop().unwrap(); // twice is fine
+}
+
+#[test]
+fn a_busy_port_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host: Arc<dyn Host> = Arc::new(LocalHost::new("local", tmp.path()).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let opts = PostgresOptions {
+        port,
+        ..PostgresOptions::default()
+    };
+    let err = start_postgres(host, Path::new(&tmp.path().join("pg")), opts).unwrap_err();
+    assert!(
+        matches!(err, perflab::Error::PortInUse { port: p, .. } if p == port),
+        "{err}"
+    );
+}
