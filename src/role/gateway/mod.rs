@@ -105,6 +105,7 @@ pub fn adapter(kind: &str) -> Result<Box<dyn GatewayAdapter>> {
         "nginx" => Ok(Box::new(nginx::NginxAdapter)),
         "haproxy" => Ok(Box::new(haproxy::HaproxyAdapter)),
         "command" => Ok(Box::new(command::CommandAdapter)),
+        "kong" => Ok(Box::new(kong::KongAdapter::new())),
         other => Err(crate::Error::Usage(format!(
             "unknown gateway \"{other}\": expected one of {}",
             GATEWAYS.join(", ")
