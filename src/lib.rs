@@ -11,6 +11,7 @@ pub mod entities;
 pub mod error;
 pub mod host;
 pub mod http;
+pub mod image;
 pub mod report;
 pub mod result;
 pub mod role;

@@ -57,6 +57,7 @@ pub trait Driver: Send {
 pub fn create(name: &str, options: &DriverOptions, lab_id: &str) -> Result<Box<dyn Driver>> {
     match name {
         "local" => Ok(Box::new(local::LocalDriver::new(options, lab_id)?)),
+        "docker" => Ok(Box::new(docker::DockerDriver::new(options, lab_id)?)),
         other => Err(Error::Usage(format!(
             "unknown driver \"{other}\": expected one of {}",
             DRIVERS
