@@ -352,6 +352,16 @@ impl DockerDriver {
     /// `network` (`host` default, or `bridge`), `cpuset.gateway` and `cpuset.worker` (e.g. `1`,
     /// `0-2`; `none` for no pinning). Warns when other labs left objects behind.
     pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
+        Self::with_engine(options, lab_id, None)
+    }
+
+    /// Like [`DockerDriver::new`] with the engine address given (`unix://…`, `tcp://…`) rather
+    /// than taken from `DOCKER_HOST`.
+    pub fn with_engine(
+        options: &DriverOptions,
+        lab_id: &str,
+        docker_host: Option<&str>,
+    ) -> Result<Self> {
         for k in options.keys() {
             if !OPTIONS.contains(&k.as_str()) {
                 return Err(Error::Usage(format!(
@@ -388,9 +398,9 @@ impl DockerDriver {
             .get("image")
             .cloned()
             .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
-        let (addr, _) = engine_address(None);
+        let (addr, _) = engine_address(docker_host);
         runtime().block_on(async {
-            let docker = connect(None).await?;
+            let docker = connect(docker_host).await?;
             let image_id = image_id(&docker, &image)
                 .await?
                 .ok_or_else(|| Error::MissingTool {
