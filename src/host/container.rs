@@ -32,7 +32,9 @@ use super::{Cmd, CmdOutput, Host, HostError, Proc};
 use crate::driver::docker::runtime;
 
 /// Runs the program in the group `setsid` made, after checking it exists, and records the
-/// group id so a timeout can kill the group. `$0 "$@"` is the program's argv.
+/// group id so a timeout can kill the group. `$0 "$@"` is the program's argv. Background
+/// leftovers of the program get TERM at the end (as on the local host); otherwise the engine
+/// keeps the output stream open for them.
 const RUN_SCRIPT: &str = r#"f=$PERFLAB_PIDFILE; p=$PERFLAB_PROG; unset PERFLAB_PIDFILE PERFLAB_PROG
 for x in "$0" "$p"; do
   command -v "$x" >/dev/null 2>&1 || { echo "perflab: $x: not found in this container" >&2; exit 127; }
@@ -41,19 +43,27 @@ echo $$ >"$f"
 "$0" "$@"
 rc=$?
 rm -f "$f"
+trap '' TERM
+kill -TERM -$$ 2>/dev/null
 exit $rc"#;
 
-/// Starts a background program as the leader of its own group, output to the log file; reports
-/// "pid N", "missing PROG" or "nolog" through the pid file (written atomically with `mv`).
+/// Starts a background program as the leader of a new session and group (`setsid` in a forked
+/// child does not fork again, so the program keeps the pid `$!`), output to the log file.
+/// Reports "pid N", "missing PROG" or "nolog" through the pid file (written atomically with
+/// `mv`), then waits for the program and leaves its exit status in `PIDFILE.exit`. The waiting
+/// shell is outside the program's group, so stopping the group does not touch it.
 const SPAWN_SCRIPT: &str = r#"f=$PERFLAB_PIDFILE; l=$PERFLAB_LOG; p=$PERFLAB_PROG; unset PERFLAB_PIDFILE PERFLAB_LOG PERFLAB_PROG
-say() { echo "$1" >"$f.tmp"; mv "$f.tmp" "$f"; }
+say() { echo "$1" >"$2.tmp"; mv "$2.tmp" "$2"; }
 for x in "$0" "$p"; do
-  command -v "$x" >/dev/null 2>&1 || { say "missing $x"; exit 127; }
+  command -v "$x" >/dev/null 2>&1 || { say "missing $x" "$f"; exit 127; }
 done
 mkdir -p "${l%/*}" 2>/dev/null
-if ! ( : >"$l" ) 2>/dev/null; then say "nolog"; exit 1; fi
-say "pid $$"
-exec "$0" "$@" >"$l" 2>&1 </dev/null"#;
+if ! ( : >"$l" ) 2>/dev/null; then say "nolog" "$f"; exit 1; fi
+setsid "$0" "$@" >"$l" 2>&1 </dev/null &
+pid=$!
+say "pid $pid" "$f"
+wait $pid
+say $? "$f.exit""#;
 
 /// Reads a pid file and removes it; prints nothing while it does not exist.
 const TAKE_PIDFILE: &str = r#"cat "$1" 2>/dev/null && rm -f "$1""#;
@@ -395,7 +405,7 @@ impl Host for ContainerHost {
         let inner = &self.inner;
         let pidfile = pidfile("spawn");
         let log_s = log.display().to_string();
-        let mut argv: Vec<String> = ["setsid", "sh", "-c", SPAWN_SCRIPT]
+        let mut argv: Vec<String> = ["sh", "-c", SPAWN_SCRIPT]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -464,6 +474,8 @@ impl Host for ContainerHost {
         Ok(Box::new(ContainerProc {
             inner: inner.clone(),
             pid,
+            exit_file: format!("{pidfile}.exit"),
+            exit: None,
             done: false,
         }))
     }
@@ -575,7 +587,31 @@ impl Host for ContainerHost {
 pub struct ContainerProc {
     inner: Arc<Inner>,
     pid: u32,
+    /// Where the waiting shell leaves the exit status.
+    exit_file: String,
+    exit: Option<i32>,
     done: bool,
+}
+
+impl ContainerProc {
+    /// The exit status the waiting shell recorded (`-signal` when killed), once it is there.
+    fn exit_code(&mut self) -> Option<i32> {
+        if self.exit.is_none() {
+            for _ in 0..50 {
+                let out = self
+                    .inner
+                    .sh_blocking(TAKE_PIDFILE, &[&self.exit_file])
+                    .ok()?;
+                if let Ok(code) = out.stdout_text().trim().parse::<i32>() {
+                    // The shell's `$?`: 128 + N when killed by signal N.
+                    self.exit = Some(if code > 128 { -(code - 128) } else { code });
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.exit
+    }
 }
 
 impl Proc for ContainerProc {
@@ -600,13 +636,13 @@ impl Proc for ContainerProc {
         alive
     }
 
-    /// The exit code of a detached exec is not kept by the engine once the program has replaced
-    /// the wrapper, so an exited process reports `Some(-1)` ("exited, code unknown").
+    /// Polls until the group is gone; the code is the program's exit status (`-signal` when
+    /// killed), or -1 when the waiting shell could not record it.
     fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError> {
         let start = Instant::now();
         loop {
             if !self.is_running() {
-                return Ok(Some(-1));
+                return Ok(Some(self.exit_code().unwrap_or(-1)));
             }
             if start.elapsed() >= timeout {
                 return Ok(None);
@@ -619,6 +655,8 @@ impl Proc for ContainerProc {
         if !self.done {
             self.inner.terminate(self.pid, grace)?;
             self.done = true;
+            // Collects the status (and removes the waiting shell's file).
+            self.exit_code();
         }
         Ok(())
     }
