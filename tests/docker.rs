@@ -139,6 +139,30 @@ fn image_build_uses_this_machines_binaries_and_is_reused() {
 }
 
 #[test]
+fn image_load_reads_a_docker_save_tarball() {
+    let info = lab_image();
+    // `docker save` of the lab image stands in for a nix-built image tarball.
+    let saved: Vec<u8> = runtime().block_on(async {
+        use futures_util::TryStreamExt;
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        dk.export_image(&info.tag)
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    std::fs::write(&path, saved).unwrap();
+    let loaded = image::image_load(Some(engine()), &path).unwrap();
+    assert_eq!(loaded.id, info.id);
+    assert_eq!(loaded.tag, info.tag);
+    let bad = dir.path().join("not-an-image.tar");
+    std::fs::write(&bad, b"hello").unwrap();
+    assert!(image::image_load(Some(engine()), &bad).is_err());
+}
+
+#[test]
 fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
     let mut d = driver("e2e", &[]);
     let lab = d.lab_id().to_string();
@@ -299,6 +323,28 @@ fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
         assert_eq!(desc["cpuset"]["worker"], "0");
     }
 
+    assert_eq!(labelled(&lab).len(), 2);
+    // A partial teardown stops processes and removes the lab's files, keeping the containers.
+    let _keep = gw
+        .spawn(&Cmd::new("sleep").arg("101"), &gw.lab_dir().join("s.log"))
+        .unwrap();
+    d.teardown(false).unwrap();
+    assert!(
+        gw.read_file(&gw.lab_dir().join("nginx/nginx.conf"))
+            .is_err()
+    );
+    let text = String::from_utf8_lossy(
+        &gw.run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("for p in /proc/[0-9]*; do cat $p/cmdline; echo; done"),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .stdout,
+    )
+    .replace('\0', " ");
+    assert!(!text.contains("sleep 101"), "{text}");
     assert_eq!(labelled(&lab).len(), 2);
     d.teardown(true).unwrap();
     assert!(labelled(&lab).is_empty());
