@@ -67,6 +67,15 @@ fn driver(test: &str, extra: &[(&str, &str)]) -> DockerDriver {
     DockerDriver::with_engine(&o, &lab_id(test), Some(engine())).expect("docker driver")
 }
 
+/// Removes a lab's objects even when a test fails half-way.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = docker::remove_leftovers(Some(ENGINE), Some(&self.0));
+    }
+}
+
 fn labelled(lab: &str) -> Vec<docker::Leftover> {
     docker::find_leftovers(Some(engine()), Some(lab)).expect("list by label")
 }
@@ -166,6 +175,7 @@ fn image_load_reads_a_docker_save_tarball() {
 fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
     let mut d = driver("e2e", &[]);
     let lab = d.lab_id().to_string();
+    let _cleanup = Cleanup(lab.clone());
     let gw = d.host(Role::Gateway, "default").unwrap();
     let worker = d.host(Role::Worker, "default").unwrap();
     assert_eq!(gw.address(), "127.0.0.1");
@@ -357,6 +367,7 @@ fn bridge_network_is_lab_owned_and_removed() {
         &[("network", "bridge"), ("cpuset.gateway", "none")],
     );
     let lab = d.lab_id().to_string();
+    let _cleanup = Cleanup(lab.clone());
     let gw = d.host(Role::Gateway, "default").unwrap();
     let worker = d.host(Role::Worker, "default").unwrap();
     assert_ne!(gw.address(), "127.0.0.1");
@@ -384,6 +395,7 @@ fn a_killed_lab_leaves_leftovers_that_teardown_finds_and_removes() {
         d.host(Role::Worker, "default").unwrap();
         // Dropped without teardown, as when the lab's process dies.
     }
+    let _cleanup = Cleanup(lab.clone());
     let found = labelled(&lab);
     assert_eq!(found.iter().filter(|l| l.kind == "container").count(), 2);
     assert_eq!(found.iter().filter(|l| l.kind == "network").count(), 1);
@@ -475,6 +487,7 @@ fn an_image_without_the_program_gives_a_clear_spawn_error() {
     let mut o = DriverOptions::new();
     o.insert("image".into(), tag.clone());
     let mut d = DockerDriver::with_engine(&o, &lab_id("minimal"), Some(engine())).unwrap();
+    let _cleanup = Cleanup(d.lab_id().to_string());
     let gw = d.host(Role::Gateway, "default").unwrap();
     let e = match gw.spawn(&Cmd::new("nginx"), &gw.lab_dir().join("nginx.log")) {
         Err(e) => e,
