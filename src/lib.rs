@@ -13,6 +13,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod host;
 pub mod http;
+pub mod image;
 pub mod progress;
 pub mod report;
 pub mod reproduce;

@@ -1,1 +1,708 @@
-//! The docker driver (to be written).
+//! The docker driver: one long-lived container per role, commands run as Docker execs.
+//!
+//! Containers give each role its own filesystem and PID namespace (so `/proc` CPU accounting
+//! sees just that role) while sharing the machine's network by default: bridge NAT costs 20%+
+//! throughput in published measurements, so host networking is the honest default and a
+//! lab-owned bridge network is opt-in. Roles are pinned to CPU sets at the container level
+//! (gateway alone on the last CPU, worker on the others) because pinning is what makes
+//! interleaved A/B ratios steady on small machines.
+//!
+//! Everything the driver creates carries the label `perflab.lab=<lab id>`, and teardown removes
+//! by that label and by id (containers first, then networks, then volumes). Docker 20.10 allows
+//! duplicate network names, so names are never used to find things again; a crashed lab's
+//! leftovers are found by label ([`find_leftovers`]) and removed by `perflab teardown`
+//! ([`remove_leftovers`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
+};
+use serde::Serialize;
+
+use super::{Driver, DriverOptions, Role};
+use crate::host::Host;
+use crate::host::container::ContainerHost;
+use crate::image::{DEFAULT_IMAGE, image_id};
+use crate::{Error, Result};
+
+/// The label every Docker object of a lab carries; its value is the lab id.
+pub const LAB_LABEL: &str = "perflab.lab";
+/// The label naming the role of a container.
+pub const ROLE_LABEL: &str = "perflab.role";
+/// The label naming the instance of a role.
+pub const INSTANCE_LABEL: &str = "perflab.instance";
+
+/// The options the docker driver understands (`--driver-opt key=value`).
+pub const OPTIONS: &[&str] = &["image", "network", "cpuset.gateway", "cpuset.worker"];
+
+/// The shared runtime that the synchronous driver and hosts block on. perflab's own code is
+/// synchronous and never runs inside a runtime; calling these from async code would panic.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("perflab-docker")
+            .enable_all()
+            .build()
+            .expect("cannot start the Tokio runtime for Docker")
+    })
+}
+
+/// A Docker API error with what was being done.
+pub fn docker_error(context: &str, e: bollard::errors::Error) -> Error {
+    Error::Lab(format!("docker: {context}: {e}"))
+}
+
+/// Where the engine is looked for: the argument, else `DOCKER_HOST`, else the default socket;
+/// with a note saying which it was.
+pub fn engine_address(docker_host: Option<&str>) -> (String, &'static str) {
+    match docker_host {
+        Some(h) => (h.to_string(), "given"),
+        None => match std::env::var("DOCKER_HOST") {
+            Ok(h) if !h.is_empty() => (h, "from DOCKER_HOST"),
+            _ => (
+                "unix:///var/run/docker.sock".to_string(),
+                "the default; set DOCKER_HOST to use another",
+            ),
+        },
+    }
+}
+
+/// Connects to the engine at `docker_host` (see [`engine_address`]) and checks that it answers.
+/// Understands `unix://PATH` and `tcp://HOST:PORT`.
+pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
+    let (addr, source) = engine_address(docker_host);
+    let no_engine = |why: String| Error::MissingTool {
+        program: "Docker engine".into(),
+        where_: format!(" at {addr} ({source})"),
+        hint: format!(
+            "{why}; start dockerd (scripts/start-dockerd.sh starts a private one on \
+             unix:///run/perflab-docker.sock) and set DOCKER_HOST"
+        ),
+    };
+    if !(addr.starts_with("unix://") || addr.starts_with("tcp://")) {
+        return Err(Error::Usage(format!(
+            "Docker engine address {addr} ({source}): expected unix://PATH or tcp://HOST:PORT"
+        )));
+    }
+    let docker = Docker::connect_with_host(&addr).map_err(|e| match e {
+        bollard::errors::Error::SocketNotFoundError(p) => {
+            no_engine(format!("the socket {p} does not exist"))
+        }
+        e => no_engine(e.to_string()),
+    })?;
+    match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
+        Err(_) => return Err(no_engine("it did not answer within 10 s".into())),
+        Ok(Err(e)) => return Err(no_engine(format!("it does not answer ({e})"))),
+        Ok(Ok(_)) => {}
+    }
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| no_engine(format!("version negotiation failed ({e})")))
+}
+
+/// How the lab's containers are networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The machine's network namespace: services on 127.0.0.1, no NAT (default).
+    Host,
+    /// A bridge network the lab creates (internal: no route out), labelled with the lab id.
+    Bridge,
+}
+
+/// A Docker object left by a lab.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Leftover {
+    /// "container", "network" or "volume".
+    pub kind: &'static str,
+    /// The object's id (a volume's name).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The lab id from its label.
+    pub lab: String,
+}
+
+fn label_filter(lab_id: Option<&str>) -> HashMap<String, Vec<String>> {
+    let v = match lab_id {
+        Some(id) => format!("{LAB_LABEL}={id}"),
+        None => LAB_LABEL.to_string(),
+    };
+    HashMap::from([("label".to_string(), vec![v])])
+}
+
+/// Every container, network and volume labelled `perflab.lab` (with value `lab_id` when given).
+pub async fn find_leftovers_async(docker: &Docker, lab_id: Option<&str>) -> Result<Vec<Leftover>> {
+    let filters = label_filter(lab_id);
+    let mut out = Vec::new();
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| docker_error("listing containers", e))?;
+    for c in containers {
+        let labels = c.labels.unwrap_or_default();
+        out.push(Leftover {
+            kind: "container",
+            id: c.id.unwrap_or_default(),
+            name: c
+                .names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            lab: labels.get(LAB_LABEL).cloned().unwrap_or_default(),
+        });
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| docker_error("listing networks", e))?;
+    for n in networks {
+        let labels = n.labels.unwrap_or_default();
+        out.push(Leftover {
+            kind: "network",
+            id: n.id.unwrap_or_default(),
+            name: n.name.unwrap_or_default(),
+            lab: labels.get(LAB_LABEL).cloned().unwrap_or_default(),
+        });
+    }
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| docker_error("listing volumes", e))?;
+    for v in volumes.volumes.unwrap_or_default() {
+        out.push(Leftover {
+            kind: "volume",
+            id: v.name.clone(),
+            name: v.name,
+            lab: v.labels.get(LAB_LABEL).cloned().unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Removes the objects by id: containers first (forced, with their anonymous volumes), then
+/// networks, then volumes. Objects already gone are fine.
+pub async fn remove_objects(docker: &Docker, objects: &[Leftover]) -> Result<()> {
+    let gone = |e: &bollard::errors::Error| {
+        matches!(
+            e,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }
+        )
+    };
+    for kind in ["container", "network", "volume"] {
+        for o in objects.iter().filter(|o| o.kind == kind) {
+            let r = match kind {
+                "container" => {
+                    docker
+                        .remove_container(
+                            &o.id,
+                            Some(
+                                RemoveContainerOptionsBuilder::default()
+                                    .force(true)
+                                    .v(true)
+                                    .build(),
+                            ),
+                        )
+                        .await
+                }
+                "network" => docker.remove_network(&o.id).await,
+                _ => {
+                    docker
+                        .remove_volume(
+                            &o.id,
+                            Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+                        )
+                        .await
+                }
+            };
+            match r {
+                Err(e) if !gone(&e) => {
+                    return Err(docker_error(&format!("removing {kind} {}", o.name), e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Containers, networks and volumes left by labs (only lab `lab_id` when given) in the engine
+/// at `docker_host`.
+pub fn find_leftovers(docker_host: Option<&str>, lab_id: Option<&str>) -> Result<Vec<Leftover>> {
+    runtime().block_on(async {
+        let docker = connect(docker_host).await?;
+        find_leftovers_async(&docker, lab_id).await
+    })
+}
+
+/// `perflab teardown`: removes what [`find_leftovers`] finds (every lab's objects when `lab_id`
+/// is `None`) and returns what was removed.
+pub fn remove_leftovers(docker_host: Option<&str>, lab_id: Option<&str>) -> Result<Vec<Leftover>> {
+    runtime().block_on(async {
+        let docker = connect(docker_host).await?;
+        let found = find_leftovers_async(&docker, lab_id).await?;
+        remove_objects(&docker, &found).await?;
+        Ok(found)
+    })
+}
+
+/// A warning for a new run that finds objects of other labs (a crashed run, or one still
+/// running), or `None` when there are none.
+pub fn leftover_warning(leftovers: &[Leftover]) -> Option<String> {
+    if leftovers.is_empty() {
+        return None;
+    }
+    let mut labs: Vec<&str> = leftovers.iter().map(|l| l.lab.as_str()).collect();
+    labs.sort_unstable();
+    labs.dedup();
+    Some(format!(
+        "found {} Docker object(s) of other perflab labs ({}); if those labs are not running, \
+         remove them with `perflab teardown` (they may compete for CPU or ports)",
+        leftovers.len(),
+        labs.join(", ")
+    ))
+}
+
+fn valid_cpuset(s: &str) -> bool {
+    !s.is_empty()
+        && s.split(',').all(|part| {
+            let mut it = part.splitn(2, '-');
+            it.all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Default CPU sets: with two or more CPUs the gateway gets the last one alone and the worker
+/// the others; with one, no pinning.
+pub fn default_cpusets(ncpu: usize) -> (Option<String>, Option<String>) {
+    match ncpu {
+        0 | 1 => (None, None),
+        2 => (Some("1".into()), Some("0".into())),
+        n => (Some((n - 1).to_string()), Some(format!("0-{}", n - 2))),
+    }
+}
+
+/// Docker-safe name part: letters, digits, `_.-`.
+fn name_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// A container just created and started.
+struct NewContainer {
+    id: String,
+    host_name: String,
+    address: String,
+    lab_dir: PathBuf,
+}
+
+/// Hosts that are containers of one image, one per role and instance.
+pub struct DockerDriver {
+    lab_id: String,
+    docker: Docker,
+    engine: String,
+    image: String,
+    image_id: String,
+    network: NetworkMode,
+    /// The lab's bridge network (id, name), created with the first container.
+    bridge: Option<(String, String)>,
+    cpuset_gateway: Option<String>,
+    cpuset_worker: Option<String>,
+    engine_version: serde_json::Value,
+    hosts: HashMap<(Role, String), Arc<ContainerHost>>,
+    containers: Vec<(String, String)>,
+}
+
+impl DockerDriver {
+    /// Connects to the engine (`DOCKER_HOST`, else the default socket) and checks the options:
+    /// `image` (default `perflab/lab:latest`, made by `perflab image build`; it must exist),
+    /// `network` (`host` default, or `bridge`), `cpuset.gateway` and `cpuset.worker` (e.g. `1`,
+    /// `0-2`; `none` for no pinning). Warns when other labs left objects behind.
+    pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
+        Self::with_engine(options, lab_id, None)
+    }
+
+    /// Like [`DockerDriver::new`] with the engine address given (`unix://…`, `tcp://…`) rather
+    /// than taken from `DOCKER_HOST`.
+    pub fn with_engine(
+        options: &DriverOptions,
+        lab_id: &str,
+        docker_host: Option<&str>,
+    ) -> Result<Self> {
+        for k in options.keys() {
+            if !OPTIONS.contains(&k.as_str()) {
+                return Err(Error::Usage(format!(
+                    "unknown docker driver option \"{k}\": expected one of {}",
+                    OPTIONS.join(", ")
+                )));
+            }
+        }
+        if lab_id.is_empty() || name_part(lab_id) != lab_id {
+            return Err(Error::Usage(format!(
+                "lab id \"{lab_id}\" must be letters, digits, '_', '.' or '-' (it names containers)"
+            )));
+        }
+        let network = match options.get("network").map(String::as_str) {
+            None | Some("host") => NetworkMode::Host,
+            Some("bridge") => NetworkMode::Bridge,
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "docker driver option network={other}: expected \"host\" or \"bridge\""
+                )));
+            }
+        };
+        for key in ["cpuset.gateway", "cpuset.worker"] {
+            if let Some(v) = options.get(key)
+                && v != "none"
+                && !valid_cpuset(v)
+            {
+                return Err(Error::Usage(format!(
+                    "docker driver option {key}={v}: expected a CPU list like 1 or 0-2,4, or none"
+                )));
+            }
+        }
+        let image = options
+            .get("image")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+        let (addr, _) = engine_address(docker_host);
+        runtime().block_on(async {
+            let docker = connect(docker_host).await?;
+            let image_id = image_id(&docker, &image)
+                .await?
+                .ok_or_else(|| Error::MissingTool {
+                    program: format!("Docker image {image}"),
+                    where_: format!(" in the engine at {addr}"),
+                    hint: if options.contains_key("image") {
+                        "load or build it first (`perflab image load FILE`, `perflab image build`), \
+                         or drop --driver-opt image to use the lab image"
+                            .into()
+                    } else {
+                        "run `perflab image build` to make the lab image from this machine's \
+                         binaries (or `perflab image load FILE` for a prebuilt one)"
+                            .into()
+                    },
+                })?;
+            let version = docker
+                .version()
+                .await
+                .map_err(|e| docker_error("reading the engine version", e))?;
+            let info = docker
+                .info()
+                .await
+                .map_err(|e| docker_error("reading engine info", e))?;
+            let ncpu = info.ncpu.unwrap_or(0).max(0) as usize;
+            let (dg, dw) = default_cpusets(ncpu);
+            let pick = |key: &str, default: Option<String>| match options.get(key) {
+                Some(v) if v == "none" => None,
+                Some(v) => Some(v.clone()),
+                None => default,
+            };
+            let others: Vec<Leftover> = find_leftovers_async(&docker, None)
+                .await?
+                .into_iter()
+                .filter(|l| l.lab != lab_id)
+                .collect();
+            if let Some(w) = leftover_warning(&others) {
+                tracing::warn!("{w}");
+            }
+            if network == NetworkMode::Bridge {
+                tracing::warn!(
+                    "docker driver network=bridge: traffic crosses a bridge (and NAT for \
+                     published ports), which costs 20%+ throughput; results are not comparable \
+                     with host networking"
+                );
+            }
+            Ok(DockerDriver {
+                lab_id: lab_id.to_string(),
+                docker,
+                engine: addr.clone(),
+                image: image.clone(),
+                image_id,
+                network,
+                bridge: None,
+                cpuset_gateway: pick("cpuset.gateway", dg),
+                cpuset_worker: pick("cpuset.worker", dw),
+                engine_version: serde_json::json!({
+                    "version": version.version,
+                    "api_version": version.api_version,
+                    "os": version.os,
+                    "arch": version.arch,
+                    "kernel": version.kernel_version,
+                    "ncpu": ncpu,
+                }),
+                hosts: HashMap::new(),
+                containers: Vec::new(),
+            })
+        })
+    }
+
+    /// The lab id the driver labels objects with.
+    pub fn lab_id(&self) -> &str {
+        &self.lab_id
+    }
+
+    /// The Docker client (for tests and tools that inspect the engine).
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The CPU set a role's container is pinned to.
+    pub fn cpuset(&self, role: Role) -> Option<&str> {
+        match role {
+            Role::Gateway => self.cpuset_gateway.as_deref(),
+            Role::Worker | Role::Database => self.cpuset_worker.as_deref(),
+        }
+    }
+
+    fn labels(&self, role: Role, instance: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LAB_LABEL.to_string(), self.lab_id.clone()),
+            (ROLE_LABEL.to_string(), role.as_str().to_string()),
+            (INSTANCE_LABEL.to_string(), instance.to_string()),
+        ])
+    }
+
+    async fn ensure_bridge(&mut self) -> Result<(String, String)> {
+        if let Some(b) = &self.bridge {
+            return Ok(b.clone());
+        }
+        let name = format!("perflab-{}", self.lab_id);
+        let created = self
+            .docker
+            .create_network(NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                // No route out of the lab: traffic stays between the lab's containers.
+                internal: Some(true),
+                labels: Some(HashMap::from([(
+                    LAB_LABEL.to_string(),
+                    self.lab_id.clone(),
+                )])),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| docker_error(&format!("creating network {name}"), e))?;
+        let b = (created.id, name);
+        self.bridge = Some(b.clone());
+        Ok(b)
+    }
+
+    async fn create_container(&mut self, role: Role, instance: &str) -> Result<NewContainer> {
+        let name = format!(
+            "perflab-{}-{}-{}",
+            self.lab_id,
+            role.as_str(),
+            name_part(instance)
+        );
+        let network_mode = match self.network {
+            NetworkMode::Host => "host".to_string(),
+            NetworkMode::Bridge => self.ensure_bridge().await?.0,
+        };
+        let body = ContainerCreateBody {
+            image: Some(self.image_id.clone()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            labels: Some(self.labels(role, instance)),
+            host_config: Some(HostConfig {
+                init: Some(true),
+                network_mode: Some(network_mode),
+                cpuset_cpus: self.cpuset(role).map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
+            .await
+            .map_err(|e| docker_error(&format!("creating container {name}"), e))?;
+        let id = created.id;
+        self.containers.push((id.clone(), name.clone()));
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| docker_error(&format!("starting container {name}"), e))?;
+        let address = match self.network {
+            NetworkMode::Host => "127.0.0.1".to_string(),
+            NetworkMode::Bridge => {
+                let net = self
+                    .bridge
+                    .as_ref()
+                    .map(|b| b.1.clone())
+                    .unwrap_or_default();
+                let info = self
+                    .docker
+                    .inspect_container(&id, None::<InspectContainerOptions>)
+                    .await
+                    .map_err(|e| docker_error(&format!("inspecting container {name}"), e))?;
+                info.network_settings
+                    .and_then(|s| s.networks)
+                    .and_then(|n| n.get(&net).and_then(|e| e.ip_address.clone()))
+                    .filter(|ip| !ip.is_empty())
+                    .ok_or_else(|| {
+                        Error::Lab(format!("container {name} got no address on network {net}"))
+                    })?
+            }
+        };
+        let lab_dir = PathBuf::from(format!(
+            "/perflab/{}/{}-{}",
+            self.lab_id,
+            role.as_str(),
+            name_part(instance)
+        ));
+        let host_name = if instance == "default" {
+            role.as_str().to_string()
+        } else {
+            format!("{}-{instance}", role.as_str())
+        };
+        Ok(NewContainer {
+            id,
+            host_name,
+            address,
+            lab_dir,
+        })
+    }
+}
+
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>> {
+        let key = (role, instance.to_string());
+        if let Some(h) = self.hosts.get(&key) {
+            return Ok(h.clone());
+        }
+        let c = runtime().block_on(self.create_container(role, instance))?;
+        let host = Arc::new(ContainerHost::new(
+            &c.host_name,
+            self.docker.clone(),
+            &c.id,
+            &self.image,
+            &c.address,
+            &c.lab_dir,
+        )?);
+        self.hosts.insert(key, host.clone());
+        Ok(host)
+    }
+
+    fn teardown(&mut self, full: bool) -> Result<()> {
+        let mut first_err = None;
+        for host in self.hosts.values() {
+            if let Err(e) = host.stop_all(Duration::from_secs(2)) {
+                first_err.get_or_insert(Error::from(e));
+            }
+            if !full {
+                let dir = PathBuf::from(format!("/perflab/{}", self.lab_id));
+                if let Err(e) = host.remove_dir_all(&dir) {
+                    first_err.get_or_insert(Error::from(e));
+                }
+            }
+        }
+        if full {
+            self.hosts.clear();
+            self.containers.clear();
+            self.bridge = None;
+            runtime().block_on(async {
+                let found = find_leftovers_async(&self.docker, Some(&self.lab_id)).await?;
+                remove_objects(&self.docker, &found).await
+            })?;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let containers: serde_json::Map<String, serde_json::Value> = self
+            .containers
+            .iter()
+            .map(|(id, name)| (name.clone(), serde_json::Value::String(id.clone())))
+            .collect();
+        serde_json::json!({
+            "driver": "docker",
+            "engine_address": self.engine,
+            "engine": self.engine_version,
+            "lab_id": self.lab_id,
+            "network": match self.network {
+                NetworkMode::Host => "host",
+                NetworkMode::Bridge => "bridge",
+            },
+            "bridge_network": self.bridge.as_ref().map(|b| serde_json::json!({"id": b.0, "name": b.1})),
+            "image": self.image,
+            "image_id": self.image_id,
+            "cpuset": {
+                "gateway": self.cpuset_gateway,
+                "worker": self.cpuset_worker,
+            },
+            "containers": containers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpusets() {
+        assert_eq!(default_cpusets(1), (None, None));
+        assert_eq!(
+            default_cpusets(2),
+            (Some("1".to_string()), Some("0".to_string()))
+        );
+        assert_eq!(
+            default_cpusets(8),
+            (Some("7".to_string()), Some("0-6".to_string()))
+        );
+        assert!(valid_cpuset("0-2,4"));
+        assert!(!valid_cpuset("a"));
+        assert!(!valid_cpuset("1-"));
+    }
+
+    #[test]
+    fn unknown_option_is_usage_error() {
+        let mut o = DriverOptions::new();
+        o.insert("imag".into(), "x".into());
+        let e = DockerDriver::new(&o, "t1").err().unwrap();
+        assert!(e.to_string().contains("imag"), "{e}");
+    }
+}

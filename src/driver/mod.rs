@@ -58,6 +58,7 @@ pub fn create(name: &str, options: &DriverOptions, lab_id: &str) -> Result<Box<d
     match name {
         "local" => Ok(Box::new(local::LocalDriver::new(options, lab_id)?)),
         "terraform" => Ok(Box::new(terraform::TerraformDriver::new(options, lab_id)?)),
+        "docker" => Ok(Box::new(docker::DockerDriver::new(options, lab_id)?)),
         other => Err(Error::Usage(format!(
             "unknown driver \"{other}\": expected one of {}",
             DRIVERS

@@ -1,1 +1,674 @@
-//! Hosts that are containers (to be written).
+//! Hosts that are containers: every command is a Docker exec into a long-lived container.
+//!
+//! The docker driver starts one container per role (`sleep infinity` under Docker's init) and
+//! hands out a [`ContainerHost`] for it; roles then use the same [`Host`] calls as on the local
+//! machine. Execs are used rather than one container per program because a role starts,
+//! inspects and stops several programs over a run, and CPU accounting needs them all in one PID
+//! namespace whose `/proc` shows exactly the role's processes.
+//!
+//! Process groups work as on the local host: each command runs under `setsid`, and a tiny
+//! wrapper script records the group id in a pid file inside the container, so a timed-out `run`
+//! or a `stop` can signal the whole group (`kill -TERM -PGID`). The wrapper receives the lab's
+//! values through environment variables (removed again before the program starts), never by
+//! pasting them into the script, so no user data is ever quoted into a shell string.
+//!
+//! The [`Host`] trait is synchronous; Docker's API is async. The host blocks on a shared Tokio
+//! runtime ([`crate::driver::docker::runtime`]); it must not be called from inside a runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{Cmd, CmdOutput, Host, HostError, Proc};
+use crate::driver::docker::runtime;
+
+/// Runs the program in the group `setsid` made, after checking it exists, and records the
+/// group id so a timeout can kill the group. `$0 "$@"` is the program's argv. Background
+/// leftovers of the program get TERM at the end (as on the local host); otherwise the engine
+/// keeps the output stream open for them.
+const RUN_SCRIPT: &str = r#"f=$PERFLAB_PIDFILE; p=$PERFLAB_PROG; unset PERFLAB_PIDFILE PERFLAB_PROG
+for x in "$0" "$p"; do
+  command -v "$x" >/dev/null 2>&1 || { echo "perflab: $x: not found in this container" >&2; exit 127; }
+done
+echo $$ >"$f"
+"$0" "$@"
+rc=$?
+rm -f "$f"
+trap '' TERM
+kill -TERM -$$ 2>/dev/null
+exit $rc"#;
+
+/// Starts a background program as the leader of a new session and group (`setsid` in a forked
+/// child does not fork again, so the program keeps the pid `$!`), output to the log file.
+/// Reports "pid N", "missing PROG" or "nolog" through the pid file (written atomically with
+/// `mv`), then waits for the program and leaves its exit status in `PIDFILE.exit`. The waiting
+/// shell is outside the program's group, so stopping the group does not touch it.
+const SPAWN_SCRIPT: &str = r#"f=$PERFLAB_PIDFILE; l=$PERFLAB_LOG; p=$PERFLAB_PROG; unset PERFLAB_PIDFILE PERFLAB_LOG PERFLAB_PROG
+say() { echo "$1" >"$2.tmp"; mv "$2.tmp" "$2"; }
+for x in "$0" "$p"; do
+  command -v "$x" >/dev/null 2>&1 || { say "missing $x" "$f"; exit 127; }
+done
+mkdir -p "${l%/*}" 2>/dev/null
+if ! ( : >"$l" ) 2>/dev/null; then say "nolog" "$f"; exit 1; fi
+setsid "$0" "$@" >"$l" 2>&1 </dev/null &
+pid=$!
+say "pid $pid" "$f"
+wait $pid
+say $? "$f.exit""#;
+
+/// Reads a pid file and removes it; prints nothing while it does not exist.
+const TAKE_PIDFILE: &str = r#"cat "$1" 2>/dev/null && rm -f "$1""#;
+
+/// Signals a whole group: `$1` signal name, `$2` the group id.
+const KILL_GROUP: &str = r#"kill -"$1" -"$2" 2>/dev/null"#;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique pid-file path inside a container's `/tmp`.
+fn pidfile(kind: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("/tmp/.perflab-{kind}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// What a container host and its processes share: the engine, the container, names for messages.
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    docker: Docker,
+    container_id: String,
+    image: String,
+    /// Groups started by `spawn` and not yet stopped.
+    live: Mutex<Vec<u32>>,
+}
+
+impl Inner {
+    fn other(&self, reason: impl std::fmt::Display) -> HostError {
+        HostError::Other {
+            host: self.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    async fn create_exec(
+        &self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cwd: Option<String>,
+        attach: bool,
+    ) -> Result<String, HostError> {
+        let created = self
+            .docker
+            .create_exec(
+                &self.container_id,
+                CreateExecOptions {
+                    cmd: Some(argv),
+                    env: Some(env),
+                    working_dir: cwd,
+                    attach_stdout: Some(attach),
+                    attach_stderr: Some(attach),
+                    attach_stdin: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.other(format!("docker exec in {}: {e}", self.short_id())))?;
+        Ok(created.id)
+    }
+
+    fn short_id(&self) -> &str {
+        &self.container_id[..self.container_id.len().min(12)]
+    }
+
+    /// Runs argv attached and collects its output; `None` on timeout.
+    async fn exec_collect(
+        &self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cwd: Option<String>,
+        timeout: Duration,
+    ) -> Result<Option<CmdOutput>, HostError> {
+        let id = self.create_exec(argv, env, cwd, true).await?;
+        let started = self
+            .docker
+            .start_exec(&id, None::<StartExecOptions>)
+            .await
+            .map_err(|e| self.other(format!("starting docker exec: {e}")))?;
+        let StartExecResults::Attached { mut output, .. } = started else {
+            return Err(self.other("docker exec did not attach"));
+        };
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let collect = async {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        stdout.extend_from_slice(&message)
+                    }
+                    Ok(LogOutput::StdErr { message }) => stderr.extend_from_slice(&message),
+                    Ok(LogOutput::StdIn { .. }) => {}
+                    Err(e) => return Err(self.other(format!("reading docker exec output: {e}"))),
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, collect).await {
+            Err(_) => return Ok(None),
+            Ok(r) => r?,
+        }
+        // The stream ends when the process exits; the engine records the code a moment later.
+        let mut code = None;
+        for _ in 0..200 {
+            let info = self
+                .docker
+                .inspect_exec(&id)
+                .await
+                .map_err(|e| self.other(format!("inspecting docker exec: {e}")))?;
+            if info.running != Some(true) {
+                code = info.exit_code.map(|c| c as i32);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Some(CmdOutput {
+            code,
+            stdout,
+            stderr,
+        }))
+    }
+
+    /// A small helper command (sh script with arguments), 30 s limit.
+    async fn sh(&self, script: &str, args: &[&str]) -> Result<CmdOutput, HostError> {
+        let mut argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            script.to_string(),
+            "sh".to_string(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        self.exec_collect(argv, Vec::new(), None, Duration::from_secs(30))
+            .await?
+            .ok_or_else(|| self.other(format!("helper `{script}` did not finish in 30 s")))
+    }
+
+    fn sh_blocking(&self, script: &str, args: &[&str]) -> Result<CmdOutput, HostError> {
+        runtime().block_on(self.sh(script, args))
+    }
+
+    fn group_alive(&self, pgid: u32) -> Result<bool, HostError> {
+        Ok(self
+            .sh_blocking(KILL_GROUP, &["0", &pgid.to_string()])?
+            .success())
+    }
+
+    /// TERM to the group, up to `grace` for it to go, then KILL.
+    fn terminate(&self, pgid: u32, grace: Duration) -> Result<(), HostError> {
+        let g = pgid.to_string();
+        self.sh_blocking(KILL_GROUP, &["TERM", &g])?;
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if !self.group_alive(pgid)? {
+                self.forget(pgid);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.sh_blocking(KILL_GROUP, &["KILL", &g])?;
+        for _ in 0..100 {
+            if !self.group_alive(pgid)? {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.forget(pgid);
+        Ok(())
+    }
+
+    fn forget(&self, pgid: u32) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g| *g != pgid);
+    }
+}
+
+/// A Docker container as a lab host. Services listen on the container's network: loopback of
+/// the machine with host networking, the container's own address on a lab network.
+#[derive(Debug)]
+pub struct ContainerHost {
+    inner: Arc<Inner>,
+    address: String,
+    lab_dir: PathBuf,
+}
+
+impl ContainerHost {
+    /// A host for the running container `container_id` (made from `image`, named in messages),
+    /// reached by other hosts at `address`; `lab_dir` is created inside the container.
+    pub fn new(
+        name: &str,
+        docker: Docker,
+        container_id: &str,
+        image: &str,
+        address: &str,
+        lab_dir: &Path,
+    ) -> Result<Self, HostError> {
+        let host = ContainerHost {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                docker,
+                container_id: container_id.to_string(),
+                image: image.to_string(),
+                live: Mutex::new(Vec::new()),
+            }),
+            address: address.to_string(),
+            lab_dir: lab_dir.to_path_buf(),
+        };
+        let dir = lab_dir.display().to_string();
+        let out = host.inner.sh_blocking(r#"mkdir -p "$1""#, &[&dir])?;
+        if !out.success() {
+            return Err(HostError::File {
+                host: name.to_string(),
+                op: "creating",
+                path: dir,
+                reason: out.combined_text(),
+            });
+        }
+        Ok(host)
+    }
+
+    /// The container's id.
+    pub fn container_id(&self) -> &str {
+        &self.inner.container_id
+    }
+
+    /// Stops every group this host spawned and has not stopped yet (TERM, `grace`, KILL).
+    pub fn stop_all(&self, grace: Duration) -> Result<(), HostError> {
+        let groups: Vec<u32> = self
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for g in groups {
+            self.inner.terminate(g, grace)?;
+        }
+        Ok(())
+    }
+
+    fn missing(&self, program: &str) -> HostError {
+        HostError::Spawn {
+            host: self.inner.name.clone(),
+            program: program.to_string(),
+            reason: format!(
+                "`{program}` is not in the container image {} (rebuild it with `perflab image build` \
+                 on a machine where {program} is installed, or pass --driver-opt image=IMAGE)",
+                self.inner.image
+            ),
+        }
+    }
+
+    fn file_error(&self, op: &'static str, path: &Path, reason: impl ToString) -> HostError {
+        HostError::File {
+            host: self.inner.name.clone(),
+            op,
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn exec_env(cmd: &Cmd, extra: &[(&str, &str)]) -> Vec<String> {
+        cmd.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(extra.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect()
+    }
+}
+
+impl Host for ContainerHost {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    fn lab_dir(&self) -> &Path {
+        &self.lab_dir
+    }
+
+    fn run(&self, cmd: &Cmd, timeout: Duration) -> Result<CmdOutput, HostError> {
+        let pidfile = pidfile("run");
+        let mut argv: Vec<String> = ["setsid", "-w", "sh", "-c", RUN_SCRIPT]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(cmd.argv());
+        let env = Self::exec_env(
+            cmd,
+            &[
+                ("PERFLAB_PIDFILE", &pidfile),
+                ("PERFLAB_PROG", &cmd.program),
+            ],
+        );
+        let cwd = cmd.cwd.as_ref().map(|d| d.display().to_string());
+        let inner = &self.inner;
+        let result = runtime().block_on(inner.exec_collect(argv, env, cwd, timeout))?;
+        let Some(out) = result else {
+            // Kill the group the wrapper recorded (it may still be writing the pid file).
+            for _ in 0..50 {
+                let taken = inner.sh_blocking(TAKE_PIDFILE, &[&pidfile])?;
+                if let Ok(pgid) = taken.stdout_text().trim().parse::<u32>() {
+                    inner.sh_blocking(KILL_GROUP, &["KILL", &pgid.to_string()])?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return Err(HostError::Timeout {
+                host: inner.name.clone(),
+                command: cmd.display(),
+                timeout,
+            });
+        };
+        if out.code == Some(127) {
+            let err = out.stderr_text();
+            if let Some(rest) = err.strip_prefix("perflab: ")
+                && let Some((prog, _)) = rest.split_once(": not found in this container")
+            {
+                return Err(self.missing(prog));
+            }
+        }
+        if out.code == Some(126) || (out.code == Some(127) && out.stdout.is_empty()) {
+            // setsid or sh themselves could not start: the image lacks the basics.
+            let text = out.stderr_text();
+            if text.contains("executable file not found") || text.contains("no such file") {
+                return Err(self.missing("setsid"));
+            }
+        }
+        Ok(out)
+    }
+
+    fn spawn(&self, cmd: &Cmd, log: &Path) -> Result<Box<dyn Proc>, HostError> {
+        let inner = &self.inner;
+        let pidfile = pidfile("spawn");
+        let log_s = log.display().to_string();
+        let mut argv: Vec<String> = ["sh", "-c", SPAWN_SCRIPT]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(cmd.argv());
+        let env = Self::exec_env(
+            cmd,
+            &[
+                ("PERFLAB_PIDFILE", &pidfile),
+                ("PERFLAB_LOG", &log_s),
+                ("PERFLAB_PROG", &cmd.program),
+            ],
+        );
+        let cwd = cmd.cwd.as_ref().map(|d| d.display().to_string());
+        runtime().block_on(async {
+            let id = inner.create_exec(argv, env, cwd, false).await?;
+            inner
+                .docker
+                .start_exec(
+                    &id,
+                    Some(StartExecOptions {
+                        detach: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(|e| HostError::Spawn {
+                    host: inner.name.clone(),
+                    program: cmd.program.clone(),
+                    reason: format!("docker exec: {e}"),
+                })
+                .map(|_| ())
+        })?;
+        let start = Instant::now();
+        let report = loop {
+            let out = inner.sh_blocking(TAKE_PIDFILE, &[&pidfile])?;
+            let text = out.stdout_text();
+            if out.success() && !text.trim().is_empty() {
+                break text.trim().to_string();
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(HostError::Spawn {
+                    host: inner.name.clone(),
+                    program: cmd.program.clone(),
+                    reason: "the process did not report its pid within 10 s (is `sh`, `setsid` \
+                             and `mv` in the image?)"
+                        .into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(prog) = report.strip_prefix("missing ") {
+            return Err(self.missing(prog));
+        }
+        if report == "nolog" {
+            return Err(self.file_error("creating", log, "cannot create the log file"));
+        }
+        let pid = report
+            .strip_prefix("pid ")
+            .and_then(|p| p.parse::<u32>().ok())
+            .ok_or_else(|| inner.other(format!("unexpected spawn report {report:?}")))?;
+        inner
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pid);
+        Ok(Box::new(ContainerProc {
+            inner: inner.clone(),
+            pid,
+            exit_file: format!("{pidfile}.exit"),
+            exit: None,
+            done: false,
+        }))
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), HostError> {
+        let err = |r: String| self.file_error("writing", path, r);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(err("not a file path".into()));
+        };
+        let dir_s = dir.display().to_string();
+        // Upload under a temporary name, then rename: readers never see half a file.
+        let tmp_name = format!(".{}.perflab-tmp", name.to_string_lossy());
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        b.append_data(&mut h, &tmp_name, data)
+            .map_err(|e| err(e.to_string()))?;
+        let tar = b.into_inner().map_err(|e| err(e.to_string()))?;
+        let inner = &self.inner;
+        let out = inner.sh_blocking(r#"mkdir -p "$1""#, &[&dir_s])?;
+        if !out.success() {
+            return Err(err(out.combined_text()));
+        }
+        runtime()
+            .block_on(
+                inner.docker.upload_to_container(
+                    &inner.container_id,
+                    Some(
+                        UploadToContainerOptionsBuilder::default()
+                            .path(&dir_s)
+                            .build(),
+                    ),
+                    bollard::body_full(tar.into()),
+                ),
+            )
+            .map_err(|e| err(e.to_string()))?;
+        let tmp = dir.join(&tmp_name).display().to_string();
+        let out = inner.sh_blocking(r#"mv -f "$1" "$2""#, &[&tmp, &path.display().to_string()])?;
+        if !out.success() {
+            return Err(err(out.combined_text()));
+        }
+        Ok(())
+    }
+
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, HostError> {
+        let err = |r: String| self.file_error("reading", path, r);
+        let inner = &self.inner;
+        let path_s = path.display().to_string();
+        let tar = runtime()
+            .block_on(
+                inner
+                    .docker
+                    .download_from_container(
+                        &inner.container_id,
+                        Some(
+                            DownloadFromContainerOptionsBuilder::default()
+                                .path(&path_s)
+                                .build(),
+                        ),
+                    )
+                    .map_ok(|b| b.to_vec())
+                    .try_concat(),
+            )
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => err("no such file".into()),
+                e => err(e.to_string()),
+            })?;
+        let mut ar = tar::Archive::new(tar.as_slice());
+        let mut entries = ar.entries().map_err(|e| err(e.to_string()))?;
+        let Some(entry) = entries.next() else {
+            return Err(err("the engine sent an empty archive".into()));
+        };
+        let mut entry = entry.map_err(|e| err(e.to_string()))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(err(format!(
+                "not a regular file ({:?})",
+                entry.header().entry_type()
+            )));
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| err(e.to_string()))?;
+        Ok(data)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> Result<(), HostError> {
+        let path_s = path.display().to_string();
+        let out = self.inner.sh_blocking(r#"rm -rf -- "$1""#, &[&path_s])?;
+        if !out.success() {
+            return Err(self.file_error("removing", path, out.combined_text()));
+        }
+        Ok(())
+    }
+}
+
+/// A background process in a container, leader of its own process group there. Dropping it
+/// without [`Proc::stop`] kills the group as a last resort.
+#[derive(Debug)]
+pub struct ContainerProc {
+    inner: Arc<Inner>,
+    pid: u32,
+    /// Where the waiting shell leaves the exit status.
+    exit_file: String,
+    exit: Option<i32>,
+    done: bool,
+}
+
+impl ContainerProc {
+    /// The exit status the waiting shell recorded (`-signal` when killed), once it is there.
+    fn exit_code(&mut self) -> Option<i32> {
+        if self.exit.is_none() {
+            for _ in 0..50 {
+                let out = self
+                    .inner
+                    .sh_blocking(TAKE_PIDFILE, &[&self.exit_file])
+                    .ok()?;
+                if let Ok(code) = out.stdout_text().trim().parse::<i32>() {
+                    // The shell's `$?`: 128 + N when killed by signal N.
+                    self.exit = Some(if code > 128 { -(code - 128) } else { code });
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.exit
+    }
+}
+
+impl Proc for ContainerProc {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn is_running(&mut self) -> bool {
+        if self.done {
+            return false;
+        }
+        // `kill -0 PID`: the process exists (Docker's init reaps exited ones at once).
+        let alive = self
+            .inner
+            .sh_blocking(KILL_GROUP, &["0", &self.pid.to_string()])
+            .map(|o| o.success())
+            .unwrap_or(false);
+        if !alive {
+            self.done = true;
+            self.inner.forget(self.pid);
+        }
+        alive
+    }
+
+    /// Polls until the group is gone; the code is the program's exit status (`-signal` when
+    /// killed), or -1 when the waiting shell could not record it.
+    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError> {
+        let start = Instant::now();
+        loop {
+            if !self.is_running() {
+                return Ok(Some(self.exit_code().unwrap_or(-1)));
+            }
+            if start.elapsed() >= timeout {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
+        if !self.done {
+            self.inner.terminate(self.pid, grace)?;
+            self.done = true;
+            // Collects the status (and removes the waiting shell's file).
+            self.exit_code();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ContainerProc {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self
+                .inner
+                .sh_blocking(KILL_GROUP, &["KILL", &self.pid.to_string()]);
+            self.inner.forget(self.pid);
+        }
+    }
+}

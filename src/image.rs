@@ -1,0 +1,659 @@
+//! Lab images without a registry: a root filesystem made of this machine's own binaries.
+//!
+//! The docker driver needs an image that holds nginx, wrk, curl, a shell and a few coreutils, but
+//! no registry is reachable where perflab runs, so nothing can be pulled. Instead `perflab image
+//! build` collects the binaries from this machine's PATH together with their shared-library
+//! closure (from `ldd`, dynamic loader and symlinks included), adds the handful of files the
+//! programs need (`/etc/passwd`, `/etc/group`, `/tmp`, nginx's `mime.types`), and imports the
+//! tarball as an image (`docker import`). The same binaries then run in the containers as on the
+//! local driver, which keeps results of the two drivers comparable.
+//!
+//! The tarball is deterministic (sorted entries, zero times and owners), so its SHA-256 names the
+//! image: `perflab/lab:<hash>`. A rebuild from identical binaries finds the image already there
+//! and reuses it. The newest build is also tagged `perflab/lab:latest`, the docker driver's
+//! default. An image built elsewhere (e.g. `nix build` of a `dockerTools` image) is loaded with
+//! [`image_load`] (`docker load`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::driver::docker::{connect, docker_error, runtime};
+use crate::{Error, Result};
+
+/// The repository of lab images.
+pub const IMAGE_REPO: &str = "perflab/lab";
+
+/// The tag the newest build or load gets, and the docker driver's default image.
+pub const DEFAULT_IMAGE: &str = "perflab/lab:latest";
+
+/// Programs every lab image must have: the shell and the tools the container host uses
+/// (`setsid` for process groups, `cat`/`rm`/`mkdir`/`mv` for files, `kill` to stop processes).
+pub const REQUIRED_BINARIES: &[&str] = &[
+    "sh", "cat", "mkdir", "kill", "sleep", "rm", "ls", "env", "mv", "setsid",
+];
+
+/// Programs the roles use; `image build` includes those found on this machine.
+pub const ROLE_BINARIES: &[&str] = &["nginx", "wrk", "haproxy", "curl", "taskset"];
+
+/// One binary in an image and the hash of the file that went in.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BinaryInfo {
+    /// The program's name as asked for (`nginx`).
+    pub name: String,
+    /// Where it lives, here and in the image (`/usr/sbin/nginx`).
+    pub path: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+}
+
+/// An image the lab can use.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageInfo {
+    /// The engine's image id (`sha256:…`).
+    pub id: String,
+    /// The content-addressed tag (`perflab/lab:<hash>`), or the loaded image's own tag.
+    pub tag: String,
+    /// True when an image with this content already existed and was reused.
+    pub reused: bool,
+    /// The binaries in it (empty for loaded images, whose content perflab did not choose).
+    pub binaries: Vec<BinaryInfo>,
+}
+
+/// A root filesystem tarball and what went into it.
+#[derive(Debug, Clone)]
+pub struct Rootfs {
+    /// The tar archive (paths relative to `/`).
+    pub tar: Vec<u8>,
+    /// SHA-256 of `tar`, hex.
+    pub sha256: String,
+    /// The binaries asked for.
+    pub binaries: Vec<BinaryInfo>,
+}
+
+impl Rootfs {
+    /// The content-addressed image name, `perflab/lab:<first 16 hex digits of the hash>`.
+    pub fn tag(&self) -> String {
+        format!("{IMAGE_REPO}:{}", &self.sha256[..16])
+    }
+}
+
+/// One entry of the filesystem being assembled.
+#[derive(Debug, Clone)]
+enum Entry {
+    Dir(u32),
+    Symlink(PathBuf),
+    HostFile(PathBuf, u32),
+    Data(Vec<u8>, u32),
+}
+
+/// Entries keyed by absolute path; `BTreeMap` order puts every directory before its contents.
+#[derive(Debug, Default)]
+struct Tree {
+    entries: BTreeMap<PathBuf, Entry>,
+}
+
+impl Tree {
+    fn dir(&mut self, path: &Path, mode: u32) {
+        let mut cur = PathBuf::from("/");
+        for c in path.components().skip(1) {
+            cur.push(c);
+            self.entries.entry(cur.clone()).or_insert(Entry::Dir(0o755));
+        }
+        self.entries.insert(path.to_path_buf(), Entry::Dir(mode));
+    }
+
+    fn data(&mut self, path: &Path, data: &[u8], mode: u32) {
+        if let Some(p) = path.parent() {
+            self.dir_if_absent(p);
+        }
+        self.entries
+            .insert(path.to_path_buf(), Entry::Data(data.to_vec(), mode));
+    }
+
+    fn dir_if_absent(&mut self, path: &Path) {
+        let mut cur = PathBuf::from("/");
+        for c in path.components().skip(1) {
+            cur.push(c);
+            self.entries.entry(cur.clone()).or_insert(Entry::Dir(0o755));
+        }
+    }
+
+    /// Copies a path of this machine into the tree, recreating every symlink met on the way
+    /// (`/lib -> usr/lib`, `libz.so.1 -> libz.so.1.2.13`) so that the same path resolves the same
+    /// way inside the image. Returns the real file's path.
+    fn host_path(&mut self, path: &Path) -> Result<PathBuf> {
+        let io = |e| Error::io(path, e);
+        let mut pending: VecDeque<PathBuf> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(PathBuf::from(n)),
+                Component::ParentDir => Some(PathBuf::from("..")),
+                _ => None,
+            })
+            .collect();
+        let mut cur = PathBuf::from("/");
+        let mut hops = 0;
+        while let Some(c) = pending.pop_front() {
+            if c == Path::new("..") {
+                cur.pop();
+                continue;
+            }
+            let next = cur.join(&c);
+            let md = std::fs::symlink_metadata(&next).map_err(io)?;
+            if md.file_type().is_symlink() {
+                hops += 1;
+                if hops > 40 {
+                    return Err(Error::Lab(format!(
+                        "too many symlinks resolving {}",
+                        path.display()
+                    )));
+                }
+                let target = std::fs::read_link(&next).map_err(io)?;
+                self.entries
+                    .insert(next.clone(), Entry::Symlink(target.clone()));
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                for t in target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(PathBuf::from(n)),
+                        Component::ParentDir => Some(PathBuf::from("..")),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
+                    pending.push_front(t);
+                }
+            } else if md.is_dir() {
+                self.entries
+                    .entry(next.clone())
+                    .or_insert(Entry::Dir(md.permissions().mode() & 0o7777));
+                cur = next;
+            } else {
+                if !pending.is_empty() {
+                    return Err(Error::Lab(format!(
+                        "{}: {} is not a directory",
+                        path.display(),
+                        next.display()
+                    )));
+                }
+                self.entries.insert(
+                    next.clone(),
+                    Entry::HostFile(next.clone(), md.permissions().mode() & 0o7777),
+                );
+                cur = next;
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Writes a deterministic tar: sorted paths, owner root, time zero.
+    fn to_tar(&self) -> Result<Vec<u8>> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, entry) in &self.entries {
+            let rel = path.strip_prefix("/").unwrap_or(path);
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            let tar_err = |e: std::io::Error| Error::io(path, e);
+            match entry {
+                Entry::Dir(mode) => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(*mode);
+                    h.set_size(0);
+                    b.append_data(&mut h, rel, std::io::empty())
+                        .map_err(tar_err)?;
+                }
+                Entry::Symlink(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_mode(0o777);
+                    h.set_size(0);
+                    b.append_link(&mut h, rel, target).map_err(tar_err)?;
+                }
+                Entry::HostFile(src, mode) => {
+                    let data = std::fs::read(src).map_err(|e| Error::io(src, e))?;
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(*mode);
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, rel, data.as_slice())
+                        .map_err(tar_err)?;
+                }
+                Entry::Data(data, mode) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(*mode);
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, rel, data.as_slice())
+                        .map_err(tar_err)?;
+                }
+            }
+        }
+        b.into_inner().map_err(|e| Error::io("rootfs tar", e))
+    }
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The shared libraries `ldd` lists for a binary (including the dynamic loader); empty for a
+/// static binary. A library `ldd` cannot find is an error naming it.
+pub fn parse_ldd(binary: &str, text: &str) -> Result<Vec<PathBuf>> {
+    let mut libs = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.ends_with(':') {
+            continue;
+        }
+        if let Some((name, rest)) = line.split_once("=>") {
+            let rest = rest.trim();
+            if rest.starts_with("not found") {
+                return Err(Error::Lab(format!(
+                    "{binary} needs {} which ldd cannot find on this machine",
+                    name.trim()
+                )));
+            }
+            if let Some(p) = rest
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/'))
+            {
+                libs.push(PathBuf::from(p));
+            }
+        } else if let Some(p) = line
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        {
+            // The dynamic loader: "/lib64/ld-linux-x86-64.so.2 (0x…)".
+            libs.push(PathBuf::from(p));
+        }
+        // Anything else: linux-vdso (no file), "statically linked".
+    }
+    Ok(libs)
+}
+
+fn ldd(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| Error::MissingTool {
+            program: "ldd".into(),
+            where_: String::new(),
+            hint: format!("needed to find the shared libraries of binaries ({e})"),
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        // Static binaries and scripts: "not a dynamic executable".
+        if stdout.contains("not a dynamic executable") || stderr.contains("not a dynamic") {
+            return Ok(Vec::new());
+        }
+        return Err(Error::Lab(format!(
+            "ldd {} failed: {}{}",
+            binary.display(),
+            stdout.trim(),
+            stderr.trim()
+        )));
+    }
+    parse_ldd(&binary.display().to_string(), &stdout)
+}
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n\
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+
+const GROUP: &str = "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\nnobody:x:65534:\n";
+
+const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n";
+
+/// Builds a root filesystem tarball from binaries of this machine.
+///
+/// Each name is looked up on PATH (a path is taken as is); the file, every symlink leading to
+/// it, and its `ldd` closure go in at the same paths. Added as well: `/bin/sh`, `/etc/passwd` and
+/// `/etc/group` (root, www-data, nobody, nogroup), `/etc/nsswitch.conf`, `/tmp` (mode 1777),
+/// `/root`, `/run`, `/var/tmp`, `/perflab` (the lab's work dirs), and for nginx its
+/// `mime.types` and the log and temp directories it opens before reading its config.
+pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
+    let mut tree = Tree::default();
+    let mut infos = Vec::new();
+    let mut seen_libs: HashMap<PathBuf, ()> = HashMap::new();
+    for name in binaries {
+        let found = if name.contains('/') {
+            PathBuf::from(name)
+        } else {
+            which::which(name).map_err(|_| Error::MissingTool {
+                program: name.to_string(),
+                where_: " on this machine's PATH".into(),
+                hint: "install it (e.g. apt-get install) before building the lab image".into(),
+            })?
+        };
+        let real = tree.host_path(&found)?;
+        let data = std::fs::read(&real).map_err(|e| Error::io(&real, e))?;
+        infos.push(BinaryInfo {
+            name: name.to_string(),
+            path: found.display().to_string(),
+            sha256: sha256_hex(&data),
+        });
+        for lib in ldd(&real)? {
+            if seen_libs.insert(lib.clone(), ()).is_none() {
+                tree.host_path(&lib)?;
+            }
+        }
+        if *name == "nginx" || found.ends_with("nginx") {
+            for f in ["/etc/nginx/mime.types"] {
+                if Path::new(f).exists() {
+                    tree.host_path(Path::new(f))?;
+                }
+            }
+            tree.dir(Path::new("/var/log/nginx"), 0o755);
+            tree.dir(Path::new("/var/lib/nginx"), 0o755);
+            tree.dir(Path::new("/run/nginx"), 0o755);
+        }
+    }
+    if Path::new("/bin/sh").exists() && !binaries.contains(&"/bin/sh") {
+        let sh = tree.host_path(Path::new("/bin/sh"))?;
+        for lib in ldd(&sh)? {
+            if seen_libs.insert(lib.clone(), ()).is_none() {
+                tree.host_path(&lib)?;
+            }
+        }
+    }
+    tree.data(Path::new("/etc/passwd"), PASSWD.as_bytes(), 0o644);
+    tree.data(Path::new("/etc/group"), GROUP.as_bytes(), 0o644);
+    tree.data(Path::new("/etc/nsswitch.conf"), NSSWITCH.as_bytes(), 0o644);
+    tree.dir(Path::new("/tmp"), 0o1777);
+    tree.dir(Path::new("/var/tmp"), 0o1777);
+    tree.dir(Path::new("/root"), 0o700);
+    tree.dir(Path::new("/run"), 0o755);
+    tree.dir(Path::new("/perflab"), 0o755);
+    for d in ["/proc", "/sys", "/dev", "/etc"] {
+        tree.dir(Path::new(d), 0o755);
+    }
+    let tar = tree.to_tar()?;
+    let sha256 = sha256_hex(&tar);
+    Ok(Rootfs {
+        tar,
+        sha256,
+        binaries: infos,
+    })
+}
+
+/// The binaries `image build` puts in: every required one, and the role binaries found here
+/// (a missing role binary is left out with a warning: the role that needs it fails with a clear
+/// message when it runs).
+pub fn default_binaries() -> Result<Vec<&'static str>> {
+    let mut v = Vec::new();
+    for b in REQUIRED_BINARIES {
+        if which::which(b).is_err() {
+            return Err(Error::MissingTool {
+                program: b.to_string(),
+                where_: " on this machine's PATH".into(),
+                hint: "every lab image needs it; install coreutils/util-linux/procps".into(),
+            });
+        }
+        v.push(*b);
+    }
+    for b in ROLE_BINARIES {
+        if which::which(b).is_ok() {
+            v.push(*b);
+        } else {
+            tracing::warn!("{b} is not installed here; the lab image will not have it");
+        }
+    }
+    Ok(v)
+}
+
+/// True when the engine has an image by this name; its id.
+pub async fn image_id(docker: &Docker, name: &str) -> Result<Option<String>> {
+    match docker.inspect_image(name).await {
+        Ok(i) => Ok(i.id),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(docker_error(&format!("inspecting image {name}"), e)),
+    }
+}
+
+fn split_repo_tag(repo_tag: &str) -> (&str, &str) {
+    match repo_tag.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (repo_tag, "latest"),
+    }
+}
+
+/// Imports a root filesystem tarball as image `repo_tag` (`docker import`), with labels;
+/// returns the image id.
+pub async fn import_image(
+    docker: &Docker,
+    tar: Vec<u8>,
+    repo_tag: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<String> {
+    let (repo, tag) = split_repo_tag(repo_tag);
+    let mut changes: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("LABEL {}={}", json_word(k), json_word(v)))
+        .collect();
+    changes
+        .push("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string());
+    let opts = CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(repo)
+        .tag(tag)
+        .changes(changes)
+        .build();
+    docker
+        .create_image(Some(opts), Some(bollard::body_full(tar.into())), None)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| docker_error(&format!("importing image {repo_tag}"), e))?;
+    image_id(docker, repo_tag).await?.ok_or_else(|| {
+        Error::Lab(format!(
+            "the engine accepted the import of {repo_tag} but has no such image"
+        ))
+    })
+}
+
+/// A label word for a Dockerfile instruction: JSON string quoting is accepted there.
+fn json_word(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+/// Loads a `docker save`-format tarball (`docker load`, e.g. a nix `dockerTools` image);
+/// returns the names (or ids) of the images it held.
+pub async fn load_image_tarball(docker: &Docker, data: Vec<u8>) -> Result<Vec<String>> {
+    let infos = docker
+        .import_image(
+            ImportImageOptionsBuilder::default().build(),
+            bollard::body_full(data.into()),
+            None,
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| docker_error("loading an image tarball", e))?;
+    let mut names = Vec::new();
+    for i in infos {
+        if let Some(err) = i.error_detail.and_then(|d| d.message) {
+            return Err(Error::Lab(format!("loading an image tarball: {err}")));
+        }
+        let Some(s) = i.stream else { continue };
+        for line in s.lines() {
+            if let Some(n) = line.strip_prefix("Loaded image: ") {
+                names.push(n.trim().to_string());
+            } else if let Some(n) = line.strip_prefix("Loaded image ID: ") {
+                names.push(n.trim().to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Tags `image` as `repo_tag`.
+pub async fn tag_image(docker: &Docker, image: &str, repo_tag: &str) -> Result<()> {
+    let (repo, tag) = split_repo_tag(repo_tag);
+    docker
+        .tag_image(
+            image,
+            Some(
+                TagImageOptionsBuilder::default()
+                    .repo(repo)
+                    .tag(tag)
+                    .build(),
+            ),
+        )
+        .await
+        .map_err(|e| docker_error(&format!("tagging {image} as {repo_tag}"), e))
+}
+
+/// Builds the lab image from `binaries` (see [`build_rootfs_tar`]) unless an image with the same
+/// content exists, and tags it `perflab/lab:latest`.
+pub async fn build_image(docker: &Docker, binaries: &[&str]) -> Result<ImageInfo> {
+    let rootfs = build_rootfs_tar(binaries)?;
+    let tag = rootfs.tag();
+    let (id, reused) = match image_id(docker, &tag).await? {
+        Some(id) => (id, true),
+        None => {
+            let mut labels = BTreeMap::new();
+            labels.insert("perflab.image".to_string(), "lab".to_string());
+            labels.insert(
+                "perflab.binaries".to_string(),
+                rootfs
+                    .binaries
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            labels.insert("perflab.rootfs.sha256".to_string(), rootfs.sha256.clone());
+            (
+                import_image(docker, rootfs.tar.clone(), &tag, &labels).await?,
+                false,
+            )
+        }
+    };
+    tag_image(docker, &id, DEFAULT_IMAGE).await?;
+    Ok(ImageInfo {
+        id,
+        tag,
+        reused,
+        binaries: rootfs.binaries,
+    })
+}
+
+/// `perflab image build`: builds (or reuses) the lab image from this machine's binaries in the
+/// engine at `docker_host` (default: `DOCKER_HOST`, else `unix:///var/run/docker.sock`).
+pub fn image_build(docker_host: Option<&str>) -> Result<ImageInfo> {
+    let binaries = default_binaries()?;
+    image_build_with(docker_host, &binaries)
+}
+
+/// Like [`image_build`] with an explicit list of binaries.
+pub fn image_build_with(docker_host: Option<&str>, binaries: &[&str]) -> Result<ImageInfo> {
+    runtime().block_on(async {
+        let docker = connect(docker_host).await?;
+        build_image(&docker, binaries).await
+    })
+}
+
+/// `perflab image load FILE`: loads a `docker save`-format tarball (e.g. the result of
+/// `nix build .#image`) and tags its first image `perflab/lab:latest`, making it the docker
+/// driver's default.
+pub fn image_load(docker_host: Option<&str>, path: &Path) -> Result<ImageInfo> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    runtime().block_on(async {
+        let docker = connect(docker_host).await?;
+        let names = load_image_tarball(&docker, data).await?;
+        let first = names.first().ok_or_else(|| {
+            Error::Lab(format!(
+                "{}: the engine loaded no image from it (is it a `docker save` tarball?)",
+                path.display()
+            ))
+        })?;
+        let id = image_id(&docker, first)
+            .await?
+            .ok_or_else(|| Error::Lab(format!("loaded {first} but the engine does not know it")))?;
+        tag_image(&docker, &id, DEFAULT_IMAGE).await?;
+        Ok(ImageInfo {
+            id,
+            tag: first.clone(),
+            reused: false,
+            binaries: Vec::new(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recorded on Debian 12 (`ldd /usr/sbin/nginx`).
+    const LDD_NGINX: &str = "\tlinux-vdso.so.1 (0x00007fb77b27c000)
+\tlibcrypt.so.1 => /lib/x86_64-linux-gnu/libcrypt.so.1 (0x00007fb77b0db000)
+\tlibpcre2-8.so.0 => /lib/x86_64-linux-gnu/libpcre2-8.so.0 (0x00007fb77b041000)
+\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x00007fb77af79000)
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fb77a81e000)
+\t/lib64/ld-linux-x86-64.so.2 (0x00007fb77b27e000)
+";
+
+    #[test]
+    fn parses_ldd_with_loader_and_without_vdso() {
+        let libs = parse_ldd("nginx", LDD_NGINX).unwrap();
+        assert_eq!(libs.len(), 5);
+        assert_eq!(libs[0], Path::new("/lib/x86_64-linux-gnu/libcrypt.so.1"));
+        assert_eq!(libs[4], Path::new("/lib64/ld-linux-x86-64.so.2"));
+    }
+
+    #[test]
+    fn missing_library_is_named() {
+        let e = parse_ldd("wrk", "\tlibluajit-5.1.so.2 => not found\n").unwrap_err();
+        assert!(e.to_string().contains("libluajit-5.1.so.2"), "{e}");
+    }
+
+    #[test]
+    fn rootfs_is_deterministic_and_keeps_symlinks() {
+        let a = build_rootfs_tar(&["sh", "cat"]).unwrap();
+        let b = build_rootfs_tar(&["sh", "cat"]).unwrap();
+        assert_eq!(a.sha256, b.sha256);
+        assert!(a.tag().starts_with("perflab/lab:"));
+        let mut ar = tar::Archive::new(a.tar.as_slice());
+        let mut kinds = BTreeMap::new();
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            kinds.insert(
+                e.path().unwrap().display().to_string(),
+                (e.header().entry_type(), e.header().mode().unwrap()),
+            );
+        }
+        assert_eq!(kinds["tmp"], (tar::EntryType::Directory, 0o1777));
+        assert!(kinds.contains_key("etc/passwd"));
+        let sh = std::fs::canonicalize(which::which("sh").unwrap()).unwrap();
+        let sh_rel = sh.strip_prefix("/").unwrap().display().to_string();
+        assert_eq!(kinds[&sh_rel].0, tar::EntryType::Regular);
+        if std::fs::symlink_metadata("/lib64")
+            .unwrap()
+            .file_type()
+            .is_symlink()
+        {
+            assert_eq!(kinds["lib64"].0, tar::EntryType::Symlink);
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The docker driver against a real Docker engine.
+//!
+//! The engine is the lab's private dockerd on unix:///run/perflab-docker.sock; when it does not
+//! answer, `scripts/start-dockerd.sh` starts it, and a failure to start it fails the tests (CI
+//! installs docker.io). Images are built from this machine's binaries; nothing is pulled.
+//! Every test uses its own lab id and removes what it made; containers use host networking or a
+//! lab-owned internal network, and traffic goes only to loopback or the lab's containers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use perflab::driver::docker::{self, DockerDriver, LAB_LABEL, runtime};
+use perflab::driver::{Driver, DriverOptions, Role};
+use perflab::host::{Cmd, Host, HostError};
+use perflab::image::{self, ImageInfo};
+
+const SOCK: &str = "/run/perflab-docker.sock";
+const ENGINE: &str = "unix:///run/perflab-docker.sock";
+
+/// Starts the private engine when it does not answer (once per test binary).
+fn engine() -> &'static str {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let answers = runtime().block_on(docker::connect(Some(ENGINE))).is_ok();
+        if !answers {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/start-dockerd.sh");
+            let out = std::process::Command::new("sh")
+                .arg(&script)
+                .output()
+                .expect("run scripts/start-dockerd.sh");
+            assert!(
+                out.status.success(),
+                "cannot start dockerd on {SOCK}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+    ENGINE
+}
+
+/// The lab image built from this machine's binaries, once per test binary.
+fn lab_image() -> &'static ImageInfo {
+    static IMAGE: OnceLock<ImageInfo> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let engine = engine();
+        let bins = image::default_binaries().expect("the lab's binaries are installed");
+        for b in ["nginx", "wrk", "curl"] {
+            assert!(bins.contains(&b), "{b} must be installed for these tests");
+        }
+        image::image_build_with(Some(engine), &bins).expect("image build")
+    })
+}
+
+fn lab_id(test: &str) -> String {
+    format!("t{}-{test}", std::process::id())
+}
+
+fn driver(test: &str, extra: &[(&str, &str)]) -> DockerDriver {
+    let mut o = DriverOptions::new();
+    o.insert("image".into(), lab_image().tag.clone());
+    for (k, v) in extra {
+        o.insert(k.to_string(), v.to_string());
+    }
+    DockerDriver::with_engine(&o, &lab_id(test), Some(engine())).expect("docker driver")
+}
+
+/// Removes a lab's objects even when a test fails half-way.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = docker::remove_leftovers(Some(ENGINE), Some(&self.0));
+    }
+}
+
+fn labelled(lab: &str) -> Vec<docker::Leftover> {
+    docker::find_leftovers(Some(engine()), Some(lab)).expect("list by label")
+}
+
+/// A port free on loopback right now (host networking shares this namespace).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nginx_conf(dir: &Path, listen: &str) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         server {{ listen {listen}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
+    )
+}
+
+fn start_nginx(host: &dyn Host, listen: &str) -> Box<dyn perflab::host::Proc> {
+    let dir = host.lab_dir().join("nginx");
+    let conf = dir.join("nginx.conf");
+    host.write_file(&conf, nginx_conf(&dir, listen).as_bytes())
+        .unwrap();
+    host.spawn(
+        &Cmd::new("nginx")
+            .args(["-e", "stderr", "-p"])
+            .arg(dir.display().to_string())
+            .arg("-c")
+            .arg(conf.display().to_string()),
+        &dir.join("nginx.log"),
+    )
+    .expect("spawn nginx")
+}
+
+fn wait_http(host: &dyn Host, url: &str) -> u16 {
+    perflab::host::poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        host.http_status(url, Duration::from_secs(2))
+            .ok()
+            .filter(|s| *s == 200)
+    })
+    .unwrap_or(0)
+}
+
+#[test]
+fn image_build_uses_this_machines_binaries_and_is_reused() {
+    let info = lab_image();
+    assert!(info.id.starts_with("sha256:"), "{info:?}");
+    assert!(info.tag.starts_with("perflab/lab:"), "{info:?}");
+    let nginx = info.binaries.iter().find(|b| b.name == "nginx").unwrap();
+    assert_eq!(nginx.sha256.len(), 64);
+    // Identical binaries: the same content-addressed image, reused.
+    let again = image::image_build_with(
+        Some(engine()),
+        &info
+            .binaries
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_eq!(again.id, info.id);
+    assert_eq!(again.tag, info.tag);
+    assert!(again.reused);
+}
+
+#[test]
+fn image_load_reads_a_docker_save_tarball() {
+    let info = lab_image();
+    // `docker save` of the lab image stands in for a nix-built image tarball.
+    let saved: Vec<u8> = runtime().block_on(async {
+        use futures_util::TryStreamExt;
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        dk.export_image(&info.tag)
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    std::fs::write(&path, saved).unwrap();
+    let loaded = image::image_load(Some(engine()), &path).unwrap();
+    assert_eq!(loaded.id, info.id);
+    assert_eq!(loaded.tag, info.tag);
+    let bad = dir.path().join("not-an-image.tar");
+    std::fs::write(&bad, b"hello").unwrap();
+    assert!(image::image_load(Some(engine()), &bad).is_err());
+}
+
+#[test]
+fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
+    let mut d = driver("e2e", &[]);
+    let lab = d.lab_id().to_string();
+    let _cleanup = Cleanup(lab.clone());
+    let gw = d.host(Role::Gateway, "default").unwrap();
+    let worker = d.host(Role::Worker, "default").unwrap();
+    assert_eq!(gw.address(), "127.0.0.1");
+    assert!(gw.lab_dir().starts_with("/perflab"));
+    // The same host again for the same role.
+    assert!(std::sync::Arc::ptr_eq(
+        &gw,
+        &d.host(Role::Gateway, "default").unwrap()
+    ));
+
+    // run: exit code and separate streams; env and cwd.
+    let out = gw
+        .run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("echo out; echo err >&2; echo \"$GREETING\"; pwd; exit 3")
+                .env("GREETING", "hello there")
+                .cwd("/tmp"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(out.code, Some(3));
+    assert_eq!(out.stdout_text(), "out\nhello there\n/tmp\n");
+    assert_eq!(out.stderr_text(), "err\n");
+
+    // run: a timeout kills the whole group.
+    let err = gw
+        .run(
+            &Cmd::new("sh").arg("-c").arg("sleep 31 & sleep 32"),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+    assert!(matches!(err, HostError::Timeout { .. }), "{err}");
+    // Background leftovers of a finished command are stopped, as on the local host.
+    let out = gw
+        .run(
+            &Cmd::new("sh").arg("-c").arg("sleep 33 & echo hi"),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    assert_eq!(out.stdout_text(), "hi\n");
+    let procs = gw
+        .run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("for p in /proc/[0-9]*; do cat $p/cmdline; echo; done"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    let text = String::from_utf8_lossy(&procs.stdout).replace('\0', " ");
+    assert!(
+        !text.contains("sleep 31") && !text.contains("sleep 32") && !text.contains("sleep 33"),
+        "{text}"
+    );
+
+    // spawn: exit status of a background process, and stop of one that runs.
+    let log = gw.lab_dir().join("logs/seven.log");
+    let mut p = gw
+        .spawn(&Cmd::new("sh").arg("-c").arg("echo to-log; exit 7"), &log)
+        .unwrap();
+    assert_eq!(p.wait_timeout(Duration::from_secs(10)).unwrap(), Some(7));
+    assert_eq!(gw.read_file(&log).unwrap(), b"to-log\n");
+    let mut p = gw
+        .spawn(
+            &Cmd::new("sleep").arg("100"),
+            &gw.lab_dir().join("sleep.log"),
+        )
+        .unwrap();
+    assert!(p.is_running());
+    assert_eq!(p.wait_timeout(Duration::from_millis(200)).unwrap(), None);
+    p.stop(Duration::from_secs(5)).unwrap();
+    assert!(!p.is_running());
+    assert_eq!(p.wait_timeout(Duration::from_secs(1)).unwrap(), Some(-15));
+
+    // Files: write, read back, missing file, remove.
+    let f = gw.lab_dir().join("sub/dir/file.txt");
+    gw.write_file(&f, b"line one\n\xffbinary").unwrap();
+    assert_eq!(gw.read_file(&f).unwrap(), b"line one\n\xffbinary");
+    gw.write_file(&f, b"replaced").unwrap();
+    assert_eq!(gw.read_file(&f).unwrap(), b"replaced");
+    let missing = gw.read_file(&gw.lab_dir().join("nope")).unwrap_err();
+    assert!(missing.to_string().contains("nope"), "{missing}");
+    gw.remove_dir_all(&gw.lab_dir().join("sub")).unwrap();
+    assert!(gw.read_file(&f).is_err());
+    assert_eq!(gw.which("nginx").as_deref(), Some("/usr/sbin/nginx"));
+    assert_eq!(gw.which("no-such-program"), None);
+
+    // nginx in the gateway container on loopback; reached from the worker container.
+    let port = free_port();
+    let mut nginx = start_nginx(gw.as_ref(), &format!("127.0.0.1:{port}"));
+    let url = format!("http://{}:{port}/", gw.address());
+    assert_eq!(
+        wait_http(worker.as_ref(), &url),
+        200,
+        "nginx log: {}",
+        String::from_utf8_lossy(
+            &gw.read_file(&gw.lab_dir().join("nginx/nginx.log"))
+                .unwrap_or_default()
+        )
+    );
+    assert!(nginx.is_running());
+
+    // wrk from the worker container, 2 s.
+    let before = gw.proc_snapshot().unwrap();
+    let wrk = worker
+        .run(
+            &Cmd::new("wrk").args(["-t1", "-c4", "-d2s"]).arg(&url),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert!(wrk.success(), "{}", wrk.combined_text());
+    let rps: f64 = wrk
+        .stdout_text()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .expect("a Requests/sec line")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(rps > 0.0, "{}", wrk.stdout_text());
+    let after = gw.proc_snapshot().unwrap();
+
+    // The nginx group (master + worker) is visible in the container's /proc and used CPU.
+    let group: Vec<_> = after
+        .procs
+        .values()
+        .filter(|p| p.pgrp == nginx.pid())
+        .collect();
+    assert!(group.len() >= 2, "nginx group {}: {group:?}", nginx.pid());
+    assert!(
+        after.group_seconds(nginx.pid()) > before.group_seconds(nginx.pid()),
+        "nginx used no CPU while serving {rps} requests/s"
+    );
+    assert!(after.machine.total_s > before.machine.total_s);
+
+    // Stop: the whole group goes.
+    nginx.stop(Duration::from_secs(5)).unwrap();
+    assert!(!nginx.is_running());
+    // nginx's fast shutdown on TERM exits 0.
+    assert_eq!(nginx.wait_timeout(Duration::from_secs(1)).unwrap(), Some(0));
+    assert!(
+        gw.proc_snapshot()
+            .unwrap()
+            .procs
+            .values()
+            .all(|p| p.pgrp != nginx.pid())
+    );
+
+    let desc = d.describe();
+    assert_eq!(desc["network"], "host");
+    assert_eq!(desc["image_id"], lab_image().id.as_str());
+    assert!(desc["engine"]["version"].is_string(), "{desc}");
+    if desc["engine"]["ncpu"].as_u64() == Some(2) {
+        assert_eq!(desc["cpuset"]["gateway"], "1");
+        assert_eq!(desc["cpuset"]["worker"], "0");
+    }
+
+    assert_eq!(labelled(&lab).len(), 2);
+    // A partial teardown stops processes and removes the lab's files, keeping the containers.
+    let _keep = gw
+        .spawn(&Cmd::new("sleep").arg("101"), &gw.lab_dir().join("s.log"))
+        .unwrap();
+    d.teardown(false).unwrap();
+    assert!(
+        gw.read_file(&gw.lab_dir().join("nginx/nginx.conf"))
+            .is_err()
+    );
+    let text = String::from_utf8_lossy(
+        &gw.run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("for p in /proc/[0-9]*; do cat $p/cmdline; echo; done"),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .stdout,
+    )
+    .replace('\0', " ");
+    assert!(!text.contains("sleep 101"), "{text}");
+    assert_eq!(labelled(&lab).len(), 2);
+    d.teardown(true).unwrap();
+    assert!(labelled(&lab).is_empty());
+}
+
+#[test]
+fn bridge_network_is_lab_owned_and_removed() {
+    let mut d = driver(
+        "bridge",
+        &[("network", "bridge"), ("cpuset.gateway", "none")],
+    );
+    let lab = d.lab_id().to_string();
+    let _cleanup = Cleanup(lab.clone());
+    let gw = d.host(Role::Gateway, "default").unwrap();
+    let worker = d.host(Role::Worker, "default").unwrap();
+    assert_ne!(gw.address(), "127.0.0.1");
+    assert_ne!(gw.address(), worker.address());
+    let mut nginx = start_nginx(gw.as_ref(), "8080");
+    let url = format!("http://{}:8080/", gw.address());
+    assert_eq!(wait_http(worker.as_ref(), &url), 200);
+    nginx.stop(Duration::from_secs(5)).unwrap();
+    let desc = d.describe();
+    assert_eq!(desc["network"], "bridge");
+    assert!(desc["cpuset"]["gateway"].is_null());
+    let kinds: Vec<&str> = labelled(&lab).iter().map(|l| l.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "network").count(), 1);
+    d.teardown(true).unwrap();
+    assert!(labelled(&lab).is_empty());
+}
+
+#[test]
+fn a_killed_lab_leaves_leftovers_that_teardown_finds_and_removes() {
+    let lab;
+    {
+        let mut d = driver("killed", &[("network", "bridge")]);
+        lab = d.lab_id().to_string();
+        d.host(Role::Gateway, "default").unwrap();
+        d.host(Role::Worker, "default").unwrap();
+        // Dropped without teardown, as when the lab's process dies.
+    }
+    let _cleanup = Cleanup(lab.clone());
+    let found = labelled(&lab);
+    assert_eq!(found.iter().filter(|l| l.kind == "container").count(), 2);
+    assert_eq!(found.iter().filter(|l| l.kind == "network").count(), 1);
+    assert!(found.iter().all(|l| l.lab == lab));
+    let warning = docker::leftover_warning(&found).unwrap();
+    assert!(warning.contains(&lab) && warning.contains("perflab teardown"));
+    let removed = docker::remove_leftovers(Some(engine()), Some(&lab)).unwrap();
+    assert_eq!(removed.len(), 3);
+    assert!(labelled(&lab).is_empty());
+    // Nothing labelled with this lab id is left in the engine, checked directly with bollard.
+    runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LAB_LABEL}={lab}")],
+        )]);
+        let cs = dk
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .unwrap();
+        assert!(cs.is_empty());
+        let ns = dk
+            .list_networks(Some(
+                bollard::query_parameters::ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .unwrap();
+        assert!(ns.is_empty());
+    });
+}
+
+#[test]
+fn no_engine_names_where_it_looked() {
+    let missing = "unix:///run/perflab-no-such-engine.sock";
+    let mut o = DriverOptions::new();
+    o.insert("image".into(), "perflab/lab:latest".into());
+    let e = DockerDriver::with_engine(&o, "t-noengine", Some(missing))
+        .err()
+        .unwrap();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("/run/perflab-no-such-engine.sock") && msg.contains("start-dockerd.sh"),
+        "{msg}"
+    );
+    assert_eq!(e.exit_code(), perflab::error::EXIT_MISSING_TOOL);
+    let e = image::image_build_with(Some(missing), &["sh"]).unwrap_err();
+    assert!(e.to_string().contains("perflab-no-such-engine.sock"), "{e}");
+    let e = DockerDriver::with_engine(&o, "t-noengine", Some("ftp://x"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("unix://"), "{e}");
+}
+
+#[test]
+fn a_missing_image_says_how_to_make_one() {
+    let mut o = DriverOptions::new();
+    o.insert("image".into(), "perflab/none:nope".into());
+    let e = DockerDriver::with_engine(&o, "t-noimage", Some(engine()))
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("perflab/none:nope") && msg.contains("perflab image build"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_image_without_the_program_gives_a_clear_spawn_error() {
+    engine();
+    // A minimal image: the required tools only, no nginx.
+    let rootfs = image::build_rootfs_tar(image::REQUIRED_BINARIES).unwrap();
+    let tag = format!("perflab/test-minimal:{}", &rootfs.sha256[..16]);
+    runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        if image::image_id(&dk, &tag).await.unwrap().is_none() {
+            image::import_image(&dk, rootfs.tar, &tag, &BTreeMap::new())
+                .await
+                .unwrap();
+        }
+    });
+    let mut o = DriverOptions::new();
+    o.insert("image".into(), tag.clone());
+    let mut d = DockerDriver::with_engine(&o, &lab_id("minimal"), Some(engine())).unwrap();
+    let _cleanup = Cleanup(d.lab_id().to_string());
+    let gw = d.host(Role::Gateway, "default").unwrap();
+    let e = match gw.spawn(&Cmd::new("nginx"), &gw.lab_dir().join("nginx.log")) {
+        Err(e) => e,
+        Ok(_) => panic!("nginx started in an image without it"),
+    };
+    let msg = e.to_string();
+    assert!(
+        matches!(e, HostError::Spawn { .. })
+            && msg.contains("`nginx` is not in the container image")
+            && msg.contains(&tag)
+            && msg.contains("perflab image build"),
+        "{msg}"
+    );
+    let e = gw
+        .run(
+            &Cmd::new("wrk").cpus(Some(vec![0])),
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("`taskset` is not in"), "{e}");
+    let e = gw
+        .run(&Cmd::new("wrk"), Duration::from_secs(10))
+        .unwrap_err();
+    assert!(e.to_string().contains("`wrk` is not in"), "{e}");
+    // The basics work.
+    let out = gw
+        .run(&Cmd::new("cat").arg("/etc/passwd"), Duration::from_secs(10))
+        .unwrap();
+    assert!(out.stdout_text().contains("nobody"));
+    d.teardown(true).unwrap();
+    assert!(labelled(d.lab_id()).is_empty());
+}
