@@ -180,17 +180,65 @@ fn import_wrk(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
 }
 
 fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
+    let only = a.driver.as_deref();
+    if let Some(d) = only
+        && !perflab::driver::DRIVERS.contains(&d)
+    {
+        return Err(Error::Usage(format!(
+            "unknown driver \"{d}\": expected one of {}",
+            perflab::driver::DRIVERS.join(", ")
+        ))
+        .into());
+    }
     let n = perflab::version::clean_worktrees()?;
     println!(
-        "removed {n} cached git checkout(s) from {}",
+        "git checkouts: removed {n} from {}",
         perflab::version::worktrees_dir().display()
     );
-    let _ = (&a.full, &a.driver, &a.driver_opt);
+    if only.is_none() || only == Some("local") {
+        let found = perflab::driver::local::find_leftovers(&std::env::temp_dir());
+        let groups: usize = found.iter().map(|l| l.groups.len()).sum();
+        perflab::driver::local::remove_leftovers(&found)?;
+        println!(
+            "local: removed {} leftover lab folder(s), stopped {groups} process group(s)",
+            found.len()
+        );
+    }
+    if only.is_none() || only == Some("docker") {
+        match perflab::driver::docker::remove_leftovers(None, None) {
+            Ok(l) => println!("docker: removed {} labelled object(s)", l.len()),
+            Err(e) if only.is_none() => println!("docker: skipped ({e})"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if only == Some("terraform") {
+        let mut d = perflab::driver::terraform::TerraformDriver::new(
+            &crate::cli::driver_options(&a.driver_opt)?,
+            "teardown",
+        )?;
+        perflab::driver::Driver::teardown(&mut d, a.full)?;
+        println!(
+            "terraform: {} ({})",
+            if a.full {
+                "destroyed"
+            } else {
+                "cleaned the hosts, kept the machines"
+            },
+            d.state_dir().display()
+        );
+    } else if only.is_none() {
+        println!("terraform: not touched (use --driver terraform [--full])");
+    }
     Ok(EXIT_OK)
 }
 
-fn image(_c: crate::cli::ImageCommand) -> anyhow::Result<i32> {
-    Err(Error::Usage("the docker driver's images are not available in this build".into()).into())
+fn image(c: crate::cli::ImageCommand) -> anyhow::Result<i32> {
+    let info = match c {
+        crate::cli::ImageCommand::Build => perflab::image::image_build(None)?,
+        crate::cli::ImageCommand::Load { file } => perflab::image::image_load(None, &file)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&info)?);
+    Ok(EXIT_OK)
 }
 
 fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
