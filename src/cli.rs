@@ -199,7 +199,7 @@ pub enum ImportCommand {
 /// `perflab teardown`.
 #[derive(Debug, Args)]
 pub struct TeardownArgs {
-    /// Also destroy provisioned infrastructure (terraform destroy) and remove docker images' containers.
+    /// With --driver terraform: also destroy the provisioned machines (terraform destroy).
     #[arg(long)]
     pub full: bool,
     /// Only this driver's leftovers (default: all).

@@ -278,6 +278,7 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     )?;
     let label = |v: &str| format!("{v} (recorded)");
     let text = perflab::reproduce::report(&old_runs, &exec, a.noise_band / 100.0, &label)?;
+    report::render_all(&exec.store, &report::ReportOptions::default())?;
     print!("{text}");
     eprintln!("perflab: new results in {}", exec.store.root().display());
     match exec.error {

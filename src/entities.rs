@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The gateway configuration a case asks for.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entities {
     /// Number of services (each points at the upstream, round-robin over its ports).
@@ -26,6 +26,18 @@ pub struct Entities {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for Entities {
+    /// One service with one route, no plugins, no consumers (the same as an empty table).
+    fn default() -> Self {
+        Entities {
+            services: 1,
+            routes_per_service: 1,
+            plugins: Vec::new(),
+            consumers: 0,
+        }
+    }
 }
 
 /// A plugin and its configuration.

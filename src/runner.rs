@@ -6,7 +6,7 @@
 //! is abandoned, finished runs stay on disk, and the lab is torn down.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -196,10 +196,8 @@ fn run_one(
         *current_case = Some(planned.case);
     }
     let started_unix_s = now_unix();
-    let t0 = Instant::now();
-    let version_detail;
-    if baseline {
-        version_detail = "upstream nginx".to_string();
+    let version_detail = if baseline {
+        "upstream nginx".to_string()
     } else {
         let dir = version.prepare(&case.gateway)?;
         session.start_gateway_in(
@@ -211,13 +209,12 @@ fn run_one(
             "default",
             case.workers,
         )?;
-        version_detail = session
+        session
             .gateway("default")
             .map(|g| g.version_detail.clone())
-            .unwrap_or_default();
-    }
+            .unwrap_or_default()
+    };
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
-    let _ = t0;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let measured = (|| -> Result<crate::session::Measurement> {
         if case.load.warmup > 0.0 {

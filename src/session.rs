@@ -135,6 +135,9 @@ pub struct Measurement {
     pub profile: Option<crate::role::profiler::Profile>,
 }
 
+/// Where load goes from: the load host, the URL, and the CPUs wrk is pinned to.
+type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);
+
 struct LoadInProgress {
     load: RunningLoad,
     before_gateway: Option<Snapshot>,
@@ -554,10 +557,7 @@ impl Session {
         Ok(load.wait(Duration::from_secs(30))?.raw)
     }
 
-    fn load_target(
-        &mut self,
-        opts: &LoadOptions,
-    ) -> Result<(Arc<dyn Host>, String, Option<Vec<usize>>)> {
+    fn load_target(&mut self, opts: &LoadOptions) -> Result<LoadTarget> {
         let host = self.host(Role::Worker, "default")?;
         let default_uri = match self.gateways.values().next() {
             Some(gw) => gw.proxy_uri.clone(),
@@ -799,7 +799,10 @@ impl Session {
         }
         let host = self.host(Role::Database, "default")?;
         let port = pick_ports(host.as_ref(), 1, 15432)?;
-        let opts = crate::role::postgres::PostgresOptions { port, ..Default::default() };
+        let opts = crate::role::postgres::PostgresOptions {
+            port,
+            ..Default::default()
+        };
         let dir = host.lab_dir().join(format!("postgres-{port}"));
         let pg = crate::role::postgres::start_postgres(host, &dir, opts)?;
         let dsn = pg.dsn();
@@ -810,14 +813,25 @@ impl Session {
     /// Kong's `start_kong`: starts Kong `version` with `kong_confs` (every `KONG_*` variable of
     /// this process overrides them) as instance `instance`. When the session runs PostgreSQL,
     /// Kong is pointed at it unless `kong_confs` names another `pg_host`.
-    pub fn start_kong(&mut self, version: &str, kong_confs: &toml::Table, entities: &Entities, instance: &str) -> Result<String> {
+    pub fn start_kong(
+        &mut self,
+        version: &str,
+        kong_confs: &toml::Table,
+        entities: &Entities,
+        instance: &str,
+    ) -> Result<String> {
         let settings = self.kong_settings(kong_confs, "traditional");
         self.start_gateway("kong", version, entities, &settings, instance)
     }
 
     /// Kong's historical `start_hybrid_kong`: a control plane and a data plane sharing a cluster
     /// certificate perflab generates.
-    pub fn start_hybrid_kong(&mut self, version: &str, kong_confs: &toml::Table, entities: &Entities) -> Result<String> {
+    pub fn start_hybrid_kong(
+        &mut self,
+        version: &str,
+        kong_confs: &toml::Table,
+        entities: &Entities,
+    ) -> Result<String> {
         let settings = self.kong_settings(kong_confs, "hybrid");
         self.start_gateway("kong", version, entities, &settings, "default")
     }
@@ -832,10 +846,16 @@ impl Session {
         if let Some(pg) = &self.postgres
             && !confs.contains_key("pg_host")
         {
-            confs.insert("pg_host".into(), toml::Value::String(pg.address().to_string()));
+            confs.insert(
+                "pg_host".into(),
+                toml::Value::String(pg.address().to_string()),
+            );
             confs.insert("pg_port".into(), toml::Value::String(pg.port().to_string()));
             confs.insert("pg_user".into(), toml::Value::String(pg.user().to_string()));
-            confs.insert("pg_database".into(), toml::Value::String(pg.database().to_string()));
+            confs.insert(
+                "pg_database".into(),
+                toml::Value::String(pg.database().to_string()),
+            );
         }
         let mut settings = toml::Table::new();
         settings.insert("mode".into(), toml::Value::String(mode.into()));
@@ -845,20 +865,30 @@ impl Session {
 
     /// Kong's `save_pgdump`: dumps the session's database to `path` (plain SQL).
     pub fn save_pgdump(&self, path: &Path) -> Result<()> {
-        let pg = self.postgres.as_ref().ok_or_else(|| Error::Usage("no database: call start_postgres first".into()))?;
+        let pg = self
+            .postgres
+            .as_ref()
+            .ok_or_else(|| Error::Usage("no database: call start_postgres first".into()))?;
         pg.save_pgdump(path)
     }
 
     /// Kong's `load_pgdump`: restores `path` into the session's database and, unless
     /// `dont_patch_service`, points every Kong service at the session's upstream.
     pub fn load_pgdump(&self, path: &Path, dont_patch_service: bool) -> Result<()> {
-        let pg = self.postgres.as_ref().ok_or_else(|| Error::Usage("no database: call start_postgres first".into()))?;
+        let pg = self
+            .postgres
+            .as_ref()
+            .ok_or_else(|| Error::Usage("no database: call start_postgres first".into()))?;
         let upstream = self.upstream.as_ref().and_then(|u| {
             let addr = u.uris.first()?.trim_start_matches("http://").to_string();
             let (h, p) = addr.rsplit_once(':')?;
             Some((h.to_string(), p.parse::<u16>().ok()?))
         });
-        pg.load_pgdump(path, dont_patch_service, upstream.as_ref().map(|(h, p)| (h.as_str(), *p)))
+        pg.load_pgdump(
+            path,
+            dont_patch_service,
+            upstream.as_ref().map(|(h, p)| (h.as_str(), *p)),
+        )
     }
 
     /// Kong's `combine_results`: n-aware summaries of the given runs.

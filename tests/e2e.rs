@@ -22,7 +22,10 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let dir = tempfile::Builder::new().prefix("perflab-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("perflab-e2e-")
+            .tempdir()
+            .unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         Lab { dir }
     }
@@ -43,7 +46,12 @@ impl Lab {
     }
     fn run(&self, args: &[&str]) -> Output {
         let out = self.cmd(args).output().unwrap();
-        eprintln!("$ perflab {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "$ perflab {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
     /// Processes that carry this lab's TMPDIR in their environment (started by the lab).
@@ -51,10 +59,16 @@ impl Lab {
         let needle = format!("TMPDIR={}", self.tmp().display());
         let mut found = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+            let Ok(env) = std::fs::read(e.path().join("environ")) else {
+                continue;
+            };
             if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
                 let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{}: {}", e.file_name().to_string_lossy(), String::from_utf8_lossy(&cmd).replace('\0', " ")));
+                found.push(format!(
+                    "{}: {}",
+                    e.file_name().to_string_lossy(),
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                ));
             }
         }
         found
@@ -69,7 +83,11 @@ impl Lab {
         assert!(left.is_empty(), "processes left behind: {left:#?}");
     }
     fn results_dir(&self) -> PathBuf {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.output()).unwrap().flatten().map(|e| e.path()).collect();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.output())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         dirs.sort();
         dirs.pop().expect("a results folder")
     }
@@ -83,7 +101,17 @@ impl Lab {
     }
 }
 
-const FAST: &[&str] = &["--duration", "1", "--repeat", "1", "--warmup", "0", "--cooldown-max", "0", "--plain"];
+const FAST: &[&str] = &[
+    "--duration",
+    "1",
+    "--repeat",
+    "1",
+    "--warmup",
+    "0",
+    "--cooldown-max",
+    "0",
+    "--plain",
+];
 
 fn args<'a>(head: &[&'a str], lab_out: &'a str) -> Vec<&'a str> {
     let mut v = head.to_vec();
@@ -97,7 +125,8 @@ fn stderr(o: &Output) -> String {
 }
 
 fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }
 
 #[test]
@@ -105,7 +134,10 @@ fn suite_run_is_kept_on_disk_and_reported() {
     let _g = lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
-    let o = lab.run(&args(&["suite", "rps", "--tags", "baseline,simple-proxy"], &out));
+    let o = lab.run(&args(
+        &["suite", "rps", "--tags", "baseline,simple-proxy"],
+        &out,
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     for case in ["baseline", "simple-proxy@nginx", "simple-proxy@haproxy"] {
@@ -115,7 +147,11 @@ fn suite_run_is_kept_on_disk_and_reported() {
     let manifest = json(&dir.join("manifest.json"));
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["runs_planned"], 3);
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     runs.sort();
     assert_eq!(runs.len(), 3);
     for r in &runs {
@@ -123,7 +159,10 @@ fn suite_run_is_kept_on_disk_and_reported() {
         assert_eq!(rec["schema"], "perflab.run/1");
         assert!(rec["rps"].as_f64().unwrap() > 0.0, "{rec}");
         assert!(rec["requests"].as_u64().unwrap() > 0);
-        assert!(rec["latency_ms"]["p99"].as_f64().is_some(), "--latency percentiles present");
+        assert!(
+            rec["latency_ms"]["p99"].as_f64().is_some(),
+            "--latency percentiles present"
+        );
         assert_eq!(rec["errors"]["non_2xx_3xx"], 0, "{}", r.display());
         let raw = std::fs::read_to_string(r.join("wrk.txt")).unwrap();
         assert!(raw.contains("Requests/sec:"), "raw wrk output kept");
@@ -132,7 +171,10 @@ fn suite_run_is_kept_on_disk_and_reported() {
         if rec["gateway"] == "baseline" {
             assert!(rec["rps_per_gateway_cpu_s"].is_null());
         } else {
-            assert!(rec["rps_per_gateway_cpu_s"].as_f64().unwrap() > 0.0, "{rec}");
+            assert!(
+                rec["rps_per_gateway_cpu_s"].as_f64().unwrap() > 0.0,
+                "{rec}"
+            );
             assert!(rec["cpu"]["gateway_s"].as_f64().unwrap() > 0.0);
             assert!(r.join("gateway-error.log").is_file());
             let conf = std::fs::read_dir(r.join("config")).unwrap().count();
@@ -159,7 +201,25 @@ fn sigint_keeps_finished_runs_and_leaves_nothing_running() {
     let lab = Lab::new();
     let out = lab.output().display().to_string();
     let mut child = lab
-        .cmd(&["suite", "rps", "--tags", "simple-proxy", "--gateway", "nginx", "--duration", "2", "--repeat", "5", "--warmup", "0", "--cooldown-max", "0", "--plain", "--output", &out])
+        .cmd(&[
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+            "--duration",
+            "2",
+            "--repeat",
+            "5",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+            "--output",
+            &out,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -171,7 +231,11 @@ fn sigint_keeps_finished_runs_and_leaves_nothing_running() {
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
             .and_then(|e| std::fs::read_dir(e.path().join("runs")).ok())
-            .and_then(|runs| runs.flatten().map(|r| r.path().join("result.json")).find(|p| p.is_file()));
+            .and_then(|runs| {
+                runs.flatten()
+                    .map(|r| r.path().join("result.json"))
+                    .find(|p| p.is_file())
+            });
         if let Some(p) = found {
             break p;
         }
@@ -179,21 +243,40 @@ fn sigint_keeps_finished_runs_and_leaves_nothing_running() {
         assert!(child.try_wait().unwrap().is_none(), "perflab ended early");
         std::thread::sleep(Duration::from_millis(50));
     };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted exit status");
     assert!(first_result.is_file(), "finished run kept");
     let dir = lab.results_dir();
     assert_eq!(json(&dir.join("manifest.json"))["status"], "interrupted");
-    let finished = std::fs::read_dir(dir.join("runs")).unwrap().flatten().filter(|r| r.path().join("result.json").is_file()).count();
+    let finished = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .flatten()
+        .filter(|r| r.path().join("result.json").is_file())
+        .count();
     assert!((1..5).contains(&finished), "{finished} runs finished");
     lab.assert_nothing_left();
 }
 
 fn assert_bad_input(lab: &Lab, args: &[&str], code: i32, needle: &str) {
     let o = lab.run(args);
-    assert_eq!(o.status.code(), Some(code), "perflab {}: {}", args.join(" "), stderr(&o));
-    assert!(stderr(&o).contains(needle), "perflab {}: stderr lacks {needle:?}:\n{}", args.join(" "), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "perflab {}: {}",
+        args.join(" "),
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(needle),
+        "perflab {}: stderr lacks {needle:?}:\n{}",
+        args.join(" "),
+        stderr(&o)
+    );
     lab.assert_nothing_left();
 }
 
@@ -204,11 +287,39 @@ fn bad_input_is_refused_clearly() {
     let out = lab.output().display().to_string();
     let bad_toml = lab.suite_dir(&[("bad.toml", "[case]\nname = \"x\"\ngateway = nginx\n")]);
     assert_bad_input(&lab, &args(&["suite", &bad_toml], &out), 2, "bad.toml:3:");
-    assert_bad_input(&lab, &args(&["suite", "rps", "--gateway", "envoyy"], &out), 2, "unknown gateway \"envoyy\"");
-    assert_bad_input(&lab, &args(&["suite", "rps", "--driver", "vagrant"], &out), 2, "unknown driver \"vagrant\"");
-    assert_bad_input(&lab, &args(&["suite", "rps", "--tags", "no-such-tag"], &out), 2, "no case has tag \"no-such-tag\"");
-    assert_bad_input(&lab, &args(&["suite", "rps", "--connections", "1", "--threads", "4"], &out), 2, "connections (1) must be at least threads (4)");
-    assert_bad_input(&lab, &args(&["suite", "no-such-suite"], &out), 2, "unknown suite \"no-such-suite\"");
+    assert_bad_input(
+        &lab,
+        &args(&["suite", "rps", "--gateway", "envoyy"], &out),
+        2,
+        "unknown gateway \"envoyy\"",
+    );
+    assert_bad_input(
+        &lab,
+        &args(&["suite", "rps", "--driver", "vagrant"], &out),
+        2,
+        "unknown driver \"vagrant\"",
+    );
+    assert_bad_input(
+        &lab,
+        &args(&["suite", "rps", "--tags", "no-such-tag"], &out),
+        2,
+        "no case has tag \"no-such-tag\"",
+    );
+    assert_bad_input(
+        &lab,
+        &args(
+            &["suite", "rps", "--connections", "1", "--threads", "4"],
+            &out,
+        ),
+        2,
+        "connections (1) must be at least threads (4)",
+    );
+    assert_bad_input(
+        &lab,
+        &args(&["suite", "no-such-suite"], &out),
+        2,
+        "unknown suite \"no-such-suite\"",
+    );
 }
 
 #[test]
@@ -219,7 +330,10 @@ fn lab_failures_name_their_cause_and_clean_up() {
     // A port in use.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
-    let mut a = args(&["suite", "rps", "--tags", "baseline", "--port-base", &port], &out);
+    let mut a = args(
+        &["suite", "rps", "--tags", "baseline", "--port-base", &port],
+        &out,
+    );
     a.push("--no-pin");
     assert_bad_input(&lab, &a, 4, &format!("port {port}"));
     drop(busy);
@@ -228,8 +342,18 @@ fn lab_failures_name_their_cause_and_clean_up() {
         "refused.toml",
         "[case]\nname = \"refused\"\ngateways = [\"nginx\", \"haproxy\"]\n[case.gateway_settings]\nextra_config = \"bogus_directive on;\"\n[case.load]\nconnections = 10\nthreads = 1\n",
     )]);
-    assert_bad_input(&lab, &args(&["suite", &refused, "--gateway", "nginx"], &out), 4, "unknown directive \"bogus_directive\"");
-    assert_bad_input(&lab, &args(&["suite", &refused, "--gateway", "haproxy"], &out), 4, "haproxy refused its configuration");
+    assert_bad_input(
+        &lab,
+        &args(&["suite", &refused, "--gateway", "nginx"], &out),
+        4,
+        "unknown directive \"bogus_directive\"",
+    );
+    assert_bad_input(
+        &lab,
+        &args(&["suite", &refused, "--gateway", "haproxy"], &out),
+        4,
+        "haproxy refused its configuration",
+    );
 }
 
 /// A PATH holding only some tools, as links.
@@ -237,7 +361,8 @@ fn path_with(lab: &Lab, tools: &[&str]) -> PathBuf {
     let bin = lab.dir.path().join(format!("bin-{}", tools.join("-")));
     std::fs::create_dir_all(&bin).unwrap();
     for t in tools {
-        let real = which::which(t).unwrap_or_else(|_| panic!("{t} must be installed for this test"));
+        let real =
+            which::which(t).unwrap_or_else(|_| panic!("{t} must be installed for this test"));
         std::os::unix::fs::symlink(real, bin.join(t)).unwrap();
     }
     bin
@@ -253,10 +378,17 @@ fn missing_wrk_or_nginx_is_reported_with_how_to_install() {
         let mut tools = base.to_vec();
         tools.push(present);
         let bin = path_with(&lab, &tools);
-        let o = lab.cmd(&args(&["suite", "rps", "--tags", "baseline"], &out)).env("PATH", &bin).output().unwrap();
+        let o = lab
+            .cmd(&args(&["suite", "rps", "--tags", "baseline"], &out))
+            .env("PATH", &bin)
+            .output()
+            .unwrap();
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(3), "{err}");
-        assert!(err.contains(&format!("{missing} not found")) && err.contains("apt-get install"), "{err}");
+        assert!(
+            err.contains(&format!("{missing} not found")) && err.contains("apt-get install"),
+            "{err}"
+        );
     }
     lab.assert_nothing_left();
 }
@@ -265,11 +397,18 @@ fn missing_wrk_or_nginx_is_reported_with_how_to_install() {
 fn import_wrk_prints_json_and_names_refused_addresses() {
     let lab = Lab::new();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrk");
-    let o = lab.run(&["import", "wrk", &fixtures.join("latency.txt").display().to_string()]);
+    let o = lab.run(&[
+        "import",
+        "wrk",
+        &fixtures.join("latency.txt").display().to_string(),
+    ]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let text = std::fs::read_to_string(fixtures.join("latency.txt")).unwrap();
-    let rps_line = text.lines().find(|l| l.starts_with("Requests/sec:")).unwrap();
+    let rps_line = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .unwrap();
     let rps: f64 = rps_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(v["rps"].as_f64().unwrap(), rps);
     for k in ["mean", "stdev", "max", "p50", "p75", "p90", "p99"] {
@@ -279,6 +418,10 @@ fn import_wrk_prints_json_and_names_refused_addresses() {
     let o = lab.run(&["import", "wrk", &refused.display().to_string()]);
     assert_eq!(o.status.code(), Some(4));
     let addr = std::fs::read_to_string(&refused).unwrap();
-    let addr = addr.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).unwrap().to_string();
+    let addr = addr
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap()
+        .to_string();
     assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
 }
