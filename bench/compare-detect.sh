@@ -17,14 +17,14 @@
 # Usage:
 #   bench/compare-detect.sh             # the full benchmark (defaults below: ~2 min a compare)
 #   bench/compare-detect.sh calibrate   # one compare per level: find N for ~20/10/5 % first
-#   TRIALS=2 AA_TRIALS=2 DURATION=1 REPEAT=3 LEVELS="30" bench/compare-detect.sh   # smoke run
+#   TRIALS=2 AA_TRIALS=2 DURATION=1 REPEAT=3 LEVELS="80" bench/compare-detect.sh   # smoke run
 #
 # Environment (defaults in brackets):
 #   TRIALS [10]  AA_TRIALS [$TRIALS]  DURATION [5] seconds of load per run  REPEAT [10] pairs
-#   LEVELS ["30 15 7"] regex locations per slowdown commit, largest first. On the project's
-#     2-core VM one regex location costs ~0.37 µs and a proxied request ~53 µs of gateway CPU
-#     (measured with 400 and 1600 locations: -58 % and -92 % CPU-normalised), so 30/15/7 aim at
-#     ~20/10/5 %; check with `calibrate` and adjust on other machines
+#   LEVELS ["80 40 20"] regex locations per slowdown commit, largest first. A rough
+#     calibration on the project's 2-core VM (busy, load ~9; CPU-normalised ratio of one
+#     3-repeat compare each): 50 → -9 %, 100 → -25 %, 200 → -35 %, 400 → -58 %, 1600 → -92 %;
+#     so 80/40/20 aim at ~20/10/5 %. Check with `calibrate` on a quiet machine and adjust.
 #   NOISE_BAND [2] percent   CONNECTIONS [20]   THREADS [1]
 #   COMPARE_ARGS ["--cooldown-max 2 --warmup 1 --noisy-pct 100"] extra `perflab compare` flags;
 #     noisy runs are kept by default, so the result measures the statistics against this
@@ -45,7 +45,7 @@ TRIALS=${TRIALS:-10}
 AA_TRIALS=${AA_TRIALS:-$TRIALS}
 DURATION=${DURATION:-5}
 REPEAT=${REPEAT:-10}
-LEVELS=${LEVELS:-"30 15 7"}
+LEVELS=${LEVELS:-"80 40 20"}
 NOISE_BAND=${NOISE_BAND:-2}
 CONNECTIONS=${CONNECTIONS:-20}
 THREADS=${THREADS:-1}
