@@ -116,10 +116,18 @@ impl Version {
     }
 
     /// Makes the version usable for a gateway kind: for `git:` versions, the checked-out tree
-    /// (created on first use). Other versions need no directory.
-    pub fn prepare(&self, _gateway_kind: &str) -> Result<Option<PathBuf>> {
+    /// (created on first use). Other versions need no directory. For the `command` gateway the
+    /// checkout's `perflab.toml` is read too, so a commit without one (or with a malformed one)
+    /// is refused before any run starts.
+    pub fn prepare(&self, gateway_kind: &str) -> Result<Option<PathBuf>> {
         match &self.kind {
-            VersionKind::Git { commit, repo, .. } => Ok(Some(checkout(repo, commit)?)),
+            VersionKind::Git { commit, repo, .. } => {
+                let dir = checkout(repo, commit)?;
+                if gateway_kind == "command" {
+                    crate::role::gateway::command::read_descriptor(&dir, &self.label)?;
+                }
+                Ok(Some(dir))
+            }
             _ => Ok(None),
         }
     }
