@@ -30,6 +30,49 @@ fn read_text(host: &dyn Host, path: &str) -> Option<String> {
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
 }
 
+/// sha256 of a file on a host: its own `sha256sum` (native speed, no transfer), else read and
+/// hashed here. Results are remembered per host and path for the life of the process, because
+/// several roles often share one machine and tools like dockerd are hundreds of megabytes.
+pub fn file_sha256(host: &dyn Host, path: &str) -> String {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<HashMap<(String, String), String>>> = Mutex::new(None);
+    let key = (
+        host.name().to_string() + "@" + &host.address(),
+        path.to_string(),
+    );
+    if let Some(v) = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .get(&key)
+    {
+        return v.clone();
+    }
+    let native = host
+        .run(&Cmd::new("sha256sum").arg(path), Duration::from_secs(60))
+        .ok()
+        .filter(|o| o.success())
+        .and_then(|o| {
+            o.stdout_text()
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .filter(|h| h.len() == 64);
+    let sha = native.unwrap_or_else(|| {
+        host.read_file(Path::new(path))
+            .map(|b| sha256_hex(&b))
+            .unwrap_or_default()
+    });
+    CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(key, sha.clone());
+    sha
+}
+
 /// sha256 of a file's bytes, as hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     let d = Sha256::digest(data);
@@ -62,10 +105,7 @@ pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
         )
         .map(|o| o.stdout_text().trim().to_string())
         .unwrap_or_else(|_| path.clone());
-    let sha = host
-        .read_file(Path::new(&real))
-        .map(|b| sha256_hex(&b))
-        .unwrap_or_default();
+    let sha = file_sha256(host, &real);
     json!({ "found": true, "path": path, "resolved": real, "version": version, "sha256": sha })
 }
 
