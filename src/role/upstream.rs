@@ -183,6 +183,36 @@ pub fn wait_ready(
     }
 }
 
+/// Starts `cmd` on `host` with its output in `log`, then waits until every URL in `urls`
+/// answers when asked from `probe`. On failure the process is stopped and the error carries the
+/// text of `log` and of `other_logs` (the program's own explanation).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_until_ready(
+    host: &dyn Host,
+    probe: &dyn Host,
+    cmd: &Cmd,
+    log: &std::path::Path,
+    other_logs: &[PathBuf],
+    urls: &[String],
+    program: &str,
+    timeout: Duration,
+) -> Result<Box<dyn Proc>> {
+    let mut proc = host.spawn(cmd, log)?;
+    let read_log = || {
+        std::iter::once(log)
+            .chain(other_logs.iter().map(|p| p.as_path()))
+            .map(|p| String::from_utf8_lossy(&host.read_file(p).unwrap_or_default()).into_owned())
+            .collect::<String>()
+    };
+    for url in urls {
+        if let Err(e) = wait_ready(probe, proc.as_mut(), url, &read_log, program, timeout) {
+            let _ = proc.stop(Duration::from_secs(2));
+            return Err(e);
+        }
+    }
+    Ok(proc)
+}
+
 /// Starts nginx as the upstream on `host` in `prefix` and waits until every port answers.
 pub fn start_upstream(
     host: Arc<dyn Host>,
@@ -222,36 +252,22 @@ pub fn start_upstream(
         .arg("-c")
         .arg(conf.display().to_string())
         .cpus(opts.cpus.clone());
-    let mut proc = host.spawn(&cmd, &log_path)?;
     let ports: Vec<u16> = (0..opts.ports).map(|i| opts.base_port + i).collect();
     let uris: Vec<String> = ports
         .iter()
         .map(|p| format!("http://{}:{p}", host.address()))
         .collect();
-    let read_log = || {
-        let a = host.read_file(&log_path).unwrap_or_default();
-        let b = host
-            .read_file(&prefix.join("error.log"))
-            .unwrap_or_default();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b)
-        )
-    };
-    for uri in &uris {
-        if let Err(e) = wait_ready(
-            host.as_ref(),
-            proc.as_mut(),
-            &format!("{uri}/health"),
-            &read_log,
-            "upstream nginx",
-            Duration::from_secs(15),
-        ) {
-            let _ = proc.stop(Duration::from_secs(2));
-            return Err(e);
-        }
-    }
+    let health: Vec<String> = uris.iter().map(|u| format!("{u}/health")).collect();
+    let proc = spawn_until_ready(
+        host.as_ref(),
+        host.as_ref(),
+        &cmd,
+        &log_path,
+        &[prefix.join("error.log")],
+        &health,
+        "upstream nginx",
+        Duration::from_secs(15),
+    )?;
     Ok(Upstream {
         host,
         proc,

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use super::{GatewayAdapter, GatewayContext, RunningGateway};
 use crate::host::Cmd;
-use crate::role::upstream::wait_ready;
+use crate::role::upstream::spawn_until_ready;
 use crate::{Error, Result};
 
 /// The file a gateway repository describes itself in.
@@ -227,27 +227,22 @@ impl GatewayAdapter for CommandAdapter {
         let cmd = to_cmd(&desc.start, &vars)?
             .cwd(&worktree)
             .cpus(ctx.cpus.clone());
-        let mut proc = host.spawn(&cmd, &error_log)?;
         let proxy_uri = format!("http://{}:{}", host.address(), ctx.proxy_port);
         let ready = if desc.ready.starts_with('/') {
             desc.ready.clone()
         } else {
             format!("/{}", desc.ready)
         };
-        let read_log = || {
-            String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned()
-        };
-        if let Err(e) = wait_ready(
+        let proc = spawn_until_ready(
+            host.as_ref(),
             ctx.load_host.as_ref(),
-            proc.as_mut(),
-            &format!("{proxy_uri}{ready}"),
-            &read_log,
+            &cmd,
+            &error_log,
+            &[],
+            &[format!("{proxy_uri}{ready}")],
             &desc.name,
             Duration::from_secs(desc.ready_timeout),
-        ) {
-            let _ = proc.stop(Duration::from_secs(2));
-            return Err(e);
-        }
+        )?;
         Ok(RunningGateway {
             kind: "command".into(),
             instance: ctx.instance.to_string(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::nginx::HEALTH_PATH;
 use super::{GatewayAdapter, GatewayContext, RunningGateway};
 use crate::host::Cmd;
-use crate::role::upstream::wait_ready;
+use crate::role::upstream::spawn_until_ready;
 use crate::{Error, Result};
 
 /// HAProxy as the gateway under test.
@@ -94,22 +94,17 @@ impl GatewayAdapter for HaproxyAdapter {
             .arg("-f")
             .arg(conf.display().to_string())
             .cpus(ctx.cpus.clone());
-        let mut proc = host.spawn(&cmd, &error_log)?;
         let proxy_uri = format!("http://{}:{}", host.address(), ctx.proxy_port);
-        let read_log = || {
-            String::from_utf8_lossy(&host.read_file(&error_log).unwrap_or_default()).into_owned()
-        };
-        if let Err(e) = wait_ready(
+        let proc = spawn_until_ready(
+            host.as_ref(),
             ctx.load_host.as_ref(),
-            proc.as_mut(),
-            &format!("{proxy_uri}{HEALTH_PATH}"),
-            &read_log,
+            &cmd,
+            &error_log,
+            &[],
+            &[format!("{proxy_uri}{HEALTH_PATH}")],
             "haproxy",
             Duration::from_secs(15),
-        ) {
-            let _ = proc.stop(Duration::from_secs(2));
-            return Err(e);
-        }
+        )?;
         Ok(RunningGateway {
             kind: "haproxy".into(),
             instance: ctx.instance.to_string(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{GatewayAdapter, GatewayContext, RunningGateway};
 use crate::host::Cmd;
-use crate::role::upstream::{nginx_check, nginx_temp_paths, wait_ready};
+use crate::role::upstream::{nginx_check, nginx_temp_paths, spawn_until_ready};
 use crate::{Error, Result};
 
 /// The readiness path every perflab-rendered gateway config answers.
@@ -96,29 +96,18 @@ impl GatewayAdapter for NginxAdapter {
             .arg("-c")
             .arg(conf.display().to_string())
             .cpus(ctx.cpus.clone());
-        let mut proc = host.spawn(&cmd, &log)?;
         let proxy_uri = format!("http://{}:{}", host.address(), ctx.proxy_port);
         let error_log = ctx.prefix.join("error.log");
-        let read_log = || {
-            let a = host.read_file(&log).unwrap_or_default();
-            let b = host.read_file(&error_log).unwrap_or_default();
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&a),
-                String::from_utf8_lossy(&b)
-            )
-        };
-        if let Err(e) = wait_ready(
+        let proc = spawn_until_ready(
+            host.as_ref(),
             ctx.load_host.as_ref(),
-            proc.as_mut(),
-            &format!("{proxy_uri}{HEALTH_PATH}"),
-            &read_log,
+            &cmd,
+            &log,
+            &[error_log.clone()],
+            &[format!("{proxy_uri}{HEALTH_PATH}")],
             "nginx gateway",
             Duration::from_secs(15),
-        ) {
-            let _ = proc.stop(Duration::from_secs(2));
-            return Err(e);
-        }
+        )?;
         Ok(RunningGateway {
             kind: "nginx".into(),
             instance: ctx.instance.to_string(),
