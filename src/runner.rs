@@ -161,6 +161,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         progress.done();
         Ok(())
     })();
+    crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
     let teardown = session.teardown(false);
     manifest.finished_unix_s = Some(now_unix());
     manifest.status = match &result {
