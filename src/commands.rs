@@ -279,6 +279,12 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     let label = |v: &str| format!("{v} (recorded)");
     let text = perflab::reproduce::report(&old_runs, &exec, a.noise_band / 100.0, &label)?;
     print!("{text}");
+    if let Ok(now) = exec.store.manifest() {
+        print!(
+            "{}",
+            perflab::reproduce::environment_report(&manifest, &now)
+        );
+    }
     eprintln!("perflab: new results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),

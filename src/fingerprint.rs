@@ -453,18 +453,29 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
         cmp(what.into(), a["perflab"].get(key), b["perflab"].get(key));
     }
     for key in ["driver", "network", "engine", "image_id", "provider"] {
-        cmp(format!("driver {key}"), a["driver"].get(key), b["driver"].get(key));
+        cmp(
+            format!("driver {key}"),
+            a["driver"].get(key),
+            b["driver"].get(key),
+        );
     }
     let roles = |v: &Value, k: &str| -> BTreeSet<String> {
         v[k].as_object()
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default()
     };
-    let host_roles: BTreeSet<String> = roles(a, "hosts").union(&roles(b, "hosts")).cloned().collect();
+    let host_roles: BTreeSet<String> = roles(a, "hosts")
+        .union(&roles(b, "hosts"))
+        .cloned()
+        .collect();
     for role in &host_roles {
         let (ha, hb) = (&a["hosts"][role.as_str()], &b["hosts"][role.as_str()]);
         for key in HOST_KEYS {
-            cmp(format!("{role} {}", key.replace('_', " ")), ha.get(*key), hb.get(*key));
+            cmp(
+                format!("{role} {}", key.replace('_', " ")),
+                ha.get(*key),
+                hb.get(*key),
+            );
         }
         for key in ["runtime", "virtualization"] {
             cmp(
@@ -474,7 +485,10 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
             );
         }
     }
-    let tool_roles: BTreeSet<String> = roles(a, "tools").union(&roles(b, "tools")).cloned().collect();
+    let tool_roles: BTreeSet<String> = roles(a, "tools")
+        .union(&roles(b, "tools"))
+        .cloned()
+        .collect();
     for role in &tool_roles {
         let (ta, tb) = (&a["tools"][role.as_str()], &b["tools"][role.as_str()]);
         let names: BTreeSet<String> = [ta, tb]
@@ -498,7 +512,11 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
                 out.push(format!("{role} tool {name}: {} → {}", state(x), state(y)));
             } else if x["sha256"] != y["sha256"] {
                 let version = if x["version"] != y["version"] {
-                    format!(" (version {} → {})", show(&x["version"]), show(&y["version"]))
+                    format!(
+                        " (version {} → {})",
+                        show(&x["version"]),
+                        show(&y["version"])
+                    )
                 } else {
                     " (same version text)".to_string()
                 };
@@ -523,7 +541,11 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
                         .map(|a| a.iter().map(show).collect::<Vec<_>>().join(", "))
                         .unwrap_or_else(|| show(v))
                 };
-                out.push(format!("gateway of version {label}: {} → {}", join(x), join(y)));
+                out.push(format!(
+                    "gateway of version {label}: {} → {}",
+                    join(x),
+                    join(y)
+                ));
             }
         }
     }
@@ -584,8 +606,14 @@ mod tests {
     #[test]
     fn fields_missing_from_an_older_fingerprint_are_skipped() {
         let mut old = fp();
-        old["hosts"]["gateway"].as_object_mut().unwrap().remove("container");
-        old["hosts"]["gateway"].as_object_mut().unwrap().remove("cores");
+        old["hosts"]["gateway"]
+            .as_object_mut()
+            .unwrap()
+            .remove("container");
+        old["hosts"]["gateway"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cores");
         assert!(differences(&old, &fp()).is_empty());
     }
 
