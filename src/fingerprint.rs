@@ -271,13 +271,13 @@ pub fn collect(session: &mut Session, versions: &[Version]) -> Value {
         }
     }
     let mut controller = serde_json::Map::new();
-    if driver["driver"] == "terraform" {
-        if let Ok(local) = crate::host::LocalHost::new("controller", &std::env::temp_dir()) {
-            controller.insert(
-                "terraform".into(),
-                tool_info(&local, "terraform", &["version"]),
-            );
-        }
+    if driver["driver"] == "terraform"
+        && let Ok(local) = crate::host::LocalHost::new("controller", &std::env::temp_dir())
+    {
+        controller.insert(
+            "terraform".into(),
+            tool_info(&local, "terraform", &["version"]),
+        );
     }
     json!({
         "collected_unix_s": crate::store::now_unix(),

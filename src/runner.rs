@@ -211,9 +211,8 @@ fn run_one(
     }
     let started_unix_s = now_unix();
     let t0 = Instant::now();
-    let version_detail;
-    if baseline {
-        version_detail = "upstream nginx".to_string();
+    let version_detail = if baseline {
+        "upstream nginx".to_string()
     } else {
         let dir = version.prepare(&case.gateway)?;
         session.start_gateway_in(
@@ -225,11 +224,11 @@ fn run_one(
             "default",
             case.workers,
         )?;
-        version_detail = session
+        session
             .gateway("default")
             .map(|g| g.version_detail.clone())
-            .unwrap_or_default();
-    }
+            .unwrap_or_default()
+    };
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let _ = t0;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();

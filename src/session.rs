@@ -36,6 +36,9 @@ use crate::role::load::wrk::{self, LoadOptions, LoadOutcome, RunningLoad};
 use crate::role::upstream::{self, Upstream, UpstreamOptions};
 use crate::{Error, Result};
 
+/// Where the load goes: the worker host, the target URI, the load generator's CPUs.
+type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);
+
 /// Log levels, as Kong's framework named them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -552,10 +555,7 @@ impl Session {
         Ok(load.wait(Duration::from_secs(30))?.raw)
     }
 
-    fn load_target(
-        &mut self,
-        opts: &LoadOptions,
-    ) -> Result<(Arc<dyn Host>, String, Option<Vec<usize>>)> {
+    fn load_target(&mut self, opts: &LoadOptions) -> Result<LoadTarget> {
         let host = self.host(Role::Worker, "default")?;
         let default_uri = match self.gateways.values().next() {
             Some(gw) => gw.proxy_uri.clone(),

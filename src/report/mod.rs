@@ -80,7 +80,7 @@ pub fn ordering(store: &Store, runs: &[RunRecord]) -> (Vec<String>, Vec<String>)
 
 /// Groups runs by (case, version), leaving profiled runs out (their throughput is not mixed
 /// with unprofiled statistics).
-pub fn group<'a>(runs: &'a [RunRecord]) -> BTreeMap<(String, String), Vec<&'a RunRecord>> {
+pub fn group(runs: &[RunRecord]) -> BTreeMap<(String, String), Vec<&RunRecord>> {
     let mut m: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
     for r in runs.iter().filter(|r| !r.flags.profiled) {
         m.entry((r.case.clone(), r.version.clone()))

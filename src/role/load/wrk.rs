@@ -66,7 +66,7 @@ impl LoadOptions {
                 self.connections, self.threads
             )));
         }
-        if !(self.duration >= 1.0) {
+        if self.duration.is_nan() || self.duration < 1.0 {
             return Err(Error::Usage(format!(
                 "duration must be at least 1 second (got {})",
                 self.duration
