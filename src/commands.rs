@@ -280,6 +280,12 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     let text = perflab::reproduce::report(&old_runs, &exec, a.noise_band / 100.0, &label)?;
     report::render_all(&exec.store, &report::ReportOptions::default())?;
     print!("{text}");
+    if let Ok(now) = exec.store.manifest() {
+        print!(
+            "{}",
+            perflab::reproduce::environment_report(&manifest, &now)
+        );
+    }
     eprintln!("perflab: new results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),

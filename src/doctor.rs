@@ -195,5 +195,9 @@ pub fn check() -> (String, bool) {
     } else {
         "\nlocal driver: NOT ready (install what is MISSING above)\n"
     });
+    out.push_str(
+        "\nfingerprint of this machine (every manifest.json records it; docs/reproducibility.md):\n",
+    );
+    out.push_str(&crate::fingerprint::compact(&crate::fingerprint::local()));
     (out, ok)
 }

@@ -122,6 +122,30 @@ pub fn report(
     Ok(t)
 }
 
+/// Compares the recorded invocation's environment with the new one's
+/// ([`crate::fingerprint::differences`]): a warning listing every difference, or a line saying
+/// the fingerprints match. A change of CPU, kernel, governor or a tool's binary can explain a
+/// changed figure by itself, so it is shown next to the verdicts.
+pub fn environment_report(recorded: &Manifest, now: &Manifest) -> String {
+    if recorded.fingerprint.is_null() || now.fingerprint.is_null() {
+        return "warning: environment not compared: one of the two results has no fingerprint\n"
+            .into();
+    }
+    let diffs = crate::fingerprint::differences(&recorded.fingerprint, &now.fingerprint);
+    if diffs.is_empty() {
+        return "environment: same as recorded (CPU, kernel, governor, THP, container, tools' sha256, perflab, gateway versions)\n".into();
+    }
+    let mut t = format!(
+        "warning: the recorded result ran in a different environment ({} difference{}); figures may differ for that reason alone:\n",
+        diffs.len(),
+        if diffs.len() == 1 { "" } else { "s" }
+    );
+    for d in diffs {
+        let _ = writeln!(t, "  - {d}");
+    }
+    t
+}
+
 /// The noise band measured from A/A runs: the first two versions of `runs` are the same build;
 /// their paired RPS ratios (per case and repeat) go to [`stats::calibrate_noise_band`].
 pub fn calibrated_band(runs: &[RunRecord]) -> f64 {

@@ -161,6 +161,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         progress.done();
         Ok(())
     })();
+    crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
     let teardown = session.teardown(false);
     manifest.finished_unix_s = Some(now_unix());
     manifest.status = match &result {
@@ -175,6 +176,19 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         (Ok(()), Ok(())) => None,
     };
     Ok(Execution { store, runs, error })
+}
+
+/// The label an adapter should check: compare labels repeated versions apart (`current#2`,
+/// `3.9.1#aa` for calibration), but the adapter must see what the user asked for.
+fn adapter_label(label: &str) -> &str {
+    match label.rsplit_once('#') {
+        Some((base, n))
+            if n == "aa" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            base
+        }
+        _ => label,
+    }
 }
 
 fn run_one(
@@ -202,7 +216,7 @@ fn run_one(
         let dir = version.prepare(&case.gateway)?;
         session.start_gateway_in(
             &case.gateway,
-            &version.label,
+            adapter_label(&version.label),
             dir,
             &case.entities,
             &case.gateway_settings,
@@ -302,4 +316,15 @@ fn run_one(
     }
     store.write_run(&run_dir, &rec, &files)?;
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn adapters_see_the_label_without_the_repeat_suffix() {
+        assert_eq!(super::adapter_label("current#2"), "current");
+        assert_eq!(super::adapter_label("3.9.1#aa"), "3.9.1");
+        assert_eq!(super::adapter_label("git:main#x"), "git:main#x");
+        assert_eq!(super::adapter_label("current"), "current");
+    }
 }

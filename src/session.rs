@@ -36,6 +36,9 @@ use crate::role::load::wrk::{self, LoadOptions, LoadOutcome, RunningLoad};
 use crate::role::upstream::{self, Upstream, UpstreamOptions};
 use crate::{Error, Result};
 
+/// Where the load goes: the worker host, the target URI, the load generator's CPUs.
+type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);
+
 /// Log levels, as Kong's framework named them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -134,9 +137,6 @@ pub struct Measurement {
     /// The profile, when a profiler was attached for this load.
     pub profile: Option<crate::role::profiler::Profile>,
 }
-
-/// Where load goes from: the load host, the URL, and the CPUs wrk is pinned to.
-type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);
 
 struct LoadInProgress {
     load: RunningLoad,
