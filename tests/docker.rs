@@ -534,11 +534,9 @@ fn perflab_cli(cache: &Path) -> std::process::Command {
     c
 }
 
-/// The short-run flags every CLI test uses.
+/// The short-run flags every CLI test uses (`--repeat` is given separately).
 const QUICK: &[&str] = &[
     "--duration",
-    "1",
-    "--repeat",
     "1",
     "--warmup",
     "0",
@@ -613,6 +611,7 @@ fn cli_suite_on_docker_gives_the_same_results_as_local_and_leaves_nothing() {
         let out = perflab_cli(tmp.path())
             .args(["suite", "rps", "--tags", "simple-proxy", "--driver", driver])
             .args(QUICK)
+            .args(["--repeat", "1"])
             .args(extra)
             .arg("--output")
             .arg(&output)
@@ -672,6 +671,7 @@ fn cli_a_refused_gateway_config_fails_the_run_and_leaves_nothing() {
         .arg(&suite)
         .args(["--driver", "docker", "--driver-opt", &image_opt()])
         .args(QUICK)
+        .args(["--repeat", "1"])
         .arg("--output")
         .arg(&output)
         .output()
@@ -714,10 +714,27 @@ fn spawn_suite(tmp: &Path, repeat: &str) -> (std::process::Child, std::path::Pat
     (child, output)
 }
 
-/// Polls (no timing claims: a generous bound only so a broken run cannot hang the tests).
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    perflab::host::poll_until(Duration::from_secs(300), Duration::from_millis(100), &mut f)
-        .unwrap_or_else(|| panic!("gave up waiting for {what}"))
+/// Polls while the child runs (no timing claims: a generous bound only so a broken run cannot
+/// hang the tests).
+fn wait_for<T>(child: &mut std::process::Child, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut exited = None;
+    let found =
+        perflab::host::poll_until(Duration::from_secs(300), Duration::from_millis(100), || {
+            if let Some(v) = f() {
+                return Some(Some(v));
+            }
+            exited = child.try_wait().unwrap();
+            exited.map(|_| None)
+        });
+    match found {
+        Some(Some(v)) => v,
+        _ => {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("gave up waiting for {what} (perflab exited: {exited:?}):\n{err}")
+        }
+    }
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
@@ -733,14 +750,14 @@ fn signal(child: &std::process::Child, sig: &str) {
 fn cli_ctrl_c_mid_run_keeps_finished_runs_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, output) = spawn_suite(tmp.path(), "3");
-    let dir = wait_for("the results folder", || {
+    let dir = wait_for(&mut child, "the results folder", || {
         std::fs::read_dir(&output)
             .ok()?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .find(|p| p.is_dir())
     });
-    wait_for("the first result.json", || {
+    wait_for(&mut child, "the first result.json", || {
         (!result_files(&dir).is_empty()).then_some(())
     });
     let lab = manifest_lab(&dir).unwrap();
@@ -762,7 +779,7 @@ fn cli_ctrl_c_mid_run_keeps_finished_runs_and_leaves_nothing() {
 fn cli_teardown_removes_what_a_killed_run_left() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, output) = spawn_suite(tmp.path(), "3");
-    let lab = wait_for("the lab's containers", || {
+    let lab = wait_for(&mut child, "the lab's containers", || {
         let dir = std::fs::read_dir(&output)
             .ok()?
             .filter_map(|e| e.ok())
@@ -813,6 +830,7 @@ fn cli_bad_input_gives_clear_errors() {
             .args(["--driver", "docker"])
             .args(extra)
             .args(QUICK)
+            .args(["--repeat", "1"])
             .arg("--output")
             .arg(tmp.path().join("out"))
             .output()
