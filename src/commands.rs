@@ -205,7 +205,9 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
         );
     }
     if only.is_none() || only == Some("docker") {
-        match perflab::driver::docker::remove_leftovers(None, None) {
+        // `--driver-opt lab=ID`: only that lab's objects (others may be running).
+        let opts = crate::cli::driver_options(&a.driver_opt)?;
+        match perflab::driver::docker::remove_leftovers(None, opts.get("lab").map(String::as_str)) {
             Ok(l) => println!("docker: removed {} labelled object(s)", l.len()),
             Err(e) if only.is_none() => println!("docker: skipped ({e})"),
             Err(e) => return Err(e.into()),

@@ -36,9 +36,11 @@ pub const IMAGE_REPO: &str = "perflab/lab";
 pub const DEFAULT_IMAGE: &str = "perflab/lab:latest";
 
 /// Programs every lab image must have: the shell and the tools the container host uses
-/// (`setsid` for process groups, `cat`/`rm`/`mkdir`/`mv` for files, `kill` to stop processes).
+/// (`setsid` for process groups, `cat`/`rm`/`mkdir`/`mv` for files, `kill` to stop processes),
+/// and those the shared session runs on every host (`getconf` counts CPUs, `readlink` tells
+/// PID namespaces apart).
 pub const REQUIRED_BINARIES: &[&str] = &[
-    "sh", "cat", "mkdir", "kill", "sleep", "rm", "ls", "env", "mv", "setsid",
+    "sh", "cat", "mkdir", "kill", "sleep", "rm", "ls", "env", "mv", "setsid", "readlink", "getconf",
 ];
 
 /// Programs the roles use; `image build` includes those found on this machine.

@@ -141,6 +141,8 @@ pub struct Measurement {
 struct LoadInProgress {
     load: RunningLoad,
     before_gateway: Option<Snapshot>,
+    /// The gateway shares the worker's kernel (and `/proc/stat`), if not its process table.
+    gateway_same_machine: bool,
     before_worker: Snapshot,
     started: Instant,
     load_cpus: usize,
@@ -586,9 +588,15 @@ impl Session {
         let gw_host = self.gateways.values().next().map(|g| g.host.clone());
         let cooldown_waited_s = self.cool_down(gw_host.as_deref().unwrap_or(host.as_ref()))?;
         let before_worker = host.proc_snapshot()?;
-        let before_gateway = match &gw_host {
-            Some(h) if !same_machine(h.as_ref(), host.as_ref()) => Some(h.proc_snapshot()?),
-            _ => None,
+        // The gateway's processes are counted from its own `/proc` when the worker cannot see
+        // them (another machine, or a container with its own PID namespace); machine-wide
+        // background is judged on the gateway's machine only when it is another kernel.
+        let (before_gateway, gateway_same_machine) = match &gw_host {
+            Some(h) if !same_process_table(h.as_ref(), host.as_ref()) => (
+                Some(h.proc_snapshot()?),
+                same_machine(h.as_ref(), host.as_ref()),
+            ),
+            _ => (None, true),
         };
         let load_cpus = cpus
             .as_ref()
@@ -599,6 +607,7 @@ impl Session {
         self.load = Some(LoadInProgress {
             load,
             before_gateway,
+            gateway_same_machine,
             before_worker,
             started: Instant::now(),
             load_cpus,
@@ -626,11 +635,9 @@ impl Session {
                     Some(before) => {
                         let after = g.host.proc_snapshot()?;
                         let s = after.group_seconds(pgid) - before.group_seconds(pgid);
-                        (
-                            Some(s),
-                            Some((before.machine, after.machine)),
-                            cpu_count(g.host.as_ref()),
-                        )
+                        let machine =
+                            (!lp.gateway_same_machine).then_some((before.machine, after.machine));
+                        (Some(s), machine, cpu_count(g.host.as_ref()))
                     }
                     None => (
                         Some(
@@ -959,6 +966,27 @@ pub fn same_machine(a: &dyn Host, b: &dyn Host) -> bool {
         (Some(x), Some(y)) => x == y,
         _ => false,
     }
+}
+
+/// True when two hosts see the same process table: the same kernel and PID namespace (not so
+/// for two containers, or a container and the machine). A process group started on one is then
+/// visible, by the same pid, in the other's `/proc`.
+pub fn same_process_table(a: &dyn Host, b: &dyn Host) -> bool {
+    let ns = |h: &dyn Host| {
+        h.run(
+            &crate::host::Cmd::new("readlink").arg("/proc/self/ns/pid"),
+            Duration::from_secs(10),
+        )
+        .ok()
+        .filter(|o| o.success())
+        .map(|o| o.stdout_text().trim().to_string())
+        .filter(|s| !s.is_empty())
+    };
+    same_machine(a, b)
+        && match (ns(a), ns(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
 }
 
 /// Picks `n` consecutive free ports. On hosts reached over loopback the ports are checked by

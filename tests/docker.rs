@@ -328,10 +328,9 @@ fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
     assert_eq!(desc["network"], "host");
     assert_eq!(desc["image_id"], lab_image().id.as_str());
     assert!(desc["engine"]["version"].is_string(), "{desc}");
-    if desc["engine"]["ncpu"].as_u64() == Some(2) {
-        assert_eq!(desc["cpuset"]["gateway"], "1");
-        assert_eq!(desc["cpuset"]["worker"], "0");
-    }
+    // No container-level pinning by default: the session pins roles with taskset inside.
+    assert!(desc["cpuset"]["gateway"].is_null(), "{desc}");
+    assert!(desc["cpuset"]["worker"].is_null(), "{desc}");
 
     assert_eq!(labelled(&lab).len(), 2);
     // A partial teardown stops processes and removes the lab's files, keeping the containers.
@@ -393,7 +392,8 @@ fn a_killed_lab_leaves_leftovers_that_teardown_finds_and_removes() {
         lab = d.lab_id().to_string();
         d.host(Role::Gateway, "default").unwrap();
         d.host(Role::Worker, "default").unwrap();
-        // Dropped without teardown, as when the lab's process dies.
+        // Forgotten without teardown or drop, as when the lab's process dies.
+        std::mem::forget(d);
     }
     let _cleanup = Cleanup(lab.clone());
     let found = labelled(&lab);
@@ -519,4 +519,350 @@ fn an_image_without_the_program_gives_a_clear_spawn_error() {
     assert!(out.stdout_text().contains("nobody"));
     d.teardown(true).unwrap();
     assert!(labelled(d.lab_id()).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI end to end: `perflab suite … --driver docker` as a user runs it.
+
+/// `perflab` with the private engine, a private cache dir, and the suites of this checkout.
+fn perflab_cli(cache: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"));
+    c.env("DOCKER_HOST", engine())
+        .env("PERFLAB_CACHE_DIR", cache)
+        .env_remove("PERF_TEST_DRIVER")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// The short-run flags every CLI test uses (`--repeat` is given separately).
+const QUICK: &[&str] = &[
+    "--duration",
+    "1",
+    "--warmup",
+    "0",
+    "--cooldown-max",
+    "0",
+    "--plain",
+];
+
+fn image_opt() -> String {
+    format!("image={}", lab_image().tag)
+}
+
+/// The one results folder a command made under `output`.
+fn results_dir(output: &Path) -> std::path::PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(output)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn result_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("runs"))
+        .map(|d| {
+            d.map(|e| e.unwrap().path().join("result.json"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Every key path of a JSON value (`cpu.gateway_s`), objects only.
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    if let serde_json::Value::Object(m) = v {
+        for (k, v) in m {
+            let p = format!("{prefix}{k}");
+            key_paths(v, &format!("{p}."), out);
+            out.insert(p);
+        }
+    }
+}
+
+/// The lab id a run recorded in its manifest, once the driver is set up.
+fn manifest_lab(dir: &Path) -> Option<String> {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()?;
+    m["driver_info"]["lab_id"].as_str().map(str::to_string)
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn cli_suite_on_docker_gives_the_same_results_as_local_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |driver: &str, extra: &[String]| {
+        let output = tmp.path().join(driver);
+        let out = perflab_cli(tmp.path())
+            .args(["suite", "rps", "--tags", "simple-proxy", "--driver", driver])
+            .args(QUICK)
+            .args(["--repeat", "1"])
+            .args(extra)
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        results_dir(&output)
+    };
+    let docker_dir = run("docker", &["--driver-opt".into(), image_opt()]);
+    let local_dir = run("local", &[]);
+
+    let manifest = read_json(&docker_dir.join("manifest.json"));
+    let info = &manifest["driver_info"];
+    assert_eq!(info["driver"], "docker", "{info}");
+    assert_eq!(info["image_id"], lab_image().id.as_str(), "{info}");
+    assert_eq!(info["network"], "host", "{info}");
+    let lab = info["lab_id"].as_str().unwrap().to_string();
+    let _cleanup = Cleanup(lab.clone());
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+
+    let docker_runs = result_files(&docker_dir);
+    let local_runs = result_files(&local_dir);
+    assert_eq!(docker_runs.len(), 2, "{docker_runs:?}");
+    assert_eq!(local_runs.len(), 2, "{local_runs:?}");
+    for (d, l) in docker_runs.iter().zip(&local_runs) {
+        let (d, l) = (read_json(d), read_json(l));
+        let (mut dk, mut lk) = Default::default();
+        key_paths(&d, "", &mut dk);
+        key_paths(&l, "", &mut lk);
+        assert_eq!(dk, lk, "docker {d}\nlocal {l}");
+        assert_eq!(d["case"], l["case"]);
+        assert_eq!(d["driver"], "docker");
+        assert!(d["requests"].as_u64().unwrap() > 0, "{d}");
+        // The gateway's CPU is counted in its own container's PID namespace.
+        assert!(d["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{d}");
+        assert!(d["cpu"]["upstream_s"].as_f64().unwrap() > 0.0, "{d}");
+        assert!(d["rps_per_gateway_cpu_s"].as_f64().unwrap() > 0.0, "{d}");
+        assert!(d["cpu"]["cores"].as_u64().unwrap() >= 1, "{d}");
+    }
+}
+
+#[test]
+fn cli_a_refused_gateway_config_fails_the_run_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = tmp.path().join("bogus");
+    std::fs::create_dir(&suite).unwrap();
+    std::fs::write(
+        suite.join("bogus.toml"),
+        "[case]\nname = \"bogus\"\ngateways = [\"nginx\"]\n\
+         [case.gateway_settings]\nextra_config = \"bogus_directive on;\"\n\
+         [case.load]\nconnections = 10\nthreads = 1\n",
+    )
+    .unwrap();
+    let output = tmp.path().join("out");
+    let out = perflab_cli(tmp.path())
+        .arg("suite")
+        .arg(&suite)
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(QUICK)
+        .args(["--repeat", "1"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("bogus_directive"), "{all}");
+    let dir = results_dir(&output);
+    let lab = manifest_lab(&dir).expect("the lab was set up before the run failed");
+    let _cleanup = Cleanup(lab.clone());
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+    let manifest = read_json(&dir.join("manifest.json"));
+    assert!(
+        manifest["status"].as_str().unwrap().starts_with("failed"),
+        "{manifest}"
+    );
+}
+
+/// Starts `perflab suite` on docker in the background (simple-proxy on nginx, `repeat` runs).
+fn spawn_suite(tmp: &Path, repeat: &str) -> (std::process::Child, std::path::PathBuf) {
+    let output = tmp.join("out");
+    let child = perflab_cli(tmp)
+        .args([
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(QUICK)
+        .args(["--repeat", repeat])
+        .arg("--output")
+        .arg(&output)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, output)
+}
+
+/// Polls while the child runs (no timing claims: a generous bound only so a broken run cannot
+/// hang the tests).
+fn wait_for<T>(child: &mut std::process::Child, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut exited = None;
+    let found =
+        perflab::host::poll_until(Duration::from_secs(300), Duration::from_millis(100), || {
+            if let Some(v) = f() {
+                return Some(Some(v));
+            }
+            exited = child.try_wait().unwrap();
+            exited.map(|_| None)
+        });
+    match found {
+        Some(Some(v)) => v,
+        _ => {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("gave up waiting for {what} (perflab exited: {exited:?}):\n{err}")
+        }
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+#[test]
+fn cli_ctrl_c_mid_run_keeps_finished_runs_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, output) = spawn_suite(tmp.path(), "3");
+    let dir = wait_for(&mut child, "the results folder", || {
+        std::fs::read_dir(&output)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+    });
+    wait_for(&mut child, "the first result.json", || {
+        (!result_files(&dir).is_empty()).then_some(())
+    });
+    let lab = manifest_lab(&dir).unwrap();
+    let _cleanup = Cleanup(lab.clone());
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!result_files(&dir).is_empty());
+    assert_eq!(
+        read_json(&dir.join("manifest.json"))["status"],
+        "interrupted"
+    );
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+}
+
+#[test]
+fn cli_teardown_removes_what_a_killed_run_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, output) = spawn_suite(tmp.path(), "3");
+    let lab = wait_for(&mut child, "the lab's containers", || {
+        let dir = std::fs::read_dir(&output)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.is_dir())?;
+        manifest_lab(&dir)
+    });
+    let _cleanup = Cleanup(lab.clone());
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let left = labelled(&lab);
+    assert!(
+        left.iter().filter(|l| l.kind == "container").count() >= 2,
+        "{left:?}"
+    );
+    // Only this lab's objects: other labs may be running on the same engine.
+    let out = perflab_cli(tmp.path())
+        .args(["teardown", "--driver", "docker", "--driver-opt"])
+        .arg(format!("lab={lab}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("docker: removed"),
+        "{}",
+        text(&out)
+    );
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+}
+
+#[test]
+fn cli_bad_input_gives_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = |extra: &[&str], docker_host: Option<&str>| {
+        let mut c = perflab_cli(tmp.path());
+        if let Some(h) = docker_host {
+            c.env("DOCKER_HOST", h);
+        }
+        let out = c
+            .args([
+                "suite",
+                "rps",
+                "--tags",
+                "simple-proxy",
+                "--gateway",
+                "nginx",
+            ])
+            .args(["--driver", "docker"])
+            .args(extra)
+            .args(QUICK)
+            .args(["--repeat", "1"])
+            .arg("--output")
+            .arg(tmp.path().join("out"))
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    // No engine.
+    let (code, all) = suite(&[], Some("unix:///nonexistent.sock"));
+    assert_eq!(code, Some(3), "{all}");
+    assert!(
+        all.contains("/nonexistent.sock") && all.contains("DOCKER_HOST"),
+        "{all}"
+    );
+    // An image the engine does not have.
+    let (code, all) = suite(&["--driver-opt", "image=nope:1"], None);
+    assert_eq!(code, Some(3), "{all}");
+    assert!(
+        all.contains("nope:1") && all.contains("perflab image build"),
+        "{all}"
+    );
+    // An image without wrk and nginx.
+    let rootfs = image::build_rootfs_tar(image::REQUIRED_BINARIES).unwrap();
+    let tag = format!("perflab/test-minimal:{}", &rootfs.sha256[..16]);
+    runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        if image::image_id(&dk, &tag).await.unwrap().is_none() {
+            image::import_image(&dk, rootfs.tar, &tag, &BTreeMap::new())
+                .await
+                .unwrap();
+        }
+    });
+    let (code, all) = suite(&["--driver-opt", &format!("image={tag}")], None);
+    assert_eq!(code, Some(3), "{all}");
+    assert!(all.contains("wrk") && all.contains(&tag), "{all}");
 }

@@ -3,9 +3,12 @@
 //! Containers give each role its own filesystem and PID namespace (so `/proc` CPU accounting
 //! sees just that role) while sharing the machine's network by default: bridge NAT costs 20%+
 //! throughput in published measurements, so host networking is the honest default and a
-//! lab-owned bridge network is opt-in. Roles are pinned to CPU sets at the container level
-//! (gateway alone on the last CPU, worker on the others) because pinning is what makes
-//! interleaved A/B ratios steady on small machines.
+//! lab-owned bridge network is opt-in. Containers are not pinned by default: the session pins
+//! each role with `taskset` inside its container (measured server alone on the last CPU, the
+//! rest on the others), exactly as on the local driver, so results of the two drivers compare.
+//! A container-level CPU set would clash with that plan in baseline cases, where the upstream in
+//! the worker container is the measured server; `cpuset.*` options are there for users who pin
+//! the containers themselves (with `--no-pin`).
 //!
 //! Everything the driver creates carries the label `perflab.lab=<lab id>`, and teardown removes
 //! by that label and by id (containers first, then networks, then volumes). Docker 20.10 allows
@@ -298,16 +301,6 @@ fn valid_cpuset(s: &str) -> bool {
         })
 }
 
-/// Default CPU sets: with two or more CPUs the gateway gets the last one alone and the worker
-/// the others; with one, no pinning.
-pub fn default_cpusets(ncpu: usize) -> (Option<String>, Option<String>) {
-    match ncpu {
-        0 | 1 => (None, None),
-        2 => (Some("1".into()), Some("0".into())),
-        n => (Some((n - 1).to_string()), Some(format!("0-{}", n - 2))),
-    }
-}
-
 /// Docker-safe name part: letters, digits, `_.-`.
 fn name_part(s: &str) -> String {
     s.chars()
@@ -350,7 +343,7 @@ impl DockerDriver {
     /// Connects to the engine (`DOCKER_HOST`, else the default socket) and checks the options:
     /// `image` (default `perflab/lab:latest`, made by `perflab image build`; it must exist),
     /// `network` (`host` default, or `bridge`), `cpuset.gateway` and `cpuset.worker` (e.g. `1`,
-    /// `0-2`; `none` for no pinning). Warns when other labs left objects behind.
+    /// `0-2`; default and `none`: no container-level pinning, the session's `taskset` pins). Warns when other labs left objects behind.
     pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
         Self::with_engine(options, lab_id, None)
     }
@@ -425,12 +418,7 @@ impl DockerDriver {
                 .await
                 .map_err(|e| docker_error("reading engine info", e))?;
             let ncpu = info.ncpu.unwrap_or(0).max(0) as usize;
-            let (dg, dw) = default_cpusets(ncpu);
-            let pick = |key: &str, default: Option<String>| match options.get(key) {
-                Some(v) if v == "none" => None,
-                Some(v) => Some(v.clone()),
-                None => default,
-            };
+            let pick = |key: &str| options.get(key).filter(|v| *v != "none").cloned();
             let others: Vec<Leftover> = find_leftovers_async(&docker, None)
                 .await?
                 .into_iter()
@@ -454,8 +442,8 @@ impl DockerDriver {
                 image_id,
                 network,
                 bridge: None,
-                cpuset_gateway: pick("cpuset.gateway", dg),
-                cpuset_worker: pick("cpuset.worker", dw),
+                cpuset_gateway: pick("cpuset.gateway"),
+                cpuset_worker: pick("cpuset.worker"),
                 engine_version: serde_json::json!({
                     "version": version.version,
                     "api_version": version.api_version,
@@ -586,10 +574,12 @@ impl DockerDriver {
             role.as_str(),
             name_part(instance)
         ));
+        // The image is in the name so that "wrk not found on host worker (image …)" says where
+        // it was looked for.
         let host_name = if instance == "default" {
-            role.as_str().to_string()
+            format!("{} (image {})", role.as_str(), self.image)
         } else {
-            format!("{}-{instance}", role.as_str())
+            format!("{}-{instance} (image {})", role.as_str(), self.image)
         };
         Ok(NewContainer {
             id,
@@ -597,6 +587,31 @@ impl DockerDriver {
             address,
             lab_dir,
         })
+    }
+}
+
+/// The lab's containers die with the driver: the session drops its driver after any teardown,
+/// and the containers of a lab id are of no use to anyone afterwards. Dropping removes every
+/// object labelled with the lab id (as [`Driver::teardown`] with `full` does), so a run that ends
+/// in success, failure or Ctrl-C leaves nothing behind; only a killed process does, and
+/// `perflab teardown` finds that by label.
+impl Drop for DockerDriver {
+    fn drop(&mut self) {
+        if self.containers.is_empty() && self.bridge.is_none() {
+            return;
+        }
+        let docker = self.docker.clone();
+        let lab = self.lab_id.clone();
+        let r = runtime().block_on(async move {
+            let found = find_leftovers_async(&docker, Some(&lab)).await?;
+            remove_objects(&docker, &found).await
+        });
+        if let Err(e) = r {
+            tracing::warn!(
+                "could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
+                self.lab_id
+            );
+        }
     }
 }
 
@@ -684,15 +699,6 @@ mod tests {
 
     #[test]
     fn cpusets() {
-        assert_eq!(default_cpusets(1), (None, None));
-        assert_eq!(
-            default_cpusets(2),
-            (Some("1".to_string()), Some("0".to_string()))
-        );
-        assert_eq!(
-            default_cpusets(8),
-            (Some("7".to_string()), Some("0-6".to_string()))
-        );
         assert!(valid_cpuset("0-2,4"));
         assert!(!valid_cpuset("a"));
         assert!(!valid_cpuset("1-"));

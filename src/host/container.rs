@@ -533,6 +533,15 @@ impl Host for ContainerHost {
         let err = |r: String| self.file_error("reading", path, r);
         let inner = &self.inner;
         let path_s = path.display().to_string();
+        if path.starts_with("/proc") || path.starts_with("/sys") {
+            // The archive API reads the container's root filesystem, where these kernel
+            // filesystems are not (and their files report size 0): read them from inside.
+            let out = inner.sh_blocking(r#"cat -- "$1""#, &[&path_s])?;
+            if !out.success() {
+                return Err(err(out.stderr_text().trim().to_string()));
+            }
+            return Ok(out.stdout);
+        }
         let tar = runtime()
             .block_on(
                 inner
