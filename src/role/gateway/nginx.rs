@@ -103,7 +103,7 @@ impl GatewayAdapter for NginxAdapter {
             ctx.load_host.as_ref(),
             &cmd,
             &log,
-            &[error_log.clone()],
+            std::slice::from_ref(&error_log),
             &[format!("{proxy_uri}{HEALTH_PATH}")],
             "nginx gateway",
             Duration::from_secs(15),
