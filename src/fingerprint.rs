@@ -30,6 +30,33 @@ fn read_text(host: &dyn Host, path: &str) -> Option<String> {
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
 }
 
+/// Reads several small text files in one command (one round trip on a remote host); a file
+/// that cannot be read is `None`. Falls back to one read per file when the host cannot run it.
+fn read_texts<const N: usize>(host: &dyn Host, paths: &[&str; N]) -> [Option<String>; N] {
+    const SCRIPT: &str = r#"for f in "$@"; do
+  echo "@@perflab-file"
+  cat "$f" 2>/dev/null || echo "@@perflab-missing"
+done"#;
+    let cmd = Cmd::new("sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("sh")
+        .args(paths.iter().copied());
+    match host.run(&cmd, Duration::from_secs(30)) {
+        Ok(o) if o.success() => {
+            let text = o.stdout_text();
+            let mut parts = text.split("@@perflab-file\n").skip(1);
+            std::array::from_fn(|_| {
+                parts
+                    .next()
+                    .filter(|p| !p.contains("@@perflab-missing"))
+                    .map(|p| p.trim().to_string())
+            })
+        }
+        _ => std::array::from_fn(|i| read_text(host, paths[i])),
+    }
+}
+
 /// sha256 of a file's bytes, as hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     let d = Sha256::digest(data);
@@ -43,7 +70,9 @@ pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
     };
     let version = host
         .run(
-            &Cmd::new(&path).args(version_args.iter().copied()),
+            &Cmd::new(&path)
+                .args(version_args.iter().copied())
+                .env("CHECKPOINT_DISABLE", "1"),
             Duration::from_secs(10),
         )
         .map(|o| {
@@ -69,9 +98,94 @@ pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
     json!({ "found": true, "path": path, "resolved": real, "version": version, "sha256": sha })
 }
 
+/// The script behind [`tools_info`]: for every `NAME ARGS…` argument, a `@@perflab-tool NAME`
+/// line, then (when found) the path, the resolved path, its sha256 and the first line of the
+/// version output. `CHECKPOINT_DISABLE=1` keeps `terraform version` from calling home.
+const TOOLS_SCRIPT: &str = r#"T=""; command -v timeout >/dev/null 2>&1 && T="timeout 10"
+for t in "$@"; do
+  name=${t%% *}; args=${t#"$name"}
+  echo "@@perflab-tool $name"
+  p=$(command -v "$name" 2>/dev/null) || continue
+  r=$(readlink -f "$p" 2>/dev/null) || r=$p
+  echo "$p"; echo "$r"
+  sha256sum "$r" 2>/dev/null | cut -d' ' -f1 | grep . || echo
+  CHECKPOINT_DISABLE=1 $T "$p" $args </dev/null 2>&1 | grep -m1 '[^[:space:]]'
+done
+true"#;
+
+/// [`tool_info`] for every tool of [`TOOLS`] in one command on the host (a remote host pays a
+/// round trip per command, and a binary read back for hashing costs its whole size), falling
+/// back to one tool at a time when the host cannot run the script.
+pub fn tools_info(host: &dyn Host) -> serde_json::Map<String, Value> {
+    let mut cmd = Cmd::new("sh").arg("-c").arg(TOOLS_SCRIPT).arg("sh");
+    for (name, args) in TOOLS {
+        cmd = cmd.arg(
+            std::iter::once(*name)
+                .chain(args.iter().copied())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    let mut out = serde_json::Map::new();
+    let text = match host.run(&cmd, Duration::from_secs(120)) {
+        Ok(o) if o.success() => o.stdout_text(),
+        _ => {
+            for (name, args) in TOOLS {
+                out.insert((*name).into(), tool_info(host, name, args));
+            }
+            return out;
+        }
+    };
+    for block in text.split("@@perflab-tool ").skip(1) {
+        let mut lines = block.lines();
+        let Some(name) = lines.next().map(str::trim) else {
+            continue;
+        };
+        let rest: Vec<&str> = lines.collect();
+        let info = match rest.as_slice() {
+            [] => json!({ "found": false }),
+            [path, resolved, sha, version @ ..] => {
+                let sha = if sha.trim().is_empty() {
+                    host.read_file(Path::new(resolved))
+                        .map(|b| sha256_hex(&b))
+                        .unwrap_or_default()
+                } else {
+                    sha.trim().to_string()
+                };
+                json!({
+                    "found": true,
+                    "path": path.trim(),
+                    "resolved": resolved.trim(),
+                    "version": version.first().map(|v| v.trim()).unwrap_or(""),
+                    "sha256": sha,
+                })
+            }
+            _ => json!({ "found": false }),
+        };
+        out.insert(name.to_string(), info);
+    }
+    for (name, args) in TOOLS {
+        if !out.contains_key(*name) {
+            out.insert((*name).into(), tool_info(host, name, args));
+        }
+    }
+    out
+}
+
 /// Facts about one host: CPU, kernel, governor, THP, load.
 pub fn host_info(host: &dyn Host) -> Value {
-    let cpuinfo = read_text(host, "/proc/cpuinfo").unwrap_or_default();
+    const FILES: [&str; 7] = [
+        "/proc/cpuinfo",
+        "/proc/sys/kernel/osrelease",
+        "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/proc/loadavg",
+        "/proc/sys/kernel/random/boot_id",
+        "/proc/1/cgroup",
+    ];
+    let texts = read_texts(host, &FILES);
+    let [cpuinfo, kernel, governor, thp, loadavg, boot_id, cgroup] = texts;
+    let cpuinfo = cpuinfo.unwrap_or_default();
     let model = cpuinfo
         .lines()
         .find(|l| l.starts_with("model name"))
@@ -93,12 +207,12 @@ pub fn host_info(host: &dyn Host) -> Value {
         "cpu_model": model,
         "cpus_online": crate::session::cpu_count(host),
         "smt": match (siblings, cores) { (Some(s), Some(c)) => Some(s > c), _ => None },
-        "kernel": read_text(host, "/proc/sys/kernel/osrelease"),
-        "governor": read_text(host, "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "thp": read_text(host, "/sys/kernel/mm/transparent_hugepage/enabled"),
-        "loadavg": read_text(host, "/proc/loadavg"),
-        "boot_id": read_text(host, "/proc/sys/kernel/random/boot_id"),
-        "container": read_text(host, "/proc/1/cgroup").map(|c| c.contains("docker") || Path::new("/.dockerenv").exists()),
+        "kernel": kernel,
+        "governor": governor,
+        "thp": thp,
+        "loadavg": loadavg,
+        "boot_id": boot_id,
+        "container": cgroup.map(|c| c.contains("docker") || Path::new("/.dockerenv").exists()),
     })
 }
 
@@ -127,11 +241,7 @@ pub fn collect(session: &mut Session, versions: &[Version]) -> Value {
     for role in [Role::Gateway, Role::Worker] {
         if let Ok(h) = session.host(role, "default") {
             hosts.insert(role.as_str().into(), host_info(h.as_ref()));
-            let mut t = serde_json::Map::new();
-            for (name, args) in TOOLS {
-                t.insert((*name).into(), tool_info(h.as_ref(), name, args));
-            }
-            tools.insert(role.as_str().into(), Value::Object(t));
+            tools.insert(role.as_str().into(), Value::Object(tools_info(h.as_ref())));
         }
     }
     json!({
