@@ -144,6 +144,9 @@ struct LoadInProgress {
     cooldown_waited_s: f64,
 }
 
+/// A host's CPU count and boot id (`None` when unreadable).
+type HostFacts = (usize, Option<Vec<u8>>);
+
 /// One lab session. See the module docs for an example.
 pub struct Session {
     driver: Option<Box<dyn Driver>>,
@@ -168,7 +171,7 @@ pub struct Session {
     last_profile: Option<crate::role::profiler::Profile>,
     /// CPU counts and boot ids per host (`name@address`): asked for every run, and a round trip
     /// each on remote hosts.
-    host_facts: std::sync::Mutex<BTreeMap<String, (usize, Option<Vec<u8>>)>>,
+    host_facts: std::sync::Mutex<BTreeMap<String, HostFacts>>,
 }
 
 impl Default for Session {
@@ -350,7 +353,7 @@ impl Session {
         Ok(())
     }
 
-    fn facts(&self, host: &dyn Host) -> (usize, Option<Vec<u8>>) {
+    fn facts(&self, host: &dyn Host) -> HostFacts {
         let key = format!("{}@{}", host.name(), host.address());
         if let Some(f) = self.host_facts.lock().expect("not poisoned").get(&key) {
             return f.clone();
