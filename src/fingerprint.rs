@@ -96,7 +96,9 @@ pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
     };
     let version = host
         .run(
-            &Cmd::new(&path).args(version_args.iter().copied()),
+            &Cmd::new(&path)
+                .args(version_args.iter().copied())
+                .env("CHECKPOINT_DISABLE", "1"),
             Duration::from_secs(10),
         )
         .map(|o| {

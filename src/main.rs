@@ -14,6 +14,11 @@ fn main() {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
+    // Terraform calls home unless told not to; every child of perflab inherits this.
+    // SAFETY: no other thread exists yet.
+    unsafe {
+        std::env::set_var("CHECKPOINT_DISABLE", "1");
+    }
     let cli = cli::Cli::parse();
     let code = match commands::run(cli) {
         Ok(code) => code,

@@ -209,6 +209,9 @@ fn run_one(
         session.start_upstream_with(&case.upstream)?;
         *current_case = Some(planned.case);
     }
+    // The driver's preparation of the measured machine (cool-down, CPU governor), kept with
+    // the run as `driver-prep.json` when the driver does any.
+    let prep = session.before_run()?;
     let started_unix_s = now_unix();
     let version_detail = if baseline {
         "upstream nginx".to_string()
@@ -230,6 +233,12 @@ fn run_one(
     };
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    if !prep.is_null() {
+        files.push((
+            "driver-prep.json".into(),
+            serde_json::to_vec_pretty(&prep).unwrap_or_default(),
+        ));
+    }
     let measured = (|| -> Result<crate::session::Measurement> {
         if case.load.warmup > 0.0 {
             let raw = session.warm_up(&case.load, case.load.warmup)?;

@@ -149,6 +149,9 @@ struct LoadInProgress {
     cooldown_waited_s: f64,
 }
 
+/// A host's CPU count and boot id (`None` when unreadable).
+type HostFacts = (usize, Option<Vec<u8>>);
+
 /// One lab session. See the module docs for an example.
 pub struct Session {
     driver: Option<Box<dyn Driver>>,
@@ -172,6 +175,9 @@ pub struct Session {
     profiler: Option<crate::role::profiler::RunningProfiler>,
     last_profile: Option<crate::role::profiler::Profile>,
     postgres: Option<crate::role::postgres::Postgres>,
+    /// CPU counts and boot ids per host (`name@address`): asked for every run, and a round trip
+    /// each on remote hosts.
+    host_facts: std::sync::Mutex<BTreeMap<String, HostFacts>>,
 }
 
 impl Default for Session {
@@ -209,6 +215,7 @@ impl Session {
             profiler: None,
             last_profile: None,
             postgres: None,
+            host_facts: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -331,6 +338,13 @@ impl Session {
         self.driver.as_ref().map(|d| d.name()).unwrap_or("none")
     }
 
+    /// Lets the driver prepare the measured machine before a run (bounded by the cool-down's
+    /// `max_wait`); returns its record (`Null` when the driver does nothing).
+    pub fn before_run(&mut self) -> Result<serde_json::Value> {
+        let max_wait = self.cooldown.max_wait;
+        self.driver()?.before_run(max_wait)
+    }
+
     /// Prepares the lab's hosts and checks that the tools every run needs are there.
     pub fn setup(&mut self) -> Result<()> {
         let worker = self.host(Role::Worker, "default")?;
@@ -346,6 +360,36 @@ impl Session {
         Ok(())
     }
 
+    fn facts(&self, host: &dyn Host) -> HostFacts {
+        let key = format!("{}@{}", host.name(), host.address());
+        if let Some(f) = self.host_facts.lock().expect("not poisoned").get(&key) {
+            return f.clone();
+        }
+        let f = (
+            cpu_count(host),
+            host.read_file(Path::new("/proc/sys/kernel/random/boot_id"))
+                .ok(),
+        );
+        self.host_facts
+            .lock()
+            .expect("not poisoned")
+            .insert(key, f.clone());
+        f
+    }
+
+    /// [`cpu_count`], asked once per host.
+    fn cpus(&self, host: &dyn Host) -> usize {
+        self.facts(host).0
+    }
+
+    /// [`same_machine`], asked once per host.
+    fn same_machine(&self, a: &dyn Host, b: &dyn Host) -> bool {
+        match (self.facts(a).1, self.facts(b).1) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
+    }
+
     fn cpu_plan(&self, host: &dyn Host) -> CpuPlan {
         if !self.pin_cpus {
             return CpuPlan {
@@ -353,7 +397,7 @@ impl Session {
                 others: None,
             };
         }
-        CpuPlan::for_cpus(cpu_count(host))
+        CpuPlan::for_cpus(self.cpus(host))
     }
 
     /// Starts the upstream with `conf` inside its `server {}` block on one port; returns its URI
@@ -594,14 +638,14 @@ impl Session {
         let (before_gateway, gateway_same_machine) = match &gw_host {
             Some(h) if !same_process_table(h.as_ref(), host.as_ref()) => (
                 Some(h.proc_snapshot()?),
-                same_machine(h.as_ref(), host.as_ref()),
+                self.same_machine(h.as_ref(), host.as_ref()),
             ),
             _ => (None, true),
         };
         let load_cpus = cpus
             .as_ref()
             .map(|c| c.len())
-            .unwrap_or_else(|| cpu_count(host.as_ref()));
+            .unwrap_or_else(|| self.cpus(host.as_ref()));
         let dir = host.lab_dir().join("load");
         let load = wrk::start_load(host, &dir, "run", opts, &url, opts.duration, cpus)?;
         self.load = Some(LoadInProgress {
@@ -637,18 +681,18 @@ impl Session {
                         let s = after.group_seconds(pgid) - before.group_seconds(pgid);
                         let machine =
                             (!lp.gateway_same_machine).then_some((before.machine, after.machine));
-                        (Some(s), machine, cpu_count(g.host.as_ref()))
+                        (Some(s), machine, self.cpus(g.host.as_ref()))
                     }
                     None => (
                         Some(
                             after_worker.group_seconds(pgid) - lp.before_worker.group_seconds(pgid),
                         ),
                         None,
-                        cpu_count(worker.as_ref()),
+                        self.cpus(worker.as_ref()),
                     ),
                 }
             }
-            None => (None, None, cpu_count(worker.as_ref())),
+            None => (None, None, self.cpus(worker.as_ref())),
         };
         let upstream_s = self
             .upstream
@@ -990,13 +1034,33 @@ pub fn same_process_table(a: &dyn Host, b: &dyn Host) -> bool {
 }
 
 /// Picks `n` consecutive free ports. On hosts reached over loopback the ports are checked by
-/// binding them here; elsewhere (private namespaces, machines) `default_base` is used.
+/// binding them here. Elsewhere (network namespaces, remote machines) the host's own socket
+/// tables (`/proc/net/tcp`, `/proc/net/tcp6`, which belong to its network namespace) are read
+/// and a base below the usual ephemeral range is chosen that no socket there uses, so two labs
+/// or a leftover of an interrupted run on the same machine do not collide; `default_base` is the
+/// fallback when the tables cannot be read.
 pub fn pick_ports(host: &dyn Host, n: u16, default_base: u16) -> Result<u16> {
-    if host.address() != "127.0.0.1" {
-        return Ok(default_base);
-    }
     let seed = (std::process::id() as u64).wrapping_mul(2_654_435_761)
         ^ crate::store::now_unix().to_bits();
+    if host.address() != "127.0.0.1" {
+        let Ok(out) = host.run(
+            &crate::host::Cmd::new("cat").args(["/proc/net/tcp", "/proc/net/tcp6"]),
+            Duration::from_secs(10),
+        ) else {
+            return Ok(default_base);
+        };
+        let used = used_ports(&out.stdout_text());
+        if used.is_empty() && !out.success() {
+            return Ok(default_base);
+        }
+        for attempt in 0..200u64 {
+            let base = 20_000 + ((seed.wrapping_add(attempt.wrapping_mul(7919))) % 12_000) as u16;
+            if (0..n).all(|i| !used.contains(&(base + i))) {
+                return Ok(base);
+            }
+        }
+        return Ok(default_base);
+    }
     for attempt in 0..200u64 {
         let base = 20_000 + ((seed.wrapping_add(attempt.wrapping_mul(7919))) % 25_000) as u16;
         let free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
@@ -1007,6 +1071,17 @@ pub fn pick_ports(host: &dyn Host, n: u16, default_base: u16) -> Result<u16> {
     Err(Error::Lab(format!(
         "no {n} consecutive free ports found on 127.0.0.1"
     )))
+}
+
+/// Local ports of every socket in `/proc/net/tcp`-format text (any state).
+pub fn used_ports(text: &str) -> std::collections::BTreeSet<u16> {
+    text.lines()
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(1)?;
+            let (_, port) = local.rsplit_once(':')?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
 }
 
 /// Builds a run record from a measurement.
@@ -1064,6 +1139,14 @@ mod tests {
             }
         );
         assert_eq!(CpuPlan::for_cpus(4).others, Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn used_ports_are_read_from_proc_net_tcp() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0201E70A:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   1: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 0 0\n";
+        let p = used_ports(text);
+        assert!(p.contains(&20000) && p.contains(&8080), "{p:?}");
+        assert_eq!(p.len(), 2);
     }
 
     #[test]

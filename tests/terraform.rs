@@ -502,3 +502,450 @@ fn module_without_required_outputs_is_a_clear_error() {
     }
     d.teardown(true).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// End to end through the CLI binary: `perflab suite rps --driver terraform` on a netns lab.
+// Every test has its own lab name, /16 and state dir, so they can run side by side.
+
+/// A netns lab driven through the CLI; `Drop` destroys it (`perflab teardown --full`) and, as a
+/// last resort, terraform directly.
+struct CliLab {
+    lab: String,
+    octet: String,
+    tmp: tempfile::TempDir,
+}
+
+impl CliLab {
+    fn new(lab: &str, octet: &str) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("pltfcli")
+            .tempdir_in("/tmp")
+            .unwrap();
+        CliLab {
+            lab: lab.to_string(),
+            octet: octet.to_string(),
+            tmp,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    fn output(&self) -> PathBuf {
+        self.tmp.path().join("out")
+    }
+
+    fn driver_opts(&self) -> Vec<String> {
+        let modules = modules_dir();
+        [
+            "provider=netns".to_string(),
+            format!("lab={}", self.lab),
+            format!("var.net_octet={}", self.octet),
+            format!("state-dir={}", self.state().display()),
+            format!("modules-dir={}", modules.display()),
+            "ssh-wait=30".to_string(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["--driver-opt".to_string(), o])
+        .collect()
+    }
+
+    /// The perflab command with the lab's driver options and a private cache dir (so `teardown`
+    /// never touches anyone else's git checkouts).
+    fn perflab(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_perflab"));
+        c.args(args)
+            .env("XDG_CACHE_HOME", self.tmp.path().join("cache"))
+            .env("CHECKPOINT_DISABLE", "1");
+        c
+    }
+
+    fn suite(&self, repeat: &str) -> Command {
+        let out = self.output();
+        let args = vec![
+            "suite",
+            "rps",
+            "--repeat",
+            repeat,
+            "--tags",
+            "simple",
+            "--gateway",
+            "nginx",
+            "--driver",
+            "terraform",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--connections",
+            "20",
+            "--threads",
+            "1",
+            "--plain",
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        let opts = self.driver_opts();
+        let mut c = self.perflab(&args);
+        c.args(&opts);
+        c
+    }
+
+    fn full_teardown(&self) -> std::process::Output {
+        let opts = self.driver_opts();
+        self.perflab(&["teardown", "--driver", "terraform", "--full"])
+            .args(&opts)
+            .output()
+            .unwrap()
+    }
+
+    fn tag(&self) -> String {
+        sha1_hex(&self.lab)[..6].to_string()
+    }
+
+    /// Namespaces, host-side veths, guard route and sshd of this lab that still exist.
+    fn leftovers(&self, sshd_pids: &[u32]) -> Vec<String> {
+        let mut left = Vec::new();
+        let (_, ns) = sh("ip netns list");
+        if ns.contains(&format!("perflab-{}-", self.lab)) {
+            left.push(format!("namespaces: {ns}"));
+        }
+        let (_, links) = sh("ip -o link");
+        if links.contains(&format!("pl{}", self.tag())) {
+            left.push(format!("veths: {links}"));
+        }
+        let (_, routes) = sh("ip route");
+        if routes.contains(&format!("10.{}.", self.octet)) {
+            left.push(format!("routes: {routes}"));
+        }
+        for pid in sshd_pids {
+            if pid_alive(*pid) {
+                left.push(format!("sshd {pid}"));
+            }
+        }
+        left
+    }
+
+    fn sshd_pids(&self) -> Vec<u32> {
+        ["kong", "worker"]
+            .iter()
+            .filter_map(|h| {
+                std::fs::read_to_string(self.state().join(format!("lab/sshd-{h}.pid")))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+impl Drop for CliLab {
+    fn drop(&mut self) {
+        let _ = self.full_teardown();
+        let _guard = LabGuardFor {
+            state: self.state(),
+            lab: self.lab.clone(),
+            octet: self.octet.clone(),
+        };
+    }
+}
+
+/// Like [`LabGuard`], for any lab name and /16.
+struct LabGuardFor {
+    state: PathBuf,
+    lab: String,
+    octet: String,
+}
+
+impl Drop for LabGuardFor {
+    fn drop(&mut self) {
+        if self.state.join("terraform.tfstate").is_file() {
+            let rc = self.state.join(".terraformrc");
+            let _ = std::fs::write(&rc, b"");
+            let _ = Command::new("terraform")
+                .args(["destroy", "-auto-approve", "-input=false", "-no-color"])
+                .current_dir(&self.state)
+                .env("CHECKPOINT_DISABLE", "1")
+                .env("TF_IN_AUTOMATION", "1")
+                .env("TF_CLI_CONFIG_FILE", &rc)
+                .env("TF_VAR_lab_id", &self.lab)
+                .env("TF_VAR_net_octet", &self.octet)
+                .output();
+        }
+    }
+}
+
+fn results_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn result_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("result.json"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn json_file(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// The keys of a JSON object, recursively (`a.b.c`), for comparing result shapes.
+fn shape(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(m) = v {
+        for (k, x) in m {
+            let key = format!("{prefix}{k}");
+            shape(x, &format!("{key}."), out);
+            out.push(key);
+        }
+    }
+    out.sort();
+}
+
+#[test]
+fn cli_suite_runs_reuses_and_destroys_the_lab() {
+    let lab = CliLab::new("tfcli", "232");
+
+    // 1. A full cycle: apply, roles over SSH, one measured run, results.
+    let out = lab.suite("1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "suite failed: {stderr}");
+    let dirs = results_dirs(&lab.output());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let results = result_files(&dirs[0]);
+    assert_eq!(results.len(), 1, "{results:?}\n{stderr}");
+    let rec = json_file(&results[0]);
+    assert_eq!(rec["driver"], "terraform");
+    assert!(rec["rps"].as_f64().unwrap() > 0.0, "{rec}");
+    assert!(rec["requests"].as_u64().unwrap() > 0);
+    // Load went worker → gateway over the internal plane.
+    let url = rec["url"].as_str().unwrap();
+    assert!(url.starts_with("http://10.232.1.1:"), "{url}");
+    assert!(rec["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{rec}");
+    assert!(rec["cpu"]["upstream_s"].as_f64().unwrap() > 0.0, "{rec}");
+    assert!(rec["rps_per_gateway_cpu_s"].as_f64().is_some());
+    let run_dir = results[0].parent().unwrap();
+    let upstream_conf =
+        std::fs::read_to_string(run_dir.join("config/upstream-nginx.conf")).unwrap();
+    assert!(
+        upstream_conf.contains("listen 10.232.1.2:"),
+        "{upstream_conf}"
+    );
+    let gw_conf = std::fs::read_to_string(run_dir.join("config/gateway-nginx.conf")).unwrap();
+    assert!(gw_conf.contains("server 10.232.1.2:"), "{gw_conf}");
+    let prep = json_file(&run_dir.join("driver-prep.json"));
+    assert_eq!(prep["machine"], "kong");
+    assert!(prep["cool_down"]["cores"].as_u64().unwrap() >= 1, "{prep}");
+    assert!(prep["governor"]["status"].is_string(), "{prep}");
+    let manifest = json_file(&dirs[0].join("manifest.json"));
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["driver_info"]["infrastructure"], "applied");
+    assert_eq!(manifest["driver_info"]["provider"], "netns");
+
+    // Same shape as a local run's result.
+    let local_out = lab.tmp.path().join("local-out");
+    let local = lab
+        .perflab(&[
+            "suite",
+            "rps",
+            "--tags",
+            "simple",
+            "--gateway",
+            "nginx",
+            "--driver",
+            "local",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--connections",
+            "20",
+            "--threads",
+            "1",
+            "--plain",
+            "--output",
+            local_out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    let local_rec = json_file(&result_files(&results_dirs(&local_out)[0])[0]);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    shape(&rec, "", &mut a);
+    shape(&local_rec, "", &mut b);
+    assert_eq!(a, b, "result shapes differ");
+
+    // 2. Default teardown kept the lab; the next run reuses it: no new apply.
+    let applied = std::fs::read(lab.state().join("perflab-applied.json")).unwrap();
+    let apply_log = std::fs::metadata(lab.state().join("terraform-apply.log"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (_, ns) = sh("ip netns list");
+    assert!(ns.contains("perflab-tfcli-kong"), "{ns}");
+    let out = lab.suite("1").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dirs = results_dirs(&lab.output());
+    assert_eq!(dirs.len(), 2);
+    let manifest = json_file(&dirs[1].join("manifest.json"));
+    assert_eq!(manifest["driver_info"]["infrastructure"], "reused");
+    assert!(manifest["driver_info"]["apply_s"].is_null());
+    assert_eq!(result_files(&dirs[1]).len(), 1);
+    assert_eq!(
+        std::fs::read(lab.state().join("perflab-applied.json")).unwrap(),
+        applied
+    );
+    assert_eq!(
+        std::fs::metadata(lab.state().join("terraform-apply.log"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        apply_log,
+        "terraform apply ran again"
+    );
+
+    // 3. teardown --full leaves no namespace, veth, route or sshd.
+    let sshd = lab.sshd_pids();
+    assert_eq!(sshd.len(), 2);
+    let out = lab.full_teardown();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("destroyed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let left = lab.leftovers(&sshd);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Inode of a network namespace (`/run/netns/NAME`), as `/proc/PID/ns/net` names it.
+fn netns_id(name: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/run/netns/{name}")).ok()?;
+    Some(format!("net:[{}]", m.ino()))
+}
+
+/// Processes (pid, cmdline) that are in one of `netns` or whose command line mentions `needle`,
+/// except the lab's sshd listeners and their per-connection children.
+fn lab_processes(netns: &[String], needle: &str, sshd: &[u32]) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if !pid_alive(pid) || sshd.contains(&pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let ns = std::fs::read_link(e.path().join("ns/net"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let in_lab_ns = netns.contains(&ns);
+        if in_lab_ns && cmdline.starts_with("sshd:") {
+            continue;
+        }
+        if in_lab_ns || (cmdline.contains("/tmp/perflab-") && cmdline.contains(needle)) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+#[test]
+fn cli_sigint_mid_run_leaves_no_lab_process() {
+    let lab = CliLab::new("tfint", "234");
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        let mut c = lab.suite("3");
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        c.spawn().unwrap()
+    };
+    let pid = child.id();
+    // Wait for the first finished run (no time limit beyond the suite's own: it ends anyway).
+    let mut first = None;
+    while first.is_none() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("perflab ended before the first result: {st}");
+        }
+        first = results_dirs(&lab.output())
+            .first()
+            .and_then(|d| result_files(d).into_iter().next());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ctrl-C as a terminal sends it: to the whole process group, which is perflab's own
+    // (`process_group(0)`), so its pid is the group id. Signalled with killpg directly: never
+    // through a `kill` command line, where a negative number can be read as something else.
+    let pgid = i32::try_from(pid).unwrap();
+    assert!(pgid > 1);
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let dirs = results_dirs(&lab.output());
+    let manifest = json_file(&dirs[0].join("manifest.json"));
+    assert_eq!(manifest["status"], "interrupted", "{stderr}");
+    assert!(!result_files(&dirs[0]).is_empty());
+
+    // Nothing of the run is left on the hosts: no process in the lab's namespaces besides
+    // sshd, none with the run's dir (`/tmp/perflab-<time>-<pid>`) on its command line. sshd's
+    // per-connection processes end when the closed connection is noticed: wait for that.
+    let netns: Vec<String> = ["kong", "worker"]
+        .iter()
+        .filter_map(|h| netns_id(&format!("perflab-tfint-{h}")))
+        .collect();
+    assert_eq!(netns.len(), 2, "the lab must still be up");
+    let needle = format!("-{pid}/");
+    let sshd = lab.sshd_pids();
+    let mut left = lab_processes(&netns, &needle, &sshd);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = lab_processes(&netns, &needle, &sshd);
+    }
+    assert!(left.is_empty(), "left running: {left:?}\n{stderr}");
+    let (_, dirs) = sh(&format!("ls -d /tmp/perflab-*-{pid} 2>/dev/null"));
+    assert!(dirs.trim().is_empty(), "lab dirs left: {dirs}");
+}

@@ -51,6 +51,12 @@ pub trait Driver: Send {
     fn teardown(&mut self, full: bool) -> Result<()>;
     /// Facts about the environment for results (network mode, images, provider).
     fn describe(&self) -> serde_json::Value;
+    /// Prepares the measured machine before each run (e.g. the terraform driver's bounded
+    /// cool-down and CPU governor on the kong machine), waiting at most `max_wait`. Returns what
+    /// it did, for the run's results (`Null`: nothing; the runner then writes nothing).
+    fn before_run(&mut self, _max_wait: std::time::Duration) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
 }
 
 /// Creates a driver by name.

@@ -34,6 +34,10 @@ use crate::{Error, Result};
 /// set: the network-namespace rehearsal lab, which needs no cloud account.
 pub const DEFAULT_PROVIDER: &str = "netns";
 
+/// Default of the `cool-down-load` option: the 1-minute load average per core the kong machine
+/// must be at or below before a run (waited for at most the cool-down's `max_wait`).
+pub const DEFAULT_COOL_DOWN_LOAD: f64 = 0.5;
+
 /// Outputs every module must have.
 pub const REQUIRED_OUTPUTS: &[&str] = &[
     "kong-ip",
@@ -53,6 +57,7 @@ pub const OPTIONS: &[&str] = &[
     "ssh-wait",
     "ssh-connect-timeout",
     "host-keys",
+    "cool-down-load",
 ];
 
 /// Kong's environment variables (spec.helpers.perf `use_defaults`) and the terraform variables
@@ -172,6 +177,9 @@ pub struct TerraformDriver {
     ssh_wait: Duration,
     ssh_connect_timeout: Duration,
     host_keys: String,
+    cool_down_load: f64,
+    preps: usize,
+    last_prep: Option<serde_json::Value>,
     outputs: Option<LabOutputs>,
     reused: bool,
     apply_time: Option<Duration>,
@@ -324,6 +332,20 @@ impl TerraformDriver {
                 None => Duration::from_secs(10),
             },
             host_keys,
+            cool_down_load: match options.get("cool-down-load") {
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "driver option cool-down-load={v}: expected a load average per core, e.g. 0.5"
+                        ))
+                    })?,
+                None => DEFAULT_COOL_DOWN_LOAD,
+            },
+            preps: 0,
+            last_prep: None,
             outputs: None,
             reused: false,
             apply_time: None,
@@ -820,7 +842,33 @@ impl Driver for TerraformDriver {
             },
             "apply_s": self.apply_time.map(|d| d.as_secs_f64()),
             "tfvars": self.tfvar_names(),
+            "before_each_run": {
+                "on": "kong",
+                "cool_down_load_per_core": self.cool_down_load,
+                "governor": "performance where cpufreq allows",
+                "records": "runs/*/driver-prep.json",
+                "runs_prepared": self.preps,
+                "last": self.last_prep,
+            },
         })
+    }
+
+    /// Before each run, on the kong machine: the bounded [`cool_down`] (load average per core at
+    /// most `cool-down-load`, waiting at most `max_wait`) and [`set_governor_performance`], as
+    /// Kong's framework prepared its kong machine. Both records go with the run.
+    fn before_run(&mut self, max_wait: Duration) -> Result<serde_json::Value> {
+        let kong = self.host(Role::Gateway, "default")?;
+        let cool = cool_down(kong.as_ref(), max_wait, self.cool_down_load)?;
+        let governor = set_governor_performance(kong.as_ref())?;
+        let v = serde_json::json!({
+            "driver": "terraform",
+            "machine": "kong",
+            "cool_down": cool,
+            "governor": governor,
+        });
+        self.preps += 1;
+        self.last_prep = Some(v.clone());
+        Ok(v)
     }
 }
 

@@ -17,9 +17,10 @@
 //! - Host keys change on every apply: the known_hosts file is the lab's own (from the terraform
 //!   module, or a lab-owned file filled on first contact), never the user's.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
@@ -211,6 +212,7 @@ impl SshConnection {
     ) -> Result<CmdOutput, HostError> {
         let c = &self.conn;
         let session = c.session.as_ref().expect("open until dropped");
+        let started = Instant::now();
         // The openssh crate turns exit status 127 into an error and drops the output: carry 127
         // as a marker on stderr instead.
         let wrapped = format!(
@@ -235,10 +237,24 @@ impl SshConnection {
             }
             child.wait_with_output().await
         };
-        match c
-            .rt
-            .block_on(async { tokio::time::timeout(timeout, fut).await })
-        {
+        let result =
+            c.rt.block_on(async { tokio::time::timeout(timeout, fut).await });
+        if trace_enabled() {
+            eprintln!(
+                "perflab: ssh {} {:.3}s: {}",
+                c.name,
+                started.elapsed().as_secs_f64(),
+                script
+                    .lines()
+                    .find(|l| !l.starts_with("umask 022")
+                        && !l.contains("creating empty files failed"))
+                    .unwrap_or("")
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+            );
+        }
+        match result {
             Err(_) => Err(HostError::Timeout {
                 host: c.name.clone(),
                 command: script.to_string(),
@@ -269,6 +285,15 @@ impl SshConnection {
             }
         }
     }
+}
+
+/// `PERFLAB_SSH_TRACE=1` prints every remote command's first line and duration on stderr (for
+/// counting round trips; see bench/terraform.sh).
+fn trace_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("PERFLAB_SSH_TRACE").is_some_and(|v| !v.is_empty() && v != "0")
+    })
 }
 
 /// Stands for exit status 127 on stderr (see [`SshConnection::run_script`]).
@@ -308,6 +333,10 @@ pub struct SshHost {
     address: String,
     lab_dir: PathBuf,
     seq: AtomicU64,
+    /// Programs found on the machine (`which` is asked for the same programs every run).
+    found: Mutex<HashMap<String, Option<String>>>,
+    /// Empty files (and their parents) still to be created: see [`SshHost::write_file`].
+    pending: Mutex<Vec<String>>,
 }
 
 impl SshHost {
@@ -325,6 +354,8 @@ impl SshHost {
             address: address.to_string(),
             lab_dir: lab_dir.to_path_buf(),
             seq: AtomicU64::new(0),
+            found: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Vec::new()),
         };
         let out = h.script(
             &format!("mkdir -p {}", quote(&path_str(&h.pids_dir()))),
@@ -346,14 +377,36 @@ impl SshHost {
         self.lab_dir.join(".perflab-pids")
     }
 
+    /// Runs a script on the machine with umask 022 (nginx workers run as an unprivileged user
+    /// and must traverse the lab's dirs and read its files), after creating any pending empty
+    /// files.
     fn script(
         &self,
         script: &str,
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<CmdOutput, HostError> {
+        let pending: Vec<String> = std::mem::take(&mut *self.pending.lock().expect("not poisoned"));
+        let mut full = String::from("umask 022\n");
+        if !pending.is_empty() {
+            let dirs: Vec<String> = pending
+                .iter()
+                .map(|f| {
+                    Path::new(f)
+                        .parent()
+                        .map(path_str)
+                        .unwrap_or_else(|| ".".into())
+                })
+                .collect();
+            full.push_str(&format!(
+                "mkdir -p {} && : | tee {} >/dev/null || {{ echo 'creating empty files failed' >&2; exit 1; }}\n",
+                join(&dirs),
+                join(&pending)
+            ));
+        }
+        full.push_str(script);
         self.conn
-            .run_script(script, stdin, timeout)
+            .run_script(&full, stdin, timeout)
             .map_err(|e| match e {
                 HostError::Other { reason, .. } => other(&self.name, reason),
                 HostError::Timeout {
@@ -544,8 +597,41 @@ cat {pidf}"#,
         }
     }
 
+    fn which(&self, program: &str) -> Option<String> {
+        if let Some(found) = self.found.lock().expect("not poisoned").get(program) {
+            return found.clone();
+        }
+        let out = self
+            .run(
+                &Cmd::new("sh")
+                    .arg("-c")
+                    .arg("command -v \"$1\"")
+                    .arg("sh")
+                    .arg(program),
+                Duration::from_secs(10),
+            )
+            .ok()?;
+        let p = out.stdout_text().trim().to_string();
+        let found = (out.success() && !p.is_empty()).then_some(p);
+        // Only successful answers are kept: a program may be installed later in the session.
+        if found.is_some() {
+            self.found
+                .lock()
+                .expect("not poisoned")
+                .insert(program.to_string(), found.clone());
+        }
+        found
+    }
+
+    /// Writes a file over SSH. Empty files (the roles' `.keep` markers that create a directory)
+    /// are created with the host's next remote command instead of a round trip of their own:
+    /// every command of this host sees them, and a failure to create them fails that command.
     fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), HostError> {
         let p = path_str(path);
+        if data.is_empty() && !p.trim_end_matches('/').is_empty() {
+            self.pending.lock().expect("not poisoned").push(p);
+            return Ok(());
+        }
         let parent = path
             .parent()
             .map(path_str)
@@ -680,13 +766,22 @@ impl Proc for SshProc {
     }
 
     fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        // Stop the group, then read the exit status the wrapper records, in one round trip.
         let script = format!(
-            r#"p={pid}
-kill -TERM "-$p" 2>/dev/null || exit 0
+            r#"p={pid}; e={e}
+if kill -TERM "-$p" 2>/dev/null; then
+  i=0
+  while kill -0 "-$p" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
+  kill -KILL "-$p" 2>/dev/null
+fi
 i=0
-while kill -0 "-$p" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
-kill -KILL "-$p" 2>/dev/null; exit 0"#,
+while [ ! -e "$e" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done
+if [ -e "$e" ]; then cat "$e"; else echo gone; fi"#,
             pid = self.pid,
+            e = quote(&self.exit_file),
             ticks = grace.as_millis().div_ceil(50)
         );
         let out = self
@@ -702,7 +797,10 @@ kill -KILL "-$p" 2>/dev/null; exit 0"#,
                 format!("stopping pid {}: {}", self.pid, out.combined_text()),
             ));
         }
-        let _ = self.poll(10);
+        self.exit = Some(match out.stdout_text().trim().parse::<i32>() {
+            Ok(c) => decode_status(c),
+            Err(_) => -9,
+        });
         Ok(())
     }
 }
