@@ -223,8 +223,20 @@ impl RunningLoad {
     /// output. Interrupts stop wrk and return [`Error::Interrupted`].
     pub fn wait(mut self, extra: Duration) -> Result<LoadOutcome> {
         let deadline = Duration::from_secs_f64(self.duration_s) + extra;
+        // Ask the host nothing while wrk is surely still running: on container and SSH hosts
+        // every question is an exec or a round trip whose CPU would compete with the load.
+        let quiet_until = Duration::from_secs_f64(self.duration_s);
+        while self.started.elapsed() < quiet_until {
+            if crate::signals::interrupted() {
+                self.proc.stop(Duration::from_secs(2))?;
+                return Err(Error::Interrupted);
+            }
+            std::thread::sleep(
+                Duration::from_millis(50).min(quiet_until.saturating_sub(self.started.elapsed())),
+            );
+        }
         let code = loop {
-            if let Some(c) = self.proc.wait_timeout(Duration::from_millis(50))? {
+            if let Some(c) = self.proc.wait_timeout(Duration::from_millis(100))? {
                 break c;
             }
             if crate::signals::interrupted() {
