@@ -150,7 +150,15 @@ struct LoadInProgress {
 }
 
 /// A host's CPU count and boot id (`None` when unreadable).
-type HostFacts = (usize, Option<Vec<u8>>);
+#[derive(Debug, Clone)]
+struct HostFacts {
+    /// CPUs online.
+    cpus: usize,
+    /// The kernel's boot id: equal on hosts that share a kernel (and so `/proc/stat`).
+    boot_id: Option<Vec<u8>>,
+    /// The PID namespace (`/proc/self/ns/pid`): equal when the process tables are the same.
+    pid_ns: Option<String>,
+}
 
 /// One lab session. See the module docs for an example.
 pub struct Session {
@@ -365,11 +373,21 @@ impl Session {
         if let Some(f) = self.host_facts.lock().expect("not poisoned").get(&key) {
             return f.clone();
         }
-        let f = (
-            cpu_count(host),
-            host.read_file(Path::new("/proc/sys/kernel/random/boot_id"))
+        let f = HostFacts {
+            cpus: cpu_count(host),
+            boot_id: host
+                .read_file(Path::new("/proc/sys/kernel/random/boot_id"))
                 .ok(),
-        );
+            pid_ns: host
+                .run(
+                    &crate::host::Cmd::new("readlink").arg("/proc/self/ns/pid"),
+                    Duration::from_secs(10),
+                )
+                .ok()
+                .filter(|o| o.success())
+                .map(|o| o.stdout_text().trim().to_string())
+                .filter(|s| !s.is_empty()),
+        };
         self.host_facts
             .lock()
             .expect("not poisoned")
@@ -379,15 +397,27 @@ impl Session {
 
     /// [`cpu_count`], asked once per host.
     fn cpus(&self, host: &dyn Host) -> usize {
-        self.facts(host).0
+        self.facts(host).cpus
     }
 
-    /// [`same_machine`], asked once per host.
+    /// True when two hosts share a kernel (same boot id): their `/proc/stat` is the same
+    /// machine. Asked once per host.
     fn same_machine(&self, a: &dyn Host, b: &dyn Host) -> bool {
-        match (self.facts(a).1, self.facts(b).1) {
+        match (self.facts(a).boot_id, self.facts(b).boot_id) {
             (Some(x), Some(y)) => x == y,
             _ => false,
         }
+    }
+
+    /// True when two hosts see the same process table: the same kernel and PID namespace (not
+    /// so for two containers, or a container and the machine). A process group started on one
+    /// is then visible, by the same pid, in the other's `/proc`. Asked once per host.
+    fn same_process_table(&self, a: &dyn Host, b: &dyn Host) -> bool {
+        self.same_machine(a, b)
+            && match (self.facts(a).pid_ns, self.facts(b).pid_ns) {
+                (Some(x), Some(y)) => x == y,
+                _ => false,
+            }
     }
 
     fn cpu_plan(&self, host: &dyn Host) -> CpuPlan {
@@ -636,7 +666,7 @@ impl Session {
         // them (another machine, or a container with its own PID namespace); machine-wide
         // background is judged on the gateway's machine only when it is another kernel.
         let (before_gateway, gateway_same_machine) = match &gw_host {
-            Some(h) if !same_process_table(h.as_ref(), host.as_ref()) => (
+            Some(h) if !self.same_process_table(h.as_ref(), host.as_ref()) => (
                 Some(h.proc_snapshot()?),
                 self.same_machine(h.as_ref(), host.as_ref()),
             ),
@@ -998,39 +1028,6 @@ pub fn cpu_count(host: &dyn Host) -> usize {
     .ok()
     .and_then(|o| o.stdout_text().trim().parse().ok())
     .unwrap_or(1)
-}
-
-/// True when two hosts share a kernel (same boot id): their `/proc/stat` is the same machine.
-pub fn same_machine(a: &dyn Host, b: &dyn Host) -> bool {
-    let id = |h: &dyn Host| {
-        h.read_file(Path::new("/proc/sys/kernel/random/boot_id"))
-            .ok()
-    };
-    match (id(a), id(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
-}
-
-/// True when two hosts see the same process table: the same kernel and PID namespace (not so
-/// for two containers, or a container and the machine). A process group started on one is then
-/// visible, by the same pid, in the other's `/proc`.
-pub fn same_process_table(a: &dyn Host, b: &dyn Host) -> bool {
-    let ns = |h: &dyn Host| {
-        h.run(
-            &crate::host::Cmd::new("readlink").arg("/proc/self/ns/pid"),
-            Duration::from_secs(10),
-        )
-        .ok()
-        .filter(|o| o.success())
-        .map(|o| o.stdout_text().trim().to_string())
-        .filter(|s| !s.is_empty())
-    };
-    same_machine(a, b)
-        && match (ns(a), ns(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => false,
-        }
 }
 
 /// Picks `n` consecutive free ports. On hosts reached over loopback the ports are checked by
