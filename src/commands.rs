@@ -95,6 +95,17 @@ pub fn request(
             perflab::driver::DRIVERS.join(", ")
         )));
     }
+    if run.driver != "docker"
+        && let Some(v) = versions
+            .iter()
+            .find(|v| matches!(v.kind, perflab::version::VersionKind::Image { .. }))
+    {
+        return Err(Error::Usage(format!(
+            "version {} needs the docker driver (add --driver docker); the {} driver runs the \
+             programs installed on its hosts",
+            v.label, run.driver
+        )));
+    }
     if run.cooldown_max < 0.0 || !(0.0..=100.0).contains(&run.noisy_pct) {
         return Err(Error::Usage(
             "--cooldown-max must be >= 0 and --noisy-pct between 0 and 100".into(),

@@ -38,9 +38,10 @@ pub const DEFAULT_IMAGE: &str = "perflab/lab:latest";
 /// Programs every lab image must have: the shell and the tools the container host uses
 /// (`setsid` for process groups, `cat`/`rm`/`mkdir`/`mv` for files, `kill` to stop processes),
 /// and those the shared session runs on every host (`getconf` counts CPUs, `readlink` tells
-/// PID namespaces apart).
+/// PID namespaces apart, `tar` unpacks a `git:` version's tree).
 pub const REQUIRED_BINARIES: &[&str] = &[
-    "sh", "cat", "mkdir", "kill", "sleep", "rm", "ls", "env", "mv", "setsid", "readlink", "getconf",
+    "sh", "cat", "mkdir", "kill", "sleep", "rm", "ls", "env", "mv", "setsid", "readlink",
+    "getconf", "tar",
 ];
 
 /// Programs the roles use; `image build` includes those found on this machine.
@@ -432,6 +433,110 @@ pub async fn image_id(docker: &Docker, name: &str) -> Result<Option<String>> {
             status_code: 404, ..
         }) => Ok(None),
         Err(e) => Err(docker_error(&format!("inspecting image {name}"), e)),
+    }
+}
+
+/// When the docker driver pulls an image from its registry (driver option `pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull only images the engine does not have (the default, like `docker run`).
+    Missing,
+    /// Pull every image named by reference before use (tags that move).
+    Always,
+    /// Never pull: every image must already be in the engine.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(Error::Usage(format!(
+                "docker driver option pull={other}: expected missing, always or never"
+            ))),
+        }
+    }
+}
+
+/// Pulls `reference` (`repo[:tag]`, `registry:port/repo:tag`, `repo@sha256:…`) from its registry
+/// and returns the image id. Registry messages are logged at debug level as they arrive.
+pub async fn pull_image(docker: &Docker, reference: &str) -> Result<String> {
+    let opts = match reference.split_once('@') {
+        Some(_) => CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build(),
+        None => {
+            let (repo, tag) = split_repo_tag(reference);
+            CreateImageOptionsBuilder::default()
+                .from_image(repo)
+                .tag(tag)
+                .build()
+        }
+    };
+    tracing::info!("pulling image {reference}");
+    let mut stream = docker.create_image(Some(opts), None, None);
+    while let Some(info) = stream
+        .try_next()
+        .await
+        .map_err(|e| docker_error(&format!("pulling image {reference}"), e))?
+    {
+        if let Some(message) = info.error_detail.and_then(|d| d.message) {
+            return Err(Error::Lab(format!("pulling image {reference}: {message}")));
+        }
+        if let Some(status) = info.status {
+            tracing::debug!("pull {reference}: {status}");
+        }
+    }
+    image_id(docker, reference).await?.ok_or_else(|| {
+        Error::Lab(format!(
+            "the engine reported {reference} pulled but has no such image"
+        ))
+    })
+}
+
+/// The id of image `reference`, pulled first as `policy` (or `always_pull`) says. A missing
+/// image that cannot be pulled is a [`Error::MissingTool`] that names the engine, what was
+/// tried and how to get the image there.
+pub async fn ensure_image(
+    docker: &Docker,
+    engine: &str,
+    reference: &str,
+    policy: PullPolicy,
+    always_pull: bool,
+) -> Result<String> {
+    let present = image_id(docker, reference).await?;
+    let pull = match policy {
+        PullPolicy::Never => false,
+        PullPolicy::Always => true,
+        PullPolicy::Missing => always_pull || present.is_none(),
+    };
+    if !pull {
+        return present.ok_or_else(|| Error::MissingTool {
+            program: format!("Docker image {reference}"),
+            where_: format!(" in the engine at {engine} (driver option pull=never)"),
+            hint: "load it (`perflab image load FILE`, `docker load`) or allow pulling with \
+                   --driver-opt pull=missing"
+                .into(),
+        });
+    }
+    match pull_image(docker, reference).await {
+        Ok(id) => Ok(id),
+        // A moving tag that cannot be refreshed: the copy the engine has still runs.
+        Err(e) if present.is_some() => {
+            tracing::warn!("could not refresh image {reference} ({e}); using the engine's copy");
+            Ok(present.unwrap_or_default())
+        }
+        Err(e) => Err(Error::MissingTool {
+            program: format!("Docker image {reference}"),
+            where_: format!(" in the engine at {engine}, and pulling it failed: {e}"),
+            hint: "check the reference, make its registry reachable from the engine, or load \
+                   the image (`perflab image load FILE`, `docker load`) and run with \
+                   --driver-opt pull=never"
+                .into(),
+        }),
     }
 }
 

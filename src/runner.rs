@@ -162,6 +162,11 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         Ok(())
     })();
     crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
+    // Hosts made during the runs (containers of version images) are known only now.
+    let info = session.driver_info();
+    if !info.is_null() {
+        manifest.driver_info = info;
+    }
     let teardown = session.teardown(false);
     manifest.finished_unix_s = Some(now_unix());
     manifest.status = match &result {

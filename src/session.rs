@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, Driver, DriverOptions, Role};
+use crate::driver::{self, Driver, DriverOptions, GatewayImage, Role};
 use crate::entities::Entities;
 use crate::host::{Host, proc_stat::Snapshot};
 use crate::result::{CpuUsage, RunFlags, RunRecord};
@@ -186,6 +186,8 @@ pub struct Session {
     /// CPU counts and boot ids per host (`name@address`): asked for every run, and a round trip
     /// each on remote hosts.
     host_facts: std::sync::Mutex<BTreeMap<String, HostFacts>>,
+    /// Version trees already copied to hosts (`name@address:path`).
+    uploaded_trees: std::collections::BTreeSet<String>,
 }
 
 impl Default for Session {
@@ -224,6 +226,7 @@ impl Session {
             last_profile: None,
             postgres: None,
             host_facts: std::sync::Mutex::new(BTreeMap::new()),
+            uploaded_trees: std::collections::BTreeSet::new(),
         }
     }
 
@@ -530,8 +533,29 @@ impl Session {
             .map(|u| u.uris.clone())
             .ok_or_else(|| Error::Usage("start the upstream before the gateway".into()))?;
         let adapter = gateway::adapter(kind)?;
-        let host = self.host(Role::Gateway, instance)?;
+        let image = match version.strip_prefix("image:") {
+            Some(reference) => Some(GatewayImage::new(reference)),
+            None if self.driver()?.runs_images() => {
+                adapter.container_image(version, version_dir.as_deref(), settings)?
+            }
+            None => None,
+        };
+        let host = match &image {
+            Some(image) => self
+                .driver()?
+                .host_from_image(Role::Gateway, instance, image)?,
+            None => self.host(Role::Gateway, instance)?,
+        };
+        let version_dir = match version_dir {
+            Some(dir) if !host.shares_local_files() => Some(self.upload_version_tree(&host, &dir)?),
+            other => other,
+        };
         let load_host = self.host(Role::Worker, "default")?;
+        let database_host = if adapter.needs_database_host(settings) {
+            Some(self.host(Role::Database, "default")?)
+        } else {
+            None
+        };
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
             Some(p) => p.saturating_add(100),
@@ -543,6 +567,7 @@ impl Session {
         let ctx = GatewayContext {
             host: host.clone(),
             load_host,
+            database_host,
             instance,
             prefix,
             upstream_uris: &upstream_uris,
@@ -555,7 +580,10 @@ impl Session {
             workers,
             settings,
         };
-        let gw = adapter.start(&ctx)?;
+        let mut gw = adapter.start(&ctx)?;
+        if let Some(image) = &image {
+            gw.version_detail = format!("{} (image {})", gw.version_detail, image.reference);
+        }
         let uri = gw.proxy_uri.clone();
         self.log(
             LogLevel::Debug,
@@ -563,6 +591,30 @@ impl Session {
         );
         self.gateways.insert(instance.to_string(), gw);
         Ok(uri)
+    }
+
+    /// Copies a `git:` version's local tree to a host that cannot see this machine's files, once
+    /// per host, and returns where it is there (`<lab dir>/versions/<commit>`).
+    fn upload_version_tree(&mut self, host: &Arc<dyn Host>, dir: &Path) -> Result<PathBuf> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tree".into());
+        let remote = host.lab_dir().join("versions").join(name);
+        let key = format!("{}@{}:{}", host.name(), host.address(), remote.display());
+        if self.uploaded_trees.insert(key) {
+            self.log(
+                LogLevel::Info,
+                &format!(
+                    "copying {} to {}:{}",
+                    dir.display(),
+                    host.name(),
+                    remote.display()
+                ),
+            );
+            host.upload_tree(dir, &remote)?;
+        }
+        Ok(remote)
     }
 
     /// A running gateway instance.

@@ -460,6 +460,8 @@ fn no_engine_names_where_it_looked() {
 fn a_missing_image_says_how_to_make_one() {
     let mut o = DriverOptions::new();
     o.insert("image".into(), "perflab/none:nope".into());
+    // Never pull in tests: the reference would go to Docker Hub.
+    o.insert("pull".into(), "never".into());
     let e = DockerDriver::with_engine(&o, "t-noimage", Some(engine()))
         .err()
         .unwrap();
@@ -845,7 +847,11 @@ fn cli_bad_input_gives_clear_errors() {
         "{all}"
     );
     // An image the engine does not have.
-    let (code, all) = suite(&["--driver-opt", "image=nope:1"], None);
+    // (pull=never: a missing reference must not send the engine to Docker Hub.)
+    let (code, all) = suite(
+        &["--driver-opt", "image=nope:1", "--driver-opt", "pull=never"],
+        None,
+    );
     assert_eq!(code, Some(3), "{all}");
     assert!(
         all.contains("nope:1") && all.contains("perflab image build"),
@@ -865,4 +871,319 @@ fn cli_bad_input_gives_clear_errors() {
     let (code, all) = suite(&["--driver-opt", &format!("image={tag}")], None);
     assert_eq!(code, Some(3), "{all}");
     assert!(all.contains("wrk") && all.contains(&tag), "{all}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions as images: `image:<ref>` pulled from a registry on loopback, Kong releases, and
+// `git:` trees copied into the gateway's container.
+
+/// A real registry (Debian's `docker-registry`, the CNCF distribution registry) listening on
+/// loopback with storage in a temporary directory; stopped by pid on drop. The engine treats
+/// 127.0.0.0/8 registries as insecure (plain HTTP) without configuration.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed (scripts/install-deps.sh)");
+        let reg = Registry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registry did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        reg
+    }
+
+    fn reference(&self, name: &str) -> String {
+        format!("127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pushes the lab image to `reference` in the registry, then removes that tag from the engine
+/// so that using the reference needs a pull.
+fn push_lab_image(reference: &str) {
+    use futures_util::TryStreamExt;
+    let (repo, tag) = reference.rsplit_once(':').unwrap();
+    let lab = lab_image().id.clone();
+    runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        image::tag_image(&dk, &lab, reference).await.unwrap();
+        dk.push_image(
+            repo,
+            Some(
+                bollard::query_parameters::PushImageOptionsBuilder::default()
+                    .tag(tag)
+                    .build(),
+            ),
+            Some(bollard::auth::DockerCredentials::default()),
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+        dk.remove_image(
+            reference,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(image::image_id(&dk, reference).await.unwrap().is_none());
+    });
+}
+
+fn remove_image_ref(reference: &str) {
+    runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        let _ = dk
+            .remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    });
+}
+
+#[test]
+fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
+    let registry = Registry::start();
+    let reference = registry.reference("perflab-test/gateway:v1");
+    push_lab_image(&reference);
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out");
+    let out = perflab_cli(tmp.path())
+        .args([
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(["--version", &format!("image:{reference}")])
+        .args(QUICK)
+        .args(["--repeat", "1"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = results_dir(&output);
+    let manifest = read_json(&dir.join("manifest.json"));
+    let info = &manifest["driver_info"];
+    let lab = info["lab_id"].as_str().unwrap().to_string();
+    let _cleanup = Cleanup(lab.clone());
+    let lab_id = lab_image().id.clone();
+    // Pulled: the engine has the reference now, and the result says which image ran.
+    let pulled = runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        image::image_id(&dk, &reference).await.unwrap()
+    });
+    assert_eq!(pulled.as_deref(), Some(lab_id.as_str()));
+    assert_eq!(
+        info["version_images"][0]["reference"],
+        reference.as_str(),
+        "{info}"
+    );
+    assert_eq!(
+        info["version_images"][0]["id"],
+        lab_image().id.as_str(),
+        "{info}"
+    );
+    let runs = result_files(&dir);
+    let gateway_run = runs
+        .iter()
+        .map(|p| read_json(p))
+        .find(|r| r["case"].as_str().unwrap_or("").contains("simple-proxy"))
+        .expect("a simple-proxy run");
+    assert!(
+        gateway_run["requests"].as_u64().unwrap() > 0,
+        "{gateway_run}"
+    );
+    let detail = gateway_run["version_detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("image {reference}")), "{detail}");
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+    remove_image_ref(&reference);
+
+    // A reference the registry does not have: a clear error, exit 3, nothing left behind.
+    let missing = registry.reference("perflab-test/none:v1");
+    let out = perflab_cli(tmp.path())
+        .args([
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(["--version", &format!("image:{missing}")])
+        .args(QUICK)
+        .args(["--repeat", "1"])
+        .arg("--output")
+        .arg(tmp.path().join("out-missing"))
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains(&missing) && all.contains("pulling it failed"),
+        "{all}"
+    );
+    let failed = results_dir(&tmp.path().join("out-missing"));
+    let failed_lab = manifest_lab(&failed).expect("the lab was set up before the pull failed");
+    let _cleanup_failed = Cleanup(failed_lab.clone());
+    assert!(
+        labelled(&failed_lab).is_empty(),
+        "{:?}",
+        labelled(&failed_lab)
+    );
+}
+
+#[test]
+fn cli_image_versions_need_the_docker_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = perflab_cli(tmp.path())
+        .args([
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--version", "image:perflab/lab:latest"])
+        .args(QUICK)
+        .arg("--output")
+        .arg(tmp.path().join("out"))
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("--driver docker"), "{all}");
+    assert!(!tmp.path().join("out").exists() || results_count(&tmp.path().join("out")) == 0);
+}
+
+fn results_count(output: &Path) -> usize {
+    std::fs::read_dir(output).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn kong_releases_resolve_to_kong_images_on_docker() {
+    // pull=never: the engine must not go to Docker Hub; the error names the image it wanted.
+    let mut d = driver("kong-release", &[("pull", "never")]);
+    let _cleanup = Cleanup(d.lab_id().to_string());
+    let adapter = perflab::role::gateway::adapter("kong").unwrap();
+    let settings = toml::Table::new();
+    for (version, wanted) in [
+        ("3.9.1", "kong:3.9.1"),
+        ("3.10.0-rc.1", "kong/kong:3.10.0-rc.1"),
+    ] {
+        let image = adapter
+            .container_image(version, None, &settings)
+            .unwrap()
+            .expect("a release runs from an image");
+        assert_eq!(image.reference, wanted);
+        let e = match d.host_from_image(Role::Gateway, "default", &image) {
+            Ok(_) => panic!("{wanted} is not in the engine"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(wanted) && e.contains("pull=never"), "{e}");
+    }
+    assert!(labelled(d.lab_id()).is_empty());
+    d.teardown(true).unwrap();
+}
+
+#[test]
+fn cli_git_versions_are_copied_into_the_gateway_container() {
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gateway-repo");
+    let fixture = |n: &str| std::fs::read_to_string(Path::new(FIXTURE).join(n)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("gateway");
+    let suite = tmp.path().join("suite");
+    std::fs::create_dir_all(&suite).unwrap();
+    std::fs::write(suite.join("gzip-body.toml"), fixture("case.toml")).unwrap();
+    // One commit with the fixture gateway: perflab.toml and its nginx template.
+    let repo = git2::Repository::init(&repo_dir).unwrap();
+    let mut conf = repo.treebuilder(None).unwrap();
+    let blob = repo.blob(fixture("nginx.conf.in").as_bytes()).unwrap();
+    conf.insert("nginx.conf.in", blob, 0o100644).unwrap();
+    let conf = conf.write().unwrap();
+    let mut top = repo.treebuilder(None).unwrap();
+    let desc = repo.blob(fixture("perflab.toml").as_bytes()).unwrap();
+    top.insert("perflab.toml", desc, 0o100644).unwrap();
+    top.insert("conf", conf, 0o040000).unwrap();
+    let tree = repo.find_tree(top.write().unwrap()).unwrap();
+    let sig =
+        git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let commit = repo
+        .commit(Some("refs/heads/main"), &sig, &sig, "A", &tree, &[])
+        .unwrap();
+
+    let output = tmp.path().join("out");
+    let out = perflab_cli(tmp.path())
+        .arg("suite")
+        .arg(&suite)
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(["--version", "git:main", "--repo"])
+        .arg(&repo_dir)
+        .args(QUICK)
+        .args(["--repeat", "1", "--noisy-pct", "100"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = results_dir(&output);
+    let lab = manifest_lab(&dir).unwrap();
+    let _cleanup = Cleanup(lab.clone());
+    let runs = result_files(&dir);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let r = read_json(&runs[0]);
+    assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        r["version_detail"]
+            .as_str()
+            .unwrap()
+            .contains(&commit.to_string()),
+        "{r}"
+    );
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
 }

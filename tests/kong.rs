@@ -42,6 +42,7 @@ fn ctx<'a>(
     GatewayContext {
         host: host.clone(),
         load_host: host.clone(),
+        database_host: None,
         instance: "default",
         prefix: prefix.to_path_buf(),
         upstream_uris: uris,

@@ -30,10 +30,10 @@ use bollard::query_parameters::{
 };
 use serde::Serialize;
 
-use super::{Driver, DriverOptions, Role};
+use super::{Driver, DriverOptions, GatewayImage, Role};
 use crate::host::Host;
 use crate::host::container::ContainerHost;
-use crate::image::{DEFAULT_IMAGE, image_id};
+use crate::image::{DEFAULT_IMAGE, PullPolicy, ensure_image, image_id};
 use crate::{Error, Result};
 
 /// The label every Docker object of a lab carries; its value is the lab id.
@@ -44,7 +44,13 @@ pub const ROLE_LABEL: &str = "perflab.role";
 pub const INSTANCE_LABEL: &str = "perflab.instance";
 
 /// The options the docker driver understands (`--driver-opt key=value`).
-pub const OPTIONS: &[&str] = &["image", "network", "cpuset.gateway", "cpuset.worker"];
+pub const OPTIONS: &[&str] = &[
+    "image",
+    "network",
+    "pull",
+    "cpuset.gateway",
+    "cpuset.worker",
+];
 
 /// The shared runtime that the synchronous driver and hosts block on. perflab's own code is
 /// synchronous and never runs inside a runtime; calling these from async code would panic.
@@ -335,7 +341,11 @@ pub struct DockerDriver {
     cpuset_gateway: Option<String>,
     cpuset_worker: Option<String>,
     engine_version: serde_json::Value,
-    hosts: HashMap<(Role, String), Arc<ContainerHost>>,
+    pull: PullPolicy,
+    /// Images named by versions (reference → id), in the order first used.
+    version_images: Vec<(String, String)>,
+    /// Hosts by role, instance and image reference ("" for the lab image).
+    hosts: HashMap<(Role, String, String), Arc<ContainerHost>>,
     containers: Vec<(String, String)>,
 }
 
@@ -343,7 +353,9 @@ impl DockerDriver {
     /// Connects to the engine (`DOCKER_HOST`, else the default socket) and checks the options:
     /// `image` (default `perflab/lab:latest`, made by `perflab image build`; it must exist),
     /// `network` (`host` default, or `bridge`), `cpuset.gateway` and `cpuset.worker` (e.g. `1`,
-    /// `0-2`; default and `none`: no container-level pinning, the session's `taskset` pins). Warns when other labs left objects behind.
+    /// `0-2`; default and `none`: no container-level pinning, the session's `taskset` pins),
+    /// `pull` (`missing` default, `always`, `never`: when images named by reference are pulled;
+    /// the lab image itself is never pulled). Warns when other labs left objects behind.
     pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
         Self::with_engine(options, lab_id, None)
     }
@@ -387,6 +399,10 @@ impl DockerDriver {
                 )));
             }
         }
+        let pull: PullPolicy = match options.get("pull") {
+            Some(p) => p.parse()?,
+            None => PullPolicy::Missing,
+        };
         let image = options
             .get("image")
             .cloned()
@@ -394,21 +410,29 @@ impl DockerDriver {
         let (addr, _) = engine_address(docker_host);
         runtime().block_on(async {
             let docker = connect(docker_host).await?;
-            let image_id = image_id(&docker, &image)
-                .await?
-                .ok_or_else(|| Error::MissingTool {
-                    program: format!("Docker image {image}"),
-                    where_: format!(" in the engine at {addr}"),
-                    hint: if options.contains_key("image") {
-                        "load or build it first (`perflab image load FILE`, `perflab image build`), \
+            // An image the user named may come from a registry; the lab image is made here.
+            let named = if options.contains_key("image") && pull != PullPolicy::Never {
+                Some(ensure_image(&docker, &addr, &image, pull, false).await?)
+            } else {
+                None
+            };
+            let found = match named {
+                Some(id) => Some(id),
+                None => image_id(&docker, &image).await?,
+            };
+            let image_id = found.ok_or_else(|| Error::MissingTool {
+                program: format!("Docker image {image}"),
+                where_: format!(" in the engine at {addr}"),
+                hint: if options.contains_key("image") {
+                    "load or build it first (`perflab image load FILE`, `perflab image build`), \
                          or drop --driver-opt image to use the lab image"
-                            .into()
-                    } else {
-                        "run `perflab image build` to make the lab image from this machine's \
+                        .into()
+                } else {
+                    "run `perflab image build` to make the lab image from this machine's \
                          binaries (or `perflab image load FILE` for a prebuilt one)"
-                            .into()
-                    },
-                })?;
+                        .into()
+                },
+            })?;
             let version = docker
                 .version()
                 .await
@@ -444,6 +468,8 @@ impl DockerDriver {
                 bridge: None,
                 cpuset_gateway: pick("cpuset.gateway"),
                 cpuset_worker: pick("cpuset.worker"),
+                pull,
+                version_images: Vec::new(),
                 engine_version: serde_json::json!({
                     "version": version.version,
                     "api_version": version.api_version,
@@ -509,9 +535,19 @@ impl DockerDriver {
         Ok(b)
     }
 
-    async fn create_container(&mut self, role: Role, instance: &str) -> Result<NewContainer> {
+    /// Creates and starts the container for `role`/`instance` from image `image_id`
+    /// (`image_name` for messages); `suffix` tells apart containers of one role and instance
+    /// made from different images.
+    async fn create_container(
+        &mut self,
+        role: Role,
+        instance: &str,
+        image_id: &str,
+        image_name: &str,
+        suffix: &str,
+    ) -> Result<NewContainer> {
         let name = format!(
-            "perflab-{}-{}-{}",
+            "perflab-{}-{}-{}{suffix}",
             self.lab_id,
             role.as_str(),
             name_part(instance)
@@ -521,8 +557,19 @@ impl DockerDriver {
             NetworkMode::Bridge => self.ensure_bridge().await?.0,
         };
         let body = ContainerCreateBody {
-            image: Some(self.image_id.clone()),
-            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            image: Some(image_id.to_string()),
+            // The container only has to stay up: roles exec into it. The entry point is
+            // replaced so that any image idles the same way (an image's own entry point may
+            // start its program; its CMD lands in the ignored positional arguments), and
+            // commands run as root (uid 0: an image may have no passwd entry for root).
+            entrypoint: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "exec sleep infinity".into(),
+                "perflab-idle".into(),
+            ]),
+            cmd: None,
+            user: Some("0:0".into()),
             labels: Some(self.labels(role, instance)),
             host_config: Some(HostConfig {
                 init: Some(true),
@@ -569,7 +616,7 @@ impl DockerDriver {
             }
         };
         let lab_dir = PathBuf::from(format!(
-            "/perflab/{}/{}-{}",
+            "/perflab/{}/{}-{}{suffix}",
             self.lab_id,
             role.as_str(),
             name_part(instance)
@@ -577,9 +624,9 @@ impl DockerDriver {
         // The image is in the name so that "wrk not found on host worker (image …)" says where
         // it was looked for.
         let host_name = if instance == "default" {
-            format!("{} (image {})", role.as_str(), self.image)
+            format!("{} (image {image_name})", role.as_str())
         } else {
-            format!("{}-{instance} (image {})", role.as_str(), self.image)
+            format!("{}-{instance} (image {image_name})", role.as_str())
         };
         Ok(NewContainer {
             id,
@@ -587,6 +634,34 @@ impl DockerDriver {
             address,
             lab_dir,
         })
+    }
+}
+
+impl DockerDriver {
+    fn add_host(
+        &mut self,
+        key: (Role, String, String),
+        c: NewContainer,
+        image_name: &str,
+    ) -> Result<Arc<dyn Host>> {
+        let host = Arc::new(ContainerHost::new(
+            &c.host_name,
+            self.docker.clone(),
+            &c.id,
+            image_name,
+            &c.address,
+            &c.lab_dir,
+        )?);
+        self.hosts.insert(key, host.clone());
+        Ok(host)
+    }
+
+    /// The id of an image a version named, once a host runs it.
+    pub fn version_image_id(&self, reference: &str) -> Option<&str> {
+        self.version_images
+            .iter()
+            .find(|(r, _)| r == reference)
+            .map(|(_, id)| id.as_str())
     }
 }
 
@@ -621,21 +696,57 @@ impl Driver for DockerDriver {
     }
 
     fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>> {
-        let key = (role, instance.to_string());
+        let key = (role, instance.to_string(), String::new());
         if let Some(h) = self.hosts.get(&key) {
             return Ok(h.clone());
         }
-        let c = runtime().block_on(self.create_container(role, instance))?;
-        let host = Arc::new(ContainerHost::new(
-            &c.host_name,
-            self.docker.clone(),
-            &c.id,
-            &self.image,
-            &c.address,
-            &c.lab_dir,
-        )?);
-        self.hosts.insert(key, host.clone());
-        Ok(host)
+        let (id, name) = (self.image_id.clone(), self.image.clone());
+        let c = runtime().block_on(self.create_container(role, instance, &id, &name, ""))?;
+        self.add_host(key, c, &name)
+    }
+
+    fn runs_images(&self) -> bool {
+        true
+    }
+
+    fn host_from_image(
+        &mut self,
+        role: Role,
+        instance: &str,
+        image: &GatewayImage,
+    ) -> Result<Arc<dyn Host>> {
+        let key = (role, instance.to_string(), image.reference.clone());
+        if let Some(h) = self.hosts.get(&key) {
+            return Ok(h.clone());
+        }
+        let known = self
+            .version_images
+            .iter()
+            .position(|(r, _)| *r == image.reference);
+        let (index, id) = match known {
+            Some(i) => (i, self.version_images[i].1.clone()),
+            None => {
+                let id = runtime().block_on(ensure_image(
+                    &self.docker,
+                    &self.engine,
+                    &image.reference,
+                    self.pull,
+                    image.always_pull,
+                ))?;
+                self.version_images
+                    .push((image.reference.clone(), id.clone()));
+                (self.version_images.len() - 1, id)
+            }
+        };
+        let suffix = format!("-image{}", index + 1);
+        let c = runtime().block_on(self.create_container(
+            role,
+            instance,
+            &id,
+            &image.reference,
+            &suffix,
+        ))?;
+        self.add_host(key, c, &image.reference)
     }
 
     fn teardown(&mut self, full: bool) -> Result<()> {
@@ -684,6 +795,12 @@ impl Driver for DockerDriver {
             "bridge_network": self.bridge.as_ref().map(|b| serde_json::json!({"id": b.0, "name": b.1})),
             "image": self.image,
             "image_id": self.image_id,
+            "pull": format!("{:?}", self.pull).to_lowercase(),
+            "version_images": self
+                .version_images
+                .iter()
+                .map(|(r, id)| serde_json::json!({"reference": r, "id": id}))
+                .collect::<Vec<_>>(),
             "cpuset": {
                 "gateway": self.cpuset_gateway,
                 "worker": self.cpuset_worker,

@@ -33,6 +33,26 @@ impl Role {
     }
 }
 
+/// A container image a host should run from: an `image:<ref>` version, or the image a gateway
+/// adapter picks for a release (Kong's `kong:<version>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayImage {
+    /// The image reference (`kong:3.9.1`, `registry.example:5000/gw:1`, an image id).
+    pub reference: String,
+    /// Pull even when the engine has the image (moving tags such as Kong's nightly image).
+    pub always_pull: bool,
+}
+
+impl GatewayImage {
+    /// An image that is pulled only when the engine does not have it.
+    pub fn new(reference: impl Into<String>) -> Self {
+        GatewayImage {
+            reference: reference.into(),
+            always_pull: false,
+        }
+    }
+}
+
 /// Free-form driver options from the command line (`--driver-opt key=value`) or the API.
 pub type DriverOptions = BTreeMap<String, String>;
 
@@ -46,6 +66,25 @@ pub trait Driver: Send {
     /// The host for `role`; `instance` names one of several gateways ("default" otherwise).
     /// Calling it again for the same role and instance returns the same host.
     fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>>;
+    /// Whether hosts can run from a chosen container image ([`Driver::host_from_image`]).
+    fn runs_images(&self) -> bool {
+        false
+    }
+    /// The host for `role`/`instance` running `image` rather than the lab's own image. Only
+    /// drivers whose hosts are containers can; the others refuse with a usage error.
+    fn host_from_image(
+        &mut self,
+        _role: Role,
+        _instance: &str,
+        image: &GatewayImage,
+    ) -> Result<Arc<dyn Host>> {
+        Err(Error::Usage(format!(
+            "version image:{} needs the docker driver: the {} driver runs the programs installed \
+             on its hosts (use --driver docker, or a release/git version)",
+            image.reference,
+            self.name()
+        )))
+    }
     /// Stops what the lab started on its hosts and removes its files; `full` also removes the
     /// hosts themselves where the driver created them (containers, machines).
     fn teardown(&mut self, full: bool) -> Result<()>;

@@ -71,6 +71,10 @@ impl LocalHost {
 }
 
 impl Host for LocalHost {
+    fn shares_local_files(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

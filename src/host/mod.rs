@@ -214,6 +214,60 @@ pub trait Host: Send + Sync {
     fn read_file(&self, path: &Path) -> Result<Vec<u8>, HostError>;
     /// Removes a directory tree on the host (missing is fine).
     fn remove_dir_all(&self, path: &Path) -> Result<(), HostError>;
+    /// Whether this host sees this machine's files at the same paths (the local host), so a
+    /// local directory needs no copy.
+    fn shares_local_files(&self) -> bool {
+        false
+    }
+    /// Copies the local directory `local` to `remote` on the host, replacing what was there
+    /// (a `git:` version's tree for a gateway on a container or remote machine). It sends one
+    /// tar archive through [`Host::write_file`] and unpacks it with the host's `tar`.
+    fn upload_tree(&self, local: &Path, remote: &Path) -> Result<(), HostError> {
+        let file_err = |reason: String| HostError::File {
+            host: self.name().to_string(),
+            op: "copying",
+            path: local.display().to_string(),
+            reason,
+        };
+        let mut archive = tar::Builder::new(Vec::new());
+        archive.follow_symlinks(false);
+        archive
+            .append_dir_all(".", local)
+            .map_err(|e| file_err(e.to_string()))?;
+        let bytes = archive.into_inner().map_err(|e| file_err(e.to_string()))?;
+        if self.which("tar").is_none() {
+            return Err(HostError::Other {
+                host: self.name().to_string(),
+                reason: format!(
+                    "`tar` is not on the host; it is needed to copy {} there",
+                    local.display()
+                ),
+            });
+        }
+        let staged = PathBuf::from(format!("{}.upload.tar", remote.display()));
+        self.write_file(&staged, &bytes)?;
+        let out = self.run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg(r#"rm -rf "$1" && mkdir -p "$1" && tar -xf "$2" -C "$1" && rm -f "$2""#)
+                .arg("sh")
+                .arg(remote.display().to_string())
+                .arg(staged.display().to_string()),
+            Duration::from_secs(300),
+        )?;
+        if !out.success() {
+            return Err(HostError::Other {
+                host: self.name().to_string(),
+                reason: format!(
+                    "unpacking {} into {} failed: {}",
+                    local.display(),
+                    remote.display(),
+                    out.combined_text()
+                ),
+            });
+        }
+        Ok(())
+    }
     /// The `/proc/stat` text and the stat lines of every process, for CPU accounting.
     fn proc_snapshot(&self) -> Result<proc_stat::Snapshot, HostError> {
         let out = self.run(

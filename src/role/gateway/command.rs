@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{GatewayAdapter, GatewayContext, RunningGateway};
-use crate::host::Cmd;
+use crate::host::{Cmd, Host};
 use crate::role::upstream::spawn_until_ready;
 use crate::{Error, Result};
 
@@ -76,10 +76,24 @@ struct DescriptorFile {
     gateway: Descriptor,
 }
 
-/// Reads and parses `perflab.toml` in a checkout.
+/// Reads and parses `perflab.toml` in a checkout on this machine.
 pub fn read_descriptor(dir: &Path, version: &str) -> Result<Descriptor> {
-    let path = dir.join(DESCRIPTOR);
-    let text = std::fs::read_to_string(&path).map_err(|_| {
+    let text = std::fs::read_to_string(dir.join(DESCRIPTOR)).ok();
+    parse_descriptor(text, version)
+}
+
+/// Reads and parses `perflab.toml` in a checkout on `host` (where the gateway runs: the tree is
+/// copied there for container and remote hosts).
+pub fn read_descriptor_on(host: &dyn Host, dir: &Path, version: &str) -> Result<Descriptor> {
+    let text = host
+        .read_file(&dir.join(DESCRIPTOR))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    parse_descriptor(text, version)
+}
+
+fn parse_descriptor(text: Option<String>, version: &str) -> Result<Descriptor> {
+    let text = text.ok_or_else(|| {
         Error::Usage(format!(
             "version {version} has no {DESCRIPTOR} at the root of its tree; the command gateway needs one (see docs/command-gateway.md)"
         ))
@@ -169,7 +183,7 @@ impl GatewayAdapter for CommandAdapter {
                 )));
             }
         };
-        let desc = read_descriptor(&worktree, ctx.version)?;
+        let desc = read_descriptor_on(host.as_ref(), &worktree, ctx.version)?;
         let addrs: Vec<String> = ctx
             .upstream_uris
             .iter()
@@ -192,7 +206,7 @@ impl GatewayAdapter for CommandAdapter {
         ]);
         if let Some(build) = &desc.build {
             let marker = worktree.join(".perflab-built");
-            if !marker.exists() {
+            if host.read_file(&marker).is_err() {
                 let out = host.run(
                     &to_cmd(build, &vars)?.cwd(&worktree),
                     Duration::from_secs(3600),
@@ -210,12 +224,15 @@ impl GatewayAdapter for CommandAdapter {
         }
         let mut config_files = Vec::new();
         for (dest, src) in &desc.files {
-            let text = std::fs::read_to_string(worktree.join(src)).map_err(|e| {
-                Error::Usage(format!(
-                    "{DESCRIPTOR} of {}: template {src}: {e}",
-                    ctx.version
-                ))
-            })?;
+            let text = host
+                .read_file(&worktree.join(src))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "{DESCRIPTOR} of {}: template {src}: {e}",
+                        ctx.version
+                    ))
+                })?;
             let rendered = render(&text, &vars).map_err(|e| {
                 Error::Usage(format!("{DESCRIPTOR} of {}: {src}: {e}", ctx.version))
             })?;

@@ -22,6 +22,9 @@ pub struct GatewayContext<'a> {
     pub host: Arc<dyn Host>,
     /// The host the load generator runs on (readiness is checked from there).
     pub load_host: Arc<dyn Host>,
+    /// The lab's database host, for adapters that start a database of their own (Kong's
+    /// PostgreSQL); `None` means the gateway host.
+    pub database_host: Option<Arc<dyn Host>>,
     /// Instance name ("default" unless several run at once).
     pub instance: &'a str,
     /// A private directory on the gateway host for config, pid and logs.
@@ -74,6 +77,23 @@ pub trait GatewayAdapter: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Renders the config, checks it, starts the gateway and waits until it is ready.
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway>;
+    /// The container image this version runs from on drivers whose hosts are containers
+    /// (`None`: the lab's image, with the gateway program in it). Kong picks `kong:<release>`;
+    /// `version_dir` is a `git:` version's local tree, `settings` the case's gateway settings.
+    /// `image:<ref>` versions never get here: the session runs them from that image.
+    fn container_image(
+        &self,
+        _version: &str,
+        _version_dir: Option<&std::path::Path>,
+        _settings: &toml::Table,
+    ) -> Result<Option<crate::driver::GatewayImage>> {
+        Ok(None)
+    }
+    /// Whether a start with these case settings needs the lab's database host (the session
+    /// then puts it in [`GatewayContext::database_host`]).
+    fn needs_database_host(&self, _settings: &toml::Table) -> bool {
+        false
+    }
     /// Stops the instance (default: TERM, grace, KILL to its process group).
     fn stop(&self, gw: &mut RunningGateway) -> Result<()> {
         gw.proc.stop(std::time::Duration::from_secs(5))?;

@@ -94,6 +94,9 @@ pub struct KongSettings {
     pub pg_port: Option<u16>,
     /// How long Kong may take to become ready.
     pub start_timeout: Duration,
+    /// Run `git:` versions on Kong's nightly image instead of the release their
+    /// `kong/meta.lua` names (docker driver; also `PERFLAB_USE_DAILY_IMAGE`).
+    pub use_daily_image: bool,
 }
 
 impl KongSettings {
@@ -108,6 +111,7 @@ impl KongSettings {
             service_path: declarative::DEFAULT_SERVICE_PATH.to_string(),
             pg_port: None,
             start_timeout: Duration::from_secs(120),
+            use_daily_image: false,
         };
         for (k, v) in t {
             match k.as_str() {
@@ -143,10 +147,13 @@ impl KongSettings {
                             .ok_or_else(|| bad(k, "seconds"))?,
                     )
                 }
+                "use_daily_image" => {
+                    s.use_daily_image = v.as_bool().ok_or_else(|| bad(k, "true or false"))?
+                }
                 other => {
                     return Err(Error::Usage(format!(
                         "unknown kong setting `{other}` (known: mode, kong_configs, data_planes, \
-                         service_path, pg_port, start_timeout)"
+                         service_path, pg_port, start_timeout, use_daily_image)"
                     )));
                 }
             }
@@ -309,6 +316,54 @@ pub fn resolve_binary(
     }
 }
 
+/// Kong's nightly image, used for `git:` versions when asked (Kong's framework's
+/// `use_daily_image`); it is a moving tag, so it is pulled before every lab.
+pub const DAILY_IMAGE: &str = "kong/kong:master-nightly-ubuntu";
+
+/// The image of a Kong release on Docker Hub: official `kong:<release>`, except pre-releases
+/// (`rc`, `beta`), which are only published as `kong/kong:<release>`.
+pub fn release_image(release: &str) -> String {
+    if release.contains("rc") || release.contains("beta") {
+        format!("kong/kong:{release}")
+    } else {
+        format!("kong:{release}")
+    }
+}
+
+/// The image a Kong version runs from on the docker driver: a release's image; for a `git:`
+/// ref the release its `kong/meta.lua` is based on (the ref's Lua is copied in and run on top),
+/// or the nightly image with `use_daily_image`; `current` uses the lab's image.
+/// `daily_env` is the value of `PERFLAB_USE_DAILY_IMAGE` (any non-empty value turns it on).
+pub fn image_for(
+    version: &str,
+    version_dir: Option<&Path>,
+    settings: &KongSettings,
+    daily_env: Option<&str>,
+) -> Result<Option<crate::driver::GatewayImage>> {
+    let daily = settings.use_daily_image || daily_env.is_some_and(|v| !v.is_empty());
+    match VersionSpec::parse(version)? {
+        VersionSpec::Current => Ok(None),
+        VersionSpec::Release(r) => Ok(Some(crate::driver::GatewayImage::new(release_image(&r)))),
+        VersionSpec::Git(_) if daily => Ok(Some(crate::driver::GatewayImage {
+            reference: DAILY_IMAGE.to_string(),
+            always_pull: true,
+        })),
+        VersionSpec::Git(r) => {
+            let dir = version_dir.ok_or_else(|| {
+                Error::Usage(format!(
+                    "kong git:{r}: no worktree was prepared for this version"
+                ))
+            })?;
+            let path = dir.join("kong/meta.lua");
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let v = meta::parse_meta_lua(&text).map_err(|e| Error::Lab(format!("git:{r}: {e}")))?;
+            Ok(Some(crate::driver::GatewayImage::new(release_image(
+                &v.base_version(),
+            ))))
+        }
+    }
+}
+
 /// The Kong adapter.
 #[derive(Debug, Clone, Default)]
 pub struct KongAdapter {
@@ -407,7 +462,12 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
     let mut db = conf::KongConf::new();
     if let Some(o) = &postgres {
         db.insert("database".into(), "postgres".into());
-        db.insert("pg_host".into(), addr.clone());
+        let db_addr = ctx
+            .database_host
+            .as_ref()
+            .map(|h| h.address())
+            .unwrap_or_else(|| addr.clone());
+        db.insert("pg_host".into(), db_addr);
         db.insert("pg_port".into(), o.port.to_string());
         db.insert("pg_user".into(), o.user.clone());
         db.insert("pg_database".into(), o.database.clone());
@@ -558,6 +618,29 @@ impl GatewayAdapter for KongAdapter {
         "kong"
     }
 
+    fn needs_database_host(&self, settings: &toml::Table) -> bool {
+        KongSettings::from_table(settings).is_ok_and(|s| s.mode != Mode::Dbless)
+    }
+
+    fn container_image(
+        &self,
+        version: &str,
+        version_dir: Option<&Path>,
+        settings: &toml::Table,
+    ) -> Result<Option<crate::driver::GatewayImage>> {
+        let daily = self
+            .env()
+            .into_iter()
+            .find(|(k, _)| k == "PERFLAB_USE_DAILY_IMAGE")
+            .map(|(_, v)| v);
+        image_for(
+            version,
+            version_dir,
+            &KongSettings::from_table(settings)?,
+            daily.as_deref(),
+        )
+    }
+
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
         let env = self.env();
@@ -594,11 +677,16 @@ impl GatewayAdapter for KongAdapter {
             postgres: None,
         };
         if let Some(o) = plan.postgres.clone() {
-            procs.postgres = Some(start_postgres(
-                host.clone(),
-                &ctx.prefix.join("postgres"),
-                o,
-            )?);
+            // On the lab's database host when the driver has one apart (a container, a db
+            // machine), else next to Kong.
+            let (db_host, dir) = match &ctx.database_host {
+                Some(h) if !Arc::ptr_eq(h, &host) => (
+                    h.clone(),
+                    h.lab_dir().join(format!("kong-postgres-{}", o.port)),
+                ),
+                _ => (host.clone(), ctx.prefix.join("postgres")),
+            };
+            procs.postgres = Some(start_postgres(db_host, &dir, o)?);
         }
         let admin_uri = format!("http://{}:{}", host.address(), ctx.admin_port);
         let t = Duration::from_secs(300);
