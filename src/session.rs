@@ -556,6 +556,7 @@ impl Session {
         } else {
             None
         };
+        let install_packages = self.driver()?.installs_packages();
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
             Some(p) => p.saturating_add(100),
@@ -579,6 +580,7 @@ impl Session {
             cpus: plan.measured,
             workers,
             settings,
+            install_packages,
         };
         let mut gw = adapter.start(&ctx)?;
         if let Some(image) = &image {

@@ -54,6 +54,7 @@ fn ctx<'a>(
         cpus: None,
         workers: 2,
         settings,
+        install_packages: false,
     }
 }
 
@@ -588,11 +589,11 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
         wt.join("kong/meta.lua"),
     )
     .unwrap();
-    let err = resolve_binary(host.as_ref(), "git:v3.10.0", Some(&wt)).unwrap_err();
+    let err = resolve_binary(host.as_ref(), "git:v3.10.0", Some(&wt), false).unwrap_err();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
     assert!(err.to_string().contains("wt/bin/kong"), "{err}");
     assert!(err.to_string().contains("docs/kong.md"), "{err}");
-    let err = resolve_binary(host.as_ref(), "git:main", None).unwrap_err();
+    let err = resolve_binary(host.as_ref(), "git:main", None, false).unwrap_err();
     assert!(err.to_string().contains("no worktree"), "{err}");
 
     if host.which("kong").is_some() {
@@ -615,7 +616,7 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
     let err = KongAdapter::with_env(vec![]).start(&c).err().unwrap();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
     assert!(err.to_string().contains("docs/kong.md"), "{err}");
-    let err = resolve_binary(host.as_ref(), "3.9.1", None).unwrap_err();
+    let err = resolve_binary(host.as_ref(), "3.9.1", None, false).unwrap_err();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
 }
 
@@ -728,4 +729,55 @@ fn live_kong_in_every_mode() {
         );
     }
     upstream.stop(Duration::from_secs(2)).unwrap();
+}
+
+#[test]
+fn kong_versions_pick_their_images_on_the_docker_driver() {
+    use perflab::role::gateway::kong::{DAILY_IMAGE, KongSettings, image_for, release_image};
+    let plain = KongSettings::from_table(&toml::Table::new()).unwrap();
+    assert_eq!(release_image("3.9.1"), "kong:3.9.1");
+    assert_eq!(release_image("3.10.0-rc.1"), "kong/kong:3.10.0-rc.1");
+    assert_eq!(release_image("3.4.0-beta.2"), "kong/kong:3.4.0-beta.2");
+    let image = |v: &str, dir: Option<&Path>, s: &KongSettings, env: Option<&str>| {
+        image_for(v, dir, s, env)
+            .unwrap()
+            .map(|i| (i.reference, i.always_pull))
+    };
+    assert_eq!(image("current", None, &plain, None), None);
+    assert_eq!(
+        image("3.9.1", None, &plain, None),
+        Some(("kong:3.9.1".to_string(), false))
+    );
+    // git: the release the ref's kong/meta.lua is based on, or the nightly image on request.
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = tmp.path().join("wt");
+    std::fs::create_dir_all(wt.join("kong")).unwrap();
+    std::fs::copy(
+        repo("tests/fixtures/kong/meta.lua"),
+        wt.join("kong/meta.lua"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(wt.join("kong/meta.lua")).unwrap();
+    let base = meta::parse_meta_lua(&text).unwrap().base_version();
+    assert_eq!(
+        image("git:main", Some(&wt), &plain, None),
+        Some((release_image(&base), false))
+    );
+    let mut t = toml::Table::new();
+    t.insert("use_daily_image".into(), toml::Value::Boolean(true));
+    let daily = KongSettings::from_table(&t).unwrap();
+    assert_eq!(
+        image("git:main", Some(&wt), &daily, None),
+        Some((DAILY_IMAGE.to_string(), true))
+    );
+    assert_eq!(
+        image("git:main", Some(&wt), &plain, Some("1")),
+        Some((DAILY_IMAGE.to_string(), true))
+    );
+    // The daily image is never used for releases, as in Kong's framework.
+    assert_eq!(
+        image("3.9.1", None, &daily, None),
+        Some(("kong:3.9.1".to_string(), false))
+    );
+    assert!(image_for("git:main", None, &plain, None).is_err());
 }

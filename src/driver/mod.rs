@@ -85,6 +85,11 @@ pub trait Driver: Send {
             self.name()
         )))
     }
+    /// Whether the hosts are machines provisioned for the lab, where a gateway release that is
+    /// not installed may be installed from its distribution package.
+    fn installs_packages(&self) -> bool {
+        false
+    }
     /// Stops what the lab started on its hosts and removes its files; `full` also removes the
     /// hosts themselves where the driver created them (containers, machines).
     fn teardown(&mut self, full: bool) -> Result<()>;

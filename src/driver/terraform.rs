@@ -763,6 +763,12 @@ impl Driver for TerraformDriver {
         "terraform"
     }
 
+    /// Cloud and bring-your-own machines, yes; `netns` hosts are namespaces of this machine,
+    /// whose packages are the user's.
+    fn installs_packages(&self) -> bool {
+        self.provider != "netns"
+    }
+
     fn host(&mut self, role: Role, instance: &str) -> Result<Arc<dyn Host>> {
         let key = (role, instance.to_string());
         if let Some(h) = self.hosts.get(&key) {

@@ -47,6 +47,9 @@ pub struct GatewayContext<'a> {
     pub workers: u32,
     /// Gateway-specific settings from the case (e.g. `kong_configs`).
     pub settings: &'a toml::Table,
+    /// The host is a machine the driver provisioned for the lab, where a missing release may be
+    /// installed from its distribution package (terraform cloud and bring-your-own hosts).
+    pub install_packages: bool,
 }
 
 /// A started gateway instance.

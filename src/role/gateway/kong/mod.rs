@@ -28,6 +28,7 @@ pub mod certs;
 pub mod conf;
 pub mod declarative;
 pub mod meta;
+pub mod package;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -234,10 +235,14 @@ fn kong_version(host: &dyn Host, program: &str, cwd: Option<&Path>) -> Result<St
 }
 
 /// Finds the Kong a version label asks for on `host`.
+///
+/// With `install_packages` (hosts the terraform driver provisioned), a release that is not
+/// installed is installed from Kong's distribution package first ([`package`]).
 pub fn resolve_binary(
     host: &dyn Host,
     version: &str,
     version_dir: Option<&Path>,
+    install_packages: bool,
 ) -> Result<KongBinary> {
     match VersionSpec::parse(version)? {
         VersionSpec::Current => {
@@ -253,10 +258,22 @@ pub fn resolve_binary(
             })
         }
         VersionSpec::Release(wanted) => {
-            let program = host
-                .which("kong")
-                .ok_or_else(|| missing_kong(host, "kong"))?;
-            let v = kong_version(host, &program, None)?;
+            let installed = match host.which("kong") {
+                Some(p) => Some((kong_version(host, &p, None)?, p)),
+                None => None,
+            };
+            let (v, program) = match installed {
+                Some((v, p)) if meta::release_matches(&wanted, &v) => (v, p),
+                _ if install_packages => {
+                    install_release(host, &wanted)?;
+                    let p = host
+                        .which("kong")
+                        .ok_or_else(|| missing_kong(host, "kong"))?;
+                    (kong_version(host, &p, None)?, p)
+                }
+                Some((v, p)) => (v, p),
+                None => return Err(missing_kong(host, "kong")),
+            };
             if !meta::release_matches(&wanted, &v) {
                 return Err(Error::Usage(format!(
                     "kong {wanted} was asked for, but `{program}` on {} is {v}: install {wanted} \
@@ -290,7 +307,17 @@ pub fn resolve_binary(
             if !exec.success() {
                 return Err(missing_kong(host, &bin_s));
             }
-            // The ref's Lua runs on an installed Kong's OpenResty and Lua dependencies.
+            // The ref's Lua runs on an installed Kong's OpenResty and Lua dependencies; on a
+            // provisioned machine the base release is installed when another one (or none) is.
+            if install_packages {
+                let current = match host.which("kong") {
+                    Some(p) => Some(kong_version(host, &p, None)?),
+                    None => None,
+                };
+                if !current.is_some_and(|v| meta::release_matches(&base, &v)) {
+                    install_release(host, &base)?;
+                }
+            }
             let installed = host.which("kong").ok_or_else(|| Error::MissingTool {
                 program: format!("kong {base} (the base install git:{r} runs on)"),
                 where_: format!(" on host {}", host.name()),
@@ -362,6 +389,28 @@ pub fn image_for(
             ))))
         }
     }
+}
+
+/// Installs Kong `release` on `host` from its distribution package.
+fn install_release(host: &dyn Host, release: &str) -> Result<()> {
+    tracing::info!(
+        "installing Kong {release} on {} from Kong's packages",
+        host.name()
+    );
+    let script = package::install_script(release)?;
+    let out = host.run(
+        &Cmd::new("sh").arg("-c").arg(script),
+        Duration::from_secs(900),
+    )?;
+    if !out.success() {
+        return Err(Error::Lab(format!(
+            "installing Kong {release} on {} failed (exit {:?}):\n{}",
+            host.name(),
+            out.code,
+            out.combined_text()
+        )));
+    }
+    Ok(())
 }
 
 /// The Kong adapter.
@@ -645,7 +694,12 @@ impl GatewayAdapter for KongAdapter {
         let host = ctx.host.clone();
         let env = self.env();
         let mut plan = plan(ctx, &env)?;
-        let bin = resolve_binary(host.as_ref(), ctx.version, ctx.version_dir.as_deref())?;
+        let bin = resolve_binary(
+            host.as_ref(),
+            ctx.version,
+            ctx.version_dir.as_deref(),
+            ctx.install_packages,
+        )?;
         let settings = KongSettings::from_table(ctx.settings)?;
         if let Some(lpp) = &bin.lua_package_path {
             for inst in plan.instances.iter_mut() {
