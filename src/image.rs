@@ -44,8 +44,37 @@ pub const REQUIRED_BINARIES: &[&str] = &[
     "getconf", "tar",
 ];
 
-/// Programs the roles use; `image build` includes those found on this machine.
-pub const ROLE_BINARIES: &[&str] = &["nginx", "wrk", "haproxy", "curl", "taskset"];
+/// Programs the roles use; `image build` includes those found on this machine. `setpriv`,
+/// `chown`, `id` and `test` let the PostgreSQL role drop root, as on the local driver.
+pub const ROLE_BINARIES: &[&str] = &[
+    "nginx", "wrk", "haproxy", "curl", "taskset", "setpriv", "chown", "id", "test",
+];
+
+/// The PostgreSQL server programs the PostgreSQL role runs (from the server's own `bin`
+/// directory: Debian puts only wrappers for some of them on PATH).
+pub const POSTGRES_PROGRAMS: &[&str] = &[
+    "initdb",
+    "pg_ctl",
+    "postgres",
+    "pg_isready",
+    "psql",
+    "pg_dump",
+];
+
+/// The newest PostgreSQL server installed here (`/usr/lib/postgresql/<major>/bin`), if any.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, d)| d)
+}
 
 /// One binary in an image and the hash of the file that went in.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -120,6 +149,41 @@ impl Tree {
         }
         self.entries
             .insert(path.to_path_buf(), Entry::Data(data.to_vec(), mode));
+    }
+
+    /// Copies a directory of this machine with everything under it (symlinks kept as links),
+    /// except entries whose file name `skip` accepts. Returns the regular files copied.
+    fn host_tree(&mut self, dir: &Path, skip: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+        let real = self.host_path(dir)?;
+        let mut files = Vec::new();
+        let mut pending = vec![real];
+        while let Some(d) = pending.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&d)
+                .map_err(|e| Error::io(&d, e))?
+                .flatten()
+                .collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                let path = e.path();
+                if skip(&e.file_name().to_string_lossy()) {
+                    continue;
+                }
+                let md = std::fs::symlink_metadata(&path).map_err(|err| Error::io(&path, err))?;
+                let mode = md.permissions().mode() & 0o7777;
+                if md.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path).map_err(|err| Error::io(&path, err))?;
+                    self.entries.insert(path, Entry::Symlink(target));
+                } else if md.is_dir() {
+                    self.entries.insert(path.clone(), Entry::Dir(mode));
+                    pending.push(path);
+                } else if md.is_file() {
+                    self.entries
+                        .insert(path.clone(), Entry::HostFile(path.clone(), mode));
+                    files.push(path);
+                }
+            }
+        }
+        Ok(files)
     }
 
     fn dir_if_absent(&mut self, path: &Path) {
@@ -322,9 +386,11 @@ fn ldd(binary: &Path) -> Result<Vec<PathBuf>> {
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
 www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n\
+postgres:x:5432:5432:PostgreSQL:/var/lib/postgresql:/bin/sh\n\
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 
-const GROUP: &str = "root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\nnobody:x:65534:\n";
+const GROUP: &str =
+    "root:x:0:\nwww-data:x:33:\npostgres:x:5432:\nnogroup:x:65534:\nnobody:x:65534:\n";
 
 const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n";
 
@@ -339,6 +405,7 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
     let mut tree = Tree::default();
     let mut infos = Vec::new();
     let mut seen_libs: HashMap<PathBuf, ()> = HashMap::new();
+    let mut postgres_done = false;
     for name in binaries {
         let found = if name.contains('/') {
             PathBuf::from(name)
@@ -360,6 +427,40 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
             if seen_libs.insert(lib.clone(), ()).is_none() {
                 tree.host_path(&lib)?;
             }
+        }
+        // A PostgreSQL server program: the server's data files, modules and time zones too.
+        if let Some(version_dir) = real
+            .strip_prefix("/usr/lib/postgresql")
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .map(|major| Path::new("/usr/lib/postgresql").join(major))
+            && !postgres_done
+        {
+            postgres_done = true;
+            let major = version_dir.file_name().unwrap_or_default().to_owned();
+            let share = Path::new("/usr/share/postgresql").join(&major);
+            if share.is_dir() {
+                tree.host_tree(&share, &|_| false)?;
+            }
+            // Without the JIT (LLVM is large; the server runs without it).
+            let modules = tree.host_tree(&version_dir.join("lib"), &|n| {
+                n == "bitcode" || n.starts_with("llvmjit")
+            })?;
+            for m in modules
+                .iter()
+                .filter(|m| m.extension().is_some_and(|e| e == "so"))
+            {
+                for lib in ldd(m)? {
+                    if seen_libs.insert(lib.clone(), ()).is_none() {
+                        tree.host_path(&lib)?;
+                    }
+                }
+            }
+            if Path::new("/usr/share/zoneinfo").is_dir() {
+                tree.host_tree(Path::new("/usr/share/zoneinfo"), &|_| false)?;
+            }
+            tree.dir(Path::new("/var/lib/postgresql"), 0o755);
+            tree.dir(Path::new("/var/run/postgresql"), 0o1777);
         }
         if *name == "nginx" || found.ends_with("nginx") {
             for f in ["/etc/nginx/mime.types"] {
@@ -400,11 +501,12 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
     })
 }
 
-/// The binaries `image build` puts in: every required one, and the role binaries found here
+/// The binaries `image build` puts in: every required one, the role binaries found here and the
+/// PostgreSQL server programs when a server is installed
 /// (a missing role binary is left out with a warning: the role that needs it fails with a clear
 /// message when it runs).
-pub fn default_binaries() -> Result<Vec<&'static str>> {
-    let mut v = Vec::new();
+pub fn default_binaries() -> Result<Vec<String>> {
+    let mut v: Vec<String> = Vec::new();
     for b in REQUIRED_BINARIES {
         if which::which(b).is_err() {
             return Err(Error::MissingTool {
@@ -413,14 +515,25 @@ pub fn default_binaries() -> Result<Vec<&'static str>> {
                 hint: "every lab image needs it; install coreutils/util-linux/procps".into(),
             });
         }
-        v.push(*b);
+        v.push(b.to_string());
     }
     for b in ROLE_BINARIES {
         if which::which(b).is_ok() {
-            v.push(*b);
+            v.push(b.to_string());
         } else {
             tracing::warn!("{b} is not installed here; the lab image will not have it");
         }
+    }
+    // PostgreSQL (Kong's traditional and hybrid modes, `start_postgres`), when installed here.
+    match postgres_bin_dir() {
+        Some(dir) => {
+            for p in POSTGRES_PROGRAMS {
+                v.push(dir.join(p).display().to_string());
+            }
+        }
+        None => tracing::warn!(
+            "no PostgreSQL server here (/usr/lib/postgresql/*/bin); the lab image will not have one"
+        ),
     }
     Ok(v)
 }
@@ -670,7 +783,8 @@ pub async fn build_image(docker: &Docker, binaries: &[&str]) -> Result<ImageInfo
 /// engine at `docker_host` (default: `DOCKER_HOST`, else `unix:///var/run/docker.sock`).
 pub fn image_build(docker_host: Option<&str>) -> Result<ImageInfo> {
     let binaries = default_binaries()?;
-    image_build_with(docker_host, &binaries)
+    let names: Vec<&str> = binaries.iter().map(String::as_str).collect();
+    image_build_with(docker_host, &names)
 }
 
 /// Like [`image_build`] with an explicit list of binaries.

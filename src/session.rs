@@ -250,6 +250,16 @@ impl Session {
         Ok(())
     }
 
+    /// Uses a driver made by the caller (e.g. a [`driver::docker::DockerDriver`] for a given
+    /// engine address); its lab id should be this session's [`Session::lab_id`].
+    pub fn use_driver_instance(&mut self, driver: Box<dyn Driver>) -> Result<()> {
+        if let Some(mut d) = self.driver.take() {
+            d.teardown(false)?;
+        }
+        self.driver = Some(driver);
+        Ok(())
+    }
+
     /// Sets the log level: debug, info, notice, warn, error or crit.
     pub fn set_log_level(&mut self, level: &str) -> Result<()> {
         self.log_level = level.parse()?;
@@ -996,6 +1006,11 @@ impl Session {
         settings.insert("mode".into(), toml::Value::String(mode.into()));
         settings.insert("kong_configs".into(), toml::Value::Table(confs));
         settings
+    }
+
+    /// The database [`Session::start_postgres`] started, to query it (`psql`) or read its DSN.
+    pub fn postgres(&self) -> Option<&crate::role::postgres::Postgres> {
+        self.postgres.as_ref()
     }
 
     /// Kong's `save_pgdump`: dumps the session's database to `path` (plain SQL).

@@ -48,9 +48,13 @@ fn lab_image() -> &'static ImageInfo {
         let engine = engine();
         let bins = image::default_binaries().expect("the lab's binaries are installed");
         for b in ["nginx", "wrk", "curl"] {
-            assert!(bins.contains(&b), "{b} must be installed for these tests");
+            assert!(
+                bins.iter().any(|x| x == b),
+                "{b} must be installed for these tests"
+            );
         }
-        image::image_build_with(Some(engine), &bins).expect("image build")
+        let names: Vec<&str> = bins.iter().map(String::as_str).collect();
+        image::image_build_with(Some(engine), &names).expect("image build")
     })
 }
 
@@ -1185,5 +1189,56 @@ fn cli_git_versions_are_copied_into_the_gateway_container() {
             .contains(&commit.to_string()),
         "{r}"
     );
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL in the lab's database container (Kong's traditional and hybrid modes on docker).
+
+#[test]
+fn session_postgres_runs_in_the_database_container_and_pgdumps_round_trip() {
+    let d = driver("postgres", &[]);
+    let lab = d.lab_id().to_string();
+    let _cleanup = Cleanup(lab.clone());
+    let mut s = perflab::session::Session::new();
+    s.lab_id = lab.clone();
+    s.use_driver_instance(Box::new(d)).unwrap();
+    s.start_upstream("location = /test { return 200; }")
+        .unwrap();
+    let dsn = s.start_postgres().unwrap();
+    assert!(dsn.starts_with("postgresql://kong@127.0.0.1:"), "{dsn}");
+    // It runs in the database container: its data directory is there.
+    let host = s.host(Role::Database, "default").unwrap();
+    let pg = s.postgres().unwrap();
+    assert!(host.name().starts_with("database"), "{}", host.name());
+    let pidfile = host
+        .read_file(&pg.dir().join("data/postmaster.pid"))
+        .unwrap();
+    assert!(!pidfile.is_empty());
+    pg.psql(
+        "CREATE TABLE services (id serial PRIMARY KEY, name text UNIQUE, protocol text, \
+         host text, port bigint, path text); \
+         INSERT INTO services (name, protocol, host, port, path) VALUES \
+         ('s1', 'https', 'example.invalid', 443, '/test')",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("dump.sql");
+    s.save_pgdump(&dump).unwrap();
+    assert!(
+        std::fs::read_to_string(&dump)
+            .unwrap()
+            .contains("CREATE TABLE public.services")
+    );
+    // Restored and patched: the service points at the lab's upstream.
+    s.load_pgdump(&dump, false).unwrap();
+    let row = s
+        .postgres()
+        .unwrap()
+        .psql("SELECT protocol, host, path FROM services WHERE name = 's1'")
+        .unwrap();
+    assert_eq!(row.trim(), "http|127.0.0.1|/test");
+    s.teardown(true).unwrap();
+    drop(s);
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
 }

@@ -142,14 +142,28 @@ fn find_bin_dir(host: &dyn Host, wanted: &Option<String>) -> Result<String> {
             return Ok(parent.display().to_string());
         }
     }
+    // The newest server; only the shell is used (a lab image has no sort or tail).
     let out = host.run(
-        &Cmd::new("sh")
-            .arg("-c")
-            .arg("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1"),
+        &Cmd::new("sh").arg("-c").arg(
+            r#"for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && echo "$d"; done; true"#,
+        ),
         Duration::from_secs(10),
     )?;
-    let dir = out.stdout_text().trim().to_string();
-    if out.success() && !dir.is_empty() {
+    let major = |d: &str| {
+        d.trim_start_matches("/usr/lib/postgresql/")
+            .split('/')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let newest = out
+        .stdout_text()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .max_by_key(|d| major(d))
+        .map(str::to_string);
+    if let Some(dir) = newest {
         return Ok(dir);
     }
     Err(Error::MissingTool {
