@@ -2,9 +2,14 @@
 //!
 //! Why this shape:
 //! - One multiplexed connection per machine (the openssh crate's `native-mux`, speaking
-//!   OpenSSH's mux protocol over a control socket), shared by every role placed on that machine;
-//!   each command still costs one SSH channel (~85 ms), so polling loops run remotely in one
-//!   command instead of once per poll.
+//!   OpenSSH's mux protocol over a control socket), shared by every role placed on that machine.
+//! - A new SSH channel costs ~0.2 s (sshd starts a session and a login shell each time), and a
+//!   run needs ~20 remote commands. So commands go through one long-lived remote shell per
+//!   connection ([`Shell`]): the script and its stdin are sent length-prefixed on the shell's
+//!   stdin, run as `sh FILE` with files for stdin/stdout/stderr, and the exit status and output
+//!   come back length-prefixed. A command costs a few forks instead of a channel. When the shell
+//!   is busy (another thread) or cannot start, a command uses a channel of its own, as before.
+//!   Polling loops still run remotely in one command instead of once per poll.
 //! - The [`Host`] trait is synchronous; an [`SshConnection`] owns a small tokio runtime and
 //!   blocks on it.
 //! - Remote commands are shell strings, unavoidably: every word goes through
@@ -83,14 +88,24 @@ struct Conn {
     name: String,
     target: String,
     // Dropped in `Drop` before the runtime (closing the mux master needs the runtime).
-    session: Option<Session>,
+    session: Option<Arc<Session>>,
+    /// The long-lived remote shell commands run in (started on first use).
+    shell: Mutex<Option<Shell>>,
+    /// Set when the remote shell could not start: every command then uses its own channel.
+    no_shell: std::sync::atomic::AtomicBool,
     rt: tokio::runtime::Runtime,
     _ctl_dir: tempfile::TempDir,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
+        // The shell holds a reference to the session: end it first (EOF ends its loop).
+        if let Some(shell) = self.shell.lock().map(|mut g| g.take()).unwrap_or(None) {
+            let _ = self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), shell.close()).await
+            });
+        }
+        if let Some(s) = self.session.take().and_then(|s| Arc::try_unwrap(s).ok()) {
             let _ = self
                 .rt
                 .block_on(async { tokio::time::timeout(Duration::from_secs(5), s.close()).await });
@@ -189,7 +204,9 @@ impl SshConnection {
             conn: Arc::new(Conn {
                 name: target.name.clone(),
                 target: dest,
-                session: Some(session),
+                session: Some(Arc::new(session)),
+                shell: Mutex::new(None),
+                no_shell: std::sync::atomic::AtomicBool::new(false),
                 rt,
                 _ctl_dir: ctl_dir,
             }),
@@ -211,8 +228,97 @@ impl SshConnection {
         timeout: Duration,
     ) -> Result<CmdOutput, HostError> {
         let c = &self.conn;
-        let session = c.session.as_ref().expect("open until dropped");
         let started = Instant::now();
+        let fits = stdin.is_none_or(|d| d.len() <= SHELL_MAX_STDIN);
+        let mut via = "channel";
+        let result = match c.shell.try_lock() {
+            Ok(mut guard) if fits && !c.no_shell.load(Ordering::Relaxed) => {
+                match self.shell_run(&mut guard, script, stdin, timeout) {
+                    Some(r) => {
+                        via = "shell";
+                        r
+                    }
+                    None => self.channel_run(script, stdin, timeout),
+                }
+            }
+            _ => self.channel_run(script, stdin, timeout),
+        };
+        if trace_enabled() {
+            eprintln!(
+                "perflab: ssh {} {:.3}s ({via}): {}",
+                c.name,
+                started.elapsed().as_secs_f64(),
+                script
+                    .lines()
+                    .find(|l| !l.starts_with("umask 022")
+                        && !l.contains("creating empty files failed"))
+                    .unwrap_or("")
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+            );
+        }
+        result
+    }
+
+    /// Runs a script in the connection's long-lived shell, starting it first if needed.
+    /// `None`: the shell cannot be used (it did not start; the caller uses a channel).
+    fn shell_run(
+        &self,
+        guard: &mut Option<Shell>,
+        script: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Option<Result<CmdOutput, HostError>> {
+        let c = &self.conn;
+        if guard.is_none() {
+            let session = c.session.clone().expect("open until dropped");
+            match c.rt.block_on(Shell::start(session)) {
+                Ok(sh) => *guard = Some(sh),
+                Err(e) => {
+                    tracing::debug!(
+                        "ssh {}: no long-lived shell ({e}); one channel per command",
+                        c.name
+                    );
+                    c.no_shell.store(true, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let sh = guard.as_mut().expect("started above");
+        let result = c.rt.block_on(async {
+            tokio::time::timeout(timeout, sh.run(script.as_bytes(), stdin.unwrap_or(&[]))).await
+        });
+        match result {
+            Ok(Ok(out)) => Some(Ok(out)),
+            Ok(Err(e)) => {
+                // The shell is in an unknown state: a new one starts with the next command.
+                *guard = None;
+                Some(Err(other(
+                    &c.name,
+                    format!("SSH to {}: the remote shell failed: {e}", c.target),
+                )))
+            }
+            Err(_) => {
+                *guard = None;
+                Some(Err(HostError::Timeout {
+                    host: c.name.clone(),
+                    command: script.to_string(),
+                    timeout,
+                }))
+            }
+        }
+    }
+
+    /// Runs a script on a channel of its own (the login shell of the remote user).
+    fn channel_run(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CmdOutput, HostError> {
+        let c = &self.conn;
+        let session = c.session.as_ref().expect("open until dropped");
         // The openssh crate turns exit status 127 into an error and drops the output: carry 127
         // as a marker on stderr instead.
         let wrapped = format!(
@@ -239,21 +345,6 @@ impl SshConnection {
         };
         let result =
             c.rt.block_on(async { tokio::time::timeout(timeout, fut).await });
-        if trace_enabled() {
-            eprintln!(
-                "perflab: ssh {} {:.3}s: {}",
-                c.name,
-                started.elapsed().as_secs_f64(),
-                script
-                    .lines()
-                    .find(|l| !l.starts_with("umask 022")
-                        && !l.contains("creating empty files failed"))
-                    .unwrap_or("")
-                    .chars()
-                    .take(100)
-                    .collect::<String>()
-            );
-        }
         match result {
             Err(_) => Err(HostError::Timeout {
                 host: c.name.clone(),
@@ -284,6 +375,126 @@ impl SshConnection {
                 })
             }
         }
+    }
+}
+
+/// Standard input larger than this goes over a channel of its own rather than the shell.
+const SHELL_MAX_STDIN: usize = 64 << 20;
+
+/// The remote side of [`Shell`]: reads `<seq> <script bytes> <stdin bytes>` lines, each followed
+/// by the script and its stdin, runs the script with `sh` on files, and answers
+/// `<seq> <status> <stdout bytes> <stderr bytes>` followed by stdout and stderr. `dd` with
+/// `iflag=fullblock` reads exactly the announced bytes (never more) from the pipe; the shell's
+/// `read` reads the header a byte at a time. The files live in a private temp dir, removed when
+/// the shell ends (its stdin closes). Exits 3 at once when `dd` lacks `fullblock`.
+const SHELL_LOOP: &str = r#"dd if=/dev/null of=/dev/null bs=1 count=1 iflag=fullblock 2>/dev/null || exit 3
+d=$(mktemp -d /tmp/perflab-sh.XXXXXX) || exit 3
+trap 'rm -rf "$d"' EXIT
+trap 'exit 1' HUP TERM
+echo perflab-shell-ready
+take() { if [ "$1" -gt 0 ]; then dd bs="$1" count=1 iflag=fullblock of="$2" 2>/dev/null; else : > "$2"; fi; }
+while IFS=' ' read -r n s i; do
+  take "$s" "$d/$n.sh"; take "$i" "$d/$n.in"
+  sh "$d/$n.sh" < "$d/$n.in" > "$d/$n.out" 2> "$d/$n.err"
+  r=$?
+  printf '%s %s %s %s
+' "$n" "$r" $(wc -c < "$d/$n.out") $(wc -c < "$d/$n.err")
+  cat "$d/$n.out" "$d/$n.err"
+  rm -f "$d/$n.sh" "$d/$n.in" "$d/$n.out" "$d/$n.err"
+done"#;
+
+/// A long-lived remote shell running [`SHELL_LOOP`], one command at a time.
+struct Shell {
+    child: openssh::Child<Arc<Session>>,
+    stdin: openssh::ChildStdin,
+    stdout: tokio::io::BufReader<openssh::ChildStdout>,
+    seq: u64,
+}
+
+impl Shell {
+    async fn start(session: Arc<Session>) -> Result<Shell, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = session.arc_raw_command(format!("sh -c {}", quote(SHELL_LOOP)));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().await.map_err(|e| error_chain(&e))?;
+        let stdin = child.stdin().take().ok_or("no stdin")?;
+        let stdout = child.stdout().take().ok_or("no stdout")?;
+        let mut stdout = tokio::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let ready = tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
+            .await
+            .map_err(|_| "the shell did not start within 30 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        if ready == 0 || line.trim() != "perflab-shell-ready" {
+            return Err(format!(
+                "the remote shell did not start (dd without iflag=fullblock, or no mktemp?): {}",
+                line.trim()
+            ));
+        }
+        Ok(Shell {
+            child,
+            stdin,
+            stdout,
+            seq: 0,
+        })
+    }
+
+    async fn run(&mut self, script: &[u8], input: &[u8]) -> std::io::Result<CmdOutput> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        self.seq += 1;
+        let mut msg = format!("{} {} {}\n", self.seq, script.len(), input.len()).into_bytes();
+        msg.extend_from_slice(script);
+        msg.extend_from_slice(input);
+        self.stdin.write_all(&msg).await?;
+        self.stdin.flush().await?;
+        let mut header = String::new();
+        if self.stdout.read_line(&mut header).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the remote shell ended",
+            ));
+        }
+        let bad = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unexpected answer from the remote shell: {header:?}"),
+            )
+        };
+        let fields: Vec<u64> = header
+            .split_whitespace()
+            .map(|f| f.parse::<u64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let [seq, code, out_len, err_len] = fields[..] else {
+            return Err(bad());
+        };
+        if seq != self.seq {
+            return Err(bad());
+        }
+        let mut stdout = vec![0; out_len as usize];
+        self.stdout.read_exact(&mut stdout).await?;
+        let mut stderr = vec![0; err_len as usize];
+        self.stdout.read_exact(&mut stderr).await?;
+        Ok(CmdOutput {
+            code: i32::try_from(code).ok(),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Ends the shell: closing its stdin ends the loop, which removes its temp dir.
+    async fn close(self) {
+        let Shell {
+            child,
+            stdin,
+            stdout,
+            ..
+        } = self;
+        drop(stdin);
+        drop(stdout);
+        let _ = child.wait().await;
     }
 }
 
