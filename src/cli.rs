@@ -183,6 +183,10 @@ pub struct ReproduceArgs {
     /// Noise band in percent.
     #[arg(long, default_value_t = 2.0)]
     pub noise_band: f64,
+    /// Keep runs flagged noisy, with errors or with saturated load in the comparison (left out
+    /// by default, on both sides, as in compare).
+    #[arg(long)]
+    pub include_flagged: bool,
 }
 
 /// `perflab import`.

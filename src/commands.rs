@@ -290,7 +290,13 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
         a.repeat,
     )?;
     let label = |v: &str| format!("{v} (recorded)");
-    let text = perflab::reproduce::report(&old_runs, &exec, a.noise_band / 100.0, &label)?;
+    let text = perflab::reproduce::report(
+        &old_runs,
+        &exec,
+        a.noise_band / 100.0,
+        a.include_flagged,
+        &label,
+    )?;
     report::render_all(&exec.store, &report::ReportOptions::default())?;
     print!("{text}");
     if let Ok(now) = exec.store.manifest() {

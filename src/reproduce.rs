@@ -72,13 +72,17 @@ pub fn reproduce(
     crate::runner::execute(req)
 }
 
-/// Compares recorded runs (baseline) with new runs (candidate), per case and version.
+/// Compares recorded runs (baseline) with new runs (candidate), per case and version. Flagged
+/// runs (noisy, errors, saturated load) are left out of both sides unless `include_flagged`, as
+/// in `compare`; profiled runs always are.
 pub fn report(
     old_runs: &[RunRecord],
     exec: &Execution,
     noise_band: f64,
+    include_flagged: bool,
     recorded_label: &dyn Fn(&str) -> String,
 ) -> Result<String> {
+    let usable = |r: &RunRecord| !r.flags.profiled && (include_flagged || !r.flags.any());
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -94,13 +98,26 @@ pub fn report(
     for (case, version) in keys {
         let a: Vec<&RunRecord> = old_runs
             .iter()
-            .filter(|r| r.case == case && r.version == version && !r.flags.profiled)
+            .filter(|r| r.case == case && r.version == version && usable(r))
             .collect();
         let b: Vec<&RunRecord> = exec
             .runs
             .iter()
-            .filter(|r| r.case == case && r.version == version)
+            .filter(|r| r.case == case && r.version == version && usable(r))
             .collect();
+        if a.is_empty() || b.is_empty() {
+            let _ = writeln!(
+                t,
+                "{case:<28} {:<16} no runs to compare on the {} side: all flagged (noisy, \
+                 errors or saturated load); --include-flagged keeps them",
+                recorded_label(&version)
+                    .chars()
+                    .take(16)
+                    .collect::<String>(),
+                if a.is_empty() { "recorded" } else { "new" }
+            );
+            continue;
+        }
         for c in stats::compare_runs(&a, &b, noise_band, 1, 10_000) {
             let _ = writeln!(
                 t,

@@ -594,7 +594,12 @@ impl Session {
         };
         let mut gw = adapter.start(&ctx)?;
         if let Some(image) = &image {
-            gw.version_detail = format!("{} (image {})", gw.version_detail, image.reference);
+            let id = self
+                .driver()?
+                .image_id(&image.reference)
+                .map(|id| format!(" {id}"))
+                .unwrap_or_default();
+            gw.version_detail = format!("{} (image {}{id})", gw.version_detail, image.reference);
         }
         let uri = gw.proxy_uri.clone();
         self.log(

@@ -1042,7 +1042,10 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
         "{gateway_run}"
     );
     let detail = gateway_run["version_detail"].as_str().unwrap();
-    assert!(detail.contains(&format!("image {reference}")), "{detail}");
+    assert!(
+        detail.contains(&format!("image {reference} {lab_id}")),
+        "{detail}"
+    );
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
     remove_image_ref(&reference);
 

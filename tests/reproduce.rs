@@ -331,6 +331,7 @@ fn reproducing_a_folder_gives_no_change_per_gateway_cpu_second() {
         recorded.to_str().unwrap(),
         "--noise-band",
         "50",
+        "--include-flagged",
         "--output",
         lab.path("again").to_str().unwrap(),
     ]));
@@ -424,6 +425,7 @@ fn reproducing_one_result_reruns_only_that_case_and_warns_about_the_environment(
         one.to_str().unwrap(),
         "--noise-band",
         "10",
+        "--include-flagged",
         "--output",
         lab.path("again").to_str().unwrap(),
     ]));

@@ -709,6 +709,10 @@ impl Driver for DockerDriver {
         true
     }
 
+    fn image_id(&self, reference: &str) -> Option<String> {
+        self.version_image_id(reference).map(str::to_string)
+    }
+
     fn host_from_image(
         &mut self,
         role: Role,

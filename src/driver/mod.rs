@@ -85,6 +85,10 @@ pub trait Driver: Send {
             self.name()
         )))
     }
+    /// The id of an image [`Driver::host_from_image`] ran (`None` where hosts are not images).
+    fn image_id(&self, _reference: &str) -> Option<String> {
+        None
+    }
     /// Whether the hosts are machines provisioned for the lab, where a gateway release that is
     /// not installed may be installed from its distribution package.
     fn installs_packages(&self) -> bool {
