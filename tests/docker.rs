@@ -1245,3 +1245,72 @@ fn session_postgres_runs_in_the_database_container_and_pgdumps_round_trip() {
     drop(s);
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
 }
+
+#[test]
+fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
+    // Two names for the lab image, local only (pull=never: nothing is fetched).
+    let (a, b) = ("perflab-test/gw-a:1", "perflab-test/gw-b:1");
+    let lab_id = lab_image().id.clone();
+    runtime().block_on(async {
+        let dk = docker::connect(Some(engine())).await.unwrap();
+        image::tag_image(&dk, &lab_id, a).await.unwrap();
+        image::tag_image(&dk, &lab_id, b).await.unwrap();
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out");
+    let out = perflab_cli(tmp.path())
+        .args(["compare", &format!("image:{a}"), &format!("image:{b}")])
+        .args([
+            "--suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(["--driver-opt", "pull=never"])
+        .args(QUICK)
+        .args(["--repeat", "2", "--noisy-pct", "100", "--include-flagged"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = results_dir(&output);
+    let manifest = read_json(&dir.join("manifest.json"));
+    let info = &manifest["driver_info"];
+    let lab = info["lab_id"].as_str().unwrap().to_string();
+    let _cleanup = Cleanup(lab.clone());
+    let refs: Vec<&str> = info["version_images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, [a, b], "{info}");
+    let containers = info["containers"].as_object().unwrap();
+    for suffix in ["gateway-default-image1", "gateway-default-image2"] {
+        assert!(
+            containers.keys().any(|k| k.ends_with(suffix)),
+            "{suffix} in {info}"
+        );
+    }
+    // Interleaved runs, each recording the image it ran.
+    let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| read_json(p)).collect();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    for r in &runs {
+        let version = r["version"].as_str().unwrap();
+        let image = version.strip_prefix("image:").unwrap();
+        assert!(
+            r["version_detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("image {image} ")),
+            "{r}"
+        );
+    }
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+    remove_image_ref(a);
+    remove_image_ref(b);
+}
