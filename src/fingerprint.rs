@@ -299,6 +299,22 @@ pub fn collect(session: &mut Session, versions: &[Version]) -> Value {
             tools.insert(role.as_str().into(), t);
         }
     }
+    // A version that is an image runs its gateway in a container of that image: its tools are
+    // that image's (`tools["gateway image:<ref>"]`). Making the host here also pulls the image
+    // before the first run; a failure is reported by the run that needs it.
+    for v in versions {
+        if let crate::version::VersionKind::Image { image } = &v.kind
+            && let Ok(h) = session.host_from_image(
+                Role::Gateway,
+                "default",
+                &crate::driver::GatewayImage::new(image.clone()),
+            )
+        {
+            tools.insert(format!("gateway {}", v.label), tools_of(h.as_ref()));
+        }
+    }
+    // Again: the images just made are in it now.
+    let driver = session.driver_info();
     let mut controller = serde_json::Map::new();
     if driver["driver"] == "terraform"
         && let Ok(local) = crate::host::LocalHost::new("controller", &std::env::temp_dir())
@@ -481,7 +497,14 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
     ] {
         cmp(what.into(), a["perflab"].get(key), b["perflab"].get(key));
     }
-    for key in ["driver", "network", "engine", "image_id", "provider"] {
+    for key in [
+        "driver",
+        "network",
+        "engine",
+        "image_id",
+        "version_images",
+        "provider",
+    ] {
         cmp(
             format!("driver {key}"),
             a["driver"].get(key),

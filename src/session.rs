@@ -346,6 +346,16 @@ impl Session {
         }
     }
 
+    /// The host for `role`/`instance` running `image` (docker driver; other drivers refuse).
+    pub fn host_from_image(
+        &mut self,
+        role: Role,
+        instance: &str,
+        image: &GatewayImage,
+    ) -> Result<Arc<dyn Host>> {
+        self.driver()?.host_from_image(role, instance, image)
+    }
+
     /// Driver facts for results.
     pub fn driver_info(&self) -> serde_json::Value {
         self.driver

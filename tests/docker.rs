@@ -1031,6 +1031,13 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
         lab_image().id.as_str(),
         "{info}"
     );
+    // The fingerprint has the tools of the version's image, hashed in its container.
+    let tools = &manifest["fingerprint"]["tools"][format!("gateway image:{reference}")];
+    assert_eq!(tools["nginx"]["found"], true, "{tools}");
+    assert_eq!(
+        tools["nginx"]["sha256"], manifest["fingerprint"]["tools"]["worker"]["nginx"]["sha256"],
+        "{tools}"
+    );
     let runs = result_files(&dir);
     let gateway_run = runs
         .iter()
