@@ -38,10 +38,11 @@ pub const DEFAULT_IMAGE: &str = "perflab/lab:latest";
 /// Programs every lab image must have: the shell and the tools the container host uses
 /// (`setsid` for process groups, `cat`/`rm`/`mkdir`/`mv` for files, `kill` to stop processes),
 /// and those the shared session runs on every host (`getconf` counts CPUs, `readlink` tells
-/// PID namespaces apart, `tar` unpacks a `git:` version's tree).
+/// PID namespaces apart, `tar` unpacks a `git:` version's tree; `dd`, `mktemp` and `wc` run the
+/// long-lived shell of [`crate::host::remote_shell`]).
 pub const REQUIRED_BINARIES: &[&str] = &[
     "sh", "cat", "mkdir", "kill", "sleep", "rm", "ls", "env", "mv", "setsid", "readlink",
-    "getconf", "tar",
+    "getconf", "tar", "dd", "mktemp", "wc",
 ];
 
 /// Programs the roles use; `image build` includes those found on this machine. `setpriv`,

@@ -9,8 +9,15 @@
 //! Process groups work as on the local host: each command runs under `setsid`, and a tiny
 //! wrapper script records the group id in a pid file inside the container, so a timed-out `run`
 //! or a `stop` can signal the whole group (`kill -TERM -PGID`). The wrapper receives the lab's
-//! values through environment variables (removed again before the program starts), never by
-//! pasting them into the script, so no user data is ever quoted into a shell string.
+//! values through environment variables (removed again before the program starts).
+//!
+//! A Docker exec costs 0.1–0.3 s, so short commands (`run`, and the helpers that read, move and
+//! remove files or poll pids) go through one long-lived shell per container instead
+//! ([`super::remote_shell`], the same protocol as SSH hosts): one exec that stays attached,
+//! running a script per command. There, values reach the script as exported variables and
+//! arguments quoted by [`super::quote`], the one quoting function. When the shell is busy (a
+//! long command on another thread) or cannot start (an image without `dd`/`mktemp`/`wc`), a
+//! command gets its own exec, as before. Background programs (`spawn`) always get their own.
 //!
 //! The [`Host`] trait is synchronous; Docker's API is async. The host blocks on a shared Tokio
 //! runtime ([`crate::driver::docker::runtime`]); it must not be called from inside a runtime.
@@ -28,6 +35,8 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::quote::{join, quote};
+use super::remote_shell::{SHELL_LOOP, ShellPipes};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
 use crate::driver::docker::runtime;
 
@@ -83,8 +92,18 @@ fn pidfile(kind: &str) -> String {
     format!("/tmp/.perflab-{kind}-{}-{n}-{nanos}", std::process::id())
 }
 
+/// The output of an attached exec as bytes of its stdout.
+type ExecStdout = tokio_util::io::StreamReader<
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>,
+    bytes::Bytes,
+>;
+
+/// The container's long-lived shell: one attached exec of [`SHELL_LOOP`].
+struct ContainerShell {
+    pipes: ShellPipes<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>, ExecStdout>,
+}
+
 /// What a container host and its processes share: the engine, the container, names for messages.
-#[derive(Debug)]
 struct Inner {
     name: String,
     docker: Docker,
@@ -92,6 +111,20 @@ struct Inner {
     image: String,
     /// Groups started by `spawn` and not yet stopped.
     live: Mutex<Vec<u32>>,
+    /// The long-lived shell short commands run in (started on first use).
+    shell: tokio::sync::Mutex<Option<ContainerShell>>,
+    /// Set when the shell could not start: every command then gets its own exec.
+    no_shell: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("name", &self.name)
+            .field("container_id", &self.container_id)
+            .field("image", &self.image)
+            .finish()
+    }
 }
 
 impl Inner {
@@ -189,8 +222,98 @@ impl Inner {
         }))
     }
 
+    /// Starts the long-lived shell: an exec attached to its stdin and stdout.
+    async fn start_shell(&self) -> Result<ContainerShell, String> {
+        let created = self
+            .docker
+            .create_exec(
+                &self.container_id,
+                CreateExecOptions {
+                    cmd: Some(vec![
+                        "sh".to_string(),
+                        "-c".to_string(),
+                        SHELL_LOOP.to_string(),
+                    ]),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None::<StartExecOptions>)
+            .await
+            .map_err(|e| e.to_string())?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err("the exec did not attach".into());
+        };
+        let bytes = output.filter_map(|item| async move {
+            match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    Some(Ok(message))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        });
+        let stdout: ExecStdout = tokio_util::io::StreamReader::new(Box::pin(bytes));
+        let pipes =
+            tokio::time::timeout(Duration::from_secs(30), ShellPipes::connect(input, stdout))
+                .await
+                .map_err(|_| "the shell did not start within 30 s".to_string())??;
+        Ok(ContainerShell { pipes })
+    }
+
+    /// Runs `script` in the long-lived shell: `None` when the shell cannot be used now (busy
+    /// with another thread's command, or unable to start), `Some(Ok(None))` on timeout.
+    async fn shell_run(
+        &self,
+        script: &str,
+        timeout: Duration,
+    ) -> Option<Result<Option<CmdOutput>, HostError>> {
+        if self.no_shell.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut guard = self.shell.try_lock().ok()?;
+        if guard.is_none() {
+            match self.start_shell().await {
+                Ok(sh) => *guard = Some(sh),
+                Err(e) => {
+                    tracing::debug!(
+                        "{}: no long-lived shell ({e}); one exec per command",
+                        self.name
+                    );
+                    self.no_shell.store(true, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let sh = guard.as_mut()?;
+        match tokio::time::timeout(timeout, sh.pipes.run(script.as_bytes(), &[])).await {
+            Ok(Ok(out)) => Some(Ok(Some(out))),
+            Ok(Err(e)) => {
+                // In an unknown state: the next command starts a new shell.
+                *guard = None;
+                Some(Err(self.other(format!("the container's shell failed: {e}"))))
+            }
+            Err(_) => {
+                *guard = None;
+                Some(Ok(None))
+            }
+        }
+    }
+
     /// A small helper command (sh script with arguments), 30 s limit.
     async fn sh(&self, script: &str, args: &[&str]) -> Result<CmdOutput, HostError> {
+        let limit = Duration::from_secs(30);
+        let text = format!("set -- {}\n{script}", join(args));
+        if let Some(r) = self.shell_run(&text, limit).await {
+            return r?
+                .ok_or_else(|| self.other(format!("helper `{script}` did not finish in 30 s")));
+        }
         let mut argv = vec![
             "sh".to_string(),
             "-c".to_string(),
@@ -271,6 +394,8 @@ impl ContainerHost {
                 container_id: container_id.to_string(),
                 image: image.to_string(),
                 live: Mutex::new(Vec::new()),
+                shell: tokio::sync::Mutex::new(None),
+                no_shell: std::sync::atomic::AtomicBool::new(false),
             }),
             address: address.to_string(),
             lab_dir: lab_dir.to_path_buf(),
@@ -366,7 +491,32 @@ impl Host for ContainerHost {
         );
         let cwd = cmd.cwd.as_ref().map(|d| d.display().to_string());
         let inner = &self.inner;
-        let result = runtime().block_on(inner.exec_collect(argv, env, cwd, timeout))?;
+        // In the shell: the same wrapper, its values exported, every word quoted.
+        let valid_names = env.iter().all(|kv| {
+            kv.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty()
+                    && !k.starts_with(|c: char| c.is_ascii_digit())
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        });
+        let mut script = String::new();
+        for kv in &env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            script.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+        if let Some(d) = &cwd {
+            script.push_str(&format!("cd {} || exit 126\n", quote(d)));
+        }
+        script.push_str(&format!("exec {}\n", join(&argv)));
+        let result = runtime().block_on(async {
+            match valid_names {
+                true => match inner.shell_run(&script, timeout).await {
+                    Some(r) => r,
+                    None => inner.exec_collect(argv, env, cwd, timeout).await,
+                },
+                false => inner.exec_collect(argv, env, cwd, timeout).await,
+            }
+        })?;
         let Some(out) = result else {
             // Kill the group the wrapper recorded (it may still be writing the pid file).
             for _ in 0..50 {
@@ -394,7 +544,10 @@ impl Host for ContainerHost {
         if out.code == Some(126) || (out.code == Some(127) && out.stdout.is_empty()) {
             // setsid or sh themselves could not start: the image lacks the basics.
             let text = out.stderr_text();
-            if text.contains("executable file not found") || text.contains("no such file") {
+            if text.contains("executable file not found")
+                || text.contains("no such file")
+                || text.contains("setsid: not found")
+            {
                 return Err(self.missing("setsid"));
             }
         }

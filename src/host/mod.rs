@@ -15,6 +15,7 @@ pub mod local;
 pub mod proc_stat;
 pub mod process_group;
 pub mod quote;
+pub mod remote_shell;
 pub mod ssh;
 
 use std::path::{Path, PathBuf};

@@ -32,6 +32,7 @@ use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use super::quote::{join, quote};
+use super::remote_shell::{SHELL_LOOP, ShellPipes};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
 
 /// How the remote host's key is checked.
@@ -381,39 +382,14 @@ impl SshConnection {
 /// Standard input larger than this goes over a channel of its own rather than the shell.
 const SHELL_MAX_STDIN: usize = 64 << 20;
 
-/// The remote side of [`Shell`]: reads `<seq> <script bytes> <stdin bytes>` lines, each followed
-/// by the script and its stdin, runs the script with `sh` on files, and answers
-/// `<seq> <status> <stdout bytes> <stderr bytes>` followed by stdout and stderr. `dd` with
-/// `iflag=fullblock` reads exactly the announced bytes (never more) from the pipe; the shell's
-/// `read` reads the header a byte at a time. The files live in a private temp dir, removed when
-/// the shell ends (its stdin closes). Exits 3 at once when `dd` lacks `fullblock`.
-const SHELL_LOOP: &str = r#"dd if=/dev/null of=/dev/null bs=1 count=1 iflag=fullblock 2>/dev/null || exit 3
-d=$(mktemp -d /tmp/perflab-sh.XXXXXX) || exit 3
-trap 'rm -rf "$d"' EXIT
-trap 'exit 1' HUP TERM
-echo perflab-shell-ready
-take() { if [ "$1" -gt 0 ]; then dd bs="$1" count=1 iflag=fullblock of="$2" 2>/dev/null; else : > "$2"; fi; }
-while IFS=' ' read -r n s i; do
-  take "$s" "$d/$n.sh"; take "$i" "$d/$n.in"
-  sh "$d/$n.sh" < "$d/$n.in" > "$d/$n.out" 2> "$d/$n.err"
-  r=$?
-  printf '%s %s %s %s
-' "$n" "$r" $(wc -c < "$d/$n.out") $(wc -c < "$d/$n.err")
-  cat "$d/$n.out" "$d/$n.err"
-  rm -f "$d/$n.sh" "$d/$n.in" "$d/$n.out" "$d/$n.err"
-done"#;
-
-/// A long-lived remote shell running [`SHELL_LOOP`], one command at a time.
+/// A long-lived remote shell ([`super::remote_shell`]) on one SSH channel.
 struct Shell {
     child: openssh::Child<Arc<Session>>,
-    stdin: openssh::ChildStdin,
-    stdout: tokio::io::BufReader<openssh::ChildStdout>,
-    seq: u64,
+    pipes: ShellPipes<openssh::ChildStdin, openssh::ChildStdout>,
 }
 
 impl Shell {
     async fn start(session: Arc<Session>) -> Result<Shell, String> {
-        use tokio::io::AsyncBufReadExt;
         let mut cmd = session.arc_raw_command(format!("sh -c {}", quote(SHELL_LOOP)));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -421,80 +397,21 @@ impl Shell {
         let mut child = cmd.spawn().await.map_err(|e| error_chain(&e))?;
         let stdin = child.stdin().take().ok_or("no stdin")?;
         let stdout = child.stdout().take().ok_or("no stdout")?;
-        let mut stdout = tokio::io::BufReader::new(stdout);
-        let mut line = String::new();
-        let ready = tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
-            .await
-            .map_err(|_| "the shell did not start within 30 s".to_string())?
-            .map_err(|e| e.to_string())?;
-        if ready == 0 || line.trim() != "perflab-shell-ready" {
-            return Err(format!(
-                "the remote shell did not start (dd without iflag=fullblock, or no mktemp?): {}",
-                line.trim()
-            ));
-        }
-        Ok(Shell {
-            child,
-            stdin,
-            stdout,
-            seq: 0,
-        })
+        let pipes =
+            tokio::time::timeout(Duration::from_secs(30), ShellPipes::connect(stdin, stdout))
+                .await
+                .map_err(|_| "the remote shell did not start within 30 s".to_string())??;
+        Ok(Shell { child, pipes })
     }
 
     async fn run(&mut self, script: &[u8], input: &[u8]) -> std::io::Result<CmdOutput> {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
-        self.seq += 1;
-        let mut msg = format!("{} {} {}\n", self.seq, script.len(), input.len()).into_bytes();
-        msg.extend_from_slice(script);
-        msg.extend_from_slice(input);
-        self.stdin.write_all(&msg).await?;
-        self.stdin.flush().await?;
-        let mut header = String::new();
-        if self.stdout.read_line(&mut header).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the remote shell ended",
-            ));
-        }
-        let bad = || {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("unexpected answer from the remote shell: {header:?}"),
-            )
-        };
-        let fields: Vec<u64> = header
-            .split_whitespace()
-            .map(|f| f.parse::<u64>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| bad())?;
-        let [seq, code, out_len, err_len] = fields[..] else {
-            return Err(bad());
-        };
-        if seq != self.seq {
-            return Err(bad());
-        }
-        let mut stdout = vec![0; out_len as usize];
-        self.stdout.read_exact(&mut stdout).await?;
-        let mut stderr = vec![0; err_len as usize];
-        self.stdout.read_exact(&mut stderr).await?;
-        Ok(CmdOutput {
-            code: i32::try_from(code).ok(),
-            stdout,
-            stderr,
-        })
+        self.pipes.run(script, input).await
     }
 
     /// Ends the shell: closing its stdin ends the loop, which removes its temp dir.
     async fn close(self) {
-        let Shell {
-            child,
-            stdin,
-            stdout,
-            ..
-        } = self;
-        drop(stdin);
-        drop(stdout);
-        let _ = child.wait().await;
+        drop(self.pipes.into_inner());
+        let _ = self.child.wait().await;
     }
 }
 
