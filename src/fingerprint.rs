@@ -303,22 +303,18 @@ fn tools_of(host: &dyn Host) -> Value {
         argv.push(args.len().to_string());
         argv.extend(args.iter().map(|a| a.to_string()));
     }
-    let out = host.run(
-        &Cmd::new("sh")
-            .arg("-c")
-            .arg(TOOLS_SCRIPT)
-            .arg("sh")
-            .args(argv),
-        Duration::from_secs(120),
-    );
-    let Ok(out) = out.map(|o| o.stdout_text()) else {
-        // Could not even run the script: ask tool by tool.
-        let mut t = serde_json::Map::new();
-        for (name, args) in TOOLS {
-            t.insert((*name).into(), tool_info(host, name, args));
-        }
-        return Value::Object(t);
-    };
+    // When the script cannot run at all, every tool is asked for on its own below.
+    let out = host
+        .run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg(TOOLS_SCRIPT)
+                .arg("sh")
+                .args(argv),
+            Duration::from_secs(120),
+        )
+        .map(|o| o.stdout_text())
+        .unwrap_or_default();
     let mut t = serde_json::Map::new();
     for block in out.split("\nT ").map(|b| b.trim_start_matches("T ")) {
         let Some(name) = block
@@ -359,6 +355,7 @@ fn tools_of(host: &dyn Host) -> Value {
         };
         t.insert(name.to_string(), info);
     }
+    // Tools the script gave no answer for, one by one.
     for (name, args) in TOOLS {
         if !t.contains_key(*name) {
             t.insert((*name).into(), tool_info(host, name, args));

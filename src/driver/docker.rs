@@ -655,14 +655,6 @@ impl DockerDriver {
         self.hosts.insert(key, host.clone());
         Ok(host)
     }
-
-    /// The id of an image a version named, once a host runs it.
-    pub fn version_image_id(&self, reference: &str) -> Option<&str> {
-        self.version_images
-            .iter()
-            .find(|(r, _)| r == reference)
-            .map(|(_, id)| id.as_str())
-    }
 }
 
 /// The lab's containers die with the driver: the session drops its driver after any teardown,
@@ -710,7 +702,10 @@ impl Driver for DockerDriver {
     }
 
     fn image_id(&self, reference: &str) -> Option<String> {
-        self.version_image_id(reference).map(str::to_string)
+        self.version_images
+            .iter()
+            .find(|(r, _)| r == reference)
+            .map(|(_, id)| id.clone())
     }
 
     fn host_from_image(

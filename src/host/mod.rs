@@ -279,18 +279,7 @@ pub trait Host: Send + Sync {
     }
     /// Finds a program on the host's PATH.
     fn which(&self, program: &str) -> Option<String> {
-        let out = self
-            .run(
-                &Cmd::new("sh")
-                    .arg("-c")
-                    .arg("command -v \"$1\"")
-                    .arg("sh")
-                    .arg(program),
-                Duration::from_secs(10),
-            )
-            .ok()?;
-        let p = out.stdout_text().trim().to_string();
-        (out.success() && !p.is_empty()).then_some(p)
+        find_on_path(self, program)
     }
     /// Performs an HTTP GET from this host, returning the status code. Used for readiness checks,
     /// so it runs where the load generator runs (the gateway's address may only be reachable there).
@@ -310,6 +299,23 @@ pub trait Host: Send + Sync {
                 reason: format!("no HTTP answer from {url}: {}", out.combined_text()),
             })
     }
+}
+
+/// `command -v PROGRAM` on the host: the path of a program on its PATH. [`Host::which`] by
+/// default; hosts that cache answers call it for what they have not seen.
+pub fn find_on_path<H: Host + ?Sized>(host: &H, program: &str) -> Option<String> {
+    let out = host
+        .run(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg("command -v \"$1\"")
+                .arg("sh")
+                .arg(program),
+            Duration::from_secs(10),
+        )
+        .ok()?;
+    let p = out.stdout_text().trim().to_string();
+    (out.success() && !p.is_empty()).then_some(p)
 }
 
 /// Polls `f` every `interval` until it returns `Some`, or `deadline` passes; also stops early when

@@ -729,18 +729,7 @@ cat {pidf}"#,
         if let Some(found) = self.found.lock().expect("not poisoned").get(program) {
             return found.clone();
         }
-        let out = self
-            .run(
-                &Cmd::new("sh")
-                    .arg("-c")
-                    .arg("command -v \"$1\"")
-                    .arg("sh")
-                    .arg(program),
-                Duration::from_secs(10),
-            )
-            .ok()?;
-        let p = out.stdout_text().trim().to_string();
-        let found = (out.success() && !p.is_empty()).then_some(p);
+        let found = super::find_on_path(self, program);
         // Only successful answers are kept: a program may be installed later in the session.
         if found.is_some() {
             self.found
