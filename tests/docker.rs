@@ -984,14 +984,9 @@ fn remove_image_ref(reference: &str) {
     });
 }
 
-#[test]
-fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
-    let registry = Registry::start();
-    let reference = registry.reference("perflab-test/gateway:v1");
-    push_lab_image(&reference);
-    let tmp = tempfile::tempdir().unwrap();
-    let output = tmp.path().join("out");
-    let out = perflab_cli(tmp.path())
+/// `perflab suite rps` (simple-proxy on nginx, one 1 s run) on docker, version `image:REFERENCE`.
+fn suite_with_image_version(tmp: &Path, reference: &str, output: &Path) -> std::process::Output {
+    perflab_cli(tmp)
         .args([
             "suite",
             "rps",
@@ -1005,9 +1000,19 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
         .args(QUICK)
         .args(["--repeat", "1"])
         .arg("--output")
-        .arg(&output)
+        .arg(output)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
+    let registry = Registry::start();
+    let reference = registry.reference("perflab-test/gateway:v1");
+    push_lab_image(&reference);
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out");
+    let out = suite_with_image_version(tmp.path(), &reference, &output);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let dir = results_dir(&output);
     let manifest = read_json(&dir.join("manifest.json"));
@@ -1058,23 +1063,7 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
 
     // A reference the registry does not have: a clear error, exit 3, nothing left behind.
     let missing = registry.reference("perflab-test/none:v1");
-    let out = perflab_cli(tmp.path())
-        .args([
-            "suite",
-            "rps",
-            "--tags",
-            "simple-proxy",
-            "--gateway",
-            "nginx",
-        ])
-        .args(["--driver", "docker", "--driver-opt", &image_opt()])
-        .args(["--version", &format!("image:{missing}")])
-        .args(QUICK)
-        .args(["--repeat", "1"])
-        .arg("--output")
-        .arg(tmp.path().join("out-missing"))
-        .output()
-        .unwrap();
+    let out = suite_with_image_version(tmp.path(), &missing, &tmp.path().join("out-missing"));
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(
