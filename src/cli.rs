@@ -19,8 +19,11 @@ pub struct Cli {
 pub enum Command {
     /// Run every case of a suite (suites/<NAME>/*.toml) and print a table.
     Suite(SuiteArgs),
-    /// Compare versions: every case for every version, interleaved, with a statistical verdict.
+    /// Compare versions: all up at once, short bursts in balanced blocks, a statistical verdict.
     Compare(CompareArgs),
+    /// Measure this machine (an A/A pilot) so compare can pick its burst length and metric and
+    /// say beforehand how small a change it can see.
+    Calibrate(CalibrateArgs),
     /// Re-render summaries, comparisons and charts from a results folder without re-running.
     Report(ReportArgs),
     /// Re-run a stored result's cases with the same options and versions, and compare.
@@ -112,6 +115,17 @@ pub struct SuiteArgs {
     pub run: RunArgs,
 }
 
+/// How `compare` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Design {
+    /// Every version up at once; short bursts in seeded balanced blocks; instances restarted
+    /// every segment; verdict on blocks with sequential looks (default).
+    Multiplexed,
+    /// A fresh gateway per run, versions interleaved A B A B, pairs by repeat (for gateways that
+    /// cannot run twice on one host).
+    Restart,
+}
+
 /// `perflab compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -124,27 +138,72 @@ pub struct CompareArgs {
     /// The gateway's source repository, for git: versions.
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
-    /// Noise band in percent: changes inside it are "no change".
-    #[arg(long, default_value_t = 2.0)]
+    /// How to measure.
+    #[arg(long, value_enum, default_value = "multiplexed")]
+    pub design: Design,
+    /// Time per case (multiplexed), e.g. 90s, 2m, 10m; starts and warm-ups included.
+    #[arg(long, default_value = "2m")]
+    pub budget: String,
+    /// Seconds of load per burst (multiplexed; default: the calibration's choice, else 2).
+    #[arg(long)]
+    pub burst: Option<f64>,
+    /// Seconds after which every gateway instance is restarted (multiplexed); the segment is the
+    /// statistical unit, so several per budget are needed.
+    #[arg(long, default_value_t = 20.0)]
+    pub segment: f64,
+    /// Look at the data (and stop if decided) every this many segments (multiplexed).
+    #[arg(long, default_value_t = 3)]
+    pub look_every: usize,
+    /// The metric that gets the verdict (default: the calibration's choice, else rps).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Seed of the burst order (default: from the clock; always recorded).
+    #[arg(long)]
+    pub order_seed: Option<u64>,
+    /// Restart design only: changes inside ±PCT are "no change" (default 0: none).
+    #[arg(long, default_value_t = 0.0)]
     pub noise_band: f64,
-    /// Measure the noise band from A/A runs of the baseline first.
+    /// Run `perflab calibrate` first (an A/A pilot of this machine), then compare with its choices.
     #[arg(long)]
     pub calibrate: bool,
-    /// Exit with status 1 when any case is slower than this percentage with 95% confidence.
+    /// Exit with status 1 when a candidate's verdict is `slower` and its estimated slowdown is at least PCT percent.
     #[arg(long, value_name = "PCT")]
     pub fail_on_regression: Option<f64>,
     /// Output formats (repeatable): markdown, json, csv, bmf, gab-bigger, gab-smaller.
     #[arg(long = "format", value_delimiter = ',')]
     pub formats: Vec<String>,
-    /// Include flagged runs (errors, noisy, saturated load) in verdicts.
+    /// Include flagged runs (with errors) in verdicts.
     #[arg(long)]
     pub include_flagged: bool,
-    /// Seed of the bootstrap.
+    /// Seed recorded with restart-design comparisons.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Profile each version and write baseline, candidate and differential flame graphs.
+    /// Profile each version and write baseline, candidate and differential flame graphs (restart design).
     #[arg(long)]
     pub flamegraph: bool,
+    /// Shared run options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `perflab calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The version to run against itself.
+    #[arg(long = "version", default_value = "current")]
+    pub gateway_version: String,
+    /// Suite whose first case (after --tags) is the pilot.
+    #[arg(long, default_value = "rps")]
+    pub suite: String,
+    /// The gateway's source repository, for git: versions.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Burst lengths to try, seconds (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.5, 1.0, 2.0, 3.0])]
+    pub bursts: Vec<f64>,
+    /// Blocks per burst length.
+    #[arg(long, default_value_t = 10)]
+    pub blocks: usize,
     /// Shared run options.
     #[command(flatten)]
     pub run: RunArgs,
@@ -158,13 +217,13 @@ pub struct ReportArgs {
     /// Output formats for comparisons (default: all).
     #[arg(long = "format", value_delimiter = ',')]
     pub formats: Vec<String>,
-    /// Noise band in percent.
-    #[arg(long, default_value_t = 2.0)]
+    /// Restart design only: noise band in percent (default 0: none).
+    #[arg(long, default_value_t = 0.0)]
     pub noise_band: f64,
-    /// Include flagged runs in verdicts.
+    /// Include flagged runs in verdicts (restart design).
     #[arg(long)]
     pub include_flagged: bool,
-    /// Seed of the bootstrap.
+    /// Seed recorded with restart-design comparisons.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -180,8 +239,8 @@ pub struct ReproduceArgs {
     /// Repeats (default: as recorded).
     #[arg(long)]
     pub repeat: Option<u32>,
-    /// Noise band in percent.
-    #[arg(long, default_value_t = 2.0)]
+    /// Noise band in percent (default 0: none).
+    #[arg(long, default_value_t = 0.0)]
     pub noise_band: f64,
     /// Keep runs flagged noisy, with errors or with saturated load in the comparison (left out
     /// by default, on both sides, as in compare).

@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             finish_suite(exec)
         }
         Command::Compare(a) => crate::commands::compare(a),
+        Command::Calibrate(a) => crate::commands::calibrate(a).map(|_| EXIT_OK),
         Command::Report(a) => {
             let store = perflab::store::Store::open(&a.dir)?;
             let out = report::render_all(
@@ -312,6 +313,160 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// Parses compare's versions, labelling repeats of one version apart (`git:A#2`: an A/A
+/// comparison).
+fn compare_versions(labels: &[String], repo: &std::path::Path) -> perflab::Result<Vec<Version>> {
+    let mut versions = Vec::new();
+    for v in labels {
+        let mut parsed = Version::parse(v, repo)?;
+        let mut n = 1;
+        while versions.iter().any(|x: &Version| x.label == parsed.label) {
+            n += 1;
+            parsed.label = format!("{v}#{n}");
+        }
+        versions.push(parsed);
+    }
+    Ok(versions)
+}
+
+/// The gateway cases of a suite (baseline cases do not depend on the version).
+fn gateway_cases(suite: &str, run: &RunArgs) -> perflab::Result<(String, Vec<Case>)> {
+    let (name, cases) = select_cases(suite, run)?;
+    let cases: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| c.gateway != "baseline")
+        .collect();
+    if cases.is_empty() {
+        return Err(Error::Usage(
+            "no gateway case to compare (baseline cases do not depend on the version)".into(),
+        ));
+    }
+    Ok((name, cases))
+}
+
+/// `perflab calibrate`: runs the A/A pilot, stores and prints the choice.
+pub fn calibrate(
+    a: crate::cli::CalibrateArgs,
+) -> anyhow::Result<perflab::multiplex::calibrate::Calibration> {
+    use perflab::multiplex::calibrate::{self as cal, BurstCalibration, Calibration};
+    if a.blocks < 3 || a.blocks > 1000 {
+        return Err(Error::Usage("--blocks must be between 3 and 1000".into()).into());
+    }
+    if a.bursts.is_empty()
+        || a.bursts
+            .iter()
+            .any(|b| !(b.is_finite() && (0.2..=60.0).contains(b)))
+    {
+        return Err(Error::Usage(
+            "--bursts must be seconds between 0.2 and 60, e.g. 0.5,1,2,3".into(),
+        )
+        .into());
+    }
+    let label = a.gateway_version.clone();
+    let versions = compare_versions(&[label.clone(), label.clone()], &a.repo)?;
+    let (suite, mut cases) = gateway_cases(&a.suite, &a.run)?;
+    cases.truncate(1);
+    for v in &versions {
+        v.prepare(&cases[0].gateway)?;
+    }
+    let driver_options = crate::cli::driver_options(&a.run.driver_opt)?;
+    let (key, machine) = cal::machine_key(&a.run.driver, &driver_options);
+    eprintln!(
+        "perflab: calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
+        label, cases[0].id, a.bursts, a.blocks
+    );
+    let mut measured = Vec::new();
+    for &b in &a.bursts {
+        // Budget for the blocks plus starts: 4 bursts a block, ~0.3 s switching, 2 segments.
+        let budget = (a.blocks as f64 * 4.0 * (b + 0.3) * 1.15 + 10.0).max(10.0);
+        let opts = perflab::multiplex::MultiplexOptions {
+            burst_s: b,
+            segment_s: (budget / 2.0).max(4.0 * b),
+            budget_s: budget,
+            look_every: 1_000_000,
+            order_seed: 1,
+            primary_metric: "rps".into(),
+            include_flagged: false,
+        };
+        let req = request(
+            "calibrate",
+            &a.suite,
+            (format!("{suite}-calibration"), cases.clone()),
+            versions.clone(),
+            &a.run,
+        )?;
+        let exec = perflab::multiplex::run::execute(req, opts)?;
+        if let Some(e) = exec.error {
+            return Err(e.into());
+        }
+        let design = perflab::multiplex::DesignRecord::load(&exec.store)
+            .ok_or_else(|| Error::Lab("calibration wrote no design.json".into()))?;
+        let cd = design.cases.get(&cases[0].id).cloned().unwrap_or_default();
+        let comparisons = perflab::multiplex::analysis::compare_case(
+            &exec.runs,
+            &cases[0].id,
+            &versions[0].label,
+            &versions[1].label,
+            &design,
+            &cd,
+        );
+        let sd = comparisons
+            .iter()
+            .filter_map(|c| Some((c.metric.clone(), c.design.as_ref()?.block_sd_pct)))
+            .filter(|(m, _)| m != "gateway_rss_mb")
+            .collect();
+        let bc = BurstCalibration {
+            burst_s: b,
+            blocks: cd.blocks,
+            switch_s: cd.switch_s,
+            block_wall_s: cd.block_wall_s,
+            block_sd_pct: sd,
+            results: exec.store.root().to_path_buf(),
+        };
+        eprintln!(
+            "perflab: burst {b} s: {} blocks, switch {:.2} s, block SD {}",
+            bc.blocks,
+            bc.switch_s,
+            bc.block_sd_pct
+                .iter()
+                .map(|(m, s)| format!("{m} {s:.2}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        measured.push(bc);
+    }
+    let (i, metric) = cal::choose(&measured).ok_or_else(|| {
+        Error::Lab("calibration measured no usable block SD (too few blocks?)".into())
+    })?;
+    let chosen = &measured[i];
+    let c = Calibration {
+        schema: cal::CALIBRATION_SCHEMA.into(),
+        machine_key: key,
+        machine,
+        created_unix_s: perflab::store::now_unix(),
+        case: cases[0].id.clone(),
+        version: label,
+        burst_s: chosen.burst_s,
+        block_sd_pct: chosen.block_sd_pct[&metric],
+        block_wall_s: chosen.block_wall_s,
+        primary_metric: metric,
+        bursts: measured.clone(),
+    };
+    let path = cal::save(&c)?;
+    let (blocks, mde) = cal::planned_mde(c.block_sd_pct, c.block_wall_s, 120.0);
+    println!(
+        "calibration: burst {} s, primary metric {}, block SD {:.2}% ({} per block); a 2-minute compare gets ~{} blocks and detects ~{:.1}% with 90% power",
+        c.burst_s,
+        c.primary_metric,
+        c.block_sd_pct,
+        format_args!("{:.1} s", c.block_wall_s),
+        blocks,
+        100.0 * mde
+    );
+    println!("stored in {}", path.display());
+    Ok(c)
+}
+
 /// `perflab compare`.
 pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     if a.versions.len() < 2 {
@@ -321,8 +476,15 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    if !(0.0..50.0).contains(&a.noise_band) {
+    if !(a.noise_band.is_finite() && (0.0..50.0).contains(&a.noise_band)) {
         return Err(Error::Usage("--noise-band is a percentage between 0 and 50".into()).into());
+    }
+    if let Some(p) = a.fail_on_regression
+        && !(p.is_finite() && (0.0..100.0).contains(&p))
+    {
+        return Err(
+            Error::Usage("--fail-on-regression is a percentage between 0 and 100".into()).into(),
+        );
     }
     for f in &a.formats {
         if report::export::exporter(f).is_none() {
@@ -333,28 +495,14 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             .into());
         }
     }
-    let mut versions = Vec::new();
-    for v in &a.versions {
-        let mut parsed = Version::parse(v, &a.repo)?;
-        // The same version twice is an A/A comparison: label the repeats apart.
-        let mut n = 1;
-        while versions.iter().any(|x: &Version| x.label == parsed.label) {
-            n += 1;
-            parsed.label = format!("{v}#{n}");
-        }
-        versions.push(parsed);
-    }
-    let (suite, cases) = select_cases(&a.suite, &a.run)?;
-    let cases: Vec<Case> = cases
-        .into_iter()
-        .filter(|c| c.gateway != "baseline")
-        .collect();
-    if cases.is_empty() {
-        return Err(Error::Usage(
-            "no gateway case to compare (baseline cases do not depend on the version)".into(),
-        )
-        .into());
-    }
+    let budget_s = perflab::multiplex::parse_duration(&a.budget).ok_or_else(|| {
+        Error::Usage(format!(
+            "--budget \"{}\" is not a duration: use seconds or a unit, e.g. 90s, 2m, 1h",
+            a.budget
+        ))
+    })?;
+    let versions = compare_versions(&a.versions, &a.repo)?;
+    let (suite, cases) = gateway_cases(&a.suite, &a.run)?;
     // Check every version before starting anything: a bad ref or a failing build is reported
     // before the first run.
     for v in &versions {
@@ -362,28 +510,26 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             v.prepare(&c.gateway)?;
         }
     }
-    let mut noise_band = a.noise_band / 100.0;
-    if a.calibrate {
-        let mut again = versions[0].clone();
-        again.label = format!("{}#aa", versions[0].label);
-        let req = request(
-            "calibrate",
-            &a.suite,
-            (format!("{suite}-calibration"), cases.clone()),
-            vec![versions[0].clone(), again],
-            &a.run,
-        )?;
-        let exec = perflab::runner::execute(req)?;
-        if let Some(e) = exec.error {
-            return Err(e.into());
-        }
-        noise_band = perflab::reproduce::calibrated_band(&exec.runs);
-        eprintln!(
-            "perflab: calibrated noise band from A/A runs: ±{:.2}% ({})",
-            100.0 * noise_band,
-            exec.store.root().display()
-        );
-    }
+    let driver_options = crate::cli::driver_options(&a.run.driver_opt)?;
+    let calibration = if a.calibrate {
+        Some(calibrate(crate::cli::CalibrateArgs {
+            gateway_version: a.versions[0].clone(),
+            suite: a.suite.clone(),
+            repo: a.repo.clone(),
+            bursts: vec![0.5, 1.0, 2.0, 3.0],
+            blocks: 10,
+            run: a.run.clone(),
+        })?)
+    } else if a.design == crate::cli::Design::Multiplexed {
+        perflab::multiplex::calibrate::load(&a.run.driver, &driver_options)
+    } else {
+        None
+    };
+    let primary_metric = a
+        .metric
+        .clone()
+        .or_else(|| calibration.as_ref().map(|c| c.primary_metric.clone()))
+        .unwrap_or_else(|| "rps".into());
     let mut req = request(
         "compare",
         &a.suite,
@@ -391,13 +537,77 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
         versions,
         &a.run,
     )?;
-    req.profile = a.flamegraph;
-    let exec = perflab::runner::execute(req)?;
+    let exec = match a.design {
+        crate::cli::Design::Restart => {
+            if perflab::stats::STANDARD_METRICS
+                .iter()
+                .all(|m| m.name != primary_metric)
+            {
+                return Err(Error::Usage(format!(
+                    "--metric \"{primary_metric}\" is not a metric perflab compares"
+                ))
+                .into());
+            }
+            req.profile = a.flamegraph;
+            perflab::runner::execute(req)?
+        }
+        crate::cli::Design::Multiplexed => {
+            if a.flamegraph {
+                return Err(Error::Usage(
+                    "--flamegraph needs --design restart (profiled runs are kept out of the multiplexed bursts)".into(),
+                )
+                .into());
+            }
+            let opts = perflab::multiplex::MultiplexOptions {
+                burst_s: a
+                    .burst
+                    .or_else(|| calibration.as_ref().map(|c| c.burst_s))
+                    .unwrap_or(2.0),
+                segment_s: a.segment,
+                budget_s,
+                look_every: a.look_every,
+                order_seed: a.order_seed.unwrap_or_else(|| {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(1)
+                }),
+                primary_metric: primary_metric.clone(),
+                include_flagged: a.include_flagged,
+            };
+            opts.validate()?;
+            match &calibration {
+                Some(c) if c.burst_s == opts.burst_s && c.primary_metric == opts.primary_metric => {
+                    let (blocks, mde) = perflab::multiplex::calibrate::planned_mde(
+                        c.block_sd_pct * (req.versions.len() as f64 / 2.0).sqrt(),
+                        c.block_wall_s * req.versions.len() as f64 / 2.0,
+                        budget_s,
+                    );
+                    eprintln!(
+                        "perflab: calibrated ({} block SD {:.2}% at {} s bursts): ~{blocks} blocks per case in {budget_s:.0} s; smallest detectable slowdown ≈{:.1}% (90% power)",
+                        c.primary_metric,
+                        c.block_sd_pct,
+                        c.burst_s,
+                        100.0 * mde
+                    );
+                }
+                Some(_) => eprintln!(
+                    "perflab: burst or metric differ from this machine's calibration: the detectable effect is printed after the run"
+                ),
+                None => eprintln!(
+                    "perflab: no calibration for this machine (run `perflab calibrate` to see the detectable effect before comparing); using {} s bursts and {}",
+                    opts.burst_s, opts.primary_metric
+                ),
+            }
+            perflab::multiplex::run::execute(req, opts)?
+        }
+    };
     let opts = report::ReportOptions {
         formats: a.formats.clone(),
-        noise_band,
+        noise_band: a.noise_band / 100.0,
         include_flagged: a.include_flagged,
         seed: a.seed,
+        primary_metric,
         ..Default::default()
     };
     let text = report::render_all(&exec.store, &opts)?;
@@ -409,20 +619,28 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     if let Some(pct) = a.fail_on_regression {
         let runs = exec.store.load_runs()?;
         let (case_ids, labels) = report::ordering(&exec.store, &runs);
-        if let Some(cr) = report::compare_report(&suite, &labels, &case_ids, &runs, &opts) {
+        let design = perflab::multiplex::DesignRecord::load(&exec.store);
+        if let Some(cr) =
+            report::compare_report(&suite, &labels, &case_ids, &runs, &opts, design.as_ref())
+        {
             let regressions: Vec<String> = cr
                 .cases
                 .iter()
                 .flat_map(|c| {
                     c.metrics
                         .iter()
-                        .filter(|m| m.metric == "rps" && perflab::stats::regression_exceeds(m, pct))
-                        .map(move |m| format!("{} · {} · {}", c.case, c.candidate, m.metric))
+                        .filter(|m| m.primary && perflab::stats::regression_exceeds(m, pct))
+                        .map(move |m| {
+                            format!(
+                                "{} · {} · {} {:+.2}%",
+                                c.case, c.candidate, m.metric, m.change_pct
+                            )
+                        })
                 })
                 .collect();
             if !regressions.is_empty() {
                 eprintln!(
-                    "perflab: slower by more than {pct}% with 95% confidence: {}",
+                    "perflab: slower (95% confidence) by at least {pct}%: {}",
                     regressions.join("; ")
                 );
                 return Ok(perflab::error::EXIT_REGRESSION);

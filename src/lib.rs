@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod host;
 pub mod http;
 pub mod image;
+pub mod multiplex;
 pub mod progress;
 pub mod report;
 pub mod reproduce;

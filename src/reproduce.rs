@@ -118,7 +118,7 @@ pub fn report(
             );
             continue;
         }
-        for c in stats::compare_runs(&a, &b, noise_band, 1, 10_000) {
+        for c in stats::compare_runs(&a, &b, noise_band, 1, "rps") {
             let _ = writeln!(
                 t,
                 "{:<28} {:<16} {:<22} {:>10.2} {:>10.2} {:>8.4} {:>19} {:<10}",
@@ -161,28 +161,4 @@ pub fn environment_report(recorded: &Manifest, now: &Manifest) -> String {
         let _ = writeln!(t, "  - {d}");
     }
     t
-}
-
-/// The noise band measured from A/A runs: the first two versions of `runs` are the same build;
-/// their paired RPS ratios (per case and repeat) go to [`stats::calibrate_noise_band`].
-pub fn calibrated_band(runs: &[RunRecord]) -> f64 {
-    let mut ratios = Vec::new();
-    let mut versions: Vec<&str> = Vec::new();
-    for r in runs {
-        if !versions.contains(&r.version.as_str()) {
-            versions.push(&r.version);
-        }
-    }
-    if versions.len() >= 2 {
-        for a in runs.iter().filter(|r| r.version == versions[0]) {
-            if let Some(b) = runs
-                .iter()
-                .find(|b| b.version == versions[1] && b.case == a.case && b.repeat == a.repeat)
-                && a.load.rps > 0.0
-            {
-                ratios.push(b.load.rps / a.load.rps);
-            }
-        }
-    }
-    stats::calibrate_noise_band(&ratios)
 }

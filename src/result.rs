@@ -188,4 +188,24 @@ pub struct RunRecord {
     /// Profiler details when one was attached (mode, frequency, files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<serde_json::Value>,
+    /// Where this run sat in a multiplexed comparison (absent for ordinary runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstPlace>,
+    /// Resident memory of the measured gateway's process group at the end of the load, bytes
+    /// (sum over its processes; absent when unreadable or for baseline runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_rss_bytes: Option<u64>,
+}
+
+/// The place of one burst in a multiplexed comparison's design.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BurstPlace {
+    /// Segment (the instances were restarted between segments), from 0.
+    pub segment: u32,
+    /// Block, from 0, unique within the case.
+    pub block: u32,
+    /// Position of the burst in its block, from 0.
+    pub position: u32,
+    /// The gateway instance the burst loaded.
+    pub instance: String,
 }

@@ -106,8 +106,39 @@ pub struct Execution {
 /// Runs the plan. Returns the finished runs even when a run failed or the user interrupted;
 /// the error is in [`Execution::error`].
 pub fn execute(req: RunRequest) -> Result<Execution> {
-    crate::signals::install();
     let plan = interleave(&req.cases, req.versions.len(), req.profile);
+    run_lab(&req, plan.len(), |session, store, runs| {
+        let progress =
+            crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
+        let mut current_case: Option<usize> = None;
+        for (seq, planned) in plan.iter().enumerate() {
+            crate::signals::check()?;
+            let rec = run_one(
+                session,
+                &req,
+                store,
+                planned,
+                seq as u32 + 1,
+                &mut current_case,
+                &progress,
+            )?;
+            progress.finished(&rec);
+            runs.push(rec);
+        }
+        progress.done();
+        Ok(())
+    })
+}
+
+/// The frame every execution shares: the results folder and its manifest, the session with its
+/// driver and hosts, the fingerprint, and — whatever `body` returns — the teardown and the final
+/// manifest status. `body` measures, writing each finished run to the store and to `runs`.
+pub fn run_lab(
+    req: &RunRequest,
+    runs_planned: usize,
+    body: impl FnOnce(&mut Session, &Store, &mut Vec<RunRecord>) -> Result<()>,
+) -> Result<Execution> {
+    crate::signals::install();
     let store = Store::create(&req.output, &req.suite)?;
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),
@@ -120,7 +151,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         driver: req.driver.clone(),
         driver_info: serde_json::Value::Null,
         options: req.options.clone(),
-        runs_planned: plan.len(),
+        runs_planned,
         started_unix_s: now_unix(),
         finished_unix_s: None,
         status: "running".into(),
@@ -141,25 +172,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         manifest.driver_info = session.driver_info();
         manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
         store.write_manifest(&manifest)?;
-        let progress =
-            crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
-        let mut current_case: Option<usize> = None;
-        for (seq, planned) in plan.iter().enumerate() {
-            crate::signals::check()?;
-            let rec = run_one(
-                &mut session,
-                &req,
-                &store,
-                planned,
-                seq as u32 + 1,
-                &mut current_case,
-                &progress,
-            )?;
-            progress.finished(&rec);
-            runs.push(rec);
-        }
-        progress.done();
-        Ok(())
+        body(&mut session, &store, &mut runs)
     })();
     crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
     // Hosts made during the runs (containers of version images) are known only now.
@@ -185,7 +198,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
 
 /// The label an adapter should check: compare labels repeated versions apart (`current#2`,
 /// `3.9.1#aa` for calibration), but the adapter must see what the user asked for.
-fn adapter_label(label: &str) -> &str {
+pub fn adapter_label(label: &str) -> &str {
     match label.rsplit_once('#') {
         Some((base, n))
             if n == "aa" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>

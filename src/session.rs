@@ -136,10 +136,14 @@ pub struct Measurement {
     pub cooldown_waited_s: f64,
     /// The profile, when a profiler was attached for this load.
     pub profile: Option<crate::role::profiler::Profile>,
+    /// Resident memory of the loaded gateway's process group at the end of the load, bytes.
+    pub gateway_rss_bytes: Option<u64>,
 }
 
 struct LoadInProgress {
     load: RunningLoad,
+    /// The gateway instance the load was sent to (`None`: the first one, or the upstream).
+    target: Option<String>,
     before_gateway: Option<Snapshot>,
     /// The gateway shares the worker's kernel (and `/proc/stat`), if not its process table.
     gateway_same_machine: bool,
@@ -697,7 +701,17 @@ impl Session {
     /// Runs unmeasured load for `seconds` against the gateway (or upstream), returning wrk's raw
     /// output. Used after each gateway start.
     pub fn warm_up(&mut self, opts: &LoadOptions, seconds: f64) -> Result<String> {
-        let (host, url, cpus) = self.load_target(opts)?;
+        self.warm_up_instance(None, opts, seconds)
+    }
+
+    /// [`Session::warm_up`] against one gateway instance (`None`: the first).
+    pub fn warm_up_instance(
+        &mut self,
+        instance: Option<&str>,
+        opts: &LoadOptions,
+        seconds: f64,
+    ) -> Result<String> {
+        let (host, url, cpus) = self.load_target(opts, instance)?;
         self.warmups += 1;
         let dir = host.lab_dir().join("load");
         let load = wrk::start_load(
@@ -712,9 +726,24 @@ impl Session {
         Ok(load.wait(Duration::from_secs(30))?.raw)
     }
 
-    fn load_target(&mut self, opts: &LoadOptions) -> Result<LoadTarget> {
+    /// The gateway instance a load goes to: the named one, else the first running one.
+    fn target_gateway(&self, instance: Option<&str>) -> Option<&RunningGateway> {
+        match instance {
+            Some(name) => self.gateways.get(name),
+            None => self.gateways.values().next(),
+        }
+    }
+
+    fn load_target(&mut self, opts: &LoadOptions, instance: Option<&str>) -> Result<LoadTarget> {
+        if let Some(name) = instance
+            && !self.gateways.contains_key(name)
+        {
+            return Err(Error::Usage(format!(
+                "gateway instance \"{name}\" is not running"
+            )));
+        }
         let host = self.host(Role::Worker, "default")?;
-        let default_uri = match self.gateways.values().next() {
+        let default_uri = match self.target_gateway(instance) {
             Some(gw) => gw.proxy_uri.clone(),
             None => self
                 .upstream
@@ -731,15 +760,36 @@ impl Session {
     /// Starts measured load; only one load runs at a time. Waits first (bounded) for a quiet
     /// machine, and records CPU counters at the start of the window.
     pub fn start_load(&mut self, opts: &LoadOptions) -> Result<()> {
+        self.start_load_with(opts, None, true)
+    }
+
+    /// Starts one short burst of measured load against gateway instance `instance`, without
+    /// the cool-down gate (a multiplexed comparison's bursts follow each other closely on
+    /// purpose: the block design, not a quiet machine, cancels the machine's noise). Its CPU
+    /// and memory are charged to that instance by [`Session::wait_result`].
+    pub fn start_burst(&mut self, instance: &str, opts: &LoadOptions) -> Result<()> {
+        self.start_load_with(opts, Some(instance), false)
+    }
+
+    fn start_load_with(
+        &mut self,
+        opts: &LoadOptions,
+        instance: Option<&str>,
+        gate: bool,
+    ) -> Result<()> {
         if self.load.is_some() {
             return Err(Error::Usage(
                 "load is already started: call wait_result first".into(),
             ));
         }
         opts.validate()?;
-        let (host, url, cpus) = self.load_target(opts)?;
-        let gw_host = self.gateways.values().next().map(|g| g.host.clone());
-        let cooldown_waited_s = self.cool_down(gw_host.as_deref().unwrap_or(host.as_ref()))?;
+        let (host, url, cpus) = self.load_target(opts, instance)?;
+        let gw_host = self.target_gateway(instance).map(|g| g.host.clone());
+        let cooldown_waited_s = if gate {
+            self.cool_down(gw_host.as_deref().unwrap_or(host.as_ref()))?
+        } else {
+            0.0
+        };
         let before_worker = host.proc_snapshot()?;
         // The gateway's processes are counted from its own `/proc` when the worker cannot see
         // them (another machine, or a container with its own PID namespace); machine-wide
@@ -759,6 +809,7 @@ impl Session {
         let load = wrk::start_load(host, &dir, "run", opts, &url, opts.duration, cpus)?;
         self.load = Some(LoadInProgress {
             load,
+            target: instance.map(str::to_string),
             before_gateway,
             gateway_same_machine,
             before_worker,
@@ -780,7 +831,8 @@ impl Session {
         let outcome = lp.load.wait(timeout)?;
         let window_s = lp.started.elapsed().as_secs_f64();
         let after_worker = worker.proc_snapshot()?;
-        let gw = self.gateways.values().next();
+        let gw = self.target_gateway(lp.target.as_deref());
+        let mut gateway_rss_bytes = None;
         let (gateway_s, gw_machine, cores) = match gw {
             Some(g) => {
                 let pgid = g.proc.pid();
@@ -788,17 +840,22 @@ impl Session {
                     Some(before) => {
                         let after = g.host.proc_snapshot()?;
                         let s = after.group_seconds(pgid) - before.group_seconds(pgid);
+                        gateway_rss_bytes = after.group_rss_bytes(pgid);
                         let machine =
                             (!lp.gateway_same_machine).then_some((before.machine, after.machine));
                         (Some(s), machine, self.cpus(g.host.as_ref()))
                     }
-                    None => (
-                        Some(
-                            after_worker.group_seconds(pgid) - lp.before_worker.group_seconds(pgid),
-                        ),
-                        None,
-                        self.cpus(worker.as_ref()),
-                    ),
+                    None => {
+                        gateway_rss_bytes = after_worker.group_rss_bytes(pgid);
+                        (
+                            Some(
+                                after_worker.group_seconds(pgid)
+                                    - lp.before_worker.group_seconds(pgid),
+                            ),
+                            None,
+                            self.cpus(worker.as_ref()),
+                        )
+                    }
                 }
             }
             None => (None, None, self.cpus(worker.as_ref())),
@@ -861,6 +918,7 @@ impl Session {
             flags,
             cooldown_waited_s: lp.cooldown_waited_s,
             profile,
+            gateway_rss_bytes,
         })
     }
 
@@ -1196,6 +1254,8 @@ pub fn run_record(
         load_command: m.outcome.command.clone(),
         driver: driver.into(),
         profile: None,
+        burst: None,
+        gateway_rss_bytes: m.gateway_rss_bytes,
     }
 }
 

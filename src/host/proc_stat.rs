@@ -26,6 +26,8 @@ pub struct ProcTimes {
     pub pgrp: u32,
     /// utime + stime + cutime + cstime (own time plus reaped children's).
     pub ticks: u64,
+    /// Resident set size, in pages (`/proc/PID/stat` field 24).
+    pub rss_pages: u64,
 }
 
 /// A point-in-time view of a host's CPU counters.
@@ -52,6 +54,20 @@ impl Snapshot {
             .map(|p| (p.pid, p))
             .collect();
         Snapshot { machine, procs }
+    }
+
+    /// Resident memory of a process group, bytes (pages of 4 KiB, the page size of x86-64 and
+    /// of the usual arm64 kernels); `None` when no process of the group is alive.
+    pub fn group_rss_bytes(&self, pgrp: u32) -> Option<u64> {
+        let mut found = false;
+        let pages: u64 = self
+            .procs
+            .values()
+            .filter(|p| p.pgrp == pgrp)
+            .inspect(|_| found = true)
+            .map(|p| p.rss_pages)
+            .sum();
+        found.then_some(pages * 4096)
     }
 
     /// CPU seconds used so far by every process of a process group.
@@ -101,7 +117,14 @@ pub fn parse_process_line(line: &str) -> Option<ProcTimes> {
         .iter()
         .map(|&i| num(i).unwrap_or(0).max(0) as u64)
         .sum();
-    Some(ProcTimes { pid, pgrp, ticks })
+    // ... priority(15) nice(16) num_threads(17) itrealvalue(18) starttime(19) vsize(20) rss(21).
+    let rss_pages = num(21).unwrap_or(0).max(0) as u64;
+    Some(ProcTimes {
+        pid,
+        pgrp,
+        ticks,
+        rss_pages,
+    })
 }
 
 /// Parses the output of the POSIX `times` builtin (two lines: the shell's, then its children's

@@ -20,14 +20,15 @@ use export::{CaseComparison, CompareReport};
 pub struct ReportOptions {
     /// Exporter formats for comparisons (empty: all).
     pub formats: Vec<String>,
-    /// Noise band as a fraction (0.02 = ±2%).
+    /// Noise band as a fraction (0.02 = ±2%) for the restart design; 0 by default.
     pub noise_band: f64,
-    /// Use flagged runs in verdicts.
+    /// Use flagged runs in verdicts (restart design; a multiplexed design records its own).
     pub include_flagged: bool,
-    /// Bootstrap seed.
+    /// Seed recorded with restart-design comparisons.
     pub seed: u64,
-    /// Bootstrap resamples.
-    pub resamples: usize,
+    /// The metric that gets the verdict in a restart-design comparison (a multiplexed design
+    /// records its own).
+    pub primary_metric: String,
     /// Render SVG charts.
     pub charts: bool,
 }
@@ -36,10 +37,10 @@ impl Default for ReportOptions {
     fn default() -> Self {
         ReportOptions {
             formats: Vec::new(),
-            noise_band: 0.02,
+            noise_band: 0.0,
             include_flagged: false,
             seed: 1,
-            resamples: 10_000,
+            primary_metric: "rps".into(),
             charts: true,
         }
     }
@@ -219,12 +220,15 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
 }
 
 /// Builds the comparison of every candidate against the baseline (the first version), per case.
+/// With a multiplexed `design` the bursts are judged by blocks at the recorded looks
+/// ([`crate::multiplex::analysis`]); without, runs are paired by repeat (restart design).
 pub fn compare_report(
     suite: &str,
     versions: &[String],
     cases: &[String],
     runs: &[RunRecord],
     opts: &ReportOptions,
+    design: Option<&crate::multiplex::DesignRecord>,
 ) -> Option<CompareReport> {
     if versions.len() < 2 {
         return None;
@@ -240,6 +244,27 @@ pub fn compare_report(
             ) else {
                 continue;
             };
+            if let Some(d) = design {
+                let cd = d.cases.get(case).cloned().unwrap_or_default();
+                let metrics =
+                    crate::multiplex::analysis::compare_case(runs, case, baseline, cand, d, &cd);
+                let excluded = a
+                    .iter()
+                    .chain(b.iter())
+                    .filter(|r| crate::multiplex::analysis::exclusion(r).is_some())
+                    .count();
+                out.push(CaseComparison {
+                    case: case.clone(),
+                    candidate: cand.clone(),
+                    metrics,
+                    excluded_runs: if d.options.include_flagged {
+                        0
+                    } else {
+                        excluded
+                    },
+                });
+                continue;
+            }
             let ka: Vec<&RunRecord> = a
                 .iter()
                 .copied()
@@ -251,7 +276,8 @@ pub fn compare_report(
                 .filter(|r| opts.include_flagged || !r.flags.any())
                 .collect();
             let excluded = a.len() + b.len() - ka.len() - kb.len();
-            let metrics = stats::compare_runs(&ka, &kb, opts.noise_band, opts.seed, opts.resamples);
+            let metrics =
+                stats::compare_runs(&ka, &kb, opts.noise_band, opts.seed, &opts.primary_metric);
             out.push(CaseComparison {
                 case: case.clone(),
                 candidate: cand.clone(),
@@ -268,13 +294,14 @@ pub fn compare_report(
     })
 }
 
-/// The plain-text verdict table of a comparison.
+/// The plain-text verdict table of a comparison: the primary metric's verdict with its
+/// interval and detectable effect, the other metrics as descriptive estimates, and the design.
 pub fn compare_table(r: &CompareReport) -> String {
     let mut t = format!("\nbaseline: {}\n", r.baseline);
     let _ = writeln!(
         t,
-        "{:<28} {:<14} {:<22} {:>8} {:>19} {:<10}",
-        "case", "candidate", "metric", "ratio", "95% CI", "verdict"
+        "{:<28} {:<14} {:<22} {:>8} {:>8} {:>19} {:>7} {:<12}",
+        "case", "candidate", "metric", "ratio", "change", "95% CI", "MDE", "verdict"
     );
     for c in &r.cases {
         if c.metrics.is_empty() {
@@ -289,17 +316,68 @@ pub fn compare_table(r: &CompareReport) -> String {
         for m in &c.metrics {
             let _ = writeln!(
                 t,
-                "{:<28} {:<14} {:<22} {:>8.4} {:>19} {:<10}",
+                "{:<28} {:<14} {:<22} {:>8.4} {:>7.2}% {:>19} {:>7} {:<12}",
                 c.case,
                 truncate(&c.candidate, 14),
-                m.metric,
+                if m.primary {
+                    format!("{} *", m.metric)
+                } else {
+                    m.metric.clone()
+                },
                 m.ratio,
+                m.change_pct,
                 format!("[{:.4}, {:.4}]", m.ci_low, m.ci_high),
+                m.mde_pct
+                    .map(|x| format!("{x:.1}%"))
+                    .unwrap_or_else(|| "-".into()),
                 m.verdict.to_string()
             );
         }
+        if let Some(p) = c.metrics.iter().find(|m| m.primary) {
+            let _ = writeln!(t, "  {}", design_line(p));
+        }
     }
+    t.push_str(
+        "* primary metric: the only one with a verdict; the others are estimates with intervals.\n",
+    );
+    t.push_str("MDE: the smallest slowdown this comparison could have detected with 90% power (\"no change\" means \"smaller than this\").\n");
     t
+}
+
+/// One line describing how a comparison was measured.
+pub fn design_line(m: &stats::Comparison) -> String {
+    match &m.design {
+        Some(d) => format!(
+            "multiplexed: {} blocks ({} bursts of {} s) in {} segment(s), {:.0} s measured; block SD {:.2}%, segment SD {:.2}%, df {:.1}, look {} of {} (critical value {:.3}), order seed {}{}; background CPU {:.1}%",
+            d.blocks,
+            d.bursts,
+            d.burst_s,
+            d.segments,
+            d.measured_s,
+            d.block_sd_pct,
+            d.segment_sd_pct,
+            d.df,
+            d.look,
+            d.looks,
+            d.critical,
+            d.order_seed,
+            if d.excluded.is_empty() {
+                String::new()
+            } else {
+                format!("; excluded bursts: {}", d.excluded.join(", "))
+            },
+            d.background_cpu_pct
+        ),
+        None => format!(
+            "restart design: {} pairs, Student-t interval of the mean log ratio{}",
+            m.n_pairs,
+            if m.noise_band > 0.0 {
+                format!(", noise band ±{:.1}%", 100.0 * m.noise_band)
+            } else {
+                String::new()
+            }
+        ),
+    }
 }
 
 /// Renders everything for a results folder: summary table (returned), `summary.md`,
@@ -321,7 +399,8 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
         &serde_json::to_vec_pretty(&rows).map_err(|e| crate::Error::Lab(e.to_string()))?,
     )?;
     let (cases, versions) = ordering(store, &runs);
-    let cr = compare_report(&suite, &versions, &cases, &runs, opts);
+    let design = crate::multiplex::DesignRecord::load(store);
+    let cr = compare_report(&suite, &versions, &cases, &runs, opts, design.as_ref());
     if opts.charts {
         let written = write_charts(
             store,

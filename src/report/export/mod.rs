@@ -106,6 +106,7 @@ fn marker(v: Verdict) -> &'static str {
         Verdict::Slower => "▼ slower",
         Verdict::NoChange => "= no change",
         Verdict::Inconclusive => "? inconclusive",
+        Verdict::Descriptive => "· descriptive",
     }
 }
 
@@ -136,7 +137,6 @@ pub(crate) mod tests {
             &[800.0, 800.0, 800.0],
             0.02,
             1,
-            1000,
         )
         .unwrap();
         let p99 = compare(
@@ -146,7 +146,6 @@ pub(crate) mod tests {
             &[2.0, 2.0, 2.0],
             0.02,
             1,
-            1000,
         )
         .unwrap();
         CompareReport {

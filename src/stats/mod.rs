@@ -1,45 +1,48 @@
-//! Statistics: combining repeated runs, paired A/B comparisons with bootstrap intervals, and
-//! verdicts.
+//! Statistics: combining repeated runs, A/B comparisons with honest intervals, and verdicts.
 //!
 //! # Why
 //!
 //! Kong's performance framework averaged three runs with a hard-coded divisor and reported no
-//! spread at all, so a 3% "regression" could not be told apart from a noisy neighbour. On the
-//! project's shared VMs raw requests/second of identical runs swing 7–26% (coefficient of
-//! variation), while the ratio between *adjacent, interleaved* runs of two versions (A B A B …)
-//! stays within 1–2% (see `reference/environment-notes.md`, "Load generation"): a machine-wide
-//! slowdown hits both halves of a pair alike and cancels in their ratio. This module therefore
+//! spread at all, so a 3% "regression" could not be told apart from a noisy neighbour. This
+//! module
 //!
 //! * summarises any number of runs without a fixed divisor ([`summarize`], [`combine`]);
-//! * compares two versions on **paired ratios** `B_i / A_i` of runs with the same repeat index,
-//!   using the geometric mean of those ratios as the statistic ([`compare`]);
-//! * puts a 95% confidence interval on that statistic with the **bootstrap percentile
-//!   interval** (B. Efron, "Bootstrap Methods: Another Look at the Jackknife", *Annals of
-//!   Statistics* 7(1), 1979; B. Efron & R. Tibshirani, *An Introduction to the Bootstrap*, 1993,
-//!   ch. 13), driven by a small seeded PRNG so the same data and seed give a bit-identical
-//!   interval;
-//! * declares a change only when the whole interval lies outside a **noise band** around 1 —
-//!   the rule criterion.rs uses (`noise_threshold`, default ±2%: a change is reported only when
-//!   the confidence interval of the relative change is entirely beyond the threshold);
-//! * derives that band from A/A runs when they exist ([`calibrate_noise_band`]).
+//! * judges the **multiplexed design** that `compare` uses by default — every version up at
+//!   once, short bursts in balanced blocks, instances restarted per segment — on blocks nested in
+//!   segments ([`blocks`]), with a group-sequential stopping rule ([`sequential`],
+//!   [`multiplexed`]); one primary metric gets the verdict, the others are described;
+//! * still compares the older **restart-per-run design** (`--design restart`) on paired ratios
+//!   `B_i / A_i` with a Student-t interval of the mean log ratio ([`compare`]) — a percentile
+//!   bootstrap at 3–8 pairs covers 75–89% instead of 95% (`docs/statistics.md`).
+//!
+//! There is no built-in "noise band": a band equal to the effect makes the effect undetectable
+//! by construction. A practical threshold is the user's choice, through
+//! `--fail-on-regression PCT` ([`regression_exceeds`]).
 //!
 //! Everything here is pure: no I/O, no clock, no global state. `docs/statistics.md` explains the
-//! methods and their limits in prose.
+//! methods and their limits in prose; the `simulation` tests check the stated coverage and
+//! error rates on data with known properties.
+
+pub mod blocks;
+pub mod distributions;
+pub mod multiplexed;
+pub mod sequential;
+#[cfg(test)]
+mod simulation;
 
 use serde::{Deserialize, Serialize};
 
 use crate::result::RunRecord;
 
-/// Default number of bootstrap resamples.
-pub const DEFAULT_RESAMPLES: usize = 10_000;
-/// Default noise band: ±2%, criterion's default noise threshold.
-pub const DEFAULT_NOISE_BAND: f64 = 0.02;
-/// The smallest band [`calibrate_noise_band`] returns: 0.5%.
-pub const MIN_NOISE_BAND: f64 = 0.005;
-/// Default bootstrap seed (any fixed value works; this one is recorded in every [`Comparison`]).
+/// Default noise band: none. A change is judged by its interval alone; a practical threshold
+/// belongs in `--fail-on-regression`.
+pub const DEFAULT_NOISE_BAND: f64 = 0.0;
+/// Default seed (recorded in every [`Comparison`]).
 pub const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 /// Confidence level of every interval this module computes.
 pub const CONFIDENCE: f64 = 0.95;
+/// The error rate α of every verdict: 1 − [`CONFIDENCE`].
+pub const ALPHA: f64 = 1.0 - CONFIDENCE;
 
 // ---------------------------------------------------------------------------------------------
 // Summaries
@@ -301,6 +304,11 @@ pub const STANDARD_METRICS: &[MetricDef] = &[
         higher_is_better: false,
         unit: "ms",
     },
+    MetricDef {
+        name: "gateway_rss_mb",
+        higher_is_better: false,
+        unit: "MiB",
+    },
 ];
 
 /// The unit of a metric name: the [`STANDARD_METRICS`] entry's, else `ms` for names ending in
@@ -326,6 +334,10 @@ pub fn metric_value(run: &RunRecord, name: &str) -> Option<f64> {
         "latency_p75_ms" => l.p75,
         "latency_p90_ms" => l.p90,
         "latency_p99_ms" => l.p99,
+        "gateway_rss_mb" => run
+            .gateway_rss_bytes
+            .filter(|b| *b > 0)
+            .map(|b| b as f64 / (1024.0 * 1024.0)),
         _ => None,
     }
 }
@@ -349,6 +361,10 @@ pub enum Verdict {
     /// Fewer than two pairs: no interval can be estimated, so no claim is made.
     #[serde(rename = "inconclusive")]
     Inconclusive,
+    /// A secondary metric: an estimate with its interval, deliberately not a verdict (one
+    /// primary metric per comparison keeps the false-verdict rate at α).
+    #[serde(rename = "descriptive")]
+    Descriptive,
 }
 
 impl Verdict {
@@ -359,6 +375,7 @@ impl Verdict {
             Verdict::Slower => "slower",
             Verdict::NoChange => "no change",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::Descriptive => "descriptive",
         }
     }
 }
@@ -382,34 +399,88 @@ pub struct Comparison {
     pub candidate: Summary,
     /// Geometric mean of the paired ratios `B_i / A_i`.
     pub ratio: f64,
-    /// Lower end of the 95% bootstrap percentile interval of `ratio`.
+    /// Lower end of the 95% interval of `ratio`.
     pub ci_low: f64,
-    /// Upper end of the 95% bootstrap percentile interval of `ratio`.
+    /// Upper end of the 95% interval of `ratio`.
     pub ci_high: f64,
-    /// Number of pairs used.
+    /// Number of pairs (restart design) or blocks (multiplexed design) used.
     pub n_pairs: usize,
-    /// The noise band `b` (a fraction: 0.02 = ±2%).
+    /// The noise band `b` (a fraction: 0.02 = ±2%; 0 unless the user set one).
     pub noise_band: f64,
     /// The verdict.
     pub verdict: Verdict,
     /// `(ratio − 1) · 100`: the change of the metric itself in percent (positive = the candidate's
     /// value is larger, which is good for throughput and bad for latency).
     pub change_pct: f64,
-    /// Bootstrap resamples drawn (0 when there were fewer than two pairs).
+    /// Bootstrap resamples drawn (0: intervals are Student-t since perflab.compare/2; kept so
+    /// older results still read).
+    #[serde(default)]
     pub resamples: usize,
-    /// Bootstrap seed, so the interval can be reproduced.
+    /// The seed of the design's order (multiplexed) or the report's seed.
+    #[serde(default)]
     pub seed: u64,
     /// Remarks on the data, e.g. unpaired values that were left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How the interval was made: `multiplexed-blocks` or `paired-t`.
+    #[serde(default)]
+    pub method: String,
+    /// True for the metric that carries the verdict.
+    #[serde(default)]
+    pub primary: bool,
+    /// The multiplexed design's figures (absent for the restart design).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design: Option<DesignFigures>,
+    /// Smallest slowdown in percent this comparison could have detected with 90% power (the
+    /// reading of `no change`: "smaller than this"); `None` with fewer than two units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde_pct: Option<f64>,
 }
 
-/// Compares candidate values `b` against baseline values `a` of one metric.
+/// What a multiplexed comparison measured and how (printed with every verdict).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DesignFigures {
+    /// Complete blocks used.
+    pub blocks: usize,
+    /// Bursts in those blocks (both versions).
+    pub bursts: usize,
+    /// Segments (instance restarts + 1) the blocks came from.
+    pub segments: usize,
+    /// Seconds of load in the bursts used.
+    pub measured_s: f64,
+    /// Within-segment SD of a block's log ratio (the design's "pair σ"), in percent.
+    pub block_sd_pct: f64,
+    /// Between-segment SD component, in percent (0 when none is visible).
+    pub segment_sd_pct: f64,
+    /// Degrees of freedom of the interval.
+    pub df: f64,
+    /// Critical value used (t scale; the sequential boundary at the deciding look).
+    pub critical: f64,
+    /// The look that decided (or the last), 1-based.
+    pub look: usize,
+    /// Looks recorded.
+    pub looks: usize,
+    /// Burst length, seconds.
+    pub burst_s: f64,
+    /// Segment length, seconds.
+    pub segment_s: f64,
+    /// Seed of the order coin.
+    pub order_seed: u64,
+    /// Bursts left out, with the reason (`noisy: 3`, `errors: 1`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
+    /// Mean background CPU of the bursts used, percent of the machine.
+    pub background_cpu_pct: f64,
+}
+
+/// Compares candidate values `b` against baseline values `a` of one metric (restart design).
 ///
 /// `a[i]` and `b[i]` must come from the same repeat (adjacent in an interleaved A B A B … order).
-/// With unequal lengths the first `min(a.len(), b.len())` pairs are used and a note says so.
-/// `noise_band` is a fraction (negative values count as 0); `resamples == 0` means
-/// [`DEFAULT_RESAMPLES`]. The same data and seed always give a bit-identical interval.
+/// The statistic is the mean of the log ratios `ln(b_i / a_i)` (the geometric mean of the
+/// ratios); its 95% interval is Student's t with n − 1 degrees of freedom (exact for normal log
+/// ratios, unlike a percentile bootstrap at these n). A change is claimed when the interval lies
+/// wholly outside `1 ± noise_band` (0 by default: outside 1). With unequal lengths the first
+/// `min(a.len(), b.len())` pairs are used and a note says so; `seed` is only recorded.
 ///
 /// Returns `None` when there is no pair, or when a paired value is not finite or not positive
 /// (a ratio, and hence its logarithm, needs positive values).
@@ -420,7 +491,6 @@ pub fn compare(
     b: &[f64],
     noise_band: f64,
     seed: u64,
-    resamples: usize,
 ) -> Option<Comparison> {
     let n = a.len().min(b.len());
     if n == 0 {
@@ -439,23 +509,24 @@ pub fn compare(
         return None;
     }
     let logs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (y / x).ln()).collect();
-    let ratio = (logs.iter().sum::<f64>() / n as f64).exp();
+    let mean = logs.iter().sum::<f64>() / n as f64;
+    let ratio = mean.exp();
     let band = noise_band.max(0.0);
-    let (ci_low, ci_high, resamples, verdict) = if n < 2 {
+    let (ci_low, ci_high, verdict, mde_pct) = if n < 2 {
         notes.push("fewer than two pairs: no interval, no verdict".to_string());
-        (ratio, ratio, 0, Verdict::Inconclusive)
+        (ratio, ratio, Verdict::Inconclusive, None)
     } else {
-        let resamples = if resamples == 0 {
-            DEFAULT_RESAMPLES
-        } else {
-            resamples
-        };
-        let (lo, hi) = bootstrap_geomean_ci(&logs, seed, resamples);
+        let sd =
+            (logs.iter().map(|l| (l - mean) * (l - mean)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let se = sd / (n as f64).sqrt();
+        let crit = distributions::t_quantile(1.0 - ALPHA / 2.0, (n - 1) as f64);
+        let (lo, hi) = ((mean - crit * se).exp(), (mean + crit * se).exp());
+        let mde = blocks::minimum_detectable_effect(se, crit, multiplexed::MDE_POWER);
         (
             lo,
             hi,
-            resamples,
             verdict_for(lo, hi, band, higher_is_better),
+            Some(100.0 * mde),
         )
     };
     Some(Comparison {
@@ -470,13 +541,17 @@ pub fn compare(
         noise_band: band,
         verdict,
         change_pct: (ratio - 1.0) * 100.0,
-        resamples,
+        resamples: 0,
         seed,
         notes,
+        method: "paired-t".into(),
+        primary: true,
+        design: None,
+        mde_pct,
     })
 }
 
-/// criterion's rule: a change only when the whole interval is beyond `1 ± band`.
+/// A change only when the whole interval is beyond `1 ± band` (band 0: excludes 1).
 fn verdict_for(lo: f64, hi: f64, band: f64, higher_is_better: bool) -> Verdict {
     let (up, down) = if higher_is_better {
         (Verdict::Faster, Verdict::Slower)
@@ -492,35 +567,19 @@ fn verdict_for(lo: f64, hi: f64, band: f64, higher_is_better: bool) -> Verdict {
     }
 }
 
-/// Bootstrap percentile interval of the geometric mean, from the log ratios: resample the pairs
-/// with replacement `resamples` times, take the mean log ratio of each resample, and return the
-/// 2.5% and 97.5% quantiles (interpolated in log space) turned back into ratios.
-fn bootstrap_geomean_ci(logs: &[f64], seed: u64, resamples: usize) -> (f64, f64) {
-    let n = logs.len();
-    let mut rng = Xoshiro256pp::new(seed);
-    let mut means: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).map(|_| logs[rng.below(n)]).sum::<f64>() / n as f64)
-        .collect();
-    means.sort_by(f64::total_cmp);
-    let tail = (1.0 - CONFIDENCE) / 2.0;
-    (
-        quantile_sorted(&means, tail).exp(),
-        quantile_sorted(&means, 1.0 - tail).exp(),
-    )
-}
-
 /// Compares every [`STANDARD_METRICS`] metric of two sets of runs of one case.
 ///
 /// Runs are paired by their `repeat` number (repeat k of the baseline with repeat k of the
 /// candidate, which were adjacent in the interleaved order); repeats present on one side only,
 /// and pairs where either run lacks the metric, are left out and noted. Metrics with no usable
-/// pair are omitted.
+/// pair are omitted. Only `primary` gets a verdict; the other metrics are
+/// [`Verdict::Descriptive`] (their intervals are still computed).
 pub fn compare_runs(
     baseline: &[&RunRecord],
     candidate: &[&RunRecord],
     noise_band: f64,
     seed: u64,
-    resamples: usize,
+    primary: &str,
 ) -> Vec<Comparison> {
     let mut pairs: Vec<(&RunRecord, &RunRecord)> = baseline
         .iter()
@@ -540,15 +599,13 @@ pub fn compare_runs(
                 .iter()
                 .filter_map(|(x, y)| Some((metric_value(x, m.name)?, metric_value(y, m.name)?)))
                 .unzip();
-            let mut c = compare(
-                m.name,
-                m.higher_is_better,
-                &a,
-                &b,
-                noise_band,
-                seed,
-                resamples,
-            )?;
+            let mut c = compare(m.name, m.higher_is_better, &a, &b, noise_band, seed)?;
+            if m.name != primary {
+                c.primary = false;
+                if c.verdict != Verdict::Inconclusive {
+                    c.verdict = Verdict::Descriptive;
+                }
+            }
             if unpaired > 0 {
                 c.notes.push(format!(
                     "{unpaired} run(s) without a partner repeat left out"
@@ -566,41 +623,22 @@ pub fn compare_runs(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Noise band calibration and regression gate
+// Regression gate
 // ---------------------------------------------------------------------------------------------
 
-/// Derives a noise band from ratios of A/A pairs (the same version run twice, interleaved).
-///
-/// Takes the 95th percentile `q` of `|ln r|` over the finite, positive ratios and returns
-/// `e^q − 1`, the larger of the two deviations `e^q − 1` and `1 − e^−q` that `q` stands for; the
-/// result is never below [`MIN_NOISE_BAND`]. With no usable ratio it returns
-/// [`DEFAULT_NOISE_BAND`] rather than pretending the machine is quiet.
-pub fn calibrate_noise_band(aa_ratios: &[f64]) -> f64 {
-    let mut devs: Vec<f64> = aa_ratios
-        .iter()
-        .filter(|r| r.is_finite() && **r > 0.0)
-        .map(|r| r.ln().abs())
-        .collect();
-    if devs.is_empty() {
-        return DEFAULT_NOISE_BAND;
-    }
-    devs.sort_by(f64::total_cmp);
-    (quantile_sorted(&devs, 0.95).exp_m1()).max(MIN_NOISE_BAND)
-}
-
-/// True when the candidate is slower with confidence by more than `pct` percent (`5.0` = 5%).
-///
-/// The verdict must be [`Verdict::Slower`] and the interval's end nearest to 1 must be beyond
-/// `pct`: for throughput `ci_high < 1 − pct/100`, for latency `ci_low > 1 + pct/100`.
+/// The `--fail-on-regression PCT` rule: true when the verdict is [`Verdict::Slower`] (the
+/// interval excludes "no change" at the stated confidence) **and** the estimated slowdown is at
+/// least `pct` percent (`5.0` = 5%): for throughput `ratio ≤ 1 − pct/100`, for latency
+/// `ratio ≥ 1 + pct/100`. Descriptive and inconclusive comparisons never fail a build.
 pub fn regression_exceeds(c: &Comparison, pct: f64) -> bool {
     if c.verdict != Verdict::Slower {
         return false;
     }
     let limit = pct / 100.0;
     if c.higher_is_better {
-        c.ci_high < 1.0 - limit
+        c.ratio <= 1.0 - limit
     } else {
-        c.ci_low > 1.0 + limit
+        c.ratio >= 1.0 + limit
     }
 }
 
@@ -610,7 +648,7 @@ pub fn regression_exceeds(c: &Comparison, pct: f64) -> bool {
 
 /// SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA
 /// 2014): used to expand one seed into xoshiro's state.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
     fn next(&mut self) -> u64 {
@@ -623,16 +661,19 @@ impl SplitMix64 {
 }
 
 /// xoshiro256++ (Blackman & Vigna, "Scrambled linear pseudorandom number generators", 2018):
-/// small, fast and statistically sound for resampling; not cryptographic.
-struct Xoshiro256pp([u64; 4]);
+/// small, fast and statistically sound for resampling and for the design's order coin; not
+/// cryptographic.
+pub struct Xoshiro256pp([u64; 4]);
 
 impl Xoshiro256pp {
-    fn new(seed: u64) -> Self {
+    /// A generator from a 64-bit seed (expanded by SplitMix64).
+    pub fn new(seed: u64) -> Self {
         let mut sm = SplitMix64(seed);
         Self([sm.next(), sm.next(), sm.next(), sm.next()])
     }
 
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         let s = &mut self.0;
         let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
         let t = s[1] << 17;
@@ -647,8 +688,20 @@ impl Xoshiro256pp {
 
     /// A value in `0..n` by multiply-shift (Lemire); its bias, below n / 2^64, is negligible for
     /// the run counts of a benchmark.
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+
+    /// A uniform value in [0, 1) (53 random bits).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal value (Box–Muller).
+    pub fn gaussian(&mut self) -> f64 {
+        let u1 = 1.0 - self.unit();
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 }
 
@@ -791,38 +844,28 @@ mod tests {
     #[test]
     fn identical_samples_are_no_change() {
         let a = [100.0, 97.0, 103.0, 99.5];
-        let c = compare("rps", true, &a, &a, DEFAULT_NOISE_BAND, 1, 1000).unwrap();
+        let c = compare("rps", true, &a, &a, DEFAULT_NOISE_BAND, 1).unwrap();
         assert_eq!((c.ratio, c.ci_low, c.ci_high), (1.0, 1.0, 1.0));
         assert_eq!(c.verdict, Verdict::NoChange);
         assert_eq!(c.change_pct, 0.0);
         assert_eq!(c.n_pairs, 4);
+        assert_eq!(c.method, "paired-t");
         assert!(c.notes.is_empty());
     }
 
     #[test]
-    fn bootstrap_is_reproducible_with_a_seed() {
-        let a = [100.0, 90.0, 110.0, 95.0, 105.0, 98.0];
-        let b = [97.0, 91.0, 104.0, 96.0, 99.0, 97.5];
-        let x = compare("rps", true, &a, &b, 0.02, 42, 5000).unwrap();
-        let y = compare("rps", true, &a, &b, 0.02, 42, 5000).unwrap();
-        assert_eq!(x.ci_low.to_bits(), y.ci_low.to_bits());
-        assert_eq!(x.ci_high.to_bits(), y.ci_high.to_bits());
-        assert!(x.ci_low < x.ratio && x.ratio < x.ci_high);
-        // A percentile interval of a mean of ratios lies within the ratios' range.
-        // Smallest ratio 99/105, largest 91/90.
-        assert!(x.ci_low >= 99.0 / 105.0 - 1e-12);
-        assert!(x.ci_high <= 91.0 / 90.0 + 1e-12);
-        assert_eq!((x.seed, x.resamples), (42, 5000));
-    }
-
-    #[test]
-    fn two_pairs_give_the_extreme_ratios_as_interval() {
-        // Resamples of two pairs: {1,1} (p = 1/4), {2,2} (1/4), mixed (1/2). Both 2.5% tails fall
-        // inside the quarter of resamples at each extreme, so the interval is [0.9, 1.1].
-        let c = compare("rps", true, &[1.0, 1.0], &[0.9, 1.1], 0.02, 7, 10_000).unwrap();
+    fn paired_t_interval_hand_computed() {
+        // Log ratios ln 0.9 and ln 1.1: mean m, sd s, t(0.975, 1) = 12.706.
+        let c = compare("rps", true, &[1.0, 1.0], &[0.9, 1.1], 0.0, 7).unwrap();
+        let (l1, l2) = (0.9f64.ln(), 1.1f64.ln());
+        let m = (l1 + l2) / 2.0;
+        let sd = ((l1 - m).powi(2) + (l2 - m).powi(2)).sqrt();
+        let half = 12.706_2 * sd / 2f64.sqrt();
         assert!(close(c.ratio, 0.99_f64.sqrt(), 1e-12));
-        assert!(close(c.ci_low, 0.9, 1e-12));
-        assert!(close(c.ci_high, 1.1, 1e-12));
+        assert!(close(c.ci_low.ln(), m - half, 1e-3));
+        assert!(close(c.ci_high.ln(), m + half, 1e-3));
+        // Far wider than [0.9, 1.1], the range a percentile bootstrap would claim as 95%.
+        assert!(c.ci_low < 0.5 && c.ci_high > 1.5);
         assert_eq!(c.verdict, Verdict::NoChange);
     }
 
@@ -830,27 +873,29 @@ mod tests {
     fn clear_twenty_percent_slowdown_is_slower() {
         let a = [100.0, 102.0, 98.0, 101.0, 99.0];
         let b = [80.0, 82.0, 78.5, 80.6, 79.4];
-        let c = compare("rps", true, &a, &b, 0.02, DEFAULT_SEED, 0).unwrap();
+        let c = compare("rps", true, &a, &b, 0.0, DEFAULT_SEED).unwrap();
         assert_eq!(c.verdict, Verdict::Slower);
         assert!(close(c.ratio, 0.8, 0.005));
         assert!(c.ci_high < 0.81 && c.ci_low > 0.79);
         assert!(close(c.change_pct, (c.ratio - 1.0) * 100.0, 1e-12));
-        assert_eq!(c.resamples, DEFAULT_RESAMPLES);
         assert!(regression_exceeds(&c, 10.0));
         assert!(!regression_exceeds(&c, 25.0));
+        assert!(c.mde_pct.unwrap() < 2.0, "{:?}", c.mde_pct);
     }
 
     #[test]
-    fn half_percent_difference_in_noise_is_no_change() {
-        // Ratios 1.02, 0.99, 1.01, 1.00, 0.995, 1.015 (mean ≈ 1.005): the interval stays within
-        // [0.99, 1.02] and so never clears the ±2% band.
+    fn a_small_real_change_is_found_without_a_band() {
+        // Ratios 0.98 ± 0.3%: a 2% slowdown, clear once no band hides it.
         let a = [100.0, 100.0, 100.0, 100.0, 200.0, 200.0];
-        let b = [102.0, 99.0, 101.0, 100.0, 199.0, 203.0];
-        let c = compare("rps", true, &a, &b, 0.02, 3, 10_000).unwrap();
-        assert_eq!(c.verdict, Verdict::NoChange);
-        assert!(c.ci_low >= 0.99 - 1e-12 && c.ci_high <= 1.02 + 1e-12);
-        assert!(close(c.ratio, 1.005, 0.001));
-        assert!(!regression_exceeds(&c, 0.0));
+        let b = [98.2, 97.7, 98.1, 97.9, 196.4, 195.8];
+        let c = compare("rps", true, &a, &b, 0.0, 3).unwrap();
+        assert_eq!(c.verdict, Verdict::Slower);
+        assert!(close(c.ratio, 0.98, 0.002));
+        // A user-set band of 2% makes the same data "no change".
+        let banded = compare("rps", true, &a, &b, 0.02, 3).unwrap();
+        assert_eq!(banded.verdict, Verdict::NoChange);
+        assert!(!regression_exceeds(&c, 5.0));
+        assert!(regression_exceeds(&c, 1.0));
     }
 
     #[test]
@@ -858,38 +903,35 @@ mod tests {
         let a = [10.0, 10.2, 9.8, 10.1];
         let up: Vec<f64> = a.iter().map(|v| v * 1.2).collect();
         let down: Vec<f64> = a.iter().map(|v| v * 0.8).collect();
-        let worse = compare("latency_p99_ms", false, &a, &up, 0.02, 1, 2000).unwrap();
+        let worse = compare("latency_p99_ms", false, &a, &up, 0.0, 1).unwrap();
         assert_eq!(worse.verdict, Verdict::Slower);
         assert!(close(worse.ratio, 1.2, 1e-9) && close(worse.change_pct, 20.0, 1e-6));
         assert!(regression_exceeds(&worse, 15.0));
         assert!(!regression_exceeds(&worse, 25.0));
-        let better = compare("latency_p99_ms", false, &a, &down, 0.02, 1, 2000).unwrap();
+        let better = compare("latency_p99_ms", false, &a, &down, 0.0, 1).unwrap();
         assert_eq!(better.verdict, Verdict::Faster);
         assert!(!regression_exceeds(&better, 0.0));
         // The same ratios for throughput mean the opposite.
         assert_eq!(
-            compare("rps", true, &a, &up, 0.02, 1, 2000)
-                .unwrap()
-                .verdict,
+            compare("rps", true, &a, &up, 0.0, 1).unwrap().verdict,
             Verdict::Faster
         );
     }
 
     #[test]
     fn unequal_counts_and_single_pairs() {
-        let c = compare("rps", true, &[1.0, 2.0, 3.0], &[1.1, 2.2], 0.02, 1, 100).unwrap();
+        let c = compare("rps", true, &[1.0, 2.0, 3.0], &[1.1, 2.2], 0.0, 1).unwrap();
         assert_eq!(c.n_pairs, 2);
         assert_eq!(c.baseline.n, 2);
         assert!(c.notes[0].contains("paired the first 2"), "{:?}", c.notes);
 
-        let one = compare("rps", true, &[100.0], &[50.0], 0.02, 1, 100).unwrap();
+        let one = compare("rps", true, &[100.0], &[50.0], 0.0, 1).unwrap();
         assert_eq!(one.verdict, Verdict::Inconclusive);
         assert_eq!((one.ci_low, one.ci_high, one.ratio), (0.5, 0.5, 0.5));
-        assert_eq!(one.resamples, 0);
         assert!(!regression_exceeds(&one, 1.0));
 
-        assert!(compare("rps", true, &[], &[1.0], 0.02, 1, 100).is_none());
-        assert!(compare("rps", true, &[0.0, 1.0], &[1.0, 1.0], 0.02, 1, 100).is_none());
+        assert!(compare("rps", true, &[], &[1.0], 0.0, 1).is_none());
+        assert!(compare("rps", true, &[0.0, 1.0], &[1.0, 1.0], 0.0, 1).is_none());
     }
 
     #[test]
@@ -899,6 +941,7 @@ mod tests {
             Verdict::Slower,
             Verdict::NoChange,
             Verdict::Inconclusive,
+            Verdict::Descriptive,
         ]
         .iter()
         .map(|v| serde_json::to_string(v).unwrap())
@@ -909,28 +952,12 @@ mod tests {
                 "\"faster\"",
                 "\"slower\"",
                 "\"no change\"",
-                "\"inconclusive\""
+                "\"inconclusive\"",
+                "\"descriptive\""
             ]
         );
         let back: Verdict = serde_json::from_str("\"no change\"").unwrap();
         assert_eq!(back, Verdict::NoChange);
-    }
-
-    #[test]
-    fn calibrate_on_fixed_data() {
-        // |ln r| = 0.01 … 0.05; the 95th percentile (definition 7) is 0.04 + 0.8·0.01 = 0.048.
-        let r: Vec<f64> = [0.01, -0.02, 0.03, -0.04, 0.05]
-            .iter()
-            .map(|x: &f64| x.exp())
-            .collect();
-        assert!(close(
-            calibrate_noise_band(&r),
-            0.048_f64.exp() - 1.0,
-            1e-12
-        ));
-        assert_eq!(calibrate_noise_band(&[1.0, 1.001, 0.999]), MIN_NOISE_BAND);
-        assert_eq!(calibrate_noise_band(&[]), DEFAULT_NOISE_BAND);
-        assert_eq!(calibrate_noise_band(&[f64::NAN, -1.0]), DEFAULT_NOISE_BAND);
     }
 
     #[test]
@@ -947,13 +974,15 @@ mod tests {
         ];
         let b: Vec<&RunRecord> = base.iter().collect();
         let c: Vec<&RunRecord> = cand.iter().collect();
-        let out = compare_runs(&b, &c, 0.02, 1, 1000);
+        let out = compare_runs(&b, &c, 0.0, 1, "rps");
         let names: Vec<&str> = out.iter().map(|c| c.metric.as_str()).collect();
         assert_eq!(names, ["rps", "latency_mean_ms", "latency_p99_ms"]);
         assert_eq!(out[0].n_pairs, 2);
         assert!(close(out[0].ratio, 0.8, 1e-12));
         assert_eq!(out[0].verdict, Verdict::Slower);
-        assert_eq!(out[1].verdict, Verdict::Slower);
+        // Secondary metrics are described, not judged.
+        assert_eq!(out[1].verdict, Verdict::Descriptive);
+        assert!(!out[1].primary && out[0].primary);
         assert!(close(out[1].ratio, 1.25, 1e-12));
         assert_eq!(out[2].n_pairs, 1);
         assert_eq!(out[2].verdict, Verdict::Inconclusive);
