@@ -105,7 +105,6 @@ fn run_case(
     // Until a block has been measured, assume a quarter second of switching per burst.
     let guess_block = 2.0 * k as f64 * (opts.burst_s + 0.25);
     let mut block_walls: Vec<f64> = Vec::new();
-    let mut burst_gaps: Vec<f64> = Vec::new();
     let mut segment_walls: Vec<f64> = Vec::new();
     let mut block: u32 = 0;
     let mut segment: u32 = 0;
@@ -113,7 +112,7 @@ fn run_case(
     say(
         quiet,
         &format!(
-            "{}: {} versions up at once, {} s bursts in balanced blocks, restart every {} s, budget {} s, looks every {} blocks (order seed {})",
+            "{}: {} versions up at once, {} s bursts in balanced blocks, restart every {} s, budget {} s, looks every {} segments (order seed {})",
             case.id,
             k,
             opts.burst_s,
@@ -175,12 +174,8 @@ fn run_case(
                 }
                 let block_start = Instant::now();
                 let order = balanced_order(k, &mut rng);
-                let mut last_end: Option<Instant> = None;
                 for (position, &v) in order.iter().enumerate() {
                     crate::signals::check()?;
-                    if let Some(t) = last_end {
-                        burst_gaps.push(t.elapsed().as_secs_f64());
-                    }
                     *sequence += 1;
                     let rec = burst(
                         session,
@@ -197,7 +192,6 @@ fn run_case(
                         },
                         *sequence,
                     )?;
-                    last_end = Some(Instant::now());
                     runs.push(rec);
                 }
                 block_walls.push(block_start.elapsed().as_secs_f64());
@@ -241,7 +235,10 @@ fn run_case(
         Ok(())
     })();
     cd.block_wall_s = mean(&block_walls).unwrap_or(0.0);
-    cd.switch_s = mean(&burst_gaps).unwrap_or(0.0);
+    // What a block costs beyond its load: wrk start, parse, CPU snapshots, store writes.
+    cd.switch_s = mean(&block_walls)
+        .map(|w| ((w / (2 * k) as f64) - opts.burst_s).max(0.0))
+        .unwrap_or(0.0);
     cd.wall_s = start.elapsed().as_secs_f64();
     if result.is_err() {
         let _ = session.stop_gateway();

@@ -252,7 +252,7 @@ mod tests {
         let d = block_differences(&bursts, 0, 1);
         assert_eq!(d.len(), 1);
         // ln(101·102·0.98²)/2 − ln(100·103)/2 = ln 0.98 + (ln(10302) − ln(10300))/2.
-        let expect = 0.98f64.ln() + ((101.0 * 102.0) as f64 / (100.0 * 103.0) as f64).ln() / 2.0;
+        let expect = 0.98f64.ln() + ((101.0 * 102.0) / (100.0 * 103.0_f64)).ln() / 2.0;
         assert!(close(d[0].d, expect, 1e-12));
         assert!(close(d[0].d, 0.98f64.ln(), 1e-4));
     }

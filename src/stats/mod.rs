@@ -673,7 +673,7 @@ impl Xoshiro256pp {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.0;
         let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
         let t = s[1] << 17;
@@ -689,12 +689,12 @@ impl Xoshiro256pp {
     /// A value in `0..n` by multiply-shift (Lemire); its bias, below n / 2^64, is negligible for
     /// the run counts of a benchmark.
     pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 
     /// A uniform value in [0, 1) (53 random bits).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// A standard normal value (Box–Muller).

@@ -18,6 +18,13 @@ pub const CSV_COLUMNS: &[&str] = &[
     "ci_high",
     "verdict",
     "n_pairs",
+    "primary",
+    "mde_pct",
+    "method",
+    "bursts",
+    "segments",
+    "block_sd_pct",
+    "measured_s",
 ];
 
 /// Quotes a field when it contains a comma, a quote or a line break (RFC 4180).
@@ -43,6 +50,7 @@ impl Exporter for Csv {
         out.push('\n');
         for c in &r.cases {
             for m in &c.metrics {
+                let d = m.design.as_ref();
                 let row = [
                     field(&c.case),
                     field(&c.candidate),
@@ -54,6 +62,13 @@ impl Exporter for Csv {
                     m.ci_high.to_string(),
                     field(m.verdict.as_str()),
                     m.n_pairs.to_string(),
+                    m.primary.to_string(),
+                    m.mde_pct.map(|x| x.to_string()).unwrap_or_default(),
+                    field(&m.method),
+                    d.map(|d| d.bursts.to_string()).unwrap_or_default(),
+                    d.map(|d| d.segments.to_string()).unwrap_or_default(),
+                    d.map(|d| d.block_sd_pct.to_string()).unwrap_or_default(),
+                    d.map(|d| d.measured_s.to_string()).unwrap_or_default(),
                 ];
                 out.push_str(&row.join(","));
                 out.push('\n');
@@ -76,7 +91,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "case,candidate,metric,baseline_mean,candidate_mean,ratio,ci_low,ci_high,verdict,n_pairs"
+            "case,candidate,metric,baseline_mean,candidate_mean,ratio,ci_low,ci_high,verdict,n_pairs,primary,mde_pct,method,bursts,segments,block_sd_pct,measured_s"
         );
         assert_eq!(lines.len(), 3);
         assert!(
@@ -84,10 +99,14 @@ mod tests {
             "{}",
             lines[1]
         );
-        assert!(lines[1].ends_with(",slower,3"), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with(",slower,3,true,0,paired-t,,,,"),
+            "{}",
+            lines[1]
+        );
         assert_eq!(
             lines[2],
-            "\"with,comma\",git:abc,latency_p99_ms,2,2,1,1,1,no change,3"
+            "\"with,comma\",git:abc,latency_p99_ms,2,2,1,1,1,no change,3,false,0,paired-t,,,,"
         );
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }

@@ -43,8 +43,22 @@ fn render(r: &CompareReport, higher_is_better: bool) -> String {
                     value: m.candidate.mean,
                     range: format!("± {}", fmt_value(m.candidate.stdev)),
                     extra: format!(
-                        "{} vs {}: ratio {:.4} [{:.4}, {:.4}] {}, {} pairs",
-                        c.candidate, r.baseline, m.ratio, m.ci_low, m.ci_high, m.verdict, m.n_pairs
+                        "{} vs {}: ratio {:.4} [{:.4}, {:.4}] {}, {} {}{}",
+                        c.candidate,
+                        r.baseline,
+                        m.ratio,
+                        m.ci_low,
+                        m.ci_high,
+                        m.verdict,
+                        m.n_pairs,
+                        if m.design.is_some() {
+                            "blocks"
+                        } else {
+                            "pairs"
+                        },
+                        m.mde_pct
+                            .map(|x| format!(", MDE {x:.1}%"))
+                            .unwrap_or_default()
                     ),
                 })
         })
@@ -110,7 +124,7 @@ mod tests {
         assert_eq!(small[0]["unit"], "ms");
         assert_eq!(
             small[0]["extra"],
-            "git:abc vs current: ratio 1.0000 [1.0000, 1.0000] no change, 3 pairs"
+            "git:abc vs current: ratio 1.0000 [1.0000, 1.0000] no change, 3 pairs, MDE 0.0%"
         );
     }
 }

@@ -35,9 +35,9 @@ impl Exporter for Markdown {
                 cell(&r.baseline)
             ));
             out.push_str(
-                "| metric | baseline mean | candidate mean | ratio | 95% CI | verdict |\n",
+                "| metric | baseline mean | candidate mean | ratio | 95% CI | MDE | verdict |\n",
             );
-            out.push_str("|---|---:|---:|---:|---|---|\n");
+            out.push_str("|---|---:|---:|---:|---|---:|---|\n");
             for m in &c.metrics {
                 let unit = metric_unit(&m.metric);
                 let unit = if unit.is_empty() {
@@ -46,23 +46,25 @@ impl Exporter for Markdown {
                     format!(" ({unit})")
                 };
                 out.push_str(&format!(
-                    "| {}{} | {} | {} | {:.3} | [{:.3}, {:.3}] | {} |\n",
+                    "| {}{}{} | {} | {} | {:.3} | [{:.3}, {:.3}] | {} | {} |\n",
+                    if m.primary { "**" } else { "" },
                     cell(&m.metric),
-                    unit,
+                    if m.primary { format!("{unit}**") } else { unit },
                     fmt_value(m.baseline.mean),
                     fmt_value(m.candidate.mean),
                     m.ratio,
                     m.ci_low,
                     m.ci_high,
+                    m.mde_pct
+                        .map(|x| format!("{x:.1}%"))
+                        .unwrap_or_else(|| "–".into()),
                     marker(m.verdict)
                 ));
             }
-            let pairs = c.metrics.iter().map(|m| m.n_pairs).max().unwrap_or(0);
-            let band = c.metrics.first().map_or(0.0, |m| m.noise_band);
-            out.push_str(&format!(
-                "\n{pairs} interleaved pairs; noise band ±{:.1}%",
-                band * 100.0
-            ));
+            match c.metrics.iter().find(|m| m.primary) {
+                Some(p) => out.push_str(&format!("\n{}", cell(&crate::report::design_line(p)))),
+                None => out.push_str("\nno primary metric could be compared"),
+            }
             if c.excluded_runs > 0 {
                 out.push_str(&format!("; {} flagged run(s) excluded", c.excluded_runs));
             }
@@ -74,10 +76,13 @@ impl Exporter for Markdown {
             }
         }
         out.push_str(
-            "\nRatio = geometric mean of paired candidate/baseline ratios; 95% CI by bootstrap \
-             (percentile interval). A verdict is given only when the whole interval clears the \
-             noise band. Latency percentile rows compare per-run percentiles, not percentiles of \
-             all requests.\n",
+            "\nRatio = geometric mean of candidate/baseline (per block of bursts in the multiplexed \
+             design, per pair in the restart design), with its Student-t 95% interval. Only the \
+             **primary** metric gets a verdict (sequential looks included, its false-verdict rate \
+             is at most 5%); the others are estimates. MDE = the smallest slowdown the comparison \
+             could have detected with 90% power: `no change` means \"smaller than the MDE\". \
+             Latency percentile rows compare per-burst percentiles, not percentiles of all \
+             requests. Methods: docs/statistics.md.\n",
         );
         out
     }
@@ -103,18 +108,21 @@ mod tests {
             .expect("table header");
         assert_eq!(
             lines[header],
-            "| metric | baseline mean | candidate mean | ratio | 95% CI | verdict |"
+            "| metric | baseline mean | candidate mean | ratio | 95% CI | MDE | verdict |"
         );
-        assert_eq!(lines[header + 1], "|---|---:|---:|---:|---|---|");
+        assert_eq!(lines[header + 1], "|---|---:|---:|---:|---|---:|---|");
         assert_eq!(
             lines[header + 2],
-            "| rps (req/s) | 1000 | 800.0 | 0.800 | [0.800, 0.800] | ▼ slower |"
+            "| **rps (req/s)** | 1000 | 800.0 | 0.800 | [0.800, 0.800] | 0.0% | ▼ slower |"
         );
         assert_eq!(
             lines[header + 3],
-            "| latency_p99_ms (ms) | 2.000 | 2.000 | 1.000 | [1.000, 1.000] | = no change |"
+            "| latency_p99_ms (ms) | 2.000 | 2.000 | 1.000 | [1.000, 1.000] | 0.0% | = no change |"
         );
-        assert!(md.contains("3 interleaved pairs; noise band ±2.0%; 1 flagged run(s) excluded."));
+        assert!(
+            md.contains("restart design: 3 pairs, Student-t interval of the mean log ratio, noise band ±2.0%; 1 flagged run(s) excluded."),
+            "{md}"
+        );
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub(crate) mod tests {
             1,
         )
         .unwrap();
-        let p99 = compare(
+        let mut p99 = compare(
             "latency_p99_ms",
             false,
             &[2.0, 2.0, 2.0],
@@ -148,6 +148,7 @@ pub(crate) mod tests {
             1,
         )
         .unwrap();
+        p99.primary = false;
         CompareReport {
             suite: "smoke".into(),
             baseline: "current".into(),
