@@ -5,11 +5,17 @@
 //!
 //! Commit `A` proxies plainly; commit `B` adds `gzip_comp_level 9` for every response, and the
 //! case's clients send `Accept-Encoding: gzip`, so `B` costs several times more gateway CPU per
-//! request: a regression large enough to be seen in 3 one-second repeats on a shared machine.
+//! request: a regression large enough to be seen in a few seconds on a shared machine.
+//!
+//! The multiplexed design (the default) is checked for what it promises: both versions up at
+//! once, bursts in the order the recorded seed gives, each burst's CPU charged to its own
+//! instance, instances restarted per segment, Ctrl-C keeping finished blocks. The restart design
+//! keeps its own tests.
 //!
 //! No assertion is about time. Verdicts are asserted only where the effect is far larger than
 //! this machine's noise (A/B), or with a noise band wider than it (A/A): whether perflab detects
-//! *small* changes is measured by bench/compare-detect.sh, not asserted here.
+//! *small* changes is measured by bench/sensitivity.sh, and the error rates of the statistics by
+//! the simulation tests in src/stats/simulation.rs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -189,10 +195,28 @@ impl Lab {
         c
     }
 
-    /// `perflab compare VERSIONS…` with short, quiet-machine-independent settings.
+    /// `perflab compare VERSIONS…` (multiplexed) with a short budget: 1 s bursts, a restart
+    /// every 6 s, 36 s per case.
+    fn multiplexed(&self, versions: &[&str], extra: &[&str]) -> Command {
+        let mut c = self.perflab();
+        c.arg("compare").args(versions);
+        c.arg("--suite").arg(&self.suite);
+        c.arg("--repo").arg(&self.repo);
+        c.arg("--output").arg(&self.out);
+        if !extra.contains(&"--budget") {
+            c.args(["--budget", "36s"]);
+        }
+        c.args(["--burst", "1", "--segment", "6", "--warmup", "0", "--plain"]);
+        c.args(extra);
+        c
+    }
+
+    /// `perflab compare --design restart VERSIONS…` with short, quiet-machine-independent
+    /// settings.
     fn compare(&self, versions: &[&str], repeat: u32, extra: &[&str]) -> Command {
         let mut c = self.perflab();
         c.arg("compare").args(versions);
+        c.args(["--design", "restart"]);
         c.arg("--suite").arg(&self.suite);
         c.arg("--repo").arg(&self.repo);
         c.arg("--output").arg(&self.out);
@@ -249,9 +273,12 @@ fn verdict(stdout: &str, candidate: &str, metric: &str) -> String {
             w.len() > 3 && w[1] == candidate && w[2] == metric
         })
         .unwrap_or_else(|| panic!("no {candidate} {metric} line in:\n{stdout}"));
-    // case candidate metric ratio [lo, hi] verdict…
-    let after_ci = line.split(']').nth(1).unwrap_or_default();
-    after_ci.trim().to_string()
+    // case candidate metric [*] ratio change [lo, hi] MDE verdict…
+    let after_ci = line.split(']').nth(1).unwrap_or_default().trim();
+    after_ci
+        .split_once(' ')
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn read(p: &Path) -> String {
@@ -262,7 +289,8 @@ fn read(p: &Path) -> String {
 fn regression_is_slower_fails_the_build_and_reports_re_render() {
     let lab = Lab::new();
     let _g = lock();
-    let (code, out, err) = run(lab.compare(&["git:A", "git:B"], 3, &["--fail-on-regression", "5"]));
+    let (code, out, err) =
+        run(lab.multiplexed(&["git:A", "git:B"], &["--fail-on-regression", "5"]));
     assert_eq!(
         verdict(&out, "git:B", "rps"),
         "slower",
@@ -270,7 +298,7 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
     );
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        err.contains("slower by more than 5% with 95% confidence: gzip-body@command · git:B · rps"),
+        err.contains("slower (95% confidence) by at least 5%: gzip-body@command · git:B · rps"),
         "{err}"
     );
 
@@ -289,8 +317,18 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
         .find(|m| m["metric"] == "rps")
         .unwrap();
     assert_eq!(rps["verdict"], "slower");
-    assert_eq!(rps["n_pairs"], 3);
-    assert!(rps["ci_high"].as_f64().unwrap() < 0.95, "{rps}");
+    assert_eq!(rps["primary"], true);
+    assert_eq!(rps["method"], "multiplexed-blocks");
+    assert!(rps["n_pairs"].as_u64().unwrap() >= 2, "{rps}");
+    assert!(rps["design"]["segments"].as_u64().unwrap() >= 2, "{rps}");
+    assert!(rps["mde_pct"].as_f64().unwrap() > 0.0, "{rps}");
+    assert!(rps["ci_high"].as_f64().unwrap() < 1.0, "{rps}");
+    // Only the primary metric has a verdict.
+    for m in case["metrics"].as_array().unwrap() {
+        if m["metric"] != "rps" {
+            assert_eq!(m["verdict"], "descriptive", "{m}");
+        }
+    }
 
     // compare.csv: the documented columns, one row per metric.
     let csv = read(&dir.join("compare.csv"));
@@ -307,7 +345,7 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
     }
     let rps_row = rows.iter().find(|r| r[2] == "rps").unwrap();
     assert_eq!(rps_row[8], "slower");
-    assert_eq!(rps_row[9], "3");
+    assert_eq!(rps_row[10], "true");
 
     // compare.md: a Markdown table per case.
     let md = read(&dir.join("compare.md"));
@@ -315,13 +353,16 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
         md.contains("### gzip-body@command — `git:B` vs `git:A`"),
         "{md}"
     );
-    assert!(md.contains("| metric | baseline mean | candidate mean | ratio | 95% CI | verdict |"));
-    assert!(md.contains("|---|---:|---:|---:|---|---|"));
+    assert!(
+        md.contains("| metric | baseline mean | candidate mean | ratio | 95% CI | MDE | verdict |")
+    );
+    assert!(md.contains("|---|---:|---:|---:|---|---:|---|"));
     assert!(
         md.lines()
-            .any(|l| l.starts_with("| rps (req/s) |") && l.ends_with("| ▼ slower |")),
+            .any(|l| l.starts_with("| **rps (req/s)** |") && l.ends_with("| ▼ slower |")),
         "{md}"
     );
+    assert!(md.contains("multiplexed: "), "{md}");
 
     // bmf.json: benchmark → measure → value/lower_value/upper_value.
     let bmf: serde_json::Value = serde_json::from_str(&read(&dir.join("bmf.json"))).unwrap();
@@ -385,6 +426,7 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
         "benchmark-bigger.json",
         "benchmark-smaller.json",
     ];
+    let verdict_before = read(&dir.join("compare.json"));
     for f in rendered {
         std::fs::remove_file(dir.join(f)).unwrap();
     }
@@ -399,6 +441,8 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
     }
     assert!(read(&dir.join("charts/ratio.svg")).contains("git:B"));
     assert!(read(&dir.join("compare.md")).contains("`git:B` vs `git:A`"));
+    // The stored bursts and looks give back exactly the verdicts and intervals of the run.
+    assert_eq!(read(&dir.join("compare.json")), verdict_before);
     assert_eq!(
         std::fs::read_dir(dir.join("runs")).unwrap().count(),
         runs_before
@@ -614,5 +658,192 @@ fn bad_input_is_refused_with_a_clear_message() {
     assert!(
         err.contains("compile error: fixture.c:3: expected semicolon"),
         "{err}"
+    );
+}
+
+/// Every run record of a results folder, in sequence order.
+fn runs_of(dir: &Path) -> Vec<perflab::result::RunRecord> {
+    let mut runs: Vec<perflab::result::RunRecord> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| serde_json::from_str(&read(&e.path().join("result.json"))).unwrap())
+        .collect();
+    runs.sort_by_key(|r| r.sequence);
+    runs
+}
+
+#[test]
+fn multiplexed_runs_all_versions_at_once_in_seeded_balanced_blocks() {
+    let lab = Lab::new();
+    let _g = lock();
+    let (code, out, err) = run(lab.multiplexed(&["git:A", "git:B"], &["--order-seed", "42"]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let dir = lab.result_dir();
+    let design: perflab::multiplex::DesignRecord =
+        serde_json::from_str(&read(&dir.join("design.json"))).unwrap();
+    assert_eq!(design.options.order_seed, 42);
+    let case = "gzip-body@command";
+    let cd = &design.cases[case];
+    assert!(cd.segments >= 2, "no segment restart: {cd:?}");
+    assert!(!cd.looks.is_empty() && cd.looks.last().unwrap().fraction == 1.0);
+    let runs = runs_of(&dir);
+    assert!(
+        runs.iter().all(|r| r.burst.is_some()),
+        "a run outside the design"
+    );
+
+    // The order follows the recorded seed: per segment one draw for the start order, then one
+    // balanced order per block.
+    let mut rng = perflab::stats::Xoshiro256pp::new(perflab::multiplex::case_seed(42, case));
+    let mut segment = None;
+    let mut blocks: BTreeMap<u32, Vec<(u32, usize, u32)>> = BTreeMap::new();
+    for r in &runs {
+        let p = r.burst.as_ref().unwrap();
+        let v = usize::from(r.version != "git:A");
+        assert_eq!(
+            p.instance,
+            format!("v{v}"),
+            "a burst charged to another instance"
+        );
+        blocks
+            .entry(p.block)
+            .or_default()
+            .push((p.position, v, p.segment));
+    }
+    for (_, bursts) in blocks {
+        let seg = bursts[0].2;
+        if segment != Some(seg) {
+            perflab::multiplex::balanced_order(2, &mut rng);
+            segment = Some(seg);
+        }
+        let expected = perflab::multiplex::balanced_order(2, &mut rng);
+        let mut got: Vec<(u32, usize)> = bursts.iter().map(|(p, v, _)| (*p, *v)).collect();
+        got.sort();
+        let got: Vec<usize> = got.into_iter().map(|(_, v)| v).collect();
+        if got.len() == expected.len() {
+            assert_eq!(got, expected, "block order differs from the seed's");
+        }
+    }
+
+    // Both versions ran in every segment, each on its own instance, up at the same time: their
+    // bursts alternate inside blocks, and restarts happen only between segments.
+    let segments: std::collections::BTreeSet<u32> = runs
+        .iter()
+        .map(|r| r.burst.as_ref().unwrap().segment)
+        .collect();
+    for s in &segments {
+        for v in ["git_A", "git_B"] {
+            let log = dir.join(format!("segments/{case}/{}-{v}/gateway-error.log", s + 1));
+            assert!(log.is_file(), "{} missing", log.display());
+        }
+    }
+
+    // CPU per burst is charged to the loaded instance: gzip level 9 (B) costs far more gateway
+    // CPU per request than A in every segment.
+    let per_cpu = |v: &str| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.version == v)
+            .map(|r| r.rps_per_gateway_cpu_s.expect("gateway CPU measured"))
+            .collect()
+    };
+    let med = |mut x: Vec<f64>| {
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let (a, b) = (med(per_cpu("git:A")), med(per_cpu("git:B")));
+    assert!(b < 0.8 * a, "requests per gateway CPU-s: A {a}, B {b}");
+    assert!(
+        runs.iter().all(|r| r.gateway_rss_bytes.unwrap_or(0) > 0),
+        "resident memory not recorded"
+    );
+    assert!(out.contains("gateway_rss_mb"), "{out}");
+}
+
+#[test]
+fn multiplexed_interrupt_keeps_finished_blocks_and_their_verdict() {
+    let lab = Lab::new();
+    let _g = lock();
+    let mut c = lab.multiplexed(&["git:A", "git:B"], &["--budget", "2m"]);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // Wait for at least three complete blocks (12 bursts), then interrupt mid-way.
+    loop {
+        let n = std::fs::read_dir(&lab.out)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_dir(e.path().join("runs")).ok())
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("result.json").is_file())
+            .count();
+        if n >= 14 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "perflab ended ({}) before 14 bursts:\n{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "hang guard");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "stderr:\n{err}");
+    let dir = lab.result_dir();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap();
+    assert_eq!(manifest["status"], "interrupted");
+    let design: perflab::multiplex::DesignRecord =
+        serde_json::from_str(&read(&dir.join("design.json"))).unwrap();
+    assert_eq!(design.cases["gzip-body@command"].stopped, "interrupted");
+    let runs = runs_of(&dir);
+    assert!(runs.len() >= 14);
+    // `report` judges the complete blocks that were kept.
+    let mut c = lab.perflab();
+    c.arg("report").arg(&dir);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let json: serde_json::Value = serde_json::from_str(&read(&dir.join("compare.json"))).unwrap();
+    let rps = json["cases"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "rps")
+        .cloned()
+        .unwrap();
+    let complete_blocks = {
+        let mut per_block: BTreeMap<u32, usize> = BTreeMap::new();
+        for r in &runs {
+            *per_block
+                .entry(r.burst.as_ref().unwrap().block)
+                .or_default() += 1;
+        }
+        per_block.values().filter(|n| **n == 4).count() as u64
+    };
+    let used = rps["n_pairs"].as_u64().unwrap();
+    assert!(used >= 3 && used <= complete_blocks + 1, "{rps}");
+    // No process of the lab outlived it.
+    let leftovers = std::process::Command::new("pgrep")
+        .args(["-f", &lab.root.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&leftovers.stdout).trim().is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&leftovers.stdout)
     );
 }

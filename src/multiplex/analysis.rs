@@ -118,7 +118,8 @@ pub fn compare_case(
         };
         let primary = m.name == opts.primary_metric;
         let (estimate, ratio, lo, hi, verdict, critical, look, looks, mde) = if primary {
-            let Some(o) = decide(&diffs, &case_design.looks, design.alpha) else {
+            let looks = crate::stats::multiplexed::complete_looks(&case_design.looks, diffs.len());
+            let Some(o) = decide(&diffs, &looks, design.alpha) else {
                 continue;
             };
             (

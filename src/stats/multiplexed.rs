@@ -58,10 +58,10 @@ pub struct SequentialOutcome {
     pub mde: f64,
 }
 
-/// Applies the sequential rule to the block differences, in block order. Looks that need more
-/// blocks than there are (an interrupted comparison) are replaced by one look at the blocks
-/// there are, which keeps the earlier boundaries. With no look planned, the data get one look
-/// at fraction 1 (a fixed-sample test). `None` when fewer than two blocks exist.
+/// Applies the sequential rule to the block differences, in block order, at the given looks
+/// (looks needing more blocks than there are are ignored; see [`complete_looks`] for a design
+/// that stopped early). With no look planned, the data get one look at fraction 1 (a
+/// fixed-sample test). `None` when fewer than two blocks exist or no look could be taken.
 pub fn decide(diffs: &[BlockDiff], looks: &[Look], alpha: f64) -> Option<SequentialOutcome> {
     let n = diffs.len();
     let segments_in = |blocks: usize| {
@@ -79,12 +79,8 @@ pub fn decide(diffs: &[BlockDiff], looks: &[Look], alpha: f64) -> Option<Sequent
         .filter(|l| l.blocks >= 2 && l.blocks <= n)
         .filter(|l| l.fraction >= 1.0 || segments_in(l.blocks) >= MIN_SEGMENTS_PER_LOOK)
         .collect();
-    if n >= 2
-        && plan.last().map(|l| l.blocks) != Some(n)
-        && looks.last().is_none_or(|l| l.blocks > n)
-    {
-        // No plan (a fixed-sample test), or an interrupted one: one last look at the blocks
-        // there are, spending whatever α is left.
+    if looks.is_empty() && n >= 2 {
+        // No plan: one fixed-sample look at all the blocks.
         plan.push(Look {
             blocks: n,
             fraction: 1.0,
@@ -129,6 +125,27 @@ pub fn decide(diffs: &[BlockDiff], looks: &[Look], alpha: f64) -> Option<Sequent
         last = Some(outcome);
     }
     last
+}
+
+/// The looks of a design that may have stopped before its final look (interrupted, or failed):
+/// the recorded looks up to `blocks`, then one final look at `blocks` spending whatever α is
+/// left. A design whose last look was final is returned as it is.
+pub fn complete_looks(looks: &[Look], blocks: usize) -> Vec<Look> {
+    let mut v: Vec<Look> = looks
+        .iter()
+        .copied()
+        .filter(|l| l.blocks <= blocks)
+        .collect();
+    if v.last().is_none_or(|l| l.fraction < 1.0) && blocks >= 2 {
+        if v.last().is_some_and(|l| l.blocks == blocks) {
+            v.pop();
+        }
+        v.push(Look {
+            blocks,
+            fraction: 1.0,
+        });
+    }
+    v
 }
 
 impl SequentialOutcome {
@@ -220,7 +237,10 @@ mod tests {
     #[test]
     fn an_interrupted_design_gets_a_look_at_what_it_has() {
         let d = diffs(&[0.01, -0.012, 0.004, -0.003, 0.008, 0.001]);
-        let o = decide(&d, &plan(5, 12), 0.05).unwrap();
+        let looks = complete_looks(&plan(5, 12), d.len());
+        assert_eq!(looks.len(), 2);
+        assert_eq!((looks[1].blocks, looks[1].fraction), (6, 1.0));
+        let o = decide(&d, &looks, 0.05).unwrap();
         assert_eq!((o.look, o.looks, o.estimate.blocks), (2, 2, 6));
         let fixed = decide(&d, &[], 0.05).unwrap();
         assert_eq!(fixed.looks, 1);
