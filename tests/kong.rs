@@ -11,8 +11,8 @@ use std::time::Duration;
 use perflab::entities::{Entities, Plugin};
 use perflab::host::{Cmd, Host, LocalHost};
 use perflab::role::gateway::kong::{
-    KongAdapter, KongSettings, Mode, VersionSpec, admin, certs, conf, declarative, meta, plan,
-    resolve_binary,
+    KongAdapter, KongLocation, KongSettings, Mode, VersionSpec, admin, certs, conf, declarative,
+    meta, plan, resolve_binary,
 };
 use perflab::role::gateway::{GatewayAdapter, GatewayContext};
 
@@ -589,11 +589,25 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
         wt.join("kong/meta.lua"),
     )
     .unwrap();
-    let err = resolve_binary(host.as_ref(), "git:v3.10.0", Some(&wt), false).unwrap_err();
+    let err = resolve_binary(
+        host.as_ref(),
+        "git:v3.10.0",
+        Some(&wt),
+        false,
+        &KongLocation::path(),
+    )
+    .unwrap_err();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
     assert!(err.to_string().contains("wt/bin/kong"), "{err}");
     assert!(err.to_string().contains("docs/kong.md"), "{err}");
-    let err = resolve_binary(host.as_ref(), "git:main", None, false).unwrap_err();
+    let err = resolve_binary(
+        host.as_ref(),
+        "git:main",
+        None,
+        false,
+        &KongLocation::path(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no worktree"), "{err}");
 
     if host.which("kong").is_some() {
@@ -616,7 +630,8 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
     let err = KongAdapter::with_env(vec![]).start(&c).err().unwrap();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
     assert!(err.to_string().contains("docs/kong.md"), "{err}");
-    let err = resolve_binary(host.as_ref(), "3.9.1", None, false).unwrap_err();
+    let err =
+        resolve_binary(host.as_ref(), "3.9.1", None, false, &KongLocation::path()).unwrap_err();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
 }
 
@@ -677,19 +692,48 @@ fn kong_case_files_parse_and_render() {
 
 // ---------------------------------------------------------------- live Kong
 
+/// Which Kong the live test runs against, or why it is skipped. It runs on its own wherever a
+/// Kong is found — `PERFLAB_KONG_PREFIX` (a Kong built from source) or `kong` on `PATH` — so a
+/// machine with Kong runs it in `cargo test`; `PERFLAB_KONG_LIVE=1` demands it (a missing Kong
+/// then fails the test) and `PERFLAB_KONG_LIVE=0` turns it off.
+fn live_kong(host: &dyn Host) -> Result<String, String> {
+    let live = std::env::var("PERFLAB_KONG_LIVE").unwrap_or_default();
+    if live == "0" {
+        return Err("PERFLAB_KONG_LIVE=0".into());
+    }
+    let found = match std::env::var("PERFLAB_KONG_PREFIX") {
+        Ok(p) if !p.trim().is_empty() => {
+            let kong = Path::new(p.trim()).join("bin/kong");
+            assert!(
+                kong.is_file(),
+                "PERFLAB_KONG_PREFIX={p}, but {} does not exist",
+                kong.display()
+            );
+            Some(format!("{} (PERFLAB_KONG_PREFIX)", kong.display()))
+        }
+        _ => host.which("kong").map(|k| format!("{k} (on PATH)")),
+    };
+    match found {
+        Some(k) => Ok(k),
+        None if live == "1" => {
+            panic!("PERFLAB_KONG_LIVE=1 but no Kong: set PERFLAB_KONG_PREFIX or put kong on PATH")
+        }
+        None => Err("no Kong here (neither PERFLAB_KONG_PREFIX nor `kong` on PATH)".into()),
+    }
+}
+
 #[test]
 fn live_kong_in_every_mode() {
-    if std::env::var("PERFLAB_KONG_LIVE").as_deref() != Ok("1") {
-        println!("live Kong test skipped: set PERFLAB_KONG_LIVE=1 on a machine with Kong");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let host = local(tmp.path());
-    if host.which("kong").is_none() {
-        println!("live Kong test skipped: `kong` is not on PATH");
-        return;
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong test: {why}");
+            return;
+        }
     }
     let up_dir = tmp.path().join("upstream");
     std::fs::create_dir_all(&up_dir).unwrap();

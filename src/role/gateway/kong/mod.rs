@@ -29,6 +29,7 @@ pub mod conf;
 pub mod declarative;
 pub mod meta;
 pub mod package;
+pub mod prefix;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -39,9 +40,11 @@ use crate::host::{Cmd, Host, HostError, Proc, poll_until};
 use crate::role::gateway::{GatewayAdapter, GatewayContext, RunningGateway};
 use crate::role::postgres::{Postgres, PostgresOptions, start_postgres};
 use crate::{Error, Result};
+use prefix::KongPrefix;
 
 /// Where docs/kong.md tells how to install Kong for perflab.
-const INSTALL_HINT: &str = "install Kong Gateway (a distro package from Kong's download site, or use the docker \
+const INSTALL_HINT: &str = "install Kong Gateway (a distro package from Kong's download site, a Kong built from \
+     source with PERFLAB_KONG_PREFIX=<its prefix> (docs/kong-from-source.md), or use the docker \
      driver with a kong image); see docs/kong.md";
 
 /// How Kong stores its configuration.
@@ -200,8 +203,77 @@ pub struct KongBinary {
     pub cwd: Option<PathBuf>,
     /// `lua_package_path` to set (the worktree first), if any.
     pub lua_package_path: Option<String>,
+    /// Environment every `kong` command gets (a built prefix's, see [`prefix`]); empty for a
+    /// Kong installed system-wide.
+    pub env: Vec<(String, String)>,
     /// What the version resolved to, for results.
     pub detail: String,
+}
+
+/// Where `kong` is looked for: a built prefix (`PERFLAB_KONG_PREFIX`) with the environment it
+/// needs, or the host's `PATH`.
+#[derive(Debug, Clone, Default)]
+pub struct KongLocation {
+    /// The prefix, when `PERFLAB_KONG_PREFIX` names one.
+    pub prefix: Option<KongPrefix>,
+    /// The environment of the prefix's commands (empty without a prefix).
+    pub env: Vec<(String, String)>,
+}
+
+impl KongLocation {
+    /// `kong` on the host's `PATH`.
+    pub fn path() -> Self {
+        KongLocation::default()
+    }
+
+    /// From perflab's environment `env`: the prefix `PERFLAB_KONG_PREFIX` names, if any.
+    /// `base_path` is the `PATH` its directories go in front of (perflab's own on a host that
+    /// shares this machine's files; `None`: the usual system directories).
+    pub fn from_env(env: &[(String, String)], base_path: Option<&str>) -> Self {
+        match KongPrefix::from_env(env) {
+            Some(p) => KongLocation {
+                env: p.env(base_path),
+                prefix: Some(p),
+            },
+            None => KongLocation::path(),
+        }
+    }
+
+    /// The installed `kong` program on `host`: the prefix's `bin/kong` when a prefix is set
+    /// (never the one on `PATH` then), else `kong` on `PATH`.
+    fn find(&self, host: &dyn Host) -> Option<String> {
+        match &self.prefix {
+            Some(p) => {
+                let program = p.program();
+                let ok = host
+                    .run(
+                        &Cmd::new("test").args(["-x", &program]),
+                        Duration::from_secs(10),
+                    )
+                    .is_ok_and(|o| o.success());
+                ok.then_some(program)
+            }
+            None => host.which("kong"),
+        }
+    }
+
+    fn missing(&self, host: &dyn Host) -> Error {
+        match &self.prefix {
+            Some(p) => Error::MissingTool {
+                program: p.program(),
+                where_: format!(" on host {} ({}={})", host.name(), prefix::PREFIX_VAR, p.root.display()),
+                hint: "build Kong into that prefix (docs/kong-from-source.md) or unset PERFLAB_KONG_PREFIX"
+                    .to_string(),
+            },
+            None => missing_kong(host, "kong"),
+        }
+    }
+
+    fn cmd(&self, program: &str) -> Cmd {
+        self.env
+            .iter()
+            .fold(Cmd::new(program), |c, (k, v)| c.env(k, v))
+    }
 }
 
 fn missing_kong(host: &dyn Host, program: &str) -> Error {
@@ -212,8 +284,13 @@ fn missing_kong(host: &dyn Host, program: &str) -> Error {
     }
 }
 
-fn kong_version(host: &dyn Host, program: &str, cwd: Option<&Path>) -> Result<String> {
-    let mut cmd = Cmd::new(program).arg("version");
+fn kong_version(
+    host: &dyn Host,
+    loc: &KongLocation,
+    program: &str,
+    cwd: Option<&Path>,
+) -> Result<String> {
+    let mut cmd = loc.cmd(program).arg("version");
     if let Some(d) = cwd {
         cmd = cmd.cwd(d);
     }
@@ -237,42 +314,46 @@ fn kong_version(host: &dyn Host, program: &str, cwd: Option<&Path>) -> Result<St
 /// Finds the Kong a version label asks for on `host`.
 ///
 /// With `install_packages` (hosts the terraform driver provisioned), a release that is not
-/// installed is installed from Kong's distribution package first ([`package`]).
+/// installed is installed from Kong's distribution package first ([`package`]) — unless `loc`
+/// names a built prefix, which is used as it is.
 pub fn resolve_binary(
     host: &dyn Host,
     version: &str,
     version_dir: Option<&Path>,
     install_packages: bool,
+    loc: &KongLocation,
 ) -> Result<KongBinary> {
+    let install_packages = install_packages && loc.prefix.is_none();
+    let detail_of = |v: &str| match &loc.prefix {
+        Some(p) => format!("kong {v} (built, {})", p.root.display()),
+        None => format!("kong {v}"),
+    };
     match VersionSpec::parse(version)? {
         VersionSpec::Current => {
-            let program = host
-                .which("kong")
-                .ok_or_else(|| missing_kong(host, "kong"))?;
-            let v = kong_version(host, &program, None)?;
+            let program = loc.find(host).ok_or_else(|| loc.missing(host))?;
+            let v = kong_version(host, loc, &program, None)?;
             Ok(KongBinary {
                 program,
                 cwd: None,
                 lua_package_path: None,
-                detail: format!("kong {v}"),
+                env: loc.env.clone(),
+                detail: detail_of(&v),
             })
         }
         VersionSpec::Release(wanted) => {
-            let installed = match host.which("kong") {
-                Some(p) => Some((kong_version(host, &p, None)?, p)),
+            let installed = match loc.find(host) {
+                Some(p) => Some((kong_version(host, loc, &p, None)?, p)),
                 None => None,
             };
             let (v, program) = match installed {
                 Some((v, p)) if meta::release_matches(&wanted, &v) => (v, p),
                 _ if install_packages => {
                     install_release(host, &wanted)?;
-                    let p = host
-                        .which("kong")
-                        .ok_or_else(|| missing_kong(host, "kong"))?;
-                    (kong_version(host, &p, None)?, p)
+                    let p = loc.find(host).ok_or_else(|| loc.missing(host))?;
+                    (kong_version(host, loc, &p, None)?, p)
                 }
                 Some((v, p)) => (v, p),
-                None => return Err(missing_kong(host, "kong")),
+                None => return Err(loc.missing(host)),
             };
             if !meta::release_matches(&wanted, &v) {
                 return Err(Error::Usage(format!(
@@ -285,7 +366,8 @@ pub fn resolve_binary(
                 program,
                 cwd: None,
                 lua_package_path: None,
-                detail: format!("kong {v}"),
+                env: loc.env.clone(),
+                detail: detail_of(&v),
             })
         }
         VersionSpec::Git(r) => {
@@ -310,20 +392,20 @@ pub fn resolve_binary(
             // The ref's Lua runs on an installed Kong's OpenResty and Lua dependencies; on a
             // provisioned machine the base release is installed when another one (or none) is.
             if install_packages {
-                let current = match host.which("kong") {
-                    Some(p) => Some(kong_version(host, &p, None)?),
+                let current = match loc.find(host) {
+                    Some(p) => Some(kong_version(host, loc, &p, None)?),
                     None => None,
                 };
                 if !current.is_some_and(|v| meta::release_matches(&base, &v)) {
                     install_release(host, &base)?;
                 }
             }
-            let installed = host.which("kong").ok_or_else(|| Error::MissingTool {
+            let installed = loc.find(host).ok_or_else(|| Error::MissingTool {
                 program: format!("kong {base} (the base install git:{r} runs on)"),
                 where_: format!(" on host {}", host.name()),
                 hint: INSTALL_HINT.to_string(),
             })?;
-            let installed_v = kong_version(host, &installed, None)?;
+            let installed_v = kong_version(host, loc, &installed, None)?;
             if !installed_v.starts_with(&format!("{}.{}.", ref_version.major, ref_version.minor)) {
                 tracing::warn!(
                     "git:{r} is Kong {ref_version} (base {base}) but the installed Kong is \
@@ -335,6 +417,15 @@ pub fn resolve_binary(
                 program: bin_s,
                 cwd: Some(dir.to_path_buf()),
                 lua_package_path: Some(format!("{d}/?.lua;{d}/?/init.lua;;")),
+                // The worktree-first `lua_package_path` above must win: a prefix's
+                // KONG_LUA_PACKAGE_PATH would override it (Kong reads KONG_* over kong.conf);
+                // its `;;` still reaches the prefix's trees through LUA_PATH.
+                env: loc
+                    .env
+                    .iter()
+                    .filter(|(k, _)| k != "KONG_LUA_PACKAGE_PATH")
+                    .cloned()
+                    .collect(),
                 detail: format!(
                     "git:{r} (kong/meta.lua {ref_version}, base {base}, on installed kong {installed_v})"
                 ),
@@ -645,7 +736,11 @@ impl Proc for KongProcs {
 }
 
 fn kong_cmd(bin: &KongBinary, args: &[&str]) -> Cmd {
-    let mut c = Cmd::new(&bin.program).args(args.iter().copied());
+    let mut c = bin
+        .env
+        .iter()
+        .fold(Cmd::new(&bin.program), |c, (k, v)| c.env(k, v))
+        .args(args.iter().copied());
     if let Some(d) = &bin.cwd {
         c = c.cwd(d);
     }
@@ -694,11 +789,18 @@ impl GatewayAdapter for KongAdapter {
         let host = ctx.host.clone();
         let env = self.env();
         let mut plan = plan(ctx, &env)?;
+        // perflab's own PATH goes behind a built prefix's dirs only where it means the same.
+        let own_path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let loc = KongLocation::from_env(&env, own_path.filter(|_| host.shares_local_files()));
         let bin = resolve_binary(
             host.as_ref(),
             ctx.version,
             ctx.version_dir.as_deref(),
             ctx.install_packages,
+            &loc,
         )?;
         let settings = KongSettings::from_table(ctx.settings)?;
         if let Some(lpp) = &bin.lua_package_path {
