@@ -1,8 +1,9 @@
 //! The Kong adapter: everything checkable without Kong (configuration precedence, declarative
 //! documents, Admin API requests, cluster certificates, version parsing, the case files, the
-//! errors a missing Kong gives), plus a live test that starts real Kong in every mode when
-//! `PERFLAB_KONG_LIVE=1` and `kong` is on PATH. Programs used: nginx (as an HTTP server that
-//! refuses a POST, and as the live test's upstream) and PostgreSQL (live test).
+//! errors a missing Kong gives), plus a live test that starts real Kong in every mode wherever
+//! a Kong is found (`PERFLAB_KONG_PREFIX`, or `kong` on PATH; see `live_kong`;
+//! `PERFLAB_KONG_LIVE_MODES=dbless,hybrid/3` runs some modes only). Programs used: nginx (as an
+//! HTTP server that refuses a POST, and as the live test's upstream) and PostgreSQL (live test).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -220,7 +221,7 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
     let e = entities(1, 1, vec![], 0);
     let s = settings(
         r#"mode = "hybrid"
-        data_planes = 2"#,
+        data_planes = 3"#,
     );
     let c = ctx(
         &host,
@@ -234,7 +235,7 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
     );
     let p = plan(&c, &env(&[("KONG_NGINX_WORKER_PROCESSES", "3")])).unwrap();
     let names: Vec<&str> = p.instances.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["cp", "dp1", "dp2"]);
+    assert_eq!(names, ["cp", "dp1", "dp2", "dp3"]);
     assert_eq!(p.traffic_instance(), 1);
     let cp = &p.instances[0].conf;
     assert_eq!(cp["role"], "control_plane");
@@ -249,7 +250,10 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
         assert_eq!(d["role"], "data_plane");
         assert_eq!(d["database"], "off");
         assert_eq!(d["admin_listen"], "off");
-        assert_eq!(d["proxy_listen"], format!("127.0.0.1:{}", 9000 + i));
+        // dp1 on the lab's proxy port; the others after the control plane's admin (9001),
+        // cluster (9002), telemetry (9003) and PostgreSQL (9004) ports, never on one of them.
+        let want = [9000, 9005, 9006][i];
+        assert_eq!(d["proxy_listen"], format!("127.0.0.1:{want}"));
         assert_eq!(d["cluster_control_plane"], "127.0.0.1:9002");
         assert_eq!(d["cluster_telemetry_endpoint"], "127.0.0.1:9003");
         assert_eq!(d["cluster_cert"], cert.display().to_string());
@@ -260,6 +264,33 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
         );
         assert!(!d.contains_key("pg_host"));
     }
+    let mut ports: Vec<u16> = perflab::role::gateway::kong::planned_ports(&p)
+        .into_iter()
+        .map(|(port, _)| port)
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [9000, 9001, 9002, 9003, 9004, 9005, 9006]);
+    // A case that puts PostgreSQL on a data plane's port is refused before anything starts.
+    let clash = settings(
+        r#"mode = "hybrid"
+        data_planes = 2
+        pg_port = 9005"#,
+    );
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &clash,
+        (9000, 9001),
+    );
+    let err = plan(&c, &env(&[])).unwrap_err();
+    assert!(
+        err.to_string().contains("port 9005 is planned twice"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -747,29 +778,65 @@ fn live_kong_in_every_mode() {
     };
     let e = entities(2, 2, vec![key_auth], 1);
     let adapter = KongAdapter::new();
-    for mode in ["dbless", "traditional", "hybrid"] {
-        let s = settings(&format!("mode = \"{mode}\"\ndata_planes = 1"));
+    let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_MODES").ok();
+    for (mode, data_planes) in [
+        ("dbless", 1),
+        ("traditional", 1),
+        ("hybrid", 1),
+        ("hybrid", 3),
+    ] {
+        let label = format!("{mode}/{data_planes}");
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|m| m == label || m == mode))
+        {
+            continue;
+        }
+        let s = settings(&format!("mode = \"{mode}\"\ndata_planes = {data_planes}"));
         let ports = (free_port(), free_port());
-        let prefix = tmp.path().join(mode);
+        let prefix = tmp.path().join(format!("{mode}-{data_planes}"));
         let c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
+        let t0 = std::time::Instant::now();
         let mut gw = adapter
             .start(&c)
-            .unwrap_or_else(|err| panic!("{mode}: {err:#}"));
-        println!("{mode}: {} at {}", gw.version_detail, gw.proxy_uri);
-        let denied =
-            perflab::http::get_status(&format!("{}/s2r2", gw.proxy_uri), Duration::from_secs(5))
-                .unwrap();
-        let ok = perflab::http::get_status(
-            &format!("{}/s2r2?apikey=key-1", gw.proxy_uri),
-            Duration::from_secs(5),
-        )
-        .unwrap();
+            .unwrap_or_else(|err| panic!("{label}: {err:#}"));
+        println!(
+            "{label}: {} at {}, ready in {:.1} s",
+            gw.version_detail,
+            gw.proxy_uri,
+            t0.elapsed().as_secs_f64()
+        );
+        // Every instance that proxies (each data plane) answers, not only the first.
+        let proxies: Vec<String> = plan(&c, &std::env::vars().collect::<Vec<_>>())
+            .unwrap()
+            .instances
+            .iter()
+            .filter(|i| i.conf["proxy_listen"] != "off")
+            .map(|i| format!("http://{}", i.conf["proxy_listen"]))
+            .collect();
+        assert_eq!(proxies.len(), data_planes, "{label}");
+        assert_eq!(proxies[0], gw.proxy_uri, "{label}");
+        let mut answers = Vec::new();
+        for p in &proxies {
+            let denied =
+                perflab::http::get_status(&format!("{p}/s2r2"), Duration::from_secs(5)).unwrap();
+            let ok = perflab::http::get_status(
+                &format!("{p}/s2r2?apikey=key-1"),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            answers.push((denied, ok));
+        }
         let pid = gw.proc.pid();
         adapter.stop(&mut gw).unwrap();
-        assert_eq!((denied, ok), (401, 200), "{mode}");
+        assert_eq!(
+            answers,
+            vec![(401, 200); data_planes],
+            "{label}: {proxies:?}"
+        );
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists(),
-            "{mode}: kong {pid} left"
+            "{label}: kong {pid} left"
         );
     }
     upstream.stop(Duration::from_secs(2)).unwrap();

@@ -20,8 +20,11 @@
 //! Case settings (`[case.gateway_settings]`): `mode` (`traditional` | `dbless` | `hybrid`,
 //! default `traditional`), `kong_configs` (table), `data_planes` (hybrid, default 1),
 //! `service_path` (default `/test`), `pg_port` (default admin port + 3), `start_timeout`
-//! (seconds, default 120). Ports: cluster `admin+1`, telemetry `admin+2`; data plane `i`
-//! proxies on `proxy_port + i - 1`.
+//! (seconds, default 120). Ports: cluster `admin+1`, telemetry `admin+2`, PostgreSQL `admin+3`;
+//! data plane 1 proxies on `proxy_port`, data plane `i ≥ 2` on `admin + 2 + i` (after every
+//! port above, so no two listeners share one: [`hybrid_dp_port`]). Every port a start listens
+//! on must be distinct (checked by [`plan`]) and free on the host (checked before anything
+//! starts).
 
 pub mod admin;
 pub mod certs;
@@ -579,7 +582,81 @@ impl StartPlan {
     }
 }
 
+/// The proxy port of hybrid data plane `i` (1-based): the lab's proxy port for the first, and
+/// for the others the ports after the control plane's (admin, cluster `admin+1`, telemetry
+/// `admin+2`, PostgreSQL `admin+3`). Counting up from the proxy port, as perflab once did, made
+/// data plane 2 listen on the admin port and data plane 3 on the cluster port: both failed to
+/// start and the lab ran with one data plane without saying so.
+pub fn hybrid_dp_port(proxy_port: u16, admin_port: u16, i: u32) -> u16 {
+    if i <= 1 {
+        proxy_port
+    } else {
+        admin_port.saturating_add(2).saturating_add(i as u16)
+    }
+}
+
+/// The TCP ports of `listen` values (`addr:port`, `addr:port ssl`, lists with `,`); `off` has none.
+fn listen_ports(listen: &str) -> Vec<u16> {
+    listen
+        .split(',')
+        .filter_map(|l| {
+            let addr = l.split_whitespace().next()?;
+            addr.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Every port the instances of `plan` and its PostgreSQL listen on, with who listens there.
+pub fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
+    let mut ports = Vec::new();
+    for inst in &plan.instances {
+        for key in [
+            "proxy_listen",
+            "admin_listen",
+            "cluster_listen",
+            "cluster_telemetry_listen",
+            "status_listen",
+        ] {
+            if let Some(v) = inst.conf.get(key) {
+                for p in listen_ports(v) {
+                    ports.push((p, format!("{} {key}", inst.name)));
+                }
+            }
+        }
+    }
+    if let Some(o) = &plan.postgres {
+        ports.push((o.port, "postgres".to_string()));
+    }
+    ports
+}
+
+/// Ports of `ports` that something on `host` already listens on (or holds): bound from here on
+/// a loopback host, read from the host's `/proc/net/tcp*` elsewhere (as
+/// [`crate::session::pick_ports`] does). An unreadable table checks nothing.
+fn ports_in_use(host: &dyn Host, ports: &[(u16, String)]) -> Vec<(u16, String)> {
+    if host.address() == "127.0.0.1" {
+        return ports
+            .iter()
+            .filter(|(p, _)| std::net::TcpListener::bind(("127.0.0.1", *p)).is_err())
+            .cloned()
+            .collect();
+    }
+    let Ok(out) = host.run(
+        &Cmd::new("cat").args(["/proc/net/tcp", "/proc/net/tcp6"]),
+        Duration::from_secs(10),
+    ) else {
+        return Vec::new();
+    };
+    let used = crate::session::used_ports(&out.stdout_text());
+    ports
+        .iter()
+        .filter(|(p, _)| used.contains(p))
+        .cloned()
+        .collect()
+}
+
 /// Computes what [`KongAdapter::start`] writes for `ctx` with `env` as the `KONG_*` source.
+/// Refuses a plan in which two listeners share a port.
 pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan> {
     let s = KongSettings::from_table(ctx.settings)?;
     let addr = ctx.host.address();
@@ -678,20 +755,30 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
                 dp.insert("database".into(), "off".into());
                 dp.insert("cluster_control_plane".into(), cluster.clone());
                 dp.insert("cluster_telemetry_endpoint".into(), telemetry.clone());
-                let port = ctx.proxy_port.saturating_add((i - 1) as u16);
+                let port = hybrid_dp_port(ctx.proxy_port, ctx.admin_port, i);
                 instances.push(instance(&format!("dp{i}"), proxy(port), "off".into(), &dp)?);
             }
             cluster_cert = Some((cert, key));
         }
     }
-    Ok(StartPlan {
+    let plan = StartPlan {
         mode: s.mode,
         instances,
         document,
         declarative_path,
         postgres,
         cluster_cert,
-    })
+    };
+    let mut seen: std::collections::BTreeMap<u16, String> = Default::default();
+    for (port, who) in planned_ports(&plan) {
+        if let Some(first) = seen.insert(port, who.clone()) {
+            return Err(Error::Usage(format!(
+                "kong: port {port} is planned twice ({first} and {who}); change pg_port, \
+                 kong_configs or the lab's ports"
+            )));
+        }
+    }
+    Ok(plan)
 }
 
 /// The processes of one Kong lab: the Kong instances (traffic instance first) and, when
@@ -809,6 +896,15 @@ impl GatewayAdapter for KongAdapter {
                     .entry("lua_package_path".into())
                     .or_insert_with(|| lpp.clone());
             }
+        }
+        let busy = ports_in_use(host.as_ref(), &planned_ports(&plan));
+        if !busy.is_empty() {
+            let list: Vec<String> = busy.iter().map(|(p, who)| format!("{p} ({who})")).collect();
+            return Err(Error::Lab(format!(
+                "kong on {}: ports already in use: {}",
+                host.name(),
+                list.join(", ")
+            )));
         }
         let mut config_files = Vec::new();
         host.write_file(
@@ -931,9 +1027,22 @@ impl GatewayAdapter for KongAdapter {
         let proxy_port = ctx.proxy_port;
         let proxy_uri = format!("http://{}:{proxy_port}", host.address());
         // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until the
-        // first route is routed (any answer but 404 "no Route matched" or a 5xx).
-        if let Some(path) = ctx.entities.route_paths().first() {
-            let url = format!("{proxy_uri}{path}");
+        // first route is routed (any answer but 404 "no Route matched" or a 5xx) on every
+        // instance that proxies (each data plane in hybrid mode, so that one that failed to
+        // start or to sync is an error here, with its own log, not a silently smaller lab).
+        let proxies: Vec<(&InstancePlan, String)> = plan
+            .instances
+            .iter()
+            .filter_map(|inst| {
+                let port = *listen_ports(inst.conf.get("proxy_listen")?).first()?;
+                Some((inst, format!("http://{}:{port}", host.address())))
+            })
+            .collect();
+        for (inst, uri) in &proxies {
+            let Some(path) = ctx.entities.route_paths().first().cloned() else {
+                break;
+            };
+            let url = format!("{uri}{path}");
             let routed = poll_until(
                 settings.start_timeout,
                 Duration::from_millis(500),
@@ -945,9 +1054,13 @@ impl GatewayAdapter for KongAdapter {
             if routed.is_none() {
                 crate::signals::check()?;
                 let msg = format!(
-                    "kong ({}) never routed {url}:\n{}",
-                    traffic_inst.name,
-                    tail(host.as_ref(), &traffic_inst.error_log())
+                    "kong ({}) never routed {url}:\n{}\n{}",
+                    inst.name,
+                    tail(
+                        host.as_ref(),
+                        &ctx.prefix.join(format!("{}.out", inst.name))
+                    ),
+                    tail(host.as_ref(), &inst.error_log())
                 );
                 let _ = procs.stop(Duration::from_secs(5));
                 return Err(Error::Lab(msg));
