@@ -270,6 +270,12 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
         .collect();
     ports.sort();
     assert_eq!(ports, [9000, 9001, 9002, 9003, 9004, 9005, 9006]);
+    // The session picks exactly that many consecutive free ports from the proxy port.
+    let a = KongAdapter::new();
+    assert_eq!(a.ports_needed(&s), 7);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "hybrid""#)), 5);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "traditional""#)), 5);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "dbless""#)), 2);
     // A case that puts PostgreSQL on a data plane's port is refused before anything starts.
     let clash = settings(
         r#"mode = "hybrid"
@@ -793,7 +799,10 @@ fn live_kong_in_every_mode() {
             continue;
         }
         let s = settings(&format!("mode = \"{mode}\"\ndata_planes = {data_planes}"));
-        let ports = (free_port(), free_port());
+        // As the session does: as many consecutive free ports as the adapter listens on.
+        let n = adapter.ports_needed(&s);
+        let base = perflab::session::pick_ports(host.as_ref(), n, 38000).unwrap();
+        let ports = (base, base + 1);
         let prefix = tmp.path().join(format!("{mode}-{data_planes}"));
         let c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
         let t0 = std::time::Instant::now();

@@ -853,6 +853,19 @@ impl GatewayAdapter for KongAdapter {
         KongSettings::from_table(settings).is_ok_and(|s| s.mode != Mode::Dbless)
     }
 
+    /// Proxy and admin; with a database also cluster (+1), telemetry (+2) and PostgreSQL (+3)
+    /// after the admin port; in hybrid mode the data planes after those ([`hybrid_dp_port`]).
+    fn ports_needed(&self, settings: &toml::Table) -> u16 {
+        match KongSettings::from_table(settings) {
+            Ok(s) if s.mode == Mode::Dbless => 2,
+            Ok(s) if s.mode == Mode::Hybrid => {
+                let last = hybrid_dp_port(0, 1, s.data_planes.max(1));
+                last.saturating_add(1).max(5)
+            }
+            _ => 5,
+        }
+    }
+
     fn container_image(
         &self,
         version: &str,
