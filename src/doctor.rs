@@ -62,7 +62,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         program: "kong",
         version_args: &["version"],
         required: false,
-        install: "see docs/kong.md (Kong's own packages)",
+        install: "see docs/kong.md (Kong's own packages), or PERFLAB_KONG_PREFIX=<a Kong built from source> (docs/kong-from-source.md)",
     },
     Requirement {
         needed_by: "kong (PostgreSQL)",
@@ -135,22 +135,50 @@ pub fn check() -> (String, bool) {
         "{:<18} {:<10} {:<8} {:<28} {}\n",
         "needed by", "program", "status", "path", "version / how to install"
     ));
+    // A Kong built from source is found through PERFLAB_KONG_PREFIX, as the Kong adapter finds
+    // it, and runs with the prefix's environment (its `resty` is not on PATH).
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let kong_prefix = crate::role::gateway::kong::prefix::KongPrefix::from_env(&env);
+    let own_path = std::env::var("PATH").ok();
     for r in REQUIREMENTS {
-        let found = host.which(r.program).or_else(|| {
-            ["/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"]
-                .iter()
-                .map(|d| format!("{d}/{}", r.program))
-                .find(|p| std::path::Path::new(p).is_file())
-        });
+        let prefixed = (r.program == "kong")
+            .then_some(())
+            .and(kong_prefix.as_ref());
+        if let Some(p) = prefixed
+            && !std::path::Path::new(&p.program()).is_file()
+        {
+            out.push_str(&format!(
+                "{:<18} {:<10} {:<8} {:<28} install: PERFLAB_KONG_PREFIX={} has no bin/kong\n",
+                r.needed_by,
+                r.program,
+                "missing",
+                "-",
+                p.root.display()
+            ));
+            continue;
+        }
+        let found = prefixed
+            .map(|p| p.program())
+            .or_else(|| host.which(r.program))
+            .or_else(|| {
+                ["/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"]
+                    .iter()
+                    .map(|d| format!("{d}/{}", r.program))
+                    .find(|p| std::path::Path::new(p).is_file())
+            });
         match found {
             Some(path) => {
+                let env = prefixed
+                    .map(|p| p.env(own_path.as_deref()))
+                    .unwrap_or_default();
+                let cmd = env.into_iter().fold(
+                    Cmd::new(&path)
+                        .args(r.version_args.iter().copied())
+                        .env("CHECKPOINT_DISABLE", "1"),
+                    |c, (k, v)| c.env(k, v),
+                );
                 let version = host
-                    .run(
-                        &Cmd::new(&path)
-                            .args(r.version_args.iter().copied())
-                            .env("CHECKPOINT_DISABLE", "1"),
-                        Duration::from_secs(10),
-                    )
+                    .run(&cmd, Duration::from_secs(10))
                     .map(|o| {
                         o.combined_text()
                             .lines()

@@ -584,7 +584,7 @@ impl Session {
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
             Some(p) => p.saturating_add(100),
-            None => pick_ports(host.as_ref(), 2, 38000)?,
+            None => pick_ports(host.as_ref(), adapter.ports_needed(settings).max(2), 38000)?,
         };
         let prefix = host
             .lab_dir()

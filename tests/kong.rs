@@ -1,8 +1,9 @@
 //! The Kong adapter: everything checkable without Kong (configuration precedence, declarative
 //! documents, Admin API requests, cluster certificates, version parsing, the case files, the
-//! errors a missing Kong gives), plus a live test that starts real Kong in every mode when
-//! `PERFLAB_KONG_LIVE=1` and `kong` is on PATH. Programs used: nginx (as an HTTP server that
-//! refuses a POST, and as the live test's upstream) and PostgreSQL (live test).
+//! errors a missing Kong gives), plus a live test that starts real Kong in every mode wherever
+//! a Kong is found (`PERFLAB_KONG_PREFIX`, or `kong` on PATH; see `live_kong`;
+//! `PERFLAB_KONG_LIVE_MODES=dbless,hybrid/3` runs some modes only). Programs used: nginx (as an
+//! HTTP server that refuses a POST, and as the live test's upstream) and PostgreSQL (live test).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use perflab::entities::{Entities, Plugin};
 use perflab::host::{Cmd, Host, LocalHost};
 use perflab::role::gateway::kong::{
-    KongAdapter, KongSettings, Mode, VersionSpec, admin, certs, conf, declarative, meta, plan,
-    resolve_binary,
+    KongAdapter, KongLocation, KongSettings, Mode, VersionSpec, admin, certs, conf, declarative,
+    meta, plan, resolve_binary,
 };
 use perflab::role::gateway::{GatewayAdapter, GatewayContext};
 
@@ -220,7 +221,7 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
     let e = entities(1, 1, vec![], 0);
     let s = settings(
         r#"mode = "hybrid"
-        data_planes = 2"#,
+        data_planes = 3"#,
     );
     let c = ctx(
         &host,
@@ -234,7 +235,7 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
     );
     let p = plan(&c, &env(&[("KONG_NGINX_WORKER_PROCESSES", "3")])).unwrap();
     let names: Vec<&str> = p.instances.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["cp", "dp1", "dp2"]);
+    assert_eq!(names, ["cp", "dp1", "dp2", "dp3"]);
     assert_eq!(p.traffic_instance(), 1);
     let cp = &p.instances[0].conf;
     assert_eq!(cp["role"], "control_plane");
@@ -249,7 +250,10 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
         assert_eq!(d["role"], "data_plane");
         assert_eq!(d["database"], "off");
         assert_eq!(d["admin_listen"], "off");
-        assert_eq!(d["proxy_listen"], format!("127.0.0.1:{}", 9000 + i));
+        // dp1 on the lab's proxy port; the others after the control plane's admin (9001),
+        // cluster (9002), telemetry (9003) and PostgreSQL (9004) ports, never on one of them.
+        let want = [9000, 9005, 9006][i];
+        assert_eq!(d["proxy_listen"], format!("127.0.0.1:{want}"));
         assert_eq!(d["cluster_control_plane"], "127.0.0.1:9002");
         assert_eq!(d["cluster_telemetry_endpoint"], "127.0.0.1:9003");
         assert_eq!(d["cluster_cert"], cert.display().to_string());
@@ -260,6 +264,39 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
         );
         assert!(!d.contains_key("pg_host"));
     }
+    let mut ports: Vec<u16> = perflab::role::gateway::kong::planned_ports(&p)
+        .into_iter()
+        .map(|(port, _)| port)
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [9000, 9001, 9002, 9003, 9004, 9005, 9006]);
+    // The session picks exactly that many consecutive free ports from the proxy port.
+    let a = KongAdapter::new();
+    assert_eq!(a.ports_needed(&s), 7);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "hybrid""#)), 5);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "traditional""#)), 5);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "dbless""#)), 2);
+    // A case that puts PostgreSQL on a data plane's port is refused before anything starts.
+    let clash = settings(
+        r#"mode = "hybrid"
+        data_planes = 2
+        pg_port = 9005"#,
+    );
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &clash,
+        (9000, 9001),
+    );
+    let err = plan(&c, &env(&[])).unwrap_err();
+    assert!(
+        err.to_string().contains("port 9005 is planned twice"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -589,11 +626,25 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
         wt.join("kong/meta.lua"),
     )
     .unwrap();
-    let err = resolve_binary(host.as_ref(), "git:v3.10.0", Some(&wt), false).unwrap_err();
+    let err = resolve_binary(
+        host.as_ref(),
+        "git:v3.10.0",
+        Some(&wt),
+        false,
+        &KongLocation::path(),
+    )
+    .unwrap_err();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
     assert!(err.to_string().contains("wt/bin/kong"), "{err}");
     assert!(err.to_string().contains("docs/kong.md"), "{err}");
-    let err = resolve_binary(host.as_ref(), "git:main", None, false).unwrap_err();
+    let err = resolve_binary(
+        host.as_ref(),
+        "git:main",
+        None,
+        false,
+        &KongLocation::path(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no worktree"), "{err}");
 
     if host.which("kong").is_some() {
@@ -616,7 +667,8 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
     let err = KongAdapter::with_env(vec![]).start(&c).err().unwrap();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
     assert!(err.to_string().contains("docs/kong.md"), "{err}");
-    let err = resolve_binary(host.as_ref(), "3.9.1", None, false).unwrap_err();
+    let err =
+        resolve_binary(host.as_ref(), "3.9.1", None, false, &KongLocation::path()).unwrap_err();
     assert_eq!(err.exit_code(), perflab::error::EXIT_MISSING_TOOL, "{err}");
 }
 
@@ -677,19 +729,48 @@ fn kong_case_files_parse_and_render() {
 
 // ---------------------------------------------------------------- live Kong
 
+/// Which Kong the live test runs against, or why it is skipped. It runs on its own wherever a
+/// Kong is found — `PERFLAB_KONG_PREFIX` (a Kong built from source) or `kong` on `PATH` — so a
+/// machine with Kong runs it in `cargo test`; `PERFLAB_KONG_LIVE=1` demands it (a missing Kong
+/// then fails the test) and `PERFLAB_KONG_LIVE=0` turns it off.
+fn live_kong(host: &dyn Host) -> Result<String, String> {
+    let live = std::env::var("PERFLAB_KONG_LIVE").unwrap_or_default();
+    if live == "0" {
+        return Err("PERFLAB_KONG_LIVE=0".into());
+    }
+    let found = match std::env::var("PERFLAB_KONG_PREFIX") {
+        Ok(p) if !p.trim().is_empty() => {
+            let kong = Path::new(p.trim()).join("bin/kong");
+            assert!(
+                kong.is_file(),
+                "PERFLAB_KONG_PREFIX={p}, but {} does not exist",
+                kong.display()
+            );
+            Some(format!("{} (PERFLAB_KONG_PREFIX)", kong.display()))
+        }
+        _ => host.which("kong").map(|k| format!("{k} (on PATH)")),
+    };
+    match found {
+        Some(k) => Ok(k),
+        None if live == "1" => {
+            panic!("PERFLAB_KONG_LIVE=1 but no Kong: set PERFLAB_KONG_PREFIX or put kong on PATH")
+        }
+        None => Err("no Kong here (neither PERFLAB_KONG_PREFIX nor `kong` on PATH)".into()),
+    }
+}
+
 #[test]
 fn live_kong_in_every_mode() {
-    if std::env::var("PERFLAB_KONG_LIVE").as_deref() != Ok("1") {
-        println!("live Kong test skipped: set PERFLAB_KONG_LIVE=1 on a machine with Kong");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let host = local(tmp.path());
-    if host.which("kong").is_none() {
-        println!("live Kong test skipped: `kong` is not on PATH");
-        return;
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong test: {why}");
+            return;
+        }
     }
     let up_dir = tmp.path().join("upstream");
     std::fs::create_dir_all(&up_dir).unwrap();
@@ -703,29 +784,68 @@ fn live_kong_in_every_mode() {
     };
     let e = entities(2, 2, vec![key_auth], 1);
     let adapter = KongAdapter::new();
-    for mode in ["dbless", "traditional", "hybrid"] {
-        let s = settings(&format!("mode = \"{mode}\"\ndata_planes = 1"));
-        let ports = (free_port(), free_port());
-        let prefix = tmp.path().join(mode);
+    let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_MODES").ok();
+    for (mode, data_planes) in [
+        ("dbless", 1),
+        ("traditional", 1),
+        ("hybrid", 1),
+        ("hybrid", 3),
+    ] {
+        let label = format!("{mode}/{data_planes}");
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|m| m == label || m == mode))
+        {
+            continue;
+        }
+        let s = settings(&format!("mode = \"{mode}\"\ndata_planes = {data_planes}"));
+        // As the session does: as many consecutive free ports as the adapter listens on.
+        let n = adapter.ports_needed(&s);
+        let base = perflab::session::pick_ports(host.as_ref(), n, 38000).unwrap();
+        let ports = (base, base + 1);
+        let prefix = tmp.path().join(format!("{mode}-{data_planes}"));
         let c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
+        let t0 = std::time::Instant::now();
         let mut gw = adapter
             .start(&c)
-            .unwrap_or_else(|err| panic!("{mode}: {err:#}"));
-        println!("{mode}: {} at {}", gw.version_detail, gw.proxy_uri);
-        let denied =
-            perflab::http::get_status(&format!("{}/s2r2", gw.proxy_uri), Duration::from_secs(5))
-                .unwrap();
-        let ok = perflab::http::get_status(
-            &format!("{}/s2r2?apikey=key-1", gw.proxy_uri),
-            Duration::from_secs(5),
-        )
-        .unwrap();
+            .unwrap_or_else(|err| panic!("{label}: {err:#}"));
+        println!(
+            "{label}: {} at {}, ready in {:.1} s",
+            gw.version_detail,
+            gw.proxy_uri,
+            t0.elapsed().as_secs_f64()
+        );
+        // Every instance that proxies (each data plane) answers, not only the first.
+        let proxies: Vec<String> = plan(&c, &std::env::vars().collect::<Vec<_>>())
+            .unwrap()
+            .instances
+            .iter()
+            .filter(|i| i.conf["proxy_listen"] != "off")
+            .map(|i| format!("http://{}", i.conf["proxy_listen"]))
+            .collect();
+        assert_eq!(proxies.len(), data_planes, "{label}");
+        assert_eq!(proxies[0], gw.proxy_uri, "{label}");
+        let mut answers = Vec::new();
+        for p in &proxies {
+            let denied =
+                perflab::http::get_status(&format!("{p}/s2r2"), Duration::from_secs(5)).unwrap();
+            let ok = perflab::http::get_status(
+                &format!("{p}/s2r2?apikey=key-1"),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            answers.push((denied, ok));
+        }
         let pid = gw.proc.pid();
         adapter.stop(&mut gw).unwrap();
-        assert_eq!((denied, ok), (401, 200), "{mode}");
+        assert_eq!(
+            answers,
+            vec![(401, 200); data_planes],
+            "{label}: {proxies:?}"
+        );
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists(),
-            "{mode}: kong {pid} left"
+            "{label}: kong {pid} left"
         );
     }
     upstream.stop(Duration::from_secs(2)).unwrap();

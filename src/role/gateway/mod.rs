@@ -97,6 +97,12 @@ pub trait GatewayAdapter: Send + Sync {
     fn needs_database_host(&self, _settings: &toml::Table) -> bool {
         false
     }
+    /// How many consecutive ports, from [`GatewayContext::proxy_port`] on, a start with these
+    /// case settings listens on (default 2: the proxy and admin ports). The session picks that
+    /// many free ones, so listeners an adapter puts after the admin port are checked too.
+    fn ports_needed(&self, _settings: &toml::Table) -> u16 {
+        2
+    }
     /// Stops the instance (default: TERM, grace, KILL to its process group).
     fn stop(&self, gw: &mut RunningGateway) -> Result<()> {
         gw.proc.stop(std::time::Duration::from_secs(5))?;

@@ -20,8 +20,11 @@
 //! Case settings (`[case.gateway_settings]`): `mode` (`traditional` | `dbless` | `hybrid`,
 //! default `traditional`), `kong_configs` (table), `data_planes` (hybrid, default 1),
 //! `service_path` (default `/test`), `pg_port` (default admin port + 3), `start_timeout`
-//! (seconds, default 120). Ports: cluster `admin+1`, telemetry `admin+2`; data plane `i`
-//! proxies on `proxy_port + i - 1`.
+//! (seconds, default 120). Ports: cluster `admin+1`, telemetry `admin+2`, PostgreSQL `admin+3`;
+//! data plane 1 proxies on `proxy_port`, data plane `i ≥ 2` on `admin + 2 + i` (after every
+//! port above, so no two listeners share one: [`hybrid_dp_port`]). Every port a start listens
+//! on must be distinct (checked by [`plan`]) and free on the host (checked before anything
+//! starts).
 
 pub mod admin;
 pub mod certs;
@@ -29,6 +32,7 @@ pub mod conf;
 pub mod declarative;
 pub mod meta;
 pub mod package;
+pub mod prefix;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -39,9 +43,11 @@ use crate::host::{Cmd, Host, HostError, Proc, poll_until};
 use crate::role::gateway::{GatewayAdapter, GatewayContext, RunningGateway};
 use crate::role::postgres::{Postgres, PostgresOptions, start_postgres};
 use crate::{Error, Result};
+use prefix::KongPrefix;
 
 /// Where docs/kong.md tells how to install Kong for perflab.
-const INSTALL_HINT: &str = "install Kong Gateway (a distro package from Kong's download site, or use the docker \
+const INSTALL_HINT: &str = "install Kong Gateway (a distro package from Kong's download site, a Kong built from \
+     source with PERFLAB_KONG_PREFIX=<its prefix> (docs/kong-from-source.md), or use the docker \
      driver with a kong image); see docs/kong.md";
 
 /// How Kong stores its configuration.
@@ -200,8 +206,77 @@ pub struct KongBinary {
     pub cwd: Option<PathBuf>,
     /// `lua_package_path` to set (the worktree first), if any.
     pub lua_package_path: Option<String>,
+    /// Environment every `kong` command gets (a built prefix's, see [`prefix`]); empty for a
+    /// Kong installed system-wide.
+    pub env: Vec<(String, String)>,
     /// What the version resolved to, for results.
     pub detail: String,
+}
+
+/// Where `kong` is looked for: a built prefix (`PERFLAB_KONG_PREFIX`) with the environment it
+/// needs, or the host's `PATH`.
+#[derive(Debug, Clone, Default)]
+pub struct KongLocation {
+    /// The prefix, when `PERFLAB_KONG_PREFIX` names one.
+    pub prefix: Option<KongPrefix>,
+    /// The environment of the prefix's commands (empty without a prefix).
+    pub env: Vec<(String, String)>,
+}
+
+impl KongLocation {
+    /// `kong` on the host's `PATH`.
+    pub fn path() -> Self {
+        KongLocation::default()
+    }
+
+    /// From perflab's environment `env`: the prefix `PERFLAB_KONG_PREFIX` names, if any.
+    /// `base_path` is the `PATH` its directories go in front of (perflab's own on a host that
+    /// shares this machine's files; `None`: the usual system directories).
+    pub fn from_env(env: &[(String, String)], base_path: Option<&str>) -> Self {
+        match KongPrefix::from_env(env) {
+            Some(p) => KongLocation {
+                env: p.env(base_path),
+                prefix: Some(p),
+            },
+            None => KongLocation::path(),
+        }
+    }
+
+    /// The installed `kong` program on `host`: the prefix's `bin/kong` when a prefix is set
+    /// (never the one on `PATH` then), else `kong` on `PATH`.
+    fn find(&self, host: &dyn Host) -> Option<String> {
+        match &self.prefix {
+            Some(p) => {
+                let program = p.program();
+                let ok = host
+                    .run(
+                        &Cmd::new("test").args(["-x", &program]),
+                        Duration::from_secs(10),
+                    )
+                    .is_ok_and(|o| o.success());
+                ok.then_some(program)
+            }
+            None => host.which("kong"),
+        }
+    }
+
+    fn missing(&self, host: &dyn Host) -> Error {
+        match &self.prefix {
+            Some(p) => Error::MissingTool {
+                program: p.program(),
+                where_: format!(" on host {} ({}={})", host.name(), prefix::PREFIX_VAR, p.root.display()),
+                hint: "build Kong into that prefix (docs/kong-from-source.md) or unset PERFLAB_KONG_PREFIX"
+                    .to_string(),
+            },
+            None => missing_kong(host, "kong"),
+        }
+    }
+
+    fn cmd(&self, program: &str) -> Cmd {
+        self.env
+            .iter()
+            .fold(Cmd::new(program), |c, (k, v)| c.env(k, v))
+    }
 }
 
 fn missing_kong(host: &dyn Host, program: &str) -> Error {
@@ -212,8 +287,13 @@ fn missing_kong(host: &dyn Host, program: &str) -> Error {
     }
 }
 
-fn kong_version(host: &dyn Host, program: &str, cwd: Option<&Path>) -> Result<String> {
-    let mut cmd = Cmd::new(program).arg("version");
+fn kong_version(
+    host: &dyn Host,
+    loc: &KongLocation,
+    program: &str,
+    cwd: Option<&Path>,
+) -> Result<String> {
+    let mut cmd = loc.cmd(program).arg("version");
     if let Some(d) = cwd {
         cmd = cmd.cwd(d);
     }
@@ -237,42 +317,46 @@ fn kong_version(host: &dyn Host, program: &str, cwd: Option<&Path>) -> Result<St
 /// Finds the Kong a version label asks for on `host`.
 ///
 /// With `install_packages` (hosts the terraform driver provisioned), a release that is not
-/// installed is installed from Kong's distribution package first ([`package`]).
+/// installed is installed from Kong's distribution package first ([`package`]) — unless `loc`
+/// names a built prefix, which is used as it is.
 pub fn resolve_binary(
     host: &dyn Host,
     version: &str,
     version_dir: Option<&Path>,
     install_packages: bool,
+    loc: &KongLocation,
 ) -> Result<KongBinary> {
+    let install_packages = install_packages && loc.prefix.is_none();
+    let detail_of = |v: &str| match &loc.prefix {
+        Some(p) => format!("kong {v} (built, {})", p.root.display()),
+        None => format!("kong {v}"),
+    };
     match VersionSpec::parse(version)? {
         VersionSpec::Current => {
-            let program = host
-                .which("kong")
-                .ok_or_else(|| missing_kong(host, "kong"))?;
-            let v = kong_version(host, &program, None)?;
+            let program = loc.find(host).ok_or_else(|| loc.missing(host))?;
+            let v = kong_version(host, loc, &program, None)?;
             Ok(KongBinary {
                 program,
                 cwd: None,
                 lua_package_path: None,
-                detail: format!("kong {v}"),
+                env: loc.env.clone(),
+                detail: detail_of(&v),
             })
         }
         VersionSpec::Release(wanted) => {
-            let installed = match host.which("kong") {
-                Some(p) => Some((kong_version(host, &p, None)?, p)),
+            let installed = match loc.find(host) {
+                Some(p) => Some((kong_version(host, loc, &p, None)?, p)),
                 None => None,
             };
             let (v, program) = match installed {
                 Some((v, p)) if meta::release_matches(&wanted, &v) => (v, p),
                 _ if install_packages => {
                     install_release(host, &wanted)?;
-                    let p = host
-                        .which("kong")
-                        .ok_or_else(|| missing_kong(host, "kong"))?;
-                    (kong_version(host, &p, None)?, p)
+                    let p = loc.find(host).ok_or_else(|| loc.missing(host))?;
+                    (kong_version(host, loc, &p, None)?, p)
                 }
                 Some((v, p)) => (v, p),
-                None => return Err(missing_kong(host, "kong")),
+                None => return Err(loc.missing(host)),
             };
             if !meta::release_matches(&wanted, &v) {
                 return Err(Error::Usage(format!(
@@ -285,7 +369,8 @@ pub fn resolve_binary(
                 program,
                 cwd: None,
                 lua_package_path: None,
-                detail: format!("kong {v}"),
+                env: loc.env.clone(),
+                detail: detail_of(&v),
             })
         }
         VersionSpec::Git(r) => {
@@ -310,20 +395,20 @@ pub fn resolve_binary(
             // The ref's Lua runs on an installed Kong's OpenResty and Lua dependencies; on a
             // provisioned machine the base release is installed when another one (or none) is.
             if install_packages {
-                let current = match host.which("kong") {
-                    Some(p) => Some(kong_version(host, &p, None)?),
+                let current = match loc.find(host) {
+                    Some(p) => Some(kong_version(host, loc, &p, None)?),
                     None => None,
                 };
                 if !current.is_some_and(|v| meta::release_matches(&base, &v)) {
                     install_release(host, &base)?;
                 }
             }
-            let installed = host.which("kong").ok_or_else(|| Error::MissingTool {
+            let installed = loc.find(host).ok_or_else(|| Error::MissingTool {
                 program: format!("kong {base} (the base install git:{r} runs on)"),
                 where_: format!(" on host {}", host.name()),
                 hint: INSTALL_HINT.to_string(),
             })?;
-            let installed_v = kong_version(host, &installed, None)?;
+            let installed_v = kong_version(host, loc, &installed, None)?;
             if !installed_v.starts_with(&format!("{}.{}.", ref_version.major, ref_version.minor)) {
                 tracing::warn!(
                     "git:{r} is Kong {ref_version} (base {base}) but the installed Kong is \
@@ -335,6 +420,15 @@ pub fn resolve_binary(
                 program: bin_s,
                 cwd: Some(dir.to_path_buf()),
                 lua_package_path: Some(format!("{d}/?.lua;{d}/?/init.lua;;")),
+                // The worktree-first `lua_package_path` above must win: a prefix's
+                // KONG_LUA_PACKAGE_PATH would override it (Kong reads KONG_* over kong.conf);
+                // its `;;` still reaches the prefix's trees through LUA_PATH.
+                env: loc
+                    .env
+                    .iter()
+                    .filter(|(k, _)| k != "KONG_LUA_PACKAGE_PATH")
+                    .cloned()
+                    .collect(),
                 detail: format!(
                     "git:{r} (kong/meta.lua {ref_version}, base {base}, on installed kong {installed_v})"
                 ),
@@ -488,7 +582,81 @@ impl StartPlan {
     }
 }
 
+/// The proxy port of hybrid data plane `i` (1-based): the lab's proxy port for the first, and
+/// for the others the ports after the control plane's (admin, cluster `admin+1`, telemetry
+/// `admin+2`, PostgreSQL `admin+3`). Counting up from the proxy port, as perflab once did, made
+/// data plane 2 listen on the admin port and data plane 3 on the cluster port: both failed to
+/// start and the lab ran with one data plane without saying so.
+pub fn hybrid_dp_port(proxy_port: u16, admin_port: u16, i: u32) -> u16 {
+    if i <= 1 {
+        proxy_port
+    } else {
+        admin_port.saturating_add(2).saturating_add(i as u16)
+    }
+}
+
+/// The TCP ports of `listen` values (`addr:port`, `addr:port ssl`, lists with `,`); `off` has none.
+fn listen_ports(listen: &str) -> Vec<u16> {
+    listen
+        .split(',')
+        .filter_map(|l| {
+            let addr = l.split_whitespace().next()?;
+            addr.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Every port the instances of `plan` and its PostgreSQL listen on, with who listens there.
+pub fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
+    let mut ports = Vec::new();
+    for inst in &plan.instances {
+        for key in [
+            "proxy_listen",
+            "admin_listen",
+            "cluster_listen",
+            "cluster_telemetry_listen",
+            "status_listen",
+        ] {
+            if let Some(v) = inst.conf.get(key) {
+                for p in listen_ports(v) {
+                    ports.push((p, format!("{} {key}", inst.name)));
+                }
+            }
+        }
+    }
+    if let Some(o) = &plan.postgres {
+        ports.push((o.port, "postgres".to_string()));
+    }
+    ports
+}
+
+/// Ports of `ports` that something on `host` already listens on (or holds): bound from here on
+/// a loopback host, read from the host's `/proc/net/tcp*` elsewhere (as
+/// [`crate::session::pick_ports`] does). An unreadable table checks nothing.
+fn ports_in_use(host: &dyn Host, ports: &[(u16, String)]) -> Vec<(u16, String)> {
+    if host.address() == "127.0.0.1" {
+        return ports
+            .iter()
+            .filter(|(p, _)| std::net::TcpListener::bind(("127.0.0.1", *p)).is_err())
+            .cloned()
+            .collect();
+    }
+    let Ok(out) = host.run(
+        &Cmd::new("cat").args(["/proc/net/tcp", "/proc/net/tcp6"]),
+        Duration::from_secs(10),
+    ) else {
+        return Vec::new();
+    };
+    let used = crate::session::used_ports(&out.stdout_text());
+    ports
+        .iter()
+        .filter(|(p, _)| used.contains(p))
+        .cloned()
+        .collect()
+}
+
 /// Computes what [`KongAdapter::start`] writes for `ctx` with `env` as the `KONG_*` source.
+/// Refuses a plan in which two listeners share a port.
 pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan> {
     let s = KongSettings::from_table(ctx.settings)?;
     let addr = ctx.host.address();
@@ -587,20 +755,30 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
                 dp.insert("database".into(), "off".into());
                 dp.insert("cluster_control_plane".into(), cluster.clone());
                 dp.insert("cluster_telemetry_endpoint".into(), telemetry.clone());
-                let port = ctx.proxy_port.saturating_add((i - 1) as u16);
+                let port = hybrid_dp_port(ctx.proxy_port, ctx.admin_port, i);
                 instances.push(instance(&format!("dp{i}"), proxy(port), "off".into(), &dp)?);
             }
             cluster_cert = Some((cert, key));
         }
     }
-    Ok(StartPlan {
+    let plan = StartPlan {
         mode: s.mode,
         instances,
         document,
         declarative_path,
         postgres,
         cluster_cert,
-    })
+    };
+    let mut seen: std::collections::BTreeMap<u16, String> = Default::default();
+    for (port, who) in planned_ports(&plan) {
+        if let Some(first) = seen.insert(port, who.clone()) {
+            return Err(Error::Usage(format!(
+                "kong: port {port} is planned twice ({first} and {who}); change pg_port, \
+                 kong_configs or the lab's ports"
+            )));
+        }
+    }
+    Ok(plan)
 }
 
 /// The processes of one Kong lab: the Kong instances (traffic instance first) and, when
@@ -645,7 +823,11 @@ impl Proc for KongProcs {
 }
 
 fn kong_cmd(bin: &KongBinary, args: &[&str]) -> Cmd {
-    let mut c = Cmd::new(&bin.program).args(args.iter().copied());
+    let mut c = bin
+        .env
+        .iter()
+        .fold(Cmd::new(&bin.program), |c, (k, v)| c.env(k, v))
+        .args(args.iter().copied());
     if let Some(d) = &bin.cwd {
         c = c.cwd(d);
     }
@@ -671,6 +853,19 @@ impl GatewayAdapter for KongAdapter {
         KongSettings::from_table(settings).is_ok_and(|s| s.mode != Mode::Dbless)
     }
 
+    /// Proxy and admin; with a database also cluster (+1), telemetry (+2) and PostgreSQL (+3)
+    /// after the admin port; in hybrid mode the data planes after those ([`hybrid_dp_port`]).
+    fn ports_needed(&self, settings: &toml::Table) -> u16 {
+        match KongSettings::from_table(settings) {
+            Ok(s) if s.mode == Mode::Dbless => 2,
+            Ok(s) if s.mode == Mode::Hybrid => {
+                let last = hybrid_dp_port(0, 1, s.data_planes.max(1));
+                last.saturating_add(1).max(5)
+            }
+            _ => 5,
+        }
+    }
+
     fn container_image(
         &self,
         version: &str,
@@ -694,11 +889,18 @@ impl GatewayAdapter for KongAdapter {
         let host = ctx.host.clone();
         let env = self.env();
         let mut plan = plan(ctx, &env)?;
+        // perflab's own PATH goes behind a built prefix's dirs only where it means the same.
+        let own_path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        let loc = KongLocation::from_env(&env, own_path.filter(|_| host.shares_local_files()));
         let bin = resolve_binary(
             host.as_ref(),
             ctx.version,
             ctx.version_dir.as_deref(),
             ctx.install_packages,
+            &loc,
         )?;
         let settings = KongSettings::from_table(ctx.settings)?;
         if let Some(lpp) = &bin.lua_package_path {
@@ -707,6 +909,15 @@ impl GatewayAdapter for KongAdapter {
                     .entry("lua_package_path".into())
                     .or_insert_with(|| lpp.clone());
             }
+        }
+        let busy = ports_in_use(host.as_ref(), &planned_ports(&plan));
+        if !busy.is_empty() {
+            let list: Vec<String> = busy.iter().map(|(p, who)| format!("{p} ({who})")).collect();
+            return Err(Error::Lab(format!(
+                "kong on {}: ports already in use: {}",
+                host.name(),
+                list.join(", ")
+            )));
         }
         let mut config_files = Vec::new();
         host.write_file(
@@ -829,9 +1040,22 @@ impl GatewayAdapter for KongAdapter {
         let proxy_port = ctx.proxy_port;
         let proxy_uri = format!("http://{}:{proxy_port}", host.address());
         // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until the
-        // first route is routed (any answer but 404 "no Route matched" or a 5xx).
-        if let Some(path) = ctx.entities.route_paths().first() {
-            let url = format!("{proxy_uri}{path}");
+        // first route is routed (any answer but 404 "no Route matched" or a 5xx) on every
+        // instance that proxies (each data plane in hybrid mode, so that one that failed to
+        // start or to sync is an error here, with its own log, not a silently smaller lab).
+        let proxies: Vec<(&InstancePlan, String)> = plan
+            .instances
+            .iter()
+            .filter_map(|inst| {
+                let port = *listen_ports(inst.conf.get("proxy_listen")?).first()?;
+                Some((inst, format!("http://{}:{port}", host.address())))
+            })
+            .collect();
+        for (inst, uri) in &proxies {
+            let Some(path) = ctx.entities.route_paths().first().cloned() else {
+                break;
+            };
+            let url = format!("{uri}{path}");
             let routed = poll_until(
                 settings.start_timeout,
                 Duration::from_millis(500),
@@ -843,9 +1067,13 @@ impl GatewayAdapter for KongAdapter {
             if routed.is_none() {
                 crate::signals::check()?;
                 let msg = format!(
-                    "kong ({}) never routed {url}:\n{}",
-                    traffic_inst.name,
-                    tail(host.as_ref(), &traffic_inst.error_log())
+                    "kong ({}) never routed {url}:\n{}\n{}",
+                    inst.name,
+                    tail(
+                        host.as_ref(),
+                        &ctx.prefix.join(format!("{}.out", inst.name))
+                    ),
+                    tail(host.as_ref(), &inst.error_log())
                 );
                 let _ = procs.stop(Duration::from_secs(5));
                 return Err(Error::Lab(msg));
