@@ -40,8 +40,11 @@ impl Overrides {
             c.load.duration = d;
         }
         if let Some(r) = self.repeat {
-            if r == 0 {
-                return Err(Error::Usage("--repeat must be at least 1".into()));
+            if !(1..=crate::suite::MAX_REPEATS).contains(&r) {
+                return Err(Error::Usage(format!(
+                    "--repeat must be from 1 to {} (got {r})",
+                    crate::suite::MAX_REPEATS
+                )));
             }
             c.repeats = r;
         }
@@ -107,6 +110,21 @@ pub struct Execution {
 /// the error is in [`Execution::error`].
 pub fn execute(req: RunRequest) -> Result<Execution> {
     crate::signals::install();
+    // Cases may come from a stored manifest (reproduce) or a library user: check their numbers
+    // before anything is created.
+    for c in &req.cases {
+        c.load
+            .validate()
+            .map_err(|e| Error::Usage(format!("case {}: {e}", c.id)))?;
+        if !(1..=crate::suite::MAX_REPEATS).contains(&c.repeats) {
+            return Err(Error::Usage(format!(
+                "case {}: repeats must be from 1 to {} (got {})",
+                c.id,
+                crate::suite::MAX_REPEATS,
+                c.repeats
+            )));
+        }
+    }
     let plan = interleave(&req.cases, req.versions.len(), req.profile);
     let store = Store::create(&req.output, &req.suite)?;
     let mut manifest = Manifest {

@@ -480,8 +480,14 @@ impl Session {
         let host = self.host(Role::Worker, "default")?;
         let plan = self.cpu_plan(host.as_ref());
         let n = spec.ports.unwrap_or(1).max(1);
+        if n > crate::suite::MAX_UPSTREAM_PORTS {
+            return Err(Error::Usage(format!(
+                "upstream.ports must be from 1 to {} (got {n})",
+                crate::suite::MAX_UPSTREAM_PORTS
+            )));
+        }
         let base_port = match self.port_base {
-            Some(p) => p,
+            Some(p) => check_port_base(p)?,
             None => pick_ports(host.as_ref(), n, 18088)?,
         };
         let opts = UpstreamOptions {
@@ -579,7 +585,7 @@ impl Session {
         let install_packages = self.driver()?.installs_packages();
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
-            Some(p) => p.saturating_add(100),
+            Some(p) => check_port_base(p)? + 100,
             None => pick_ports(host.as_ref(), 2, 38000)?,
         };
         let prefix = host
@@ -1096,6 +1102,22 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.teardown(false);
     }
+}
+
+/// Highest `port_base`: the gateway listens on `port_base + 100` and its admin API on
+/// `port_base + 101`, which must stay a valid port (65535).
+pub const MAX_PORT_BASE: u16 = u16::MAX - 101;
+
+/// Refuses a fixed port base that leaves no room for the gateway's ports (never clamps: a
+/// clamped port would collide with the upstream's or another program's).
+fn check_port_base(p: u16) -> Result<u16> {
+    if p == 0 || p > MAX_PORT_BASE {
+        return Err(Error::Usage(format!(
+            "--port-base {p} leaves no room for the gateway (PORT+100) and its admin API \
+             (PORT+101): use a port from 1 to {MAX_PORT_BASE}"
+        )));
+    }
+    Ok(p)
 }
 
 /// CPUs of a host (`getconf _NPROCESSORS_ONLN`).
