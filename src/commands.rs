@@ -26,6 +26,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Compare(a) => crate::commands::compare(a),
         Command::Report(a) => {
             let store = perflab::store::Store::open(&a.dir)?;
+            // A damaged manifest is an error, not a silently shorter report.
+            if store.root().join("manifest.json").exists() {
+                store.manifest()?;
+            }
             let out = report::render_all(
                 &store,
                 &report::ReportOptions::from_flags(

@@ -68,8 +68,8 @@ pub enum Error {
     /// The load generator failed.
     #[error("load generator failed: {0}")]
     Load(String),
-    /// A command on a host failed.
-    #[error("{0}")]
+    /// A command on a host failed. (Transparent: `{:#}` must not print the host's message twice.)
+    #[error(transparent)]
     Host(#[from] crate::host::HostError),
     /// Something else went wrong in the lab, with context.
     #[error("{0}")]
@@ -77,13 +77,14 @@ pub enum Error {
     /// The run was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. (The cause is part of the message, not a separate
+    /// error source, so that `{:#}` does not print it twice.)
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -93,6 +94,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::SuiteFile { .. } => EXIT_USAGE,
             Error::MissingTool { .. } => EXIT_MISSING_TOOL,
+            Error::Host(h) if h.is_missing_program() => EXIT_MISSING_TOOL,
             Error::Interrupted => EXIT_INTERRUPTED,
             _ => EXIT_LAB,
         }
@@ -102,7 +104,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

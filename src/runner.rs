@@ -5,7 +5,7 @@
 //! stop the gateway. Versions are interleaved (A B A B …) by the plan. On Ctrl-C the current run
 //! is abandoned, finished runs stay on disk, and the lab is torn down.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -177,6 +177,9 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
             runs.push(rec);
         }
         progress.done();
+        // A signal that came after the last run's load (while its files were written or the
+        // gateway stopped) still ends the execution as interrupted.
+        crate::signals::check()?;
         Ok(())
     })();
     crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
@@ -236,11 +239,12 @@ fn run_one(
     // the run as `driver-prep.json` when the driver does any.
     let prep = session.before_run()?;
     let started_unix_s = now_unix();
+    let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let version_detail = if baseline {
         "upstream nginx".to_string()
     } else {
         let dir = version.prepare(&case.gateway)?;
-        session.start_gateway_in(
+        let started = session.start_gateway_in(
             &case.gateway,
             adapter_label(&version.label),
             dir,
@@ -248,13 +252,15 @@ fn run_one(
             &case.gateway_settings,
             "default",
             case.workers,
-        )?;
+        );
+        if let Err(e) = started {
+            return Err(keep_refused_config(session, store, &run_dir, e));
+        }
         session
             .gateway("default")
             .map(|g| g.version_detail.clone())
             .unwrap_or_default()
     };
-    let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if !prep.is_null() {
         files.push((
@@ -348,6 +354,45 @@ fn run_one(
     }
     store.write_run(&run_dir, &rec, &files)?;
     Ok(rec)
+}
+
+/// A gateway that refused its configuration: copy the refused file (and the gateway's message)
+/// into the run's folder, since the lab's copy goes with the teardown, and point the error there.
+fn keep_refused_config(session: &mut Session, store: &Store, run_dir: &Path, e: Error) -> Error {
+    let Error::ConfigRefused {
+        program,
+        config,
+        message,
+    } = e
+    else {
+        return e;
+    };
+    let host = session.host(crate::driver::Role::Gateway, "default");
+    let text = host.and_then(|h| Ok(h.read_file(Path::new(&config))?));
+    let name = Path::new(&config)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    let rel = run_dir
+        .strip_prefix(store.root())
+        .unwrap_or(run_dir)
+        .join(format!("refused-{name}"));
+    let kept = text
+        .ok()
+        .and_then(|t| store.write(&rel, &t).ok())
+        .map(|p| p.display().to_string());
+    let _ = store.write(
+        rel.with_file_name("refused-message.txt"),
+        message.as_bytes(),
+    );
+    Error::ConfigRefused {
+        program,
+        config: match kept {
+            Some(p) => format!("{config} (kept as {p})"),
+            None => config,
+        },
+        message,
+    }
 }
 
 #[cfg(test)]

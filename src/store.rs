@@ -139,6 +139,13 @@ pub fn timestamp(unix: f64) -> String {
 impl Store {
     /// Creates a new, unique results folder under `output`.
     pub fn create(output: &Path, suite: &str) -> Result<Store> {
+        if output.exists() && !output.is_dir() {
+            return Err(Error::Usage(format!(
+                "--output {} is a file, not a folder: give a folder (it is created when missing); \
+                 each invocation makes its own results folder inside it",
+                output.display()
+            )));
+        }
         std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
         let base = format!("{}-{}", timestamp(now_unix()), sanitize(suite));
         for i in 0..1000 {
@@ -205,7 +212,13 @@ impl Store {
     pub fn manifest(&self) -> Result<Manifest> {
         let p = self.root.join("manifest.json");
         let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        serde_json::from_slice(&text).map_err(|e| Error::Lab(format!("{}: {e}", p.display())))
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{} is damaged ({e}): restore it, or remove it to render the runs in {} alone",
+                p.display(),
+                self.root.join("runs").display()
+            ))
+        })
     }
 
     /// Writes one finished run: the attached files first, `result.json` last.
