@@ -16,6 +16,12 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_MISSING_TOOL: i32 = 3;
 /// Exit status: a lab component failed (a gateway refused its config, a port was busy, a run failed).
 pub const EXIT_LAB: i32 = 4;
+/// Exit status: a gateway died during a run (the run is kept and flagged `gateway_died`), unless
+/// `--keep-going`.
+pub const EXIT_GATEWAY_DIED: i32 = 5;
+/// Exit status: an internal error (a panic, a bug in perflab); the lab was torn down and the
+/// results folder's status set to `failed`.
+pub const EXIT_INTERNAL: i32 = 70;
 /// Exit status: interrupted by SIGINT/SIGTERM; finished runs were kept.
 pub const EXIT_INTERRUPTED: i32 = 130;
 

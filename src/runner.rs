@@ -127,6 +127,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
     }
     let plan = interleave(&req.cases, req.versions.len(), req.profile);
     let store = Store::create(&req.output, &req.suite)?;
+    crate::store::set_active(Some(store.root()));
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),
         perflab_version: env!("CARGO_PKG_VERSION").into(),
@@ -162,8 +163,12 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         let progress =
             crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
         let mut current_case: Option<usize> = None;
+        let panic_at = debug_panic_at();
         for (seq, planned) in plan.iter().enumerate() {
             crate::signals::check()?;
+            if panic_at == Some(seq + 1) {
+                panic!("PERFLAB_DEBUG_PANIC_AT_RUN={}: a deliberate panic", seq + 1);
+            }
             let rec = run_one(
                 &mut session,
                 &req,
@@ -196,12 +201,21 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         Err(e) => format!("failed: {e}"),
     };
     store.write_manifest(&manifest)?;
+    crate::store::set_active(None);
     let error = match (result, teardown) {
         (Err(e), _) => Some(e),
         (Ok(()), Err(e)) => Some(e),
         (Ok(()), Ok(())) => None,
     };
     Ok(Execution { store, runs, error })
+}
+
+/// `PERFLAB_DEBUG_PANIC_AT_RUN=N` panics before run N: how the tests check that a panic still
+/// tears the lab down and marks the results folder `failed` (docs/cli.md, exit codes).
+fn debug_panic_at() -> Option<usize> {
+    std::env::var("PERFLAB_DEBUG_PANIC_AT_RUN")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }
 
 /// The label an adapter should check: compare labels repeated versions apart (`current#2`,

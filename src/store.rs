@@ -136,6 +136,30 @@ pub fn timestamp(unix: f64) -> String {
     )
 }
 
+/// The results folder of the execution in progress, so that a panic can still mark it `failed`
+/// (see [`mark_active_failed`]).
+static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Records (or clears) the results folder of the execution in progress.
+pub fn set_active(root: Option<&Path>) {
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = root.map(Path::to_path_buf);
+}
+
+/// After a panic: sets the status of the execution in progress to `failed: <reason>` (when its
+/// manifest still says `running`) and returns its folder. Never panics itself.
+pub fn mark_active_failed(reason: &str) -> Option<PathBuf> {
+    let root = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    let store = Store { root: root.clone() };
+    if let Ok(mut m) = store.manifest()
+        && m.status == "running"
+    {
+        m.status = format!("failed: {reason}");
+        m.finished_unix_s = Some(now_unix());
+        let _ = store.write_manifest(&m);
+    }
+    Some(root)
+}
+
 impl Store {
     /// Creates a new, unique results folder under `output`.
     pub fn create(output: &Path, suite: &str) -> Result<Store> {
