@@ -89,6 +89,10 @@ pub struct RunArgs {
     /// Sampling frequency of profiled runs, per second (1 to 10000).
     #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = profile_hz)]
     pub profile_hz: u32,
+    /// Finish the plan and exit 0 even when a gateway died during a run (such runs are always
+    /// flagged `gateway_died` and left out of the statistics).
+    #[arg(long)]
+    pub keep_going: bool,
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,

@@ -144,6 +144,7 @@ pub fn request(
         options,
         progress,
         profile: false,
+        keep_going: run.keep_going,
         port_base: run.port_base,
         profiler: perflab::role::profiler::ProfilerOptions {
             call_graph: run.call_graph.parse().map_err(|_| {

@@ -92,6 +92,10 @@ pub enum Error {
         /// The cause.
         cause: std::io::Error,
     },
+    /// A gateway died during one or more runs (each is kept, flagged `gateway_died` and left out
+    /// of the statistics); `--keep-going` makes this a success.
+    #[error("{0}")]
+    GatewayDied(String),
 }
 
 impl Error {
@@ -102,6 +106,7 @@ impl Error {
             Error::MissingTool { .. } => EXIT_MISSING_TOOL,
             Error::Host(h) if h.is_missing_program() => EXIT_MISSING_TOOL,
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::GatewayDied(_) => EXIT_GATEWAY_DIED,
             _ => EXIT_LAB,
         }
     }

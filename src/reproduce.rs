@@ -69,6 +69,7 @@ pub fn reproduce(
         options: serde_json::json!({ "reproducing": old.root(), "recorded_options": manifest.options }),
         progress: crate::progress::Mode::Auto,
         profile: false,
+        keep_going: false,
         port_base: None,
         profiler: Default::default(),
     };
@@ -85,7 +86,9 @@ pub fn report(
     include_flagged: bool,
     recorded_label: &dyn Fn(&str) -> String,
 ) -> Result<String> {
-    let usable = |r: &RunRecord| !r.flags.profiled && (include_flagged || !r.flags.any());
+    let usable = |r: &RunRecord| {
+        !r.flags.profiled && !r.flags.gateway_died && (include_flagged || !r.flags.any())
+    };
     let mut t = String::new();
     let _ = writeln!(
         t,

@@ -94,6 +94,9 @@ pub struct RunRequest {
     pub profiler: crate::role::profiler::ProfilerOptions,
     /// Profile every run (flame graphs); such runs are flagged `profiled`.
     pub profile: bool,
+    /// A gateway that died during a run does not make the execution fail
+    /// ([`Error::GatewayDied`]); the run is flagged and left out of the statistics either way.
+    pub keep_going: bool,
 }
 
 /// What an execution produced.
@@ -147,6 +150,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         case_specs: req.cases.clone(),
         version_specs: req.versions.clone(),
         driver_options: req.driver_options.clone(),
+        gateway_deaths: Vec::new(),
     };
     store.write_manifest(&manifest)?;
     let mut session = Session::new();
@@ -179,6 +183,19 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
                 &progress,
             )?;
             progress.finished(&rec);
+            if rec.flags.gateway_died {
+                let line = format!(
+                    "{}: {}",
+                    store
+                        .run_dir(rec.sequence, &rec.case, &rec.version, rec.repeat)
+                        .strip_prefix(store.root())
+                        .unwrap_or(Path::new(""))
+                        .display(),
+                    rec.notes.first().cloned().unwrap_or_default()
+                );
+                eprintln!("perflab: warning: {line}");
+                manifest.gateway_deaths.push(line);
+            }
             runs.push(rec);
         }
         progress.done();
@@ -202,10 +219,19 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
     };
     store.write_manifest(&manifest)?;
     crate::store::set_active(None);
+    let died = (!manifest.gateway_deaths.is_empty() && !req.keep_going).then(|| {
+        Error::GatewayDied(format!(
+            "the gateway died during {} run(s); they are kept (with the gateway's error log), \
+             flagged gateway_died and left out of the statistics:\n  {}\n(--keep-going exits 0 \
+             after such runs)",
+            manifest.gateway_deaths.len(),
+            manifest.gateway_deaths.join("\n  ")
+        ))
+    });
     let error = match (result, teardown) {
         (Err(e), _) => Some(e),
         (Ok(()), Err(e)) => Some(e),
-        (Ok(()), Ok(())) => None,
+        (Ok(()), Ok(())) => died,
     };
     Ok(Execution { store, runs, error })
 }

@@ -84,6 +84,10 @@ pub struct Manifest {
     /// Pinning, cool-down and driver settings needed to reproduce.
     #[serde(default)]
     pub driver_options: crate::driver::DriverOptions,
+    /// Runs during which the gateway died, one line each (run folder: what died). Such runs are
+    /// kept, flagged `gateway_died` and left out of the statistics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_deaths: Vec<String>,
 }
 
 /// A results folder.
