@@ -188,6 +188,10 @@ pub struct ReproduceArgs {
     /// Noise band in percent (0 to 100).
     #[arg(long, default_value_t = 2.0, allow_negative_numbers = true, value_parser = percent)]
     pub noise_band: f64,
+    /// Driver option KEY=VALUE (repeatable): supplies options the manifest holds redacted
+    /// (`var.*` values, secrets), or overrides recorded ones.
+    #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
+    pub driver_opt: Vec<String>,
     /// Keep runs flagged noisy, with errors or with saturated load in the comparison (left out
     /// by default, on both sides, as in compare).
     #[arg(long)]
@@ -240,6 +244,8 @@ pub fn driver_options(opts: &[String]) -> perflab::Result<perflab::driver::Drive
         })?;
         m.insert(k.trim().to_string(), v.to_string());
     }
+    // Secret values are scrubbed from everything written from now on (src/redact.rs).
+    perflab::redact::register(&m);
     Ok(m)
 }
 

@@ -15,6 +15,7 @@ pub mod host;
 pub mod http;
 pub mod image;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod reproduce;
 pub mod result;

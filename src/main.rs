@@ -32,7 +32,10 @@ fn main() {
                 .downcast_ref::<perflab::Error>()
                 .map(|e| e.exit_code())
                 .unwrap_or(perflab::error::EXIT_LAB);
-            eprintln!("perflab: error: {e:#}");
+            eprintln!(
+                "perflab: error: {}",
+                perflab::redact::scrub_str(&format!("{e:#}"))
+            );
             code
         }
         Err(_) => {
@@ -56,7 +59,7 @@ fn main() {
 /// The message of the last panic, for the manifest's `failed: …` status.
 static PANIC_MESSAGE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
-/// Prints a panic as an internal error (with where it happened) instead of
+/// Prints a panic as an internal error (with where it happened, and secrets scrubbed) instead of
 /// Rust's default message, and remembers it for the manifest.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
@@ -66,6 +69,7 @@ fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
+        let msg = perflab::redact::scrub_str(&msg);
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))

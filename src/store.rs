@@ -81,7 +81,7 @@ pub struct Manifest {
     /// The resolved versions.
     #[serde(default)]
     pub version_specs: Vec<crate::version::Version>,
-    /// Pinning, cool-down and driver settings needed to reproduce.
+    /// Pinning, cool-down and driver settings needed to reproduce (secret values redacted).
     #[serde(default)]
     pub driver_options: crate::driver::DriverOptions,
     /// Runs during which the gateway died, one line each (run folder: what died). Such runs are
@@ -222,16 +222,23 @@ impl Store {
         ))
     }
 
-    /// Writes a file inside the store.
+    /// Writes a file inside the store (registered secrets scrubbed, see [`crate::redact`]).
     pub fn write(&self, rel: impl AsRef<Path>, data: &[u8]) -> Result<PathBuf> {
         let p = self.root.join(rel);
-        atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
+        atomic_write(&p, &crate::redact::scrub(data)).map_err(|e| Error::io(&p, e))?;
         Ok(p)
     }
 
-    /// Writes the manifest.
+    /// Writes the manifest, with secret driver options redacted (`var.*` values, tokens,
+    /// passwords: see [`crate::redact`]).
     pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
-        let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Lab(e.to_string()))?;
+        let mut m = m.clone();
+        m.driver_options = crate::redact::driver_options(&m.driver_options);
+        m.command = crate::redact::argv(&m.command);
+        redact_json(&mut m.options);
+        redact_json(&mut m.driver_info);
+        redact_json(&mut m.fingerprint);
+        let text = serde_json::to_vec_pretty(&m).map_err(|e| Error::Lab(e.to_string()))?;
         self.write("manifest.json", &text)?;
         Ok(())
     }
@@ -258,11 +265,11 @@ impl Store {
     ) -> Result<()> {
         for (name, data) in files {
             let p = dir.join(name);
-            atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
+            atomic_write(&p, &crate::redact::scrub(data)).map_err(|e| Error::io(&p, e))?;
         }
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Lab(e.to_string()))?;
         let p = dir.join("result.json");
-        atomic_write(&p, &json).map_err(|e| Error::io(&p, e))
+        atomic_write(&p, &crate::redact::scrub(&json)).map_err(|e| Error::io(&p, e))
     }
 
     /// Loads every complete run, in run order.
@@ -288,6 +295,32 @@ impl Store {
         }
         out.sort_by_key(|r| r.sequence);
         Ok(out)
+    }
+}
+
+/// Redacts, in place, every string option `KEY=VALUE` or object member `KEY: VALUE` whose key
+/// looks like a secret, and scrubs registered secret values from every string.
+fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            *s = match s.split_once('=') {
+                Some((k, _)) if crate::redact::is_secret_key(k) && !k.contains(' ') => {
+                    crate::redact::option_string(s)
+                }
+                _ => crate::redact::scrub_str(s),
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if crate::redact::is_secret_key(k) && (x.is_string() || x.is_number()) {
+                    *x = serde_json::Value::String(crate::redact::REDACTED.into());
+                } else {
+                    redact_json(x);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
