@@ -485,6 +485,39 @@ fn haproxy_refusing_its_config_shows_its_alerts_and_keeps_the_config() {
 }
 
 #[test]
+fn a_busy_gateway_port_is_named_on_the_gateway_host() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.out();
+    // A listener on the gateway's port (PORT+100); the upstream's PORT stays free.
+    let (busy, base) = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if p > 1124 && std::net::TcpListener::bind(("127.0.0.1", p - 100)).is_ok() {
+            break (l, p - 100);
+        }
+    };
+    let base = base.to_string();
+    let mut args = vec![
+        "suite",
+        "rps",
+        "--tags",
+        "simple-proxy",
+        "--gateway",
+        "nginx",
+        "--port-base",
+        &base,
+        "--no-pin",
+        "--output",
+        &out,
+    ];
+    args.extend_from_slice(FAST);
+    let port = busy.local_addr().unwrap().port();
+    check(&lab, &args, 4, &[&format!("port {port} on gateway")]);
+    drop(busy);
+}
+
+#[test]
 fn a_panic_tears_down_and_marks_the_results_failed() {
     let _g = lock();
     let lab = Lab::new();
