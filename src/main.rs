@@ -74,10 +74,7 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
-            "perflab: internal error (a bug in perflab, please report it): {msg}{at}; \
-             stopping the lab"
-        );
+        eprintln!("perflab: internal error (a bug in perflab, please report it): {msg}{at}");
         if let Ok(mut m) = PANIC_MESSAGE.lock() {
             *m = format!("{msg}{at}");
         }

@@ -152,12 +152,19 @@ pub fn set_active(root: Option<&Path>) {
 /// After a panic: sets the status of the execution in progress to `failed: <reason>` (when its
 /// manifest still says `running`) and returns its folder. Never panics itself.
 pub fn mark_active_failed(reason: &str) -> Option<PathBuf> {
+    mark_active(&format!("failed: {reason}"))
+}
+
+/// Sets the status of the execution in progress (when its manifest still says `running`), for
+/// the paths that end the process without returning to the runner (a panic, a second Ctrl-C),
+/// and returns its folder. Never panics itself.
+pub fn mark_active(status: &str) -> Option<PathBuf> {
     let root = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take()?;
     let store = Store { root: root.clone() };
     if let Ok(mut m) = store.manifest()
         && m.status == "running"
     {
-        m.status = format!("failed: {reason}");
+        m.status = status.to_string();
         m.finished_unix_s = Some(now_unix());
         let _ = store.write_manifest(&m);
     }

@@ -634,6 +634,48 @@ fn sigterm_during_the_last_run_ends_interrupted() {
     }
 }
 
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.out();
+    let args = [
+        "suite",
+        "rps",
+        "--tags",
+        "simple-proxy",
+        "--gateway",
+        "nginx",
+        "--duration",
+        "5",
+        "--repeat",
+        "2",
+        "--warmup",
+        "0",
+        "--cooldown-max",
+        "0",
+        "--plain",
+        "--no-pin",
+        "--output",
+        &out,
+    ];
+    let (mut child, _err) = lab.spawn(&args);
+    wait_for(&mut child, "wrk runs", || {
+        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        json(&lab.results_dir().join("manifest.json"))["status"],
+        "interrupted"
+    );
+    lab.assert_nothing_left();
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Kill {
     /// The main process (nginx's master; HAProxy's only process).
