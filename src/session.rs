@@ -637,7 +637,7 @@ impl Session {
             LogLevel::Debug,
             &format!("{kind} {version} ({}) ready at {uri}", gw.version_detail),
         );
-        let pids = group_pids(gw.host.as_ref(), gw.proc.pid());
+        let pids = group_pids(gw.host.as_ref(), gw.proc.pid()).unwrap_or_default();
         self.gateway_pids.insert(instance.to_string(), pids);
         self.gateways.insert(instance.to_string(), gw);
         Ok(uri)
@@ -661,8 +661,11 @@ impl Session {
             });
         }
         let expected = self.gateway_pids.get(instance).cloned().unwrap_or_default();
-        if !expected.is_empty() {
-            let now = group_pids(gw.host.as_ref(), pgid);
+        // An unreadable process table says nothing about the gateway: only the main process
+        // is judged then.
+        if !expected.is_empty()
+            && let Some(now) = group_pids(gw.host.as_ref(), pgid)
+        {
             let gone: Vec<String> = expected
                 .difference(&now)
                 .filter(|p| **p != pgid || problems.is_empty())
@@ -1333,17 +1336,17 @@ fn non_negative(s: f64, role: &str, notes: &mut Vec<String>) -> Option<f64> {
     }
 }
 
-/// The processes of a process group on a host (empty when the process table cannot be read).
-fn group_pids(host: &dyn Host, pgid: u32) -> std::collections::BTreeSet<u32> {
-    host.proc_snapshot()
-        .map(|s| {
-            s.procs
-                .values()
-                .filter(|p| p.pgrp == pgid)
-                .map(|p| p.pid)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The processes of a process group on a host (`None` when the process table cannot be read).
+fn group_pids(host: &dyn Host, pgid: u32) -> Option<std::collections::BTreeSet<u32>> {
+    // A snapshot without a single process was not read (every host has at least one).
+    let s = host.proc_snapshot().ok().filter(|s| !s.procs.is_empty())?;
+    Some(
+        s.procs
+            .values()
+            .filter(|p| p.pgrp == pgid)
+            .map(|p| p.pid)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
