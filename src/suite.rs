@@ -24,6 +24,9 @@ pub const MAX_WORKERS: u32 = 1_024;
 pub const MAX_UPSTREAM_PORTS: u16 = 100;
 /// Largest body the upstream serves (`upstream.body_bytes`): 1 GiB.
 pub const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Most routes of a case (`entities.services` × `entities.routes_per_service`); also the bound
+/// of each factor and of `entities.consumers`.
+pub const MAX_ROUTES: u64 = 100_000;
 
 /// The bound of each numeric case-file field, for messages about values of the wrong type or
 /// sign (the file, line and field are named with it).
@@ -37,6 +40,9 @@ const FIELD_BOUNDS: &[(&str, &str)] = &[
     ("duration", "a number of seconds from 1 to 86400"),
     ("warmup", "a number of seconds from 0 to 3600"),
     ("timeout", "a whole number of seconds from 1 to 3600"),
+    ("services", "a whole number from 1 to 100000"),
+    ("routes_per_service", "a whole number from 1 to 100000"),
+    ("consumers", "a whole number from 0 to 100000"),
 ];
 
 /// The upstream part of a case: a blob, or a table with more settings.
@@ -312,6 +318,7 @@ fn explain_toml_error(text: &str, line: usize, message: &str) -> String {
 /// The line (1-based) where `field` (`load.duration`, `repeats`; the last part is matched) is
 /// set, 0 when it is not found.
 fn field_line(text: &str, field: &str) -> usize {
+    let field = field.trim_end_matches(':');
     let key = field.rsplit('.').next().unwrap_or(field);
     text.lines()
         .position(|l| {
@@ -332,6 +339,33 @@ fn check_counts(spec: &CaseSpec) -> std::result::Result<(), String> {
         && !(1..=MAX_WORKERS).contains(&w)
     {
         return Err(format!("workers must be from 1 to {MAX_WORKERS} (got {w})"));
+    }
+    let e = &spec.entities;
+    if !(1..=MAX_ROUTES).contains(&(e.services as u64)) {
+        return Err(format!(
+            "services must be from 1 to {MAX_ROUTES} (got {})",
+            e.services
+        ));
+    }
+    if !(1..=MAX_ROUTES).contains(&(e.routes_per_service as u64)) {
+        return Err(format!(
+            "routes_per_service must be from 1 to {MAX_ROUTES} (got {})",
+            e.routes_per_service
+        ));
+    }
+    let routes = e.services as u64 * e.routes_per_service as u64;
+    if routes > MAX_ROUTES {
+        return Err(format!(
+            "routes_per_service: services × routes_per_service must be at most {MAX_ROUTES} \
+             (got {} × {} = {routes})",
+            e.services, e.routes_per_service
+        ));
+    }
+    if e.consumers as u64 > MAX_ROUTES {
+        return Err(format!(
+            "consumers must be from 0 to {MAX_ROUTES} (got {})",
+            e.consumers
+        ));
     }
     let up = spec.upstream.table();
     if let Some(p) = up.ports
@@ -583,6 +617,15 @@ mod tests {
             ("repeats = 0\n", "repeats must be from 1 to 10000"),
             ("repeats = 4000000000\n", "repeats must be from 1 to 10000"),
             ("[case.load]\nconnections = -1\n", "field `connections`"),
+            (
+                "[case.entities]\nservices = 4000000000\nroutes_per_service = 4000000000\n",
+                "services must be from 1 to 100000",
+            ),
+            (
+                "[case.entities]\nservices = 1000\nroutes_per_service = 1000\n",
+                "at most 100000",
+            ),
+            ("[case.entities]\nservices = 0\n", "services must be from 1"),
         ] {
             let text = if body.starts_with('[') {
                 format!("{head}{body}")
