@@ -195,11 +195,11 @@ fn parse_secs(key: &str, v: &str) -> Result<Duration> {
     v.trim_end_matches('s')
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
+        .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))
         .map(Duration::from_secs_f64)
         .ok_or_else(|| {
             usage(format!(
-                "driver option {key}={v}: expected seconds, e.g. 30"
+                "driver option {key}={v}: expected a number of seconds from 0 to 86400, e.g. 30"
             ))
         })
 }
