@@ -368,6 +368,11 @@ fn bad_inputs_are_refused_naming_the_input_and_leave_nothing() {
             "workers = 0\n",
             &["workers must be from 1 to 1024"],
         ),
+        (
+            "routes",
+            "[case.entities]\nservices = 4000000000\n",
+            &["routes.toml:5:", "services must be from 1 to 100000"],
+        ),
     ];
     for (name, body, needles) in cases {
         let text = format!("{CASE_HEAD}{body}");
