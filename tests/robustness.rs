@@ -681,6 +681,57 @@ fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
     lab.assert_nothing_left();
 }
 
+#[test]
+fn teardown_after_sigkill_stops_every_process_of_the_lab_wrk_included() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.out();
+    let args = [
+        "suite",
+        "rps",
+        "--tags",
+        "simple-proxy",
+        "--gateway",
+        "nginx",
+        "--duration",
+        "20",
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--cooldown-max",
+        "0",
+        "--plain",
+        "--no-pin",
+        "--output",
+        &out,
+    ];
+    let (mut child, _err) = lab.spawn(&args);
+    wait_for(&mut child, "wrk runs", || {
+        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = lab.leftovers();
+    assert!(
+        left.iter().any(|p| p.contains("wrk")) && left.iter().any(|p| p.contains("nginx")),
+        "the killed lab's processes run on: {left:#?}"
+    );
+    let o = lab.run(&["teardown", "--driver", "local"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("removed 1 leftover lab folder(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let start = Instant::now();
+    while !lab.leftovers().is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = lab.leftovers();
+    assert!(left.is_empty(), "left after teardown: {left:#?}");
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Kill {
     /// The main process (nginx's master; HAProxy's only process).

@@ -163,8 +163,11 @@ pub fn wrk_args(
     a
 }
 
-/// The wrapper: runs wrk with the given args, then writes `times` to `$PERFLAB_TIMES`.
-const WRAPPER: &str = "\"$0\" \"$@\"; rc=$?; times > \"$PERFLAB_TIMES\"; exit $rc";
+/// The wrapper: `sh -c WRAPPER perflab-load TIMES_FILE wrk ARGS…` runs wrk with its args, then
+/// writes `times` to TIMES_FILE. The file (inside the lab's directory) is an argument rather
+/// than an environment variable so that the wrapper's command line names the lab: `perflab
+/// teardown` finds a killed lab's processes by that, and wrk shares the wrapper's process group.
+const WRAPPER: &str = "t=$1; shift; \"$@\"; rc=$?; times > \"$t\"; exit $rc";
 
 /// A load run in progress.
 pub struct RunningLoad {
@@ -232,9 +235,10 @@ pub fn start_load(
     let cmd = Cmd::new("sh")
         .arg("-c")
         .arg(WRAPPER)
+        .arg("perflab-load")
+        .arg(times_path.display().to_string())
         .arg(&wrk)
         .args(args.iter().cloned())
-        .env("PERFLAB_TIMES", times_path.display().to_string())
         .cpus(cpus);
     let command =
         crate::host::quote::join(&std::iter::once(wrk.clone()).chain(args).collect::<Vec<_>>());
