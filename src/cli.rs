@@ -55,20 +55,20 @@ pub struct RunArgs {
     /// Run gateway cases against this gateway kind instead of the ones they list.
     #[arg(long)]
     pub gateway: Option<String>,
-    /// Seconds of load per run.
-    #[arg(long)]
+    /// Seconds of load per run (1 to 86400).
+    #[arg(long, allow_negative_numbers = true, value_parser = duration_s)]
     pub duration: Option<f64>,
-    /// Repeats per case and version.
-    #[arg(long)]
+    /// Repeats per case and version (1 to 10000).
+    #[arg(long, allow_negative_numbers = true, value_parser = repeat_count)]
     pub repeat: Option<u32>,
-    /// wrk connections.
-    #[arg(long)]
+    /// wrk connections (1 to 1000000).
+    #[arg(long, allow_negative_numbers = true, value_parser = connections)]
     pub connections: Option<u32>,
-    /// wrk threads.
-    #[arg(long)]
+    /// wrk threads (1 to 1024).
+    #[arg(long, allow_negative_numbers = true, value_parser = threads)]
     pub threads: Option<u32>,
-    /// Seconds of unmeasured warm-up after each gateway start (0 disables).
-    #[arg(long)]
+    /// Seconds of unmeasured warm-up after each gateway start (0 disables; at most 3600).
+    #[arg(long, allow_negative_numbers = true, value_parser = warmup_s)]
     pub warmup: Option<f64>,
     /// Results root; each invocation makes its own folder inside.
     #[arg(long, default_value = "output")]
@@ -76,21 +76,26 @@ pub struct RunArgs {
     /// Do not pin the gateway and the load generator to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
-    /// Longest wait for a quiet machine before each run, in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// Longest wait for a quiet machine before each run, in seconds (0 to 3600).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true, value_parser = cooldown_s)]
     pub cooldown_max: f64,
-    /// Background CPU share (percent) above which a run is flagged noisy.
-    #[arg(long, default_value_t = 10.0)]
+    /// Background CPU share (percent) above which a run is flagged noisy (0 to 100).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true, value_parser = percent)]
     pub noisy_pct: f64,
-    /// Fixed first port of the upstream (the gateway uses PORT+100); default: free ports are picked.
-    #[arg(long, value_name = "PORT")]
+    /// Fixed first port of the upstream (the gateway uses PORT+100, its admin API PORT+101, so
+    /// 1 to 65434); default: free ports are picked.
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true, value_parser = port_base)]
     pub port_base: Option<u16>,
     /// Stack unwinding of profiled runs: fp (frame pointers) or dwarf (full stacks of stripped binaries, more data).
     #[arg(long, default_value = "fp")]
     pub call_graph: String,
-    /// Sampling frequency of profiled runs, per second.
-    #[arg(long, default_value_t = 99)]
+    /// Sampling frequency of profiled runs, per second (1 to 10000).
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = profile_hz)]
     pub profile_hz: u32,
+    /// Finish the plan and exit 0 even when a gateway died during a run (such runs are always
+    /// flagged `gateway_died` and left out of the statistics).
+    #[arg(long)]
+    pub keep_going: bool,
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,
@@ -160,14 +165,14 @@ pub struct CompareArgs {
     /// Seed of the burst order (default: from the clock; always recorded).
     #[arg(long)]
     pub order_seed: Option<u64>,
-    /// Restart design only: changes inside ±PCT are "no change" (default 0: none).
-    #[arg(long, default_value_t = 0.0)]
+    /// Restart design only: changes inside ±PCT are "no change" (default 0: none; below 50).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = noise_band)]
     pub noise_band: f64,
     /// Run `perflab calibrate` first (an A/A pilot of this machine), then compare with its choices.
     #[arg(long)]
     pub calibrate: bool,
-    /// Exit with status 1 when a candidate's verdict is `slower` and its estimated slowdown is at least PCT percent.
-    #[arg(long, value_name = "PCT")]
+    /// Exit with status 1 when a candidate's verdict is `slower` and its estimated slowdown is at least PCT percent (0 to 100).
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = regression_pct)]
     pub fail_on_regression: Option<f64>,
     /// Output formats (repeatable): markdown, json, csv, bmf, gab-bigger, gab-smaller.
     #[arg(long = "format", value_delimiter = ',')]
@@ -217,8 +222,8 @@ pub struct ReportArgs {
     /// Output formats for comparisons (default: all).
     #[arg(long = "format", value_delimiter = ',')]
     pub formats: Vec<String>,
-    /// Restart design only: noise band in percent (default 0: none).
-    #[arg(long, default_value_t = 0.0)]
+    /// Restart design only: noise band in percent (default 0: none; 0 to 100).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = percent)]
     pub noise_band: f64,
     /// Include flagged runs in verdicts (restart design).
     #[arg(long)]
@@ -236,12 +241,16 @@ pub struct ReproduceArgs {
     /// Results root for the new runs.
     #[arg(long, default_value = "output")]
     pub output: PathBuf,
-    /// Repeats (default: as recorded).
-    #[arg(long)]
+    /// Repeats (default: as recorded; 1 to 10000).
+    #[arg(long, allow_negative_numbers = true, value_parser = repeat_count)]
     pub repeat: Option<u32>,
-    /// Noise band in percent (default 0: none).
-    #[arg(long, default_value_t = 0.0)]
+    /// Noise band in percent (default 0: none; 0 to 100).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = percent)]
     pub noise_band: f64,
+    /// Driver option KEY=VALUE (repeatable): supplies options the manifest holds redacted
+    /// (`var.*` values, secrets), or overrides recorded ones.
+    #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
+    pub driver_opt: Vec<String>,
     /// Keep runs flagged noisy, with errors or with saturated load in the comparison (left out
     /// by default, on both sides, as in compare).
     #[arg(long)]
@@ -294,5 +303,131 @@ pub fn driver_options(opts: &[String]) -> perflab::Result<perflab::driver::Drive
         })?;
         m.insert(k.trim().to_string(), v.to_string());
     }
+    // Secret values are scrubbed from everything written from now on (src/redact.rs).
+    perflab::redact::register(&m);
     Ok(m)
+}
+
+// Value parsers: every number is checked when the command line is parsed, against the bounds
+// documented in docs/cli.md, so nothing downstream meets NaN, infinity, a negative count or a
+// value that would overflow (a duration of 1e300 s, 4 000 000 000 repeats, a port past 65535).
+// clap names the flag in its message: `invalid value '-1' for '--duration <DURATION>': …`.
+
+/// A finite number of seconds (or percent) within `min..=max`.
+fn bounded_f64(s: &str, min: f64, max: f64, unit: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number of {unit} from {min} to {max}"))?;
+    if !v.is_finite() || v < min || v > max {
+        return Err(format!(
+            "must be a finite number of {unit} from {min} to {max}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A whole number within `min..=max`.
+fn bounded_u64(s: &str, min: u64, max: u64) -> Result<u64, String> {
+    let t = s.trim();
+    let v: u64 = t.parse().map_err(|_| {
+        if t.starts_with('-') {
+            format!("must not be negative: a whole number from {min} to {max}")
+        } else {
+            format!("expected a whole number from {min} to {max}")
+        }
+    })?;
+    if !(min..=max).contains(&v) {
+        return Err(format!("must be a whole number from {min} to {max}"));
+    }
+    Ok(v)
+}
+
+fn duration_s(s: &str) -> Result<f64, String> {
+    bounded_f64(s, 1.0, perflab::role::load::wrk::MAX_DURATION_S, "seconds")
+}
+
+fn warmup_s(s: &str) -> Result<f64, String> {
+    bounded_f64(s, 0.0, perflab::role::load::wrk::MAX_WARMUP_S, "seconds")
+}
+
+fn cooldown_s(s: &str) -> Result<f64, String> {
+    bounded_f64(s, 0.0, 3600.0, "seconds")
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    bounded_f64(s, 0.0, 100.0, "percent")
+}
+
+fn regression_pct(s: &str) -> Result<f64, String> {
+    bounded_f64(s, 0.0, 100.0, "percent")
+}
+
+fn noise_band(s: &str) -> Result<f64, String> {
+    let v = bounded_f64(s, 0.0, 50.0, "percent")?;
+    if v >= 50.0 {
+        return Err("must be a finite number of percent from 0 up to (not including) 50".into());
+    }
+    Ok(v)
+}
+
+fn repeat_count(s: &str) -> Result<u32, String> {
+    bounded_u64(s, 1, perflab::suite::MAX_REPEATS as u64).map(|v| v as u32)
+}
+
+fn connections(s: &str) -> Result<u32, String> {
+    bounded_u64(s, 1, perflab::role::load::wrk::MAX_CONNECTIONS as u64).map(|v| v as u32)
+}
+
+fn threads(s: &str) -> Result<u32, String> {
+    bounded_u64(s, 1, perflab::role::load::wrk::MAX_THREADS as u64).map(|v| v as u32)
+}
+
+fn profile_hz(s: &str) -> Result<u32, String> {
+    bounded_u64(s, 1, 10_000).map(|v| v as u32)
+}
+
+fn port_base(s: &str) -> Result<u16, String> {
+    bounded_u64(s, 1, perflab::session::MAX_PORT_BASE as u64)
+        .map(|v| v as u16)
+        .map_err(|e| format!("{e} (the gateway listens on PORT+100 and its admin API on PORT+101)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_bounded_and_finite() {
+        for bad in [
+            "inf", "-inf", "NaN", "1e300", "-1", "0", "0.5", "86401", "x", "",
+        ] {
+            assert!(duration_s(bad).is_err(), "--duration {bad}");
+        }
+        assert_eq!(duration_s("1").unwrap(), 1.0);
+        assert_eq!(duration_s("86400").unwrap(), 86400.0);
+        assert!(warmup_s("inf").is_err() && warmup_s("-0.1").is_err());
+        assert_eq!(warmup_s("0").unwrap(), 0.0);
+        assert!(cooldown_s("NaN").is_err());
+        for bad in ["0", "-3", "4000000000", "10001", "1.5"] {
+            assert!(repeat_count(bad).is_err(), "--repeat {bad}");
+        }
+        assert!(repeat_count("-3").unwrap_err().contains("negative"));
+        assert!(port_base("65500").is_err() && port_base("0").is_err());
+        assert_eq!(port_base("65434").unwrap(), 65434);
+        assert!(noise_band("50").is_err() && noise_band("49.9").is_ok());
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_value_parser() {
+        let e = Cli::try_parse_from(["perflab", "suite", "rps", "--duration", "-1"]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("--duration") && text.contains("from 1 to 86400"),
+            "{text}"
+        );
+        let e =
+            Cli::try_parse_from(["perflab", "suite", "rps", "--port-base", "65500"]).unwrap_err();
+        assert!(e.to_string().contains("--port-base"), "{e}");
+    }
 }

@@ -27,6 +27,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Calibrate(a) => crate::commands::calibrate(a).map(|_| EXIT_OK),
         Command::Report(a) => {
             let store = perflab::store::Store::open(&a.dir)?;
+            // A damaged manifest is an error, not a silently shorter report.
+            if store.root().join("manifest.json").exists() {
+                store.manifest()?;
+            }
             let out = report::render_all(
                 &store,
                 &report::ReportOptions::from_flags(
@@ -141,6 +145,7 @@ pub fn request(
         options,
         progress,
         profile: false,
+        keep_going: run.keep_going,
         port_base: run.port_base,
         profiler: perflab::role::profiler::ProfilerOptions {
             call_graph: run.call_graph.parse().map_err(|_| {
@@ -273,6 +278,25 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     };
     let old = perflab::store::Store::open(&dir)?;
     let manifest = old.manifest()?;
+    // Secret driver options were stored redacted: take them from --driver-opt, else leave them
+    // out so the driver falls back to the environment (TF_VAR_NAME).
+    let mut run_manifest = manifest.clone();
+    let (mut opts, dropped) = perflab::redact::without_redacted(&manifest.driver_options);
+    let given = crate::cli::driver_options(&a.driver_opt)?;
+    let missing: Vec<&String> = dropped.iter().filter(|k| !given.contains_key(*k)).collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "perflab: driver option(s) {} were recorded redacted; pass them again with \
+             --driver-opt KEY=VALUE (or through the environment, e.g. TF_VAR_NAME)",
+            missing
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    opts.extend(given);
+    run_manifest.driver_options = opts;
     let old_runs = old.load_runs()?;
     let only_case = if a.result.is_file() {
         let rec: perflab::result::RunRecord = serde_json::from_slice(
@@ -284,7 +308,7 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     };
     let exec = perflab::reproduce::reproduce(
         &old,
-        &manifest,
+        &run_manifest,
         &old_runs,
         only_case.as_deref(),
         &a.output,

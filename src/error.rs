@@ -16,6 +16,12 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_MISSING_TOOL: i32 = 3;
 /// Exit status: a lab component failed (a gateway refused its config, a port was busy, a run failed).
 pub const EXIT_LAB: i32 = 4;
+/// Exit status: a gateway died during a run (the run is kept and flagged `gateway_died`), unless
+/// `--keep-going`.
+pub const EXIT_GATEWAY_DIED: i32 = 5;
+/// Exit status: an internal error (a panic, a bug in perflab); the lab was torn down and the
+/// results folder's status set to `failed`.
+pub const EXIT_INTERNAL: i32 = 70;
 /// Exit status: interrupted by SIGINT/SIGTERM; finished runs were kept.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -68,8 +74,8 @@ pub enum Error {
     /// The load generator failed.
     #[error("load generator failed: {0}")]
     Load(String),
-    /// A command on a host failed.
-    #[error("{0}")]
+    /// A command on a host failed. (Transparent: `{:#}` must not print the host's message twice.)
+    #[error(transparent)]
     Host(#[from] crate::host::HostError),
     /// Something else went wrong in the lab, with context.
     #[error("{0}")]
@@ -77,14 +83,19 @@ pub enum Error {
     /// The run was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. (The cause is part of the message, not a separate
+    /// error source, so that `{:#}` does not print it twice.)
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// A gateway died during one or more runs (each is kept, flagged `gateway_died` and left out
+    /// of the statistics); `--keep-going` makes this a success.
+    #[error("{0}")]
+    GatewayDied(String),
 }
 
 impl Error {
@@ -93,7 +104,9 @@ impl Error {
         match self {
             Error::Usage(_) | Error::SuiteFile { .. } => EXIT_USAGE,
             Error::MissingTool { .. } => EXIT_MISSING_TOOL,
+            Error::Host(h) if h.is_missing_program() => EXIT_MISSING_TOOL,
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::GatewayDied(_) => EXIT_GATEWAY_DIED,
             _ => EXIT_LAB,
         }
     }
@@ -102,7 +115,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod image;
 pub mod multiplex;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod reproduce;
 pub mod result;

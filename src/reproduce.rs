@@ -52,10 +52,13 @@ pub fn reproduce(
         output: output.to_path_buf(),
         pin_cpus: opt("pin_cpus").and_then(|v| v.as_bool()).unwrap_or(true),
         cooldown: CooldownOptions {
+            // A hand-edited manifest must not panic here: bounded as --cooldown-max is.
             max_wait: std::time::Duration::from_secs_f64(
                 opt("cooldown_max_s")
                     .and_then(|v| v.as_f64())
-                    .unwrap_or(10.0),
+                    .filter(|s| s.is_finite())
+                    .unwrap_or(10.0)
+                    .clamp(0.0, 3600.0),
             ),
             noisy_background_pct: opt("noisy_background_pct")
                 .and_then(|v| v.as_f64())
@@ -66,6 +69,7 @@ pub fn reproduce(
         options: serde_json::json!({ "reproducing": old.root(), "recorded_options": manifest.options }),
         progress: crate::progress::Mode::Auto,
         profile: false,
+        keep_going: false,
         port_base: None,
         profiler: Default::default(),
     };
@@ -82,7 +86,9 @@ pub fn report(
     include_flagged: bool,
     recorded_label: &dyn Fn(&str) -> String,
 ) -> Result<String> {
-    let usable = |r: &RunRecord| !r.flags.profiled && (include_flagged || !r.flags.any());
+    let usable = |r: &RunRecord| {
+        !r.flags.profiled && !r.flags.gateway_died && (include_flagged || !r.flags.any())
+    };
     let mut t = String::new();
     let _ = writeln!(
         t,

@@ -122,12 +122,16 @@ pub struct RunFlags {
     pub load_saturated: bool,
     /// A profiler was attached (its throughput is not mixed into unprofiled statistics).
     pub profiled: bool,
+    /// The gateway (its main process or a process of its group) died during the run: the run
+    /// is kept with its error log, and always left out of the statistics.
+    #[serde(default)]
+    pub gateway_died: bool,
 }
 
 impl RunFlags {
     /// True when any flag is raised.
     pub fn any(&self) -> bool {
-        self.noisy || self.errors || self.load_saturated || self.profiled
+        self.noisy || self.errors || self.load_saturated || self.profiled || self.gateway_died
     }
     /// The raised flags as words.
     pub fn words(&self) -> Vec<&'static str> {
@@ -143,6 +147,9 @@ impl RunFlags {
         }
         if self.profiled {
             v.push("profiled");
+        }
+        if self.gateway_died {
+            v.push("gateway-died");
         }
         v
     }
@@ -195,6 +202,9 @@ pub struct RunRecord {
     /// (sum over its processes; absent when unreadable or for baseline runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_rss_bytes: Option<u64>,
+    /// What went wrong in the run, in words (a gateway that died, CPU figures left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The place of one burst in a multiplexed comparison's design.

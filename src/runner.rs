@@ -5,7 +5,7 @@
 //! stop the gateway. Versions are interleaved (A B A B …) by the plan. On Ctrl-C the current run
 //! is abandoned, finished runs stay on disk, and the lab is torn down.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -40,8 +40,11 @@ impl Overrides {
             c.load.duration = d;
         }
         if let Some(r) = self.repeat {
-            if r == 0 {
-                return Err(Error::Usage("--repeat must be at least 1".into()));
+            if !(1..=crate::suite::MAX_REPEATS).contains(&r) {
+                return Err(Error::Usage(format!(
+                    "--repeat must be from 1 to {} (got {r})",
+                    crate::suite::MAX_REPEATS
+                )));
             }
             c.repeats = r;
         }
@@ -91,6 +94,9 @@ pub struct RunRequest {
     pub profiler: crate::role::profiler::ProfilerOptions,
     /// Profile every run (flame graphs); such runs are flagged `profiled`.
     pub profile: bool,
+    /// A gateway that died during a run does not make the execution fail
+    /// ([`Error::GatewayDied`]); the run is flagged and left out of the statistics either way.
+    pub keep_going: bool,
 }
 
 /// What an execution produced.
@@ -106,13 +112,32 @@ pub struct Execution {
 /// Runs the plan. Returns the finished runs even when a run failed or the user interrupted;
 /// the error is in [`Execution::error`].
 pub fn execute(req: RunRequest) -> Result<Execution> {
+    // Cases may come from a stored manifest (reproduce) or a library user: check their numbers
+    // before anything is created.
+    for c in &req.cases {
+        c.load
+            .validate()
+            .map_err(|e| Error::Usage(format!("case {}: {e}", c.id)))?;
+        if !(1..=crate::suite::MAX_REPEATS).contains(&c.repeats) {
+            return Err(Error::Usage(format!(
+                "case {}: repeats must be from 1 to {} (got {})",
+                c.id,
+                crate::suite::MAX_REPEATS,
+                c.repeats
+            )));
+        }
+    }
     let plan = interleave(&req.cases, req.versions.len(), req.profile);
     run_lab(&req, plan.len(), |session, store, runs| {
         let progress =
             crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
         let mut current_case: Option<usize> = None;
+        let panic_at = debug_panic_at();
         for (seq, planned) in plan.iter().enumerate() {
             crate::signals::check()?;
+            if panic_at == Some(seq + 1) {
+                panic!("PERFLAB_DEBUG_PANIC_AT_RUN={}: a deliberate panic", seq + 1);
+            }
             let rec = run_one(
                 session,
                 &req,
@@ -140,6 +165,7 @@ pub fn run_lab(
 ) -> Result<Execution> {
     crate::signals::install();
     let store = Store::create(&req.output, &req.suite)?;
+    crate::store::set_active(Some(store.root()));
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),
         perflab_version: env!("CARGO_PKG_VERSION").into(),
@@ -159,6 +185,7 @@ pub fn run_lab(
         case_specs: req.cases.clone(),
         version_specs: req.versions.clone(),
         driver_options: req.driver_options.clone(),
+        gateway_deaths: Vec::new(),
     };
     store.write_manifest(&manifest)?;
     let mut session = Session::new();
@@ -172,7 +199,10 @@ pub fn run_lab(
         manifest.driver_info = session.driver_info();
         manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
         store.write_manifest(&manifest)?;
-        body(&mut session, &store, &mut runs)
+        body(&mut session, &store, &mut runs)?;
+        // A signal that came after the last run's load (while its files were written or the
+        // gateway stopped) still ends the execution as interrupted.
+        crate::signals::check()
     })();
     crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
     // Hosts made during the runs (containers of version images) are known only now.
@@ -187,13 +217,46 @@ pub fn run_lab(
         Err(Error::Interrupted) => "interrupted".into(),
         Err(e) => format!("failed: {e}"),
     };
+    // Runs whose gateway died are findings: listed in the manifest, warned about, and (unless
+    // --keep-going) the reason for a non-zero exit.
+    for rec in runs.iter().filter(|r| r.flags.gateway_died) {
+        let line = format!(
+            "{}: {}",
+            store
+                .run_dir(rec.sequence, &rec.case, &rec.version, rec.repeat)
+                .strip_prefix(store.root())
+                .unwrap_or(Path::new(""))
+                .display(),
+            rec.notes.first().cloned().unwrap_or_default()
+        );
+        eprintln!("perflab: warning: {line}");
+        manifest.gateway_deaths.push(line);
+    }
     store.write_manifest(&manifest)?;
+    crate::store::set_active(None);
+    let died = (!manifest.gateway_deaths.is_empty() && !req.keep_going).then(|| {
+        Error::GatewayDied(format!(
+            "the gateway died during {} run(s); they are kept (with the gateway's error log), \
+             flagged gateway_died and left out of the statistics:\n  {}\n(--keep-going exits 0 \
+             after such runs)",
+            manifest.gateway_deaths.len(),
+            manifest.gateway_deaths.join("\n  ")
+        ))
+    });
     let error = match (result, teardown) {
         (Err(e), _) => Some(e),
         (Ok(()), Err(e)) => Some(e),
-        (Ok(()), Ok(())) => None,
+        (Ok(()), Ok(())) => died,
     };
     Ok(Execution { store, runs, error })
+}
+
+/// `PERFLAB_DEBUG_PANIC_AT_RUN=N` panics before run N: how the tests check that a panic still
+/// tears the lab down and marks the results folder `failed` (docs/cli.md, exit codes).
+fn debug_panic_at() -> Option<usize> {
+    std::env::var("PERFLAB_DEBUG_PANIC_AT_RUN")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }
 
 /// The label an adapter should check: compare labels repeated versions apart (`current#2`,
@@ -231,11 +294,12 @@ fn run_one(
     // the run as `driver-prep.json` when the driver does any.
     let prep = session.before_run()?;
     let started_unix_s = now_unix();
+    let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let version_detail = if baseline {
         "upstream nginx".to_string()
     } else {
         let dir = version.prepare(&case.gateway)?;
-        session.start_gateway_in(
+        let started = session.start_gateway_in(
             &case.gateway,
             adapter_label(&version.label),
             dir,
@@ -243,13 +307,15 @@ fn run_one(
             &case.gateway_settings,
             "default",
             case.workers,
-        )?;
+        );
+        if let Err(e) = started {
+            return Err(keep_refused_config(session, store, &run_dir, e));
+        }
         session
             .gateway("default")
             .map(|g| g.version_detail.clone())
             .unwrap_or_default()
     };
-    let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if !prep.is_null() {
         files.push((
@@ -343,6 +409,45 @@ fn run_one(
     }
     store.write_run(&run_dir, &rec, &files)?;
     Ok(rec)
+}
+
+/// A gateway that refused its configuration: copy the refused file (and the gateway's message)
+/// into the run's folder, since the lab's copy goes with the teardown, and point the error there.
+fn keep_refused_config(session: &mut Session, store: &Store, run_dir: &Path, e: Error) -> Error {
+    let Error::ConfigRefused {
+        program,
+        config,
+        message,
+    } = e
+    else {
+        return e;
+    };
+    let host = session.host(crate::driver::Role::Gateway, "default");
+    let text = host.and_then(|h| Ok(h.read_file(Path::new(&config))?));
+    let name = Path::new(&config)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    let rel = run_dir
+        .strip_prefix(store.root())
+        .unwrap_or(run_dir)
+        .join(format!("refused-{name}"));
+    let kept = text
+        .ok()
+        .and_then(|t| store.write(&rel, &t).ok())
+        .map(|p| p.display().to_string());
+    let _ = store.write(
+        rel.with_file_name("refused-message.txt"),
+        message.as_bytes(),
+    );
+    Error::ConfigRefused {
+        program,
+        config: match kept {
+            Some(p) => format!("{config} (kept as {p})"),
+            None => config,
+        },
+        message,
+    }
 }
 
 #[cfg(test)]

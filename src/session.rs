@@ -138,6 +138,17 @@ pub struct Measurement {
     pub profile: Option<crate::role::profiler::Profile>,
     /// Resident memory of the loaded gateway's process group at the end of the load, bytes.
     pub gateway_rss_bytes: Option<u64>,
+    /// What went wrong (a gateway that died, CPU figures left out), in words.
+    pub notes: Vec<String>,
+}
+
+/// What [`Session::gateway_alive`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayLiveness {
+    /// The main process runs and every process of the group seen at start still exists.
+    pub alive: bool,
+    /// What died, in words (empty when alive).
+    pub detail: String,
 }
 
 struct LoadInProgress {
@@ -192,6 +203,9 @@ pub struct Session {
     host_facts: std::sync::Mutex<BTreeMap<String, HostFacts>>,
     /// Version trees already copied to hosts (`name@address:path`).
     uploaded_trees: std::collections::BTreeSet<String>,
+    /// The processes of each gateway instance's group once it was ready (for
+    /// [`Session::gateway_alive`]); empty when the host's process table could not be read.
+    gateway_pids: BTreeMap<String, std::collections::BTreeSet<u32>>,
 }
 
 impl Default for Session {
@@ -231,6 +245,7 @@ impl Session {
             postgres: None,
             host_facts: std::sync::Mutex::new(BTreeMap::new()),
             uploaded_trees: std::collections::BTreeSet::new(),
+            gateway_pids: BTreeMap::new(),
         }
     }
 
@@ -484,8 +499,14 @@ impl Session {
         let host = self.host(Role::Worker, "default")?;
         let plan = self.cpu_plan(host.as_ref());
         let n = spec.ports.unwrap_or(1).max(1);
+        if n > crate::suite::MAX_UPSTREAM_PORTS {
+            return Err(Error::Usage(format!(
+                "upstream.ports must be from 1 to {} (got {n})",
+                crate::suite::MAX_UPSTREAM_PORTS
+            )));
+        }
         let base_port = match self.port_base {
-            Some(p) => p,
+            Some(p) => check_port_base(p)?,
             None => pick_ports(host.as_ref(), n, 18088)?,
         };
         let opts = UpstreamOptions {
@@ -583,7 +604,7 @@ impl Session {
         let install_packages = self.driver()?.installs_packages();
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
-            Some(p) => p.saturating_add(100),
+            Some(p) => check_port_base(p)? + 100,
             None => pick_ports(host.as_ref(), adapter.ports_needed(settings).max(2), 38000)?,
         };
         let prefix = host
@@ -620,8 +641,60 @@ impl Session {
             LogLevel::Debug,
             &format!("{kind} {version} ({}) ready at {uri}", gw.version_detail),
         );
+        let pids = group_pids(gw.host.as_ref(), gw.proc.pid()).unwrap_or_default();
+        self.gateway_pids.insert(instance.to_string(), pids);
         self.gateways.insert(instance.to_string(), gw);
         Ok(uri)
+    }
+
+    /// Whether a gateway instance is still whole: its main process runs, and every process of
+    /// its process group seen when it became ready (nginx's master and workers, HAProxy) still
+    /// exists. A worker that nginx replaced counts as died: the run lost it. Cheap enough to
+    /// call between load bursts (one process-table read on the gateway's host).
+    pub fn gateway_alive(&mut self, instance: &str) -> Result<GatewayLiveness> {
+        let gw = self.gateways.get_mut(instance).ok_or_else(|| {
+            Error::Usage(format!("gateway instance \"{instance}\" is not running"))
+        })?;
+        let pgid = gw.proc.pid();
+        let mut problems = Vec::new();
+        if !gw.proc.is_running() {
+            problems.push(match gw.proc.wait_timeout(Duration::ZERO).ok().flatten() {
+                Some(c) if c < 0 => format!("its main process {pgid} was killed by signal {}", -c),
+                Some(c) => format!("its main process {pgid} exited with status {c}"),
+                None => format!("its main process {pgid} is gone"),
+            });
+        }
+        let expected = self.gateway_pids.get(instance).cloned().unwrap_or_default();
+        // An unreadable process table says nothing about the gateway: only the main process
+        // is judged then.
+        if !expected.is_empty()
+            && let Some(now) = group_pids(gw.host.as_ref(), pgid)
+        {
+            let gone: Vec<String> = expected
+                .difference(&now)
+                .filter(|p| **p != pgid || problems.is_empty())
+                .map(|p| p.to_string())
+                .collect();
+            if !gone.is_empty() {
+                let new: Vec<String> = now.difference(&expected).map(|p| p.to_string()).collect();
+                let mut d = format!(
+                    "process{} {} of its group exited",
+                    if gone.len() == 1 { "" } else { "es" },
+                    gone.join(", ")
+                );
+                if !new.is_empty() {
+                    d.push_str(&format!(" ({} started in their place)", new.join(", ")));
+                }
+                if now.is_empty() {
+                    d.push_str(" (no process of the group is left)");
+                }
+                problems.push(d);
+            }
+        }
+        Ok(GatewayLiveness {
+            alive: problems.is_empty(),
+            detail: problems.join("; "),
+        })
     }
 
     /// Copies a `git:` version's local tree to a host that cannot see this machine's files, once
@@ -655,6 +728,7 @@ impl Session {
 
     /// Stops every gateway instance.
     pub fn stop_gateway(&mut self) -> Result<()> {
+        self.gateway_pids.clear();
         let mut first_err = None;
         for (_, mut gw) in std::mem::take(&mut self.gateways) {
             let adapter = gateway::adapter(&gw.kind)?;
@@ -831,6 +905,7 @@ impl Session {
         let outcome = lp.load.wait(timeout)?;
         let window_s = lp.started.elapsed().as_secs_f64();
         let after_worker = worker.proc_snapshot()?;
+        let mut notes = Vec::new();
         let gw = self.target_gateway(lp.target.as_deref());
         let mut gateway_rss_bytes = None;
         let (gateway_s, gw_machine, cores) = match gw {
@@ -841,16 +916,19 @@ impl Session {
                         let after = g.host.proc_snapshot()?;
                         let s = after.group_seconds(pgid) - before.group_seconds(pgid);
                         gateway_rss_bytes = after.group_rss_bytes(pgid);
+                        let s = non_negative(s, "gateway", &mut notes);
                         let machine =
                             (!lp.gateway_same_machine).then_some((before.machine, after.machine));
-                        (Some(s), machine, self.cpus(g.host.as_ref()))
+                        (s, machine, self.cpus(g.host.as_ref()))
                     }
                     None => {
                         gateway_rss_bytes = after_worker.group_rss_bytes(pgid);
                         (
-                            Some(
+                            non_negative(
                                 after_worker.group_seconds(pgid)
                                     - lp.before_worker.group_seconds(pgid),
+                                "gateway",
+                                &mut notes,
                             ),
                             None,
                             self.cpus(worker.as_ref()),
@@ -867,7 +945,32 @@ impl Session {
                 after_worker.group_seconds(u.proc.pid())
                     - lp.before_worker.group_seconds(u.proc.pid())
             })
+            .and_then(|s| non_negative(s, "upstream", &mut notes))
             .unwrap_or(0.0);
+        // A gateway that died during the window is a finding: its processes' CPU seconds went
+        // with them, so its CPU figure is unknown rather than small.
+        let mut gateway_died = false;
+        let mut gateway_s = gateway_s;
+        let instances: Vec<String> = self.gateways.keys().cloned().collect();
+        for name in instances {
+            let l = self.gateway_alive(&name)?;
+            if !l.alive {
+                gateway_died = true;
+                let who = if self.gateways.len() > 1 {
+                    format!("gateway instance {name}")
+                } else {
+                    "the gateway".to_string()
+                };
+                notes.push(format!("{who} died during the run: {}", l.detail));
+                if gateway_s.take().is_some() {
+                    notes.push(
+                        "cpu.gateway_s left out: the CPU seconds of processes that died are not \
+                         known"
+                            .into(),
+                    );
+                }
+            }
+        }
         let load_s = outcome.cpu_s;
         // Background CPU on the measured machine: what was busy besides the lab's roles.
         let (busy, total, lab) = match gw_machine {
@@ -910,6 +1013,7 @@ impl Session {
             errors: outcome.result.errors.total() > 0,
             load_saturated: load_s / window_s.max(1e-9) >= 0.95 * lp.load_cpus as f64,
             profiled: profile.is_some(),
+            gateway_died,
         };
         Ok(Measurement {
             outcome,
@@ -919,6 +1023,7 @@ impl Session {
             cooldown_waited_s: lp.cooldown_waited_s,
             profile,
             gateway_rss_bytes,
+            notes,
         })
     }
 
@@ -1156,6 +1261,22 @@ impl Drop for Session {
     }
 }
 
+/// Highest `port_base`: the gateway listens on `port_base + 100` and its admin API on
+/// `port_base + 101`, which must stay a valid port (65535).
+pub const MAX_PORT_BASE: u16 = u16::MAX - 101;
+
+/// Refuses a fixed port base that leaves no room for the gateway's ports (never clamps: a
+/// clamped port would collide with the upstream's or another program's).
+fn check_port_base(p: u16) -> Result<u16> {
+    if p == 0 || p > MAX_PORT_BASE {
+        return Err(Error::Usage(format!(
+            "--port-base {p} leaves no room for the gateway (PORT+100) and its admin API \
+             (PORT+101): use a port from 1 to {MAX_PORT_BASE}"
+        )));
+    }
+    Ok(p)
+}
+
 /// CPUs of a host (`getconf _NPROCESSORS_ONLN`).
 pub fn cpu_count(host: &dyn Host) -> usize {
     if host.address() == "127.0.0.1"
@@ -1256,7 +1377,36 @@ pub fn run_record(
         profile: None,
         burst: None,
         gateway_rss_bytes: m.gateway_rss_bytes,
+        notes: m.notes.clone(),
     }
+}
+
+/// A CPU-seconds difference, or `None` with a note when it is negative (a process of the group
+/// was gone at the end of the window, taking its counted seconds with it). Negative CPU seconds
+/// are never stored.
+fn non_negative(s: f64, role: &str, notes: &mut Vec<String>) -> Option<f64> {
+    if s >= 0.0 && s.is_finite() {
+        Some(s)
+    } else {
+        notes.push(format!(
+            "cpu.{role}_s left out: its process group lost CPU seconds during the run ({s:.2} s), \
+             so a process of it exited"
+        ));
+        None
+    }
+}
+
+/// The processes of a process group on a host (`None` when the process table cannot be read).
+fn group_pids(host: &dyn Host, pgid: u32) -> Option<std::collections::BTreeSet<u32>> {
+    // A snapshot without a single process was not read (every host has at least one).
+    let s = host.proc_snapshot().ok().filter(|s| !s.procs.is_empty())?;
+    Some(
+        s.procs
+            .values()
+            .filter(|p| p.pgrp == pgid)
+            .map(|p| p.pid)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub fn install() {
         } else {
             eprintln!("perflab: stopping at once");
             crate::host::process_group::kill_all();
+            // The runner will not get to write its final status: the folder must not stay
+            // `running`.
+            crate::store::mark_active("interrupted");
             std::process::exit(crate::error::EXIT_INTERRUPTED);
         }
     });

@@ -81,9 +81,13 @@ pub struct Manifest {
     /// The resolved versions.
     #[serde(default)]
     pub version_specs: Vec<crate::version::Version>,
-    /// Pinning, cool-down and driver settings needed to reproduce.
+    /// Pinning, cool-down and driver settings needed to reproduce (secret values redacted).
     #[serde(default)]
     pub driver_options: crate::driver::DriverOptions,
+    /// Runs during which the gateway died, one line each (run folder: what died). Such runs are
+    /// kept, flagged `gateway_died` and left out of the statistics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_deaths: Vec<String>,
 }
 
 /// A results folder.
@@ -136,9 +140,47 @@ pub fn timestamp(unix: f64) -> String {
     )
 }
 
+/// The results folder of the execution in progress, so that a panic can still mark it `failed`
+/// (see [`mark_active_failed`]).
+static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Records (or clears) the results folder of the execution in progress.
+pub fn set_active(root: Option<&Path>) {
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = root.map(Path::to_path_buf);
+}
+
+/// After a panic: sets the status of the execution in progress to `failed: <reason>` (when its
+/// manifest still says `running`) and returns its folder. Never panics itself.
+pub fn mark_active_failed(reason: &str) -> Option<PathBuf> {
+    mark_active(&format!("failed: {reason}"))
+}
+
+/// Sets the status of the execution in progress (when its manifest still says `running`), for
+/// the paths that end the process without returning to the runner (a panic, a second Ctrl-C),
+/// and returns its folder. Never panics itself.
+pub fn mark_active(status: &str) -> Option<PathBuf> {
+    let root = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    let store = Store { root: root.clone() };
+    if let Ok(mut m) = store.manifest()
+        && m.status == "running"
+    {
+        m.status = status.to_string();
+        m.finished_unix_s = Some(now_unix());
+        let _ = store.write_manifest(&m);
+    }
+    Some(root)
+}
+
 impl Store {
     /// Creates a new, unique results folder under `output`.
     pub fn create(output: &Path, suite: &str) -> Result<Store> {
+        if output.exists() && !output.is_dir() {
+            return Err(Error::Usage(format!(
+                "--output {} is a file, not a folder: give a folder (it is created when missing); \
+                 each invocation makes its own results folder inside it",
+                output.display()
+            )));
+        }
         std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
         let base = format!("{}-{}", timestamp(now_unix()), sanitize(suite));
         for i in 0..1000 {
@@ -187,16 +229,23 @@ impl Store {
         ))
     }
 
-    /// Writes a file inside the store.
+    /// Writes a file inside the store (registered secrets scrubbed, see [`crate::redact`]).
     pub fn write(&self, rel: impl AsRef<Path>, data: &[u8]) -> Result<PathBuf> {
         let p = self.root.join(rel);
-        atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
+        atomic_write(&p, &crate::redact::scrub(data)).map_err(|e| Error::io(&p, e))?;
         Ok(p)
     }
 
-    /// Writes the manifest.
+    /// Writes the manifest, with secret driver options redacted (`var.*` values, tokens,
+    /// passwords: see [`crate::redact`]).
     pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
-        let text = serde_json::to_vec_pretty(m).map_err(|e| Error::Lab(e.to_string()))?;
+        let mut m = m.clone();
+        m.driver_options = crate::redact::driver_options(&m.driver_options);
+        m.command = crate::redact::argv(&m.command);
+        redact_json(&mut m.options);
+        redact_json(&mut m.driver_info);
+        redact_json(&mut m.fingerprint);
+        let text = serde_json::to_vec_pretty(&m).map_err(|e| Error::Lab(e.to_string()))?;
         self.write("manifest.json", &text)?;
         Ok(())
     }
@@ -205,7 +254,13 @@ impl Store {
     pub fn manifest(&self) -> Result<Manifest> {
         let p = self.root.join("manifest.json");
         let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        serde_json::from_slice(&text).map_err(|e| Error::Lab(format!("{}: {e}", p.display())))
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{} is damaged ({e}): restore it, or remove it to render the runs in {} alone",
+                p.display(),
+                self.root.join("runs").display()
+            ))
+        })
     }
 
     /// Writes one finished run: the attached files first, `result.json` last.
@@ -217,11 +272,11 @@ impl Store {
     ) -> Result<()> {
         for (name, data) in files {
             let p = dir.join(name);
-            atomic_write(&p, data).map_err(|e| Error::io(&p, e))?;
+            atomic_write(&p, &crate::redact::scrub(data)).map_err(|e| Error::io(&p, e))?;
         }
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Lab(e.to_string()))?;
         let p = dir.join("result.json");
-        atomic_write(&p, &json).map_err(|e| Error::io(&p, e))
+        atomic_write(&p, &crate::redact::scrub(&json)).map_err(|e| Error::io(&p, e))
     }
 
     /// Loads every complete run, in run order.
@@ -247,6 +302,32 @@ impl Store {
         }
         out.sort_by_key(|r| r.sequence);
         Ok(out)
+    }
+}
+
+/// Redacts, in place, every string option `KEY=VALUE` or object member `KEY: VALUE` whose key
+/// looks like a secret, and scrubs registered secret values from every string.
+fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            *s = match s.split_once('=') {
+                Some((k, _)) if crate::redact::is_secret_key(k) && !k.contains(' ') => {
+                    crate::redact::option_string(s)
+                }
+                _ => crate::redact::scrub_str(s),
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if crate::redact::is_secret_key(k) && (x.is_string() || x.is_number()) {
+                    *x = serde_json::Value::String(crate::redact::REDACTED.into());
+                } else {
+                    redact_json(x);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -15,8 +15,42 @@ use crate::role::gateway::GATEWAYS;
 use crate::role::load::wrk::LoadOptions;
 use crate::{Error, Result};
 
+/// Most repeats per case and version (`repeats`, `--repeat`).
+pub const MAX_REPEATS: u32 = 10_000;
+/// Most worker processes of a gateway or the upstream (`workers`).
+pub const MAX_WORKERS: u32 = 1_024;
+/// Most consecutive upstream ports (`upstream.ports`): they must stay below the gateway's port,
+/// which is 100 above the upstream's first port.
+pub const MAX_UPSTREAM_PORTS: u16 = 100;
+/// Largest body the upstream serves (`upstream.body_bytes`): 1 GiB.
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Most routes of a case (`entities.services` × `entities.routes_per_service`); also the bound
+/// of each factor and of `entities.consumers`.
+pub const MAX_ROUTES: u64 = 100_000;
+
+/// The bound of each numeric case-file field, for messages about values of the wrong type or
+/// sign (the file, line and field are named with it).
+const FIELD_BOUNDS: &[(&str, &str)] = &[
+    ("body_bytes", "a whole number of bytes from 0 to 1073741824"),
+    ("ports", "a whole number from 1 to 100"),
+    ("workers", "a whole number from 1 to 1024"),
+    ("repeats", "a whole number from 1 to 10000"),
+    ("connections", "a whole number from 1 to 1000000"),
+    ("threads", "a whole number from 1 to 1024"),
+    ("duration", "a number of seconds from 1 to 86400"),
+    ("warmup", "a number of seconds from 0 to 3600"),
+    ("timeout", "a whole number of seconds from 1 to 3600"),
+    ("services", "a whole number from 1 to 100000"),
+    ("routes_per_service", "a whole number from 1 to 100000"),
+    ("consumers", "a whole number from 0 to 100000"),
+];
+
 /// The upstream part of a case: a blob, or a table with more settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialised by hand rather than as an untagged enum, so that a bad field of the table
+/// (`body_bytes = -5`) is reported with its own message and line instead of "did not match any
+/// variant".
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum UpstreamSpec {
     /// Just the blob placed inside nginx's `server {}` block.
@@ -49,6 +83,32 @@ impl UpstreamSpec {
             },
             UpstreamSpec::Table(t) => t.clone(),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UpstreamSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an nginx config blob (a string) or a table of upstream settings")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                s: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(UpstreamSpec::Blob(s.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                UpstreamTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(UpstreamSpec::Table)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -156,10 +216,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Parses one case file into its cases (one per gateway kind).
 pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
-    let file: CaseFile = toml::from_str(text).map_err(|e| Error::SuiteFile {
-        path: path.to_path_buf(),
-        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
-        message: e.message().to_string(),
+    let file: CaseFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+        Error::SuiteFile {
+            path: path.to_path_buf(),
+            line,
+            message: explain_toml_error(text, line, e.message()),
+        }
     })?;
     let spec = file.case;
     let bad = |message: String| Error::SuiteFile {
@@ -167,6 +230,13 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         line: 0,
         message,
     };
+    // A value out of bounds: the line of its field (the message starts with the field's name).
+    let out_of_bounds = |message: String| Error::SuiteFile {
+        path: path.to_path_buf(),
+        line: field_line(text, message.split_whitespace().next().unwrap_or("")),
+        message: format!("case \"{}\": {message}", spec.name),
+    };
+    check_counts(&spec).map_err(out_of_bounds)?;
     if spec.name.trim().is_empty() || spec.name.contains(['/', '@', ' ']) {
         return Err(bad(format!(
             "case name \"{}\" must be non-empty without '/', '@' or spaces",
@@ -194,7 +264,7 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         }
         spec.load
             .validate()
-            .map_err(|e| bad(format!("case \"{}\": {e}", spec.name)))?;
+            .map_err(|e| out_of_bounds(format!("load.{e}")))?;
         let mut tags: BTreeSet<String> = spec.tags.iter().cloned().collect();
         tags.insert(spec.name.clone());
         tags.insert(kind.clone());
@@ -213,14 +283,113 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
             upstream: spec.upstream.table(),
             entities: spec.entities.clone(),
             load: spec.load.clone(),
-            repeats: spec.repeats.unwrap_or(3).max(1),
-            workers: spec.workers.unwrap_or(1).max(1),
+            repeats: spec.repeats.unwrap_or(3),
+            workers: spec.workers.unwrap_or(1),
             gateway_settings: spec.gateway_settings.clone(),
             profile: spec.profile,
             file: path.to_path_buf(),
         });
     }
     Ok(out)
+}
+
+/// Names the field and its bound when TOML refused a value's type or sign: the message of
+/// `body_bytes = -5` is "invalid value: integer `-5`, expected usize", which says neither.
+fn explain_toml_error(text: &str, line: usize, message: &str) -> String {
+    let key = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let Some(key) = key else {
+        return message.trim().to_string();
+    };
+    let field = key.rsplit('.').next().unwrap_or(&key);
+    match FIELD_BOUNDS.iter().find(|(f, _)| *f == field) {
+        Some((_, bound)) => format!("field `{key}`: {}; it must be {bound}", message.trim()),
+        None if message.contains("invalid value") || message.contains("invalid type") => {
+            format!("field `{key}`: {}", message.trim())
+        }
+        None => message.trim().to_string(),
+    }
+}
+
+/// The line (1-based) where `field` (`load.duration`, `repeats`; the last part is matched) is
+/// set, 0 when it is not found.
+fn field_line(text: &str, field: &str) -> usize {
+    let field = field.trim_end_matches(':');
+    let key = field.rsplit('.').next().unwrap_or(field);
+    text.lines()
+        .position(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// The case-level counts: repeats, workers, upstream ports, workers and body size.
+fn check_counts(spec: &CaseSpec) -> std::result::Result<(), String> {
+    if let Some(r) = spec.repeats
+        && !(1..=MAX_REPEATS).contains(&r)
+    {
+        return Err(format!("repeats must be from 1 to {MAX_REPEATS} (got {r})"));
+    }
+    if let Some(w) = spec.workers
+        && !(1..=MAX_WORKERS).contains(&w)
+    {
+        return Err(format!("workers must be from 1 to {MAX_WORKERS} (got {w})"));
+    }
+    let e = &spec.entities;
+    if !(1..=MAX_ROUTES).contains(&(e.services as u64)) {
+        return Err(format!(
+            "services must be from 1 to {MAX_ROUTES} (got {})",
+            e.services
+        ));
+    }
+    if !(1..=MAX_ROUTES).contains(&(e.routes_per_service as u64)) {
+        return Err(format!(
+            "routes_per_service must be from 1 to {MAX_ROUTES} (got {})",
+            e.routes_per_service
+        ));
+    }
+    let routes = e.services as u64 * e.routes_per_service as u64;
+    if routes > MAX_ROUTES {
+        return Err(format!(
+            "routes_per_service: services × routes_per_service must be at most {MAX_ROUTES} \
+             (got {} × {} = {routes})",
+            e.services, e.routes_per_service
+        ));
+    }
+    if e.consumers as u64 > MAX_ROUTES {
+        return Err(format!(
+            "consumers must be from 0 to {MAX_ROUTES} (got {})",
+            e.consumers
+        ));
+    }
+    let up = spec.upstream.table();
+    if let Some(p) = up.ports
+        && !(1..=MAX_UPSTREAM_PORTS).contains(&p)
+    {
+        return Err(format!(
+            "upstream.ports must be from 1 to {MAX_UPSTREAM_PORTS} (got {p})"
+        ));
+    }
+    if let Some(w) = up.workers
+        && !(1..=MAX_WORKERS).contains(&w)
+    {
+        return Err(format!(
+            "upstream.workers must be from 1 to {MAX_WORKERS} (got {w})"
+        ));
+    }
+    if let Some(b) = up.body_bytes
+        && b as u64 > MAX_BODY_BYTES
+    {
+        return Err(format!(
+            "upstream.body_bytes must be from 0 to {MAX_BODY_BYTES} (got {b})"
+        ));
+    }
+    Ok(())
 }
 
 /// Where suites are looked for: `./suites`, `$PERFLAB_SUITES_DIR`, then the source tree's.
@@ -423,6 +592,62 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("connections (1) must be at least threads (2)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_bounds_name_file_field_and_bound() {
+        let head = "[case]\nname = \"x\"\ngateway = \"nginx\"\n";
+        for (body, needle) in [
+            (
+                "[case.load]\nduration = inf\n",
+                "duration must be a finite number of seconds from 1 to 86400",
+            ),
+            ("[case.load]\nduration = 1e300\n", "from 1 to 86400"),
+            (
+                "[case.load]\nwarmup = nan\n",
+                "warmup must be a finite number",
+            ),
+            ("[case.upstream]\nbody_bytes = -5\n", "field `body_bytes`"),
+            (
+                "[case.upstream]\nports = 500\n",
+                "upstream.ports must be from 1 to 100",
+            ),
+            ("repeats = 0\n", "repeats must be from 1 to 10000"),
+            ("repeats = 4000000000\n", "repeats must be from 1 to 10000"),
+            ("[case.load]\nconnections = -1\n", "field `connections`"),
+            (
+                "[case.entities]\nservices = 4000000000\nroutes_per_service = 4000000000\n",
+                "services must be from 1 to 100000",
+            ),
+            (
+                "[case.entities]\nservices = 1000\nroutes_per_service = 1000\n",
+                "at most 100000",
+            ),
+            ("[case.entities]\nservices = 0\n", "services must be from 1"),
+        ] {
+            let text = if body.starts_with('[') {
+                format!("{head}{body}")
+            } else {
+                format!("[case]\n{body}name = \"x\"\ngateway = \"nginx\"\n")
+            };
+            let e = parse_case_file(Path::new("n.toml"), &text).unwrap_err();
+            let s = e.to_string();
+            assert!(
+                s.starts_with("n.toml:") && s.contains(needle),
+                "{body}: {s}"
+            );
+            assert_eq!(e.exit_code(), crate::error::EXIT_USAGE);
+        }
+        let e = parse_case_file(
+            Path::new("n.toml"),
+            &format!("{head}[case.upstream]\nbody_bytes = -5\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("n.toml:5:") && e.contains("1073741824"),
             "{e}"
         );
     }

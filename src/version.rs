@@ -63,6 +63,22 @@ pub fn cache_dir() -> PathBuf {
     base.join("perflab")
 }
 
+/// Creates `path` (and missing parents) readable by its owner only (0700), and makes `path`
+/// itself and `root` (an ancestor such as the perflab cache, when given) 0700 if they existed
+/// with wider modes: caches and terraform state hold keys, state files and checkouts that are
+/// nobody else's business.
+pub fn private_dir_all(path: &Path, root: Option<&Path>) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    for d in std::iter::once(path).chain(root.filter(|r| path.starts_with(r))) {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Where checked-out commits live.
 pub fn worktrees_dir() -> PathBuf {
     cache_dir().join("worktrees")
@@ -181,7 +197,7 @@ pub fn checkout(repo: &Path, commit: &str) -> Result<PathBuf> {
         return Ok(dest);
     }
     let parent = worktrees_dir();
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    private_dir_all(&parent, Some(&cache_dir())).map_err(|e| Error::io(&parent, e))?;
     let tmp = tempfile::Builder::new()
         .prefix(".checkout-")
         .tempdir_in(&parent)
@@ -225,6 +241,21 @@ pub fn clean_worktrees() -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_dirs_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("perflab");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = root.join("terraform/netns/lab");
+        private_dir_all(&dir, Some(&root)).unwrap();
+        for d in [&root, &dir, &root.join("terraform")] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+    }
 
     #[test]
     fn parses_labels() {

@@ -195,11 +195,11 @@ fn parse_secs(key: &str, v: &str) -> Result<Duration> {
     v.trim_end_matches('s')
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
+        .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))
         .map(Duration::from_secs_f64)
         .ok_or_else(|| {
             usage(format!(
-                "driver option {key}={v}: expected seconds, e.g. 30"
+                "driver option {key}={v}: expected a number of seconds from 0 to 86400, e.g. 30"
             ))
         })
 }
@@ -266,10 +266,7 @@ impl TerraformDriver {
         }
         let state_dir = match options.get("state-dir") {
             Some(d) => PathBuf::from(d),
-            None => cache_dir()
-                .join("perflab/terraform")
-                .join(&provider)
-                .join(&lab),
+            None => perflab_cache().join("terraform").join(&provider).join(&lab),
         };
         let mut tfvars = BTreeMap::new();
         tfvars.insert("lab_id".to_string(), lab.clone());
@@ -418,7 +415,7 @@ impl TerraformDriver {
                 reused = true;
             }
             if !reused {
-                std::fs::create_dir_all(&self.state_dir)
+                crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
                     .map_err(|e| Error::io(&self.state_dir, e))?;
                 copy_module(&self.module_src, &self.state_dir)?;
                 let _ = std::fs::remove_file(self.fingerprint_file());
@@ -520,7 +517,8 @@ impl TerraformDriver {
     /// Runs terraform in the state dir with the lab's environment; returns stdout. Output of each
     /// subcommand is kept in `<state dir>/terraform-<subcommand>.log`.
     fn terraform(&self, args: &[&str]) -> Result<String> {
-        std::fs::create_dir_all(&self.state_dir).map_err(|e| Error::io(&self.state_dir, e))?;
+        crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
+            .map_err(|e| Error::io(&self.state_dir, e))?;
         let rc = self.state_dir.join(".terraformrc");
         if !rc.exists() {
             std::fs::write(&rc, b"").map_err(|e| Error::io(&rc, e))?;
@@ -650,6 +648,11 @@ fn missing_variables(stderr: &str) -> Vec<String> {
         }
     }
     v
+}
+
+/// perflab's own folder in the cache (`<cache>/perflab`), kept 0700.
+fn perflab_cache() -> PathBuf {
+    cache_dir().join("perflab")
 }
 
 fn cache_dir() -> PathBuf {

@@ -49,7 +49,7 @@ impl LocalHost {
 
     fn spawn_error(&self, cmd: &Cmd, e: std::io::Error) -> HostError {
         let reason = if e.kind() == std::io::ErrorKind::NotFound {
-            format!("`{}` is not installed or not on PATH", cmd.argv()[0])
+            format!("`{}` {}", cmd.argv()[0], super::NOT_INSTALLED)
         } else {
             e.to_string()
         };

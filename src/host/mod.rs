@@ -175,6 +175,18 @@ pub enum HostError {
     },
 }
 
+/// The words every host uses when a program to start does not exist (see
+/// [`HostError::is_missing_program`]).
+pub const NOT_INSTALLED: &str = "is not installed or not on PATH";
+
+impl HostError {
+    /// True when a program could not be started because it does not exist on the host: a
+    /// missing tool (exit status 3), not a lab failure.
+    pub fn is_missing_program(&self) -> bool {
+        matches!(self, HostError::Spawn { reason, .. } if reason.contains(NOT_INSTALLED))
+    }
+}
+
 /// A background process on a host, in its own process group.
 pub trait Proc: Send {
     /// The process id on its host (also its process group id).

@@ -646,7 +646,7 @@ impl Host for SshHost {
                 return Err(HostError::Spawn {
                     host: self.name.clone(),
                     program: cmd.program.clone(),
-                    reason: format!("`{}` is not installed or not on PATH", cmd.argv()[0]),
+                    reason: format!("`{}` {}", cmd.argv()[0], super::NOT_INSTALLED),
                 });
             }
         }

@@ -11,11 +11,13 @@ use crate::stats::{
 
 use super::{CaseDesign, DesignRecord};
 
-/// Why a burst is left out of the statistics, if it is: errors (failed requests measure the
-/// failure, not the speed). Noisy bursts stay in: the block design cancels what the machine
+/// Why a burst is left out of the statistics, if it is: a gateway that died (always), errors
+/// (failed requests measure the failure, not the speed; kept with `--include-flagged`). Noisy bursts stay in: the block design cancels what the machine
 /// does to both versions, and dropping bursts would unbalance blocks.
 pub fn exclusion(r: &RunRecord) -> Option<&'static str> {
-    if r.flags.profiled {
+    if r.flags.gateway_died {
+        Some("gateway_died")
+    } else if r.flags.profiled {
         Some("profiled")
     } else if r.flags.errors {
         Some("errors")
@@ -38,7 +40,7 @@ fn usable<'a>(
         .filter(|r| r.case == case && r.burst.is_some() && versions.contains(&r.version.as_str()))
     {
         match exclusion(r) {
-            Some(why) if !(include_flagged && why != "profiled") => {
+            Some(why) if !(include_flagged && why == "errors") => {
                 *excluded.entry(why).or_default() += 1
             }
             _ => kept.push(r),

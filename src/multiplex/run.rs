@@ -192,7 +192,22 @@ fn run_case(
                         },
                         *sequence,
                     )?;
+                    let died = rec.flags.gateway_died.then(|| {
+                        format!(
+                            "{} · {}: {}",
+                            case.id,
+                            rec.version,
+                            rec.notes.first().cloned().unwrap_or_default()
+                        )
+                    });
                     runs.push(rec);
+                    if let Some(what) = died {
+                        // A dead instance would turn every later burst into errors: stop the
+                        // case; the burst is kept, flagged and left out of the statistics.
+                        return Err(Error::GatewayDied(format!(
+                            "a gateway instance died during a burst ({what}); the case stopped"
+                        )));
+                    }
                 }
                 block_walls.push(block_start.elapsed().as_secs_f64());
                 block += 1;

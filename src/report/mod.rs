@@ -80,10 +80,14 @@ pub fn ordering(store: &Store, runs: &[RunRecord]) -> (Vec<String>, Vec<String>)
 }
 
 /// Groups runs by (case, version), leaving profiled runs out (their throughput is not mixed
-/// with unprofiled statistics).
+/// with unprofiled statistics) and runs whose gateway died (they measured a broken gateway; they
+/// are listed under "Flagged runs").
 pub fn group(runs: &[RunRecord]) -> BTreeMap<(String, String), Vec<&RunRecord>> {
     let mut m: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| !r.flags.profiled) {
+    for r in runs
+        .iter()
+        .filter(|r| !r.flags.profiled && !r.flags.gateway_died)
+    {
         m.entry((r.case.clone(), r.version.clone()))
             .or_default()
             .push(r);
@@ -205,14 +209,19 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
         for r in flagged {
             let _ = writeln!(
                 m,
-                "- run {} ({} · {} · repeat {}): {} (background CPU {:.1}%, errors {})",
+                "- run {} ({} · {} · repeat {}): {} (background CPU {:.1}%, errors {}){}",
                 r.sequence,
                 r.case,
                 r.version,
                 r.repeat,
                 r.flags.words().join(", "),
                 r.cpu.background_pct,
-                r.load.errors.total()
+                r.load.errors.total(),
+                if r.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.notes.join("; "))
+                }
             );
         }
     }

@@ -162,8 +162,18 @@ pub fn wait_ready(
             if let Some(e) = port_error(&text, probe.name()) {
                 return Err(e);
             }
+            // Exit status 0 before answering: the program put itself in the background.
+            let hint = match proc.wait_timeout(Duration::ZERO) {
+                Ok(Some(0)) => format!(
+                    " (status 0: {program} went to the background; perflab needs it to stay in \
+                     the foreground, e.g. nginx `daemon off;`, haproxy -db, or a start command \
+                     that does not fork)"
+                ),
+                Ok(Some(c)) => format!(" (status {c})"),
+                _ => String::new(),
+            };
             return Err(Error::Lab(format!(
-                "{program} exited during startup:\n{}",
+                "{program} exited during startup{hint}:\n{}",
                 text.trim()
             )));
         }
@@ -207,7 +217,15 @@ pub fn spawn_until_ready(
     for url in urls {
         if let Err(e) = wait_ready(probe, proc.as_mut(), url, &read_log, program, timeout) {
             let _ = proc.stop(Duration::from_secs(2));
-            return Err(e);
+            // The port is busy where the program runs, not where readiness is probed from.
+            return Err(match e {
+                Error::PortInUse { port, detail, .. } => Error::PortInUse {
+                    port,
+                    host: host.name().to_string(),
+                    detail,
+                },
+                e => e,
+            });
         }
     }
     Ok(proc)

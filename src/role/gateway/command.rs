@@ -106,6 +106,16 @@ fn parse_descriptor(text: Option<String>, version: &str) -> Result<Descriptor> {
             .unwrap_or(0),
         message: e.message().to_string(),
     })?;
+    if !(1..=86_400).contains(&f.gateway.ready_timeout) {
+        return Err(Error::SuiteFile {
+            path: PathBuf::from(format!("{version}:{DESCRIPTOR}")),
+            line: 0,
+            message: format!(
+                "ready_timeout must be a whole number of seconds from 1 to 86400 (got {})",
+                f.gateway.ready_timeout
+            ),
+        });
+    }
     Ok(f.gateway)
 }
 

@@ -73,19 +73,26 @@ impl GatewayAdapter for HaproxyAdapter {
         let text = render_config(ctx, &host.address());
         let conf = ctx.prefix.join("haproxy.cfg");
         host.write_file(&conf, text.as_bytes())?;
+        // Not `-q`: it hides the ALERT lines that say what HAProxy refused.
         let check = host.run(
             &Cmd::new(&haproxy)
                 .arg("-c")
-                .arg("-q")
                 .arg("-f")
                 .arg(conf.display().to_string()),
             Duration::from_secs(30),
         )?;
         if !check.success() {
+            let text = check.combined_text();
+            // The ALERT lines name the file, line and keyword; NOTICE and WARNING lines follow.
+            let mut lines: Vec<&str> = text.lines().filter(|l| l.contains("ALERT")).collect();
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.contains("ALERT") && !l.trim().is_empty()),
+            );
             return Err(Error::ConfigRefused {
                 program: "haproxy".into(),
                 config: conf.display().to_string(),
-                message: check.combined_text(),
+                message: lines.join("\n"),
             });
         }
         let error_log = ctx.prefix.join("error.log");

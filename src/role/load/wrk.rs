@@ -14,6 +14,15 @@ use crate::host::{Cmd, Host, Proc, proc_stat};
 use crate::result::LoadResult;
 use crate::{Error, Result};
 
+/// Longest load a run may ask for (`duration`), in seconds: one day.
+pub const MAX_DURATION_S: f64 = 86_400.0;
+/// Longest warm-up, in seconds.
+pub const MAX_WARMUP_S: f64 = 3_600.0;
+/// Most wrk threads.
+pub const MAX_THREADS: u32 = 1_024;
+/// Most wrk connections.
+pub const MAX_CONNECTIONS: u32 = 1_000_000;
+
 /// Load options, with Kong's framework's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,9 +65,22 @@ impl Default for LoadOptions {
 
 impl LoadOptions {
     /// Checks the options for mistakes wrk would refuse or misread.
+    ///
+    /// Bounds (docs/suites.md): `duration` finite, 1 to [`MAX_DURATION_S`] seconds; `warmup`
+    /// finite, 0 to [`MAX_WARMUP_S`]; `threads` 1 to [`MAX_THREADS`]; `connections` from
+    /// `threads` to [`MAX_CONNECTIONS`]; `timeout` 1 to 3600 seconds.
     pub fn validate(&self) -> Result<()> {
-        if self.threads == 0 {
-            return Err(Error::Usage("threads must be at least 1".into()));
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(Error::Usage(format!(
+                "threads must be from 1 to {MAX_THREADS} (got {})",
+                self.threads
+            )));
+        }
+        if self.connections > MAX_CONNECTIONS {
+            return Err(Error::Usage(format!(
+                "connections must be at most {MAX_CONNECTIONS} (got {})",
+                self.connections
+            )));
         }
         if self.connections < self.threads {
             return Err(Error::Usage(format!(
@@ -66,14 +88,24 @@ impl LoadOptions {
                 self.connections, self.threads
             )));
         }
-        if self.duration.is_nan() || self.duration < 1.0 {
+        if !self.duration.is_finite() || !(1.0..=MAX_DURATION_S).contains(&self.duration) {
             return Err(Error::Usage(format!(
-                "duration must be at least 1 second (got {})",
+                "duration must be a finite number of seconds from 1 to {MAX_DURATION_S} (got {})",
                 self.duration
             )));
         }
-        if self.warmup < 0.0 {
-            return Err(Error::Usage("warm-up cannot be negative".into()));
+        if !self.warmup.is_finite() || !(0.0..=MAX_WARMUP_S).contains(&self.warmup) {
+            return Err(Error::Usage(format!(
+                "warmup must be a finite number of seconds from 0 to {MAX_WARMUP_S} (got {})",
+                self.warmup
+            )));
+        }
+        if let Some(t) = self.timeout
+            && !(1..=3600).contains(&t)
+        {
+            return Err(Error::Usage(format!(
+                "timeout must be from 1 to 3600 seconds (got {t})"
+            )));
         }
         if let Some(h) = self.headers.iter().find(|h| !h.contains(':')) {
             return Err(Error::Usage(format!(
@@ -131,8 +163,11 @@ pub fn wrk_args(
     a
 }
 
-/// The wrapper: runs wrk with the given args, then writes `times` to `$PERFLAB_TIMES`.
-const WRAPPER: &str = "\"$0\" \"$@\"; rc=$?; times > \"$PERFLAB_TIMES\"; exit $rc";
+/// The wrapper: `sh -c WRAPPER perflab-load TIMES_FILE wrk ARGS…` runs wrk with its args, then
+/// writes `times` to TIMES_FILE. The file (inside the lab's directory) is an argument rather
+/// than an environment variable so that the wrapper's command line names the lab: `perflab
+/// teardown` finds a killed lab's processes by that, and wrk shares the wrapper's process group.
+const WRAPPER: &str = "t=$1; shift; \"$@\"; rc=$?; times > \"$t\"; exit $rc";
 
 /// A load run in progress.
 pub struct RunningLoad {
@@ -200,9 +235,10 @@ pub fn start_load(
     let cmd = Cmd::new("sh")
         .arg("-c")
         .arg(WRAPPER)
+        .arg("perflab-load")
+        .arg(times_path.display().to_string())
         .arg(&wrk)
         .args(args.iter().cloned())
-        .env("PERFLAB_TIMES", times_path.display().to_string())
         .cpus(cpus);
     let command =
         crate::host::quote::join(&std::iter::once(wrk.clone()).chain(args).collect::<Vec<_>>());

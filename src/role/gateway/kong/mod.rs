@@ -151,7 +151,8 @@ impl KongSettings {
                     s.start_timeout = Duration::from_secs(
                         v.as_integer()
                             .and_then(|i| u64::try_from(i).ok())
-                            .ok_or_else(|| bad(k, "seconds"))?,
+                            .filter(|i| *i <= 86_400)
+                            .ok_or_else(|| bad(k, "seconds from 0 to 86400"))?,
                     )
                 }
                 "use_daily_image" => {
