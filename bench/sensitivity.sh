@@ -22,6 +22,7 @@
 #   LEVELS ["6 12 32"] regex locations per slowdown commit (aimed at ~1%, ~2%, ~5%)
 #   TRIALS [10]  AA_TRIALS [20]  BUDGET [2m]  TRUE_BUDGET [5m]  (TRUE_BUDGET=0 skips step 1)
 #   RESTART_REPEAT [8] pairs of the restart-design A/A compare (0 skips it)
+#   CALIBRATE [1] run `perflab calibrate` first (CAL_BURSTS ["1,2,3"], CAL_BLOCKS [8])
 #   CONNECTIONS [20]  COMPARE_ARGS [""] extra flags for every compare
 #   PERFLAB_BIN [target/release/perflab]  WORK [a new mktemp dir; kept, path printed]
 
@@ -108,6 +109,14 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-" } else i
 
 echo "perflab sensitivity: LEVELS=\"$LEVELS\" TRIALS=$TRIALS AA_TRIALS=$AA_TRIALS BUDGET=$BUDGET TRUE_BUDGET=$TRUE_BUDGET"
 echo "binary: $PERFLAB_BIN; work: $WORK; nproc: $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
+
+if [[ ${CALIBRATE:-1} == 1 ]]; then
+    echo
+    echo "0. perflab calibrate (A/A pilot on git:A; compare then uses its burst length and metric)"
+    "$PERFLAB_BIN" calibrate --version git:A --suite "$suite" --repo "$repo" --output "$WORK/out/calibration" \
+        --bursts "${CAL_BURSTS:-1,2,3}" --blocks "${CAL_BLOCKS:-8}" --plain 2>"$WORK/out/calibrate.log" || echo "calibration failed (see $WORK/out/calibrate.log)"
+    grep -E "burst .* s:" "$WORK/out/calibrate.log" || true
+fi
 
 if [[ $TRUE_BUDGET != 0 ]]; then
     echo

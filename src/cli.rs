@@ -204,7 +204,7 @@ pub struct CalibrateArgs {
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
     /// Burst lengths to try, seconds (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![0.5, 1.0, 2.0, 3.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1.0, 2.0, 3.0])]
     pub bursts: Vec<f64>,
     /// Blocks per burst length.
     #[arg(long, default_value_t = 10)]

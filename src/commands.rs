@@ -379,10 +379,10 @@ pub fn calibrate(
     if a.bursts.is_empty()
         || a.bursts
             .iter()
-            .any(|b| !(b.is_finite() && (0.2..=60.0).contains(b)))
+            .any(|b| !(b.is_finite() && (1.0..=60.0).contains(b)))
     {
         return Err(Error::Usage(
-            "--bursts must be seconds between 0.2 and 60, e.g. 0.5,1,2,3".into(),
+            "--bursts must be seconds between 1 and 60, e.g. 1,2,3".into(),
         )
         .into());
     }
@@ -540,7 +540,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             gateway_version: a.versions[0].clone(),
             suite: a.suite.clone(),
             repo: a.repo.clone(),
-            bursts: vec![0.5, 1.0, 2.0, 3.0],
+            bursts: vec![1.0, 2.0, 3.0],
             blocks: 10,
             run: a.run.clone(),
         })?)

@@ -72,8 +72,8 @@ impl MultiplexOptions {
     /// Checks the settings' bounds, naming the flag at fault.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |flag: &str, what: &str| Err(crate::Error::Usage(format!("{flag} {what}")));
-        if !(self.burst_s.is_finite() && (0.2..=60.0).contains(&self.burst_s)) {
-            return bad("--burst", "must be between 0.2 and 60 seconds");
+        if !(self.burst_s.is_finite() && (1.0..=60.0).contains(&self.burst_s)) {
+            return bad("--burst", "must be between 1 and 60 seconds");
         }
         if !(self.segment_s.is_finite() && self.segment_s >= 4.0 * self.burst_s) {
             return bad("--segment", "must be at least 4 bursts long (4 × --burst)");
