@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How small a slowdown does `perflab compare` detect, and how often does it cry wolf?
+# How small a slowdown does `perflab compare --design restart` detect, and how often does it cry
+# wolf? (The multiplexed default is measured by bench/sensitivity.sh.)
 #
 # Builds a throw-away gateway repository (templates in tests/fixtures/gateway-repo: nginx as a
 # reverse proxy, driven by perflab's `command` adapter). Commit A proxies `/`; each slowdown
@@ -25,7 +26,7 @@
 #     calibration on the project's 2-core VM (busy, load ~9; CPU-normalised ratio of one
 #     3-repeat compare each): 50 → -9 %, 100 → -25 %, 200 → -35 %, 400 → -58 %, 1600 → -92 %;
 #     so 80/40/20 aim at ~20/10/5 %. Check with `calibrate` on a quiet machine and adjust.
-#   NOISE_BAND [2] percent   CONNECTIONS [20]   THREADS [1]
+#   NOISE_BAND [0] percent   CONNECTIONS [20]   THREADS [1]
 #   COMPARE_ARGS ["--cooldown-max 2 --warmup 1 --noisy-pct 100"] extra `perflab compare` flags;
 #     noisy runs are kept by default, so the result measures the statistics against this
 #     machine's real noise instead of silently dropping runs
@@ -46,7 +47,7 @@ AA_TRIALS=${AA_TRIALS:-$TRIALS}
 DURATION=${DURATION:-5}
 REPEAT=${REPEAT:-10}
 LEVELS=${LEVELS:-"80 40 20"}
-NOISE_BAND=${NOISE_BAND:-2}
+NOISE_BAND=${NOISE_BAND:-0}
 CONNECTIONS=${CONNECTIONS:-20}
 THREADS=${THREADS:-1}
 COMPARE_ARGS=${COMPARE_ARGS:-"--cooldown-max 2 --warmup 1 --noisy-pct 100"}
@@ -117,7 +118,7 @@ compare() {
     mkdir -p "$out"
     # shellcheck disable=SC2086 # COMPARE_ARGS is a list of flags
     if ! "$PERFLAB_BIN" compare "git:$1" "git:$2" --suite "$suite" --repo "$repo" \
-        --output "$out" --noise-band "$NOISE_BAND" --plain $COMPARE_ARGS >"$log" 2>&1; then
+        --output "$out" --design restart --noise-band "$NOISE_BAND" --plain $COMPARE_ARGS >"$log" 2>&1; then
         echo "error - -"
         return
     fi

@@ -152,9 +152,9 @@ pub struct CompareArgs {
     /// Seconds of load per burst (multiplexed; default: the calibration's choice, else 2).
     #[arg(long)]
     pub burst: Option<f64>,
-    /// Seconds after which every gateway instance is restarted (multiplexed); the segment is the
-    /// statistical unit, so several per budget are needed.
-    #[arg(long, default_value_t = 20.0)]
+    /// Seconds after which every gateway instance is restarted (multiplexed; 0: after every
+    /// block). The segment is the statistical unit, so several per budget are needed.
+    #[arg(long, default_value_t = 0.0)]
     pub segment: f64,
     /// Look at the data (and stop if decided) every this many segments (multiplexed).
     #[arg(long, default_value_t = 3)]

@@ -401,11 +401,11 @@ pub fn calibrate(
     );
     let mut measured = Vec::new();
     for &b in &a.bursts {
-        // Budget for the blocks plus starts: 4 bursts a block, ~0.3 s switching, 2 segments.
-        let budget = (a.blocks as f64 * 4.0 * (b + 0.3) * 1.15 + 10.0).max(10.0);
+        // Budget for the blocks plus a restart of both instances per block.
+        let budget = (a.blocks as f64 * (4.0 * (b + 0.1) + 2.5) * 1.1 + 10.0).max(10.0);
         let opts = perflab::multiplex::MultiplexOptions {
             burst_s: b,
-            segment_s: (budget / 2.0).max(4.0 * b),
+            segment_s: 0.0,
             budget_s: budget,
             look_every: 1_000_000,
             order_seed: 1,
@@ -434,16 +434,22 @@ pub fn calibrate(
             &design,
             &cd,
         );
+        // One block per segment: the SD of the segment means is the SD of a unit, instance
+        // effects included.
         let sd = comparisons
             .iter()
-            .filter_map(|c| Some((c.metric.clone(), c.design.as_ref()?.block_sd_pct)))
+            .filter_map(|c| Some((c.metric.clone(), c.design.as_ref()?.segment_sd_pct)))
             .filter(|(m, _)| m != "gateway_rss_mb")
             .collect();
         let bc = BurstCalibration {
             burst_s: b,
             blocks: cd.blocks,
             switch_s: cd.switch_s,
-            block_wall_s: cd.block_wall_s,
+            block_wall_s: if cd.segments > 0 {
+                cd.wall_s / cd.segments as f64
+            } else {
+                cd.block_wall_s
+            },
             block_sd_pct: sd,
             results: exec.store.root().to_path_buf(),
         };

@@ -190,6 +190,8 @@ fn compare_with_flamegraph_dwarf_writes_both_and_a_differential_and_report_reren
         "compare",
         "current",
         "current",
+        "--design",
+        "restart",
         "--suite",
         "rps",
         "--tags",

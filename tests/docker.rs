@@ -1256,6 +1256,7 @@ fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
     let output = tmp.path().join("out");
     let out = perflab_cli(tmp.path())
         .args(["compare", &format!("image:{a}"), &format!("image:{b}")])
+        .args(["--design", "restart"])
         .args([
             "--suite",
             "rps",
@@ -1309,4 +1310,60 @@ fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
     remove_image_ref(a);
     remove_image_ref(b);
+}
+
+#[test]
+fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out");
+    let out = perflab_cli(tmp.path())
+        .args(["compare", "current", "current", "--order-seed", "7"])
+        .args(["--suite", "rps", "--tags", "simple-proxy", "--gateway", "nginx"])
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(["--budget", "30s", "--burst", "1", "--segment", "6"])
+        .args(["--warmup", "0", "--plain"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = results_dir(&output);
+    let manifest = read_json(&dir.join("manifest.json"));
+    let lab = manifest["driver_info"]["lab_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _cleanup = Cleanup(lab.clone());
+    let design = read_json(&dir.join("design.json"));
+    assert_eq!(design["options"]["order_seed"], 7);
+    let case = &design["cases"]["simple-proxy@nginx"];
+    assert!(case["segments"].as_u64().unwrap() >= 2, "{design}");
+    // One container per version instance, and every burst charged to its own instance.
+    let containers = manifest["driver_info"]["containers"].as_object().unwrap();
+    for suffix in ["gateway-v0", "gateway-v1"] {
+        assert!(
+            containers.keys().any(|k| k.ends_with(suffix)),
+            "{suffix} in {}",
+            manifest["driver_info"]
+        );
+    }
+    let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| read_json(p)).collect();
+    assert!(runs.len() >= 8, "{}", runs.len());
+    for r in &runs {
+        let v = if r["version"] == "current" { "v0" } else { "v1" };
+        assert_eq!(r["burst"]["instance"], v, "{r}");
+        assert!(r["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["driver"], "docker");
+    }
+    let compare = read_json(&dir.join("compare.json"));
+    let rps = compare["cases"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "rps")
+        .cloned()
+        .unwrap();
+    assert_eq!(rps["method"], "multiplexed-blocks");
+    assert!(rps["design"]["blocks"].as_u64().unwrap() >= 2, "{rps}");
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
 }

@@ -949,3 +949,62 @@ fn cli_sigint_mid_run_leaves_no_lab_process() {
     let (_, dirs) = sh(&format!("ls -d /tmp/perflab-*-{pid} 2>/dev/null"));
     assert!(dirs.trim().is_empty(), "lab dirs left: {dirs}");
 }
+
+#[test]
+fn cli_multiplexed_compare_runs_on_the_netns_lab() {
+    let lab = CliLab::new("tfmux", "233");
+    let out = lab.output();
+    let mut c = lab.perflab(&[
+        "compare",
+        "current",
+        "current",
+        "--suite",
+        "rps",
+        "--tags",
+        "simple",
+        "--gateway",
+        "nginx",
+        "--driver",
+        "terraform",
+        "--budget",
+        "40s",
+        "--burst",
+        "1",
+        "--segment",
+        "8",
+        "--warmup",
+        "0",
+        "--connections",
+        "20",
+        "--threads",
+        "1",
+        "--plain",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    c.args(lab.driver_opts());
+    let o = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let teardown = lab.full_teardown();
+    assert!(o.status.success(), "compare failed: {stderr}");
+    assert!(teardown.status.success());
+    let dirs = results_dirs(&out);
+    let design = json_file(&dirs[0].join("design.json"));
+    let case = design["cases"].as_object().unwrap().values().next().unwrap().clone();
+    assert!(case["segments"].as_u64().unwrap() >= 2, "{design}");
+    let runs: Vec<serde_json::Value> = result_files(&dirs[0]).iter().map(|p| json_file(p)).collect();
+    assert!(runs.len() >= 8, "{stderr}");
+    let mut urls = std::collections::BTreeSet::new();
+    for r in &runs {
+        assert_eq!(r["driver"], "terraform");
+        // Load went worker → gateway over the internal plane, to the burst's own instance.
+        let url = r["url"].as_str().unwrap();
+        assert!(url.starts_with("http://10.233.1.1:"), "{url}");
+        urls.insert((r["burst"]["segment"].clone(), r["burst"]["instance"].clone(), url.to_string()));
+        assert!(r["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // Two instances up at once in each segment: two distinct ports per segment.
+    let first_segment: Vec<_> = urls.iter().filter(|(s, _, _)| *s == 0).collect();
+    assert_eq!(first_segment.len(), 2, "{urls:?}");
+    assert_ne!(first_segment[0].2, first_segment[1].2);
+}

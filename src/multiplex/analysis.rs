@@ -82,6 +82,34 @@ pub fn primary_diffs(
     block_differences(&values(&kept, baseline, metric), 0, 1)
 }
 
+/// The primary metric's block ratios of `candidate` against `baseline` over time, for the block
+/// chart: `(seconds since the case's first burst, exp(d), segment)` per complete block.
+pub fn block_points(
+    runs: &[RunRecord],
+    case: &str,
+    baseline: &str,
+    candidate: &str,
+    metric: &str,
+    include_flagged: bool,
+) -> Vec<(f64, f64, u32)> {
+    let t0 = runs
+        .iter()
+        .filter(|r| r.case == case && r.burst.is_some())
+        .map(|r| r.started_unix_s)
+        .fold(f64::INFINITY, f64::min);
+    primary_diffs(runs, case, baseline, candidate, metric, include_flagged)
+        .into_iter()
+        .map(|d| {
+            let start = runs
+                .iter()
+                .filter(|r| r.case == case && r.burst.as_ref().is_some_and(|p| p.block == d.block))
+                .map(|r| r.started_unix_s)
+                .fold(f64::INFINITY, f64::min);
+            (start - t0, d.d.exp(), d.segment)
+        })
+        .collect()
+}
+
 /// Every metric's comparison of `candidate` against `baseline` in one case: the primary metric
 /// judged by the sequential rule at the case's looks, the others described. Empty when fewer
 /// than two complete blocks exist.

@@ -5,10 +5,11 @@
 //! How small a change a two-minute compare can see depends on the machine: the block SD of the
 //! log ratio, and how much a switch between bursts costs. Kalibera & Jones (ISMM 2013) measure
 //! the variance at each level first and plan the repetitions from it; this does the same. It
-//! runs the baseline against itself, multiplexed, for several burst lengths, and for every
-//! metric computes the block SD σ(b) and the switch cost s(b). The variance of the final
-//! estimate in a fixed budget is proportional to σ(b)² · (b + s(b)), so the burst length and the
-//! metric that minimise it are chosen; the result is stored per machine (CPU, cores, kernel,
+//! runs the baseline against itself, multiplexed, for several burst lengths, restarting the
+//! instances for every block, and for every metric computes the SD σ(b) of a block's log ratio
+//! (instance effects included) and the wall time w(b) of a block with its restart. The variance
+//! of the final estimate in a fixed budget is proportional to σ(b)² · w(b), so the burst length
+//! and the metric that minimise it are chosen; the result is stored per machine (CPU, cores, kernel,
 //! host name, driver), and `compare` uses it for its defaults and prints, before it starts, the
 //! smallest effect it can detect in its budget.
 
@@ -33,9 +34,10 @@ pub struct BurstCalibration {
     pub blocks: usize,
     /// Mean seconds between bursts.
     pub switch_s: f64,
-    /// Mean wall seconds per block.
+    /// Mean wall seconds per block, its instances' restart and warm-up included.
     pub block_wall_s: f64,
-    /// Block SD of the log ratio per metric, percent.
+    /// SD of one block's log ratio per metric, percent, with the instances restarted for every
+    /// block (so instance-to-instance differences are in it).
     pub block_sd_pct: BTreeMap<String, f64>,
     /// The A/A results folder.
     pub results: PathBuf,
@@ -113,8 +115,8 @@ pub fn save(c: &Calibration) -> Result<PathBuf> {
     Ok(p)
 }
 
-/// Picks the burst length and metric with the smallest σ² · (burst + switch): the variance of
-/// the estimate per second of budget. Returns `(index into bursts, metric)`.
+/// Picks the burst length and metric with the smallest σ² · (wall time of a block): the variance
+/// of the estimate per second of budget. Returns `(index into bursts, metric)`.
 pub fn choose(bursts: &[BurstCalibration]) -> Option<(usize, String)> {
     let mut best: Option<(f64, usize, String)> = None;
     for (i, b) in bursts.iter().enumerate() {
@@ -122,7 +124,7 @@ pub fn choose(bursts: &[BurstCalibration]) -> Option<(usize, String)> {
             if !sd.is_finite() || *sd <= 0.0 || b.blocks < 3 {
                 continue;
             }
-            let cost = sd * sd * (b.burst_s + b.switch_s);
+            let cost = sd * sd * b.block_wall_s.max(b.burst_s);
             if best.as_ref().is_none_or(|(c, _, _)| cost < *c) {
                 best = Some((cost, i, metric.clone()));
             }
@@ -161,7 +163,8 @@ mod tests {
 
     #[test]
     fn the_cheapest_variance_per_second_wins() {
-        // 1 s: σ 5% → 25·1.1 = 27.5; 2 s: σ 2.3% → 5.29·2.1 = 11.1; 3 s: σ 2% → 4·3.1 = 12.4.
+        // Block walls 4.4, 8.4, 12.4 s: 1 s: σ 5% → 25·4.4 = 110; 2 s: σ 2.3% → 5.29·8.4 = 44.4;
+        // 3 s: σ 2% → 4·12.4 = 49.6.
         let b = [
             cal(1.0, 0.1, &[("rps", 5.0), ("latency_p50_ms", 6.0)]),
             cal(2.0, 0.1, &[("rps", 2.3), ("latency_p50_ms", 2.5)]),

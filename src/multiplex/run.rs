@@ -220,7 +220,7 @@ fn run_case(
             // A look every `look_every` segments (the segment is the statistical unit).
             if (segment as usize).is_multiple_of(opts.look_every) && block >= 2 {
                 let remaining = (opts.budget_s - start.elapsed().as_secs_f64()).max(0.0);
-                let seg_est = mean(&segment_walls).unwrap_or(opts.segment_s);
+                let seg_est = mean(&segment_walls).unwrap_or(opts.segment_s.max(block_est));
                 let planned = segment as f64 + (remaining / seg_est).floor();
                 let fraction = (segment as f64 / planned.max(1.0)).min(1.0);
                 cd.looks.push(Look {

@@ -420,9 +420,13 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             cr.as_ref(),
             opts.noise_band,
         )?;
+        let blocks = match (&design, &cr) {
+            (Some(d), Some(cr)) => write_block_charts(store, &runs, d, cr)?,
+            _ => 0,
+        };
         text.push_str(&format!(
             "charts: {} files in {}\n",
-            written,
+            written + blocks,
             store.root().join("charts").display()
         ));
     }
@@ -451,6 +455,52 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
         }
     }
     Ok(text)
+}
+
+/// Writes one block chart per case and candidate of a multiplexed comparison (the primary
+/// metric's block ratios over time); returns how many.
+fn write_block_charts(
+    store: &Store,
+    runs: &[RunRecord],
+    design: &crate::multiplex::DesignRecord,
+    cr: &CompareReport,
+) -> Result<usize> {
+    let dir = store.root().join("charts");
+    let mut n = 0;
+    for c in &cr.cases {
+        let Some(m) = c.metrics.iter().find(|m| m.primary) else {
+            continue;
+        };
+        let points = crate::multiplex::analysis::block_points(
+            runs,
+            &c.case,
+            &cr.baseline,
+            &c.candidate,
+            &m.metric,
+            design.options.include_flagged,
+        )
+        .into_iter()
+        .map(|(t_s, ratio, segment)| charts::BlockPoint {
+            t_s,
+            ratio,
+            segment,
+        })
+        .collect();
+        let data = charts::BlocksChartData {
+            title: format!("{}: block ratios over time ({})", c.case, m.verdict),
+            case: c.case.clone(),
+            candidate: c.candidate.clone(),
+            metric: m.metric.clone(),
+            points,
+            ratio: m.ratio,
+            ci_low: m.ci_low,
+            ci_high: m.ci_high,
+        };
+        let stem = charts::Chart::file_stem(&data);
+        charts::write_chart_with_data(&data, &dir, &stem)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Writes the suite's charts (and their data as JSON beside them) into `charts/`; returns how

@@ -11,15 +11,17 @@
 //! library, which keeps the build free of fontconfig and freetype. Text widths are therefore
 //! estimated, and the layout code leaves generous room.
 //!
-//! One file per chart: [`rps`], [`latency`], [`ratio`]; `bars` holds the grouped-bar drawing
+//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`]; `bars` holds the grouped-bar drawing
 //! the first two share and `common` the palette, legend and label helpers.
 
 mod bars;
+pub mod blocks;
 mod common;
 pub mod latency;
 pub mod ratio;
 pub mod rps;
 
+pub use blocks::{BlockPoint, BlocksChartData};
 pub use latency::LatencyChartData;
 pub use ratio::{RatioChartData, RatioRow};
 pub use rps::{RpsChartData, RpsSeries};
@@ -51,6 +53,8 @@ pub enum ChartKind {
     Latency,
     /// Candidate/baseline ratios with confidence intervals ([`RatioChartData`]).
     Ratio,
+    /// Per-block ratios of a multiplexed comparison over time ([`BlocksChartData`]).
+    Blocks,
 }
 
 impl ChartKind {
@@ -60,6 +64,7 @@ impl ChartKind {
             ChartKind::Rps => "rps",
             ChartKind::Latency => "latency",
             ChartKind::Ratio => "ratio",
+            ChartKind::Blocks => "blocks",
         }
     }
 }
@@ -157,7 +162,7 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let kind: ChartKind = serde_json::from_value(tag.clone()).map_err(|_| {
             Error::Lab(format!(
-                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\")",
+                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\")",
                 json_path.display()
             ))
         })?;
@@ -170,6 +175,9 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             }
             ChartKind::Ratio => {
                 render_svg(&parse::<RatioChartData>(value, &json_path)?, &svg_path)?
+            }
+            ChartKind::Blocks => {
+                render_svg(&parse::<BlocksChartData>(value, &json_path)?, &svg_path)?
             }
         }
         written.push(svg_path);
