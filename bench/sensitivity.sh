@@ -52,26 +52,10 @@ mkdir -p "$repo/conf" "$suite" "$WORK/cache" "$WORK/tmp" "$WORK/out"
 export PERFLAB_CACHE_DIR=$WORK/cache
 export TMPDIR=$WORK/tmp
 
-git_() { git -C "$repo" -c user.name=perflab-bench -c user.email=bench@example.invalid -c commit.gpgsign=false "$@"; }
-git_ init -q
-cp "$fixture/perflab.toml" "$repo/perflab.toml"
-cp "$fixture/nginx.conf.in" "$repo/conf/nginx.conf.in"
-git_ add -A
-git_ commit -qm "A: plain proxy"
-git_ tag A
-for n in $LEVELS; do
-    git_ checkout -q --detach A
-    extra=$WORK/extra-$n.conf
-    : >"$extra"
-    for ((i = 1; i <= n; i++)); do
-        printf '        location ~ ^/api/v1/svc%d/items/([0-9]+)$ {{ return 404; }}\n' "$i" >>"$extra"
-    done
-    awk -v f="$extra" '/# @EXTRA_SERVER@/ { while ((getline l < f) > 0) print l; next } { print }' \
-        "$fixture/nginx.conf.in" >"$repo/conf/nginx.conf.in"
-    git_ commit -qam "B: $n regex locations before /"
-    git_ tag "n$n"
-done
-git_ checkout -q --detach A
+# shellcheck source=bench/lib/regex-gateway.sh
+. "$root/bench/lib/regex-gateway.sh"
+# shellcheck disable=SC2086 # LEVELS is a list
+make_regex_gateway "$fixture" "$repo" "$WORK" $LEVELS
 
 cat >"$suite/regex-routes.toml" <<EOF2
 [case]

@@ -381,10 +381,9 @@ pub fn calibrate(
             .iter()
             .any(|b| !(b.is_finite() && (1.0..=60.0).contains(b)))
     {
-        return Err(Error::Usage(
-            "--bursts must be seconds between 1 and 60, e.g. 1,2,3".into(),
-        )
-        .into());
+        return Err(
+            Error::Usage("--bursts must be seconds between 1 and 60, e.g. 1,2,3".into()).into(),
+        );
     }
     let label = a.gateway_version.clone();
     let versions = compare_versions(&[label.clone(), label.clone()], &a.repo)?;

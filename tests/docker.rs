@@ -1318,7 +1318,14 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
     let output = tmp.path().join("out");
     let out = perflab_cli(tmp.path())
         .args(["compare", "current", "current", "--order-seed", "7"])
-        .args(["--suite", "rps", "--tags", "simple-proxy", "--gateway", "nginx"])
+        .args([
+            "--suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
         .args(["--driver", "docker", "--driver-opt", &image_opt()])
         .args(["--budget", "30s", "--burst", "1", "--segment", "6"])
         .args(["--warmup", "0", "--plain"])
@@ -1350,7 +1357,11 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
     let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| read_json(p)).collect();
     assert!(runs.len() >= 8, "{}", runs.len());
     for r in &runs {
-        let v = if r["version"] == "current" { "v0" } else { "v1" };
+        let v = if r["version"] == "current" {
+            "v0"
+        } else {
+            "v1"
+        };
         assert_eq!(r["burst"]["instance"], v, "{r}");
         assert!(r["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(r["driver"], "docker");

@@ -990,9 +990,18 @@ fn cli_multiplexed_compare_runs_on_the_netns_lab() {
     assert!(teardown.status.success());
     let dirs = results_dirs(&out);
     let design = json_file(&dirs[0].join("design.json"));
-    let case = design["cases"].as_object().unwrap().values().next().unwrap().clone();
+    let case = design["cases"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
     assert!(case["segments"].as_u64().unwrap() >= 2, "{design}");
-    let runs: Vec<serde_json::Value> = result_files(&dirs[0]).iter().map(|p| json_file(p)).collect();
+    let runs: Vec<serde_json::Value> = result_files(&dirs[0])
+        .iter()
+        .map(|p| json_file(p))
+        .collect();
     assert!(runs.len() >= 8, "{stderr}");
     let mut urls = std::collections::BTreeSet::new();
     for r in &runs {
@@ -1000,7 +1009,11 @@ fn cli_multiplexed_compare_runs_on_the_netns_lab() {
         // Load went worker → gateway over the internal plane, to the burst's own instance.
         let url = r["url"].as_str().unwrap();
         assert!(url.starts_with("http://10.233.1.1:"), "{url}");
-        urls.insert((r["burst"]["segment"].clone(), r["burst"]["instance"].clone(), url.to_string()));
+        urls.insert((
+            r["burst"]["segment"].clone(),
+            r["burst"]["instance"].clone(),
+            url.to_string(),
+        ));
         assert!(r["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{r}");
     }
     // Two instances up at once in each segment: two distinct ports per segment.

@@ -11,9 +11,18 @@ use crate::stats::{
 
 use super::{CaseDesign, DesignRecord};
 
+/// A block is left out when the machine's background CPU differs by more than this many
+/// percentage points between its bursts: the machine changed under the block (a dip began or
+/// ended), so its versions did not share the same machine — the one thing a block relies on.
+/// The rule looks only at a covariate the versions do not cause, so it keeps an A/A
+/// comparison's error rate; it was declared before the figures in bench/README.md were taken.
+pub const BLOCK_BACKGROUND_SPREAD_PP: f64 = 20.0;
+
 /// Why a burst is left out of the statistics, if it is: a gateway that died (always), errors
-/// (failed requests measure the failure, not the speed; kept with `--include-flagged`). Noisy bursts stay in: the block design cancels what the machine
-/// does to both versions, and dropping bursts would unbalance blocks.
+/// (failed requests measure the failure, not the speed; kept with `--include-flagged`). Noisy
+/// bursts stay in: the block design cancels what the machine does to both versions alike, and
+/// dropping single bursts would unbalance blocks (whole blocks go, by
+/// [`BLOCK_BACKGROUND_SPREAD_PP`]).
 pub fn exclusion(r: &RunRecord) -> Option<&'static str> {
     if r.flags.gateway_died {
         Some("gateway_died")
@@ -35,16 +44,41 @@ fn usable<'a>(
 ) -> (Vec<&'a RunRecord>, Vec<String>) {
     let mut kept = Vec::new();
     let mut excluded: std::collections::BTreeMap<&str, usize> = Default::default();
-    for r in runs
+    let in_case: Vec<&RunRecord> = runs
         .iter()
         .filter(|r| r.case == case && r.burst.is_some() && versions.contains(&r.version.as_str()))
-    {
+        .collect();
+    // Background CPU range per block, over all of the block's bursts.
+    let mut range: std::collections::BTreeMap<u32, (f64, f64)> = Default::default();
+    for r in &in_case {
+        let block = r.burst.as_ref().map_or(0, |p| p.block);
+        let e = range
+            .entry(block)
+            .or_insert((f64::INFINITY, f64::NEG_INFINITY));
+        e.0 = e.0.min(r.cpu.background_pct);
+        e.1 = e.1.max(r.cpu.background_pct);
+    }
+    let mut shifted_blocks = std::collections::BTreeSet::new();
+    for r in in_case {
+        let block = r.burst.as_ref().map_or(0, |p| p.block);
+        let shifted = range
+            .get(&block)
+            .is_some_and(|(lo, hi)| hi - lo > BLOCK_BACKGROUND_SPREAD_PP);
         match exclusion(r) {
             Some(why) if !(include_flagged && why == "errors") => {
                 *excluded.entry(why).or_default() += 1
             }
+            _ if shifted => {
+                shifted_blocks.insert(block);
+            }
             _ => kept.push(r),
         }
+    }
+    if !shifted_blocks.is_empty() {
+        excluded.insert(
+            "blocks whose background CPU changed by > 20 pp",
+            shifted_blocks.len(),
+        );
     }
     (
         kept,

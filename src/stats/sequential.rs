@@ -102,20 +102,9 @@ fn compute_boundaries(alpha: f64, fractions: &[f64]) -> Vec<f64> {
             if grid.is_empty() {
                 return 2.0 * (1.0 - normal_cdf(edge / sd));
             }
-            let h = grid[1] - grid[0];
-            grid.iter()
-                .zip(&dens)
-                .enumerate()
-                .map(|(i, (u, f))| {
-                    let w = if i == 0 || i == grid.len() - 1 {
-                        0.5
-                    } else {
-                        1.0
-                    };
-                    let p = normal_cdf((-edge - u) / sd) + 1.0 - normal_cdf((edge - u) / sd);
-                    w * h * f * p
-                })
-                .sum()
+            integrate(&grid, &dens, |u| {
+                normal_cdf((-edge - u) / sd) + 1.0 - normal_cdf((edge - u) / sd)
+            })
         };
         // cross() decreases in b: bisect for cross(b) = target.
         let (mut lo, mut hi) = (0.0_f64, 40.0_f64);
@@ -137,23 +126,9 @@ fn compute_boundaries(alpha: f64, fractions: &[f64]) -> Vec<f64> {
         let new_dens: Vec<f64> = if grid.is_empty() {
             new_grid.iter().map(|s| normal_pdf(s / sd) / sd).collect()
         } else {
-            let h = grid[1] - grid[0];
             new_grid
                 .iter()
-                .map(|s| {
-                    grid.iter()
-                        .zip(&dens)
-                        .enumerate()
-                        .map(|(i, (u, f))| {
-                            let w = if i == 0 || i == grid.len() - 1 {
-                                0.5
-                            } else {
-                                1.0
-                            };
-                            w * h * f * normal_pdf((s - u) / sd) / sd
-                        })
-                        .sum()
-                })
+                .map(|s| integrate(&grid, &dens, |u| normal_pdf((s - u) / sd) / sd))
                 .collect()
         };
         grid = new_grid;
@@ -162,6 +137,20 @@ fn compute_boundaries(alpha: f64, fractions: &[f64]) -> Vec<f64> {
         prev_spent += target;
     }
     out
+}
+
+/// ∫ f(u)·g(u) du over an equally spaced grid by the trapezoid rule (`dens` holds f on `grid`).
+fn integrate(grid: &[f64], dens: &[f64], g: impl Fn(f64) -> f64) -> f64 {
+    let h = grid[1] - grid[0];
+    let last = grid.len() - 1;
+    grid.iter()
+        .zip(dens)
+        .enumerate()
+        .map(|(i, (u, f))| {
+            let w = if i == 0 || i == last { 0.5 } else { 1.0 };
+            w * h * f * g(*u)
+        })
+        .sum()
 }
 
 /// A z boundary turned into a critical value for a t statistic with `df` degrees of freedom

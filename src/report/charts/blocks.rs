@@ -66,12 +66,7 @@ impl Chart for BlocksChartData {
             hi = 1.1;
         }
         let pad = ((hi - lo) * 0.1).max(0.005);
-        let t_max = self
-            .points
-            .iter()
-            .map(|p| p.t_s)
-            .fold(1.0f64, f64::max)
-            * 1.05;
+        let t_max = self.points.iter().map(|p| p.t_s).fold(1.0f64, f64::max) * 1.05;
         let caption = format!(
             "{} — {} / baseline, {} per block",
             self.case, self.candidate, self.metric
@@ -146,7 +141,7 @@ mod tests {
         let svg = super::super::render_svg_string(&d).unwrap();
         assert!(svg.contains("<circle"), "no points");
         assert!(svg.contains("seconds since the first burst"));
-        assert_eq!(d.file_stem(), "blocks-simple-nginx-git-B");
+        assert_eq!(d.file_stem(), "blocks-simple-nginx-git-b");
         let empty = BlocksChartData {
             points: Vec::new(),
             ratio: f64::NAN,
