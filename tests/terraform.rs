@@ -1010,8 +1010,8 @@ fn cli_multiplexed_compare_runs_on_the_netns_lab() {
         let url = r["url"].as_str().unwrap();
         assert!(url.starts_with("http://10.233.1.1:"), "{url}");
         urls.insert((
-            r["burst"]["segment"].clone(),
-            r["burst"]["instance"].clone(),
+            r["burst"]["segment"].as_u64().unwrap(),
+            r["burst"]["instance"].as_str().unwrap().to_string(),
             url.to_string(),
         ));
         assert!(r["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{r}");
