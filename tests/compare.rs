@@ -381,6 +381,7 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
         assert_eq!(fields, ["lower_value", "upper_value", "value"]);
     }
     assert!(measures["rps-ratio"]["upper_value"].as_f64().unwrap() < 1.0);
+    assert!(measures["rps-mde-pct"]["value"].as_f64().unwrap() > 0.0);
 
     // github-action-benchmark files: arrays of {name, unit, value, range, extra}.
     for (file, metric) in [
@@ -845,5 +846,58 @@ fn multiplexed_interrupt_keeps_finished_blocks_and_their_verdict() {
         String::from_utf8_lossy(&leftovers.stdout).trim().is_empty(),
         "processes left: {}",
         String::from_utf8_lossy(&leftovers.stdout)
+    );
+}
+
+#[test]
+fn multiplexed_compare_runs_haproxy_instances_side_by_side() {
+    let lab = Lab::new();
+    let _g = lock();
+    let mut c = lab.perflab();
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.args([
+        "compare",
+        "current",
+        "current",
+        "--suite",
+        "rps",
+        "--tags",
+        "simple-proxy",
+    ]);
+    c.args([
+        "--gateway",
+        "haproxy",
+        "--budget",
+        "25s",
+        "--burst",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    c.args(["--plain", "--output"]).arg(&lab.out);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let dir = lab.result_dir();
+    let runs = runs_of(&dir);
+    assert!(runs.len() >= 8, "{}", runs.len());
+    for r in &runs {
+        let p = r.burst.as_ref().expect("a burst");
+        let v = if r.version == "current" { "v0" } else { "v1" };
+        assert_eq!(p.instance, v);
+        assert_eq!(r.gateway, "haproxy");
+        assert!(r.cpu.gateway_s.unwrap_or(0.0) > 0.0, "{r:?}");
+    }
+    // Restarted after every block (the default): as many segments as blocks.
+    let design: perflab::multiplex::DesignRecord =
+        serde_json::from_str(&read(&dir.join("design.json"))).unwrap();
+    let cd = &design.cases["simple-proxy@haproxy"];
+    assert_eq!(design.options.segment_s, 0.0);
+    assert!(
+        cd.segments as usize >= cd.blocks && cd.blocks >= 2,
+        "{cd:?}"
+    );
+    assert!(
+        dir.join("charts/blocks-simple-proxy-haproxy-current-2.svg")
+            .is_file()
     );
 }

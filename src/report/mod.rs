@@ -357,14 +357,28 @@ pub fn compare_table(r: &CompareReport) -> String {
 pub fn design_line(m: &stats::Comparison) -> String {
     match &m.design {
         Some(d) => format!(
-            "multiplexed: {} blocks ({} bursts of {} s) in {} segment(s), {:.0} s measured; block SD {:.2}%, segment SD {:.2}%, df {:.1}, look {} of {} (critical value {:.3}), order seed {}{}; background CPU {:.1}%",
+            "multiplexed: {} blocks ({} bursts of {} s) in {} segment(s), {:.0} s measured; {}, df {:.1}, look {} of {} (critical value {:.3}), order seed {}{}; background CPU {:.1}%",
             d.blocks,
             d.bursts,
             d.burst_s,
             d.segments,
             d.measured_s,
-            d.block_sd_pct,
-            d.segment_sd_pct,
+            if d.segments < 2 {
+                format!(
+                    "block SD {:.2}% (one segment: instance variance not sampled)",
+                    d.block_sd_pct
+                )
+            } else if d.blocks > d.segments {
+                format!(
+                    "unit (segment) SD {:.2}%, block SD within segments {:.2}%",
+                    d.segment_sd_pct, d.block_sd_pct
+                )
+            } else {
+                format!(
+                    "unit (block with fresh instances) SD {:.2}%",
+                    d.segment_sd_pct
+                )
+            },
             d.df,
             d.look,
             d.looks,

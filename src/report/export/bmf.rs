@@ -54,6 +54,10 @@ impl Exporter for Bmf {
                     format!("{s}-ratio"),
                     json!({ "value": m.ratio, "lower_value": m.ci_low, "upper_value": m.ci_high }),
                 );
+                if let Some(mde) = m.mde_pct {
+                    // The smallest slowdown (percent) the comparison could have detected.
+                    measures.insert(format!("{s}-mde-pct"), json!({ "value": mde }));
+                }
             }
             root.insert(benchmark_name(r, c), Value::Object(measures));
         }
@@ -78,12 +82,23 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["latency-p99-ms", "latency-p99-ms-ratio", "rps", "rps-ratio"]
+            [
+                "latency-p99-ms",
+                "latency-p99-ms-mde-pct",
+                "latency-p99-ms-ratio",
+                "rps",
+                "rps-mde-pct",
+                "rps-ratio"
+            ]
         );
-        for m in measures.values() {
+        for (k, m) in measures {
             let mut fields: Vec<&String> = m.as_object().unwrap().keys().collect();
             fields.sort();
-            assert_eq!(fields, ["lower_value", "upper_value", "value"]);
+            if k.ends_with("-mde-pct") {
+                assert_eq!(fields, ["value"]);
+            } else {
+                assert_eq!(fields, ["lower_value", "upper_value", "value"]);
+            }
         }
         assert_eq!(measures["rps"]["value"], 800.0);
         assert_eq!(measures["latency-p99-ms-ratio"]["value"], 1.0);
