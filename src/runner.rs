@@ -251,6 +251,26 @@ pub fn run_lab(
     Ok(Execution { store, runs, error })
 }
 
+/// A gateway instance's error log and configuration files, as store-relative names and bytes
+/// (`gateway-error.log`, `config/gateway-<file>`); what cannot be read is kept empty.
+pub fn gateway_files(gw: &crate::role::gateway::RunningGateway) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![(
+        "gateway-error.log".to_string(),
+        gw.host.read_file(&gw.error_log).unwrap_or_default(),
+    )];
+    for f in &gw.config_files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        files.push((
+            format!("config/gateway-{name}"),
+            gw.host.read_file(f).unwrap_or_default(),
+        ));
+    }
+    files
+}
+
 /// `PERFLAB_DEBUG_PANIC_AT_RUN=N` panics before run N: how the tests check that a panic still
 /// tears the lab down and marks the results folder `failed` (docs/cli.md, exit codes).
 fn debug_panic_at() -> Option<usize> {
@@ -336,20 +356,7 @@ fn run_one(
     })();
     // Keep the gateway's logs and configs whether the run succeeded or not.
     if let Some(gw) = session.gateway("default") {
-        files.push((
-            "gateway-error.log".into(),
-            gw.host.read_file(&gw.error_log).unwrap_or_default(),
-        ));
-        for f in &gw.config_files {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            files.push((
-                format!("config/gateway-{name}"),
-                gw.host.read_file(f).unwrap_or_default(),
-            ));
-        }
+        files.extend(gateway_files(gw));
     }
     if let Some(up) = session.upstream() {
         files.push((

@@ -384,19 +384,8 @@ fn save_segment_logs(
             crate::store::sanitize(&case.id),
             crate::store::sanitize(&version.label)
         );
-        store.write(
-            format!("{dir}/gateway-error.log"),
-            &gw.host.read_file(&gw.error_log).unwrap_or_default(),
-        )?;
-        for f in &gw.config_files {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            store.write(
-                format!("{dir}/config/{name}"),
-                &gw.host.read_file(f).unwrap_or_default(),
-            )?;
+        for (name, data) in crate::runner::gateway_files(gw) {
+            store.write(format!("{dir}/{name}"), &data)?;
         }
     }
     Ok(())
