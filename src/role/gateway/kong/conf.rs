@@ -4,7 +4,14 @@
 //! logs, database) "unless provided" by the test, and copied **every `KONG_*` environment
 //! variable of the controller** into the confs, lower-cased and without the prefix, overriding
 //! what the test set. perflab keeps that precedence — defaults < case < environment — so a user
-//! can flip any Kong property for a whole suite from the shell (`KONG_NGINX_WORKER_PROCESSES=4`).
+//! can flip any Kong property for a whole suite from the shell (`KONG_NGINX_WORKER_PROCESSES=4`),
+//! **except** for the properties that make one instance of the lab itself ([`PER_INSTANCE`]:
+//! prefix, listeners, role, database, cluster wiring). Kong's development environment exports
+//! `KONG_PREFIX` (and users export listeners); copied over every instance they made all
+//! instances share one prefix or one port. Those keys are never taken from the environment, and
+//! because Kong itself reads `KONG_<KEY>` from its own environment over `kong.conf`
+//! (kong/conf_loader/parse.lua, "environment variables have higher priority"), the commands that
+//! run Kong get them pinned to the instance's values ([`pinned_env`]).
 //! The environment is an explicit input so the rule is testable without touching the process
 //! environment.
 
@@ -15,8 +22,32 @@ use crate::{Error, Result};
 /// Kong properties by name, in a stable (sorted) order.
 pub type KongConf = BTreeMap<String, String>;
 
+/// Properties that make one instance of the lab: its prefix, every listener, its role and
+/// database mode, its cluster wiring and its logs. The environment never overrides them.
+pub const PER_INSTANCE: &[&str] = &[
+    "prefix",
+    "proxy_listen",
+    "admin_listen",
+    "admin_gui_listen",
+    "status_listen",
+    "stream_listen",
+    "cluster_listen",
+    "cluster_telemetry_listen",
+    "cluster_control_plane",
+    "cluster_telemetry_endpoint",
+    "cluster_cert",
+    "cluster_cert_key",
+    "role",
+    "database",
+    "declarative_config",
+    "nginx_daemon",
+    "proxy_error_log",
+    "admin_error_log",
+];
+
 /// The `KONG_*` variables of `env` as Kong properties: `KONG_NGINX_WORKER_PROCESSES=4` becomes
-/// `nginx_worker_processes = 4`. A bare `KONG_` is ignored.
+/// `nginx_worker_processes = 4`. A bare `KONG_` and the [`PER_INSTANCE`] properties are
+/// ignored (with a warning for the latter).
 pub fn env_overrides<I, K, V>(env: I) -> KongConf
 where
     I: IntoIterator<Item = (K, V)>,
@@ -25,10 +56,47 @@ where
 {
     env.into_iter()
         .filter_map(|(k, v)| {
-            let key = k.as_ref().strip_prefix("KONG_")?;
-            (!key.is_empty()).then(|| (key.to_ascii_lowercase(), v.as_ref().to_string()))
+            let key = k.as_ref().strip_prefix("KONG_")?.to_ascii_lowercase();
+            if PER_INSTANCE.contains(&key.as_str()) {
+                tracing::warn!(
+                    "ignoring {} from the environment: perflab sets `{key}` per Kong instance                      (use kong_configs in the case to change it)",
+                    k.as_ref()
+                );
+                return None;
+            }
+            (!key.is_empty()).then(|| (key, v.as_ref().to_string()))
         })
         .collect()
+}
+
+/// The environment a command running the instance configured by `conf` needs so that Kong's
+/// own reading of `KONG_*` variables (which wins over `kong.conf`) cannot replace its
+/// [`PER_INSTANCE`] properties: `KONG_<KEY>=<value>` for each of them that `conf` sets.
+pub fn pinned_env(conf: &KongConf) -> Vec<(String, String)> {
+    PER_INSTANCE
+        .iter()
+        .filter_map(|k| {
+            conf.get(*k)
+                .map(|v| (format!("KONG_{}", k.to_ascii_uppercase()), v.clone()))
+        })
+        .collect()
+}
+
+/// Listeners Kong opens by default that the lab does not use, for Kong `major.minor`: the
+/// Admin GUI (`admin_gui_listen = 0.0.0.0:8002, 0.0.0.0:8445 ssl` in OSS from 3.4) and the
+/// status API (`status_listen = 127.0.0.1:8007` from 3.6; changelog/3.6.0/kong/
+/// default_status_port.yml). Both are in kong/templates/kong_defaults.lua. On fixed, shared
+/// ports they make two instances collide and expose ports on every interface; perflab turns
+/// them off unless the case sets them.
+pub fn unused_default_listeners(major: u32, minor: u32) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if (major, minor) >= (3, 4) {
+        v.push("admin_gui_listen");
+    }
+    if (major, minor) >= (3, 6) {
+        v.push("status_listen");
+    }
+    v
 }
 
 /// A TOML value from a case's `kong_configs` as a Kong property value: strings as they are,
@@ -155,6 +223,35 @@ impl Defaults<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_instance_keys_never_come_from_the_environment() {
+        let env = [
+            ("KONG_PREFIX", "/usr/local/kong"),
+            ("KONG_PROXY_LISTEN", "0.0.0.0:8000"),
+            ("KONG_MEM_CACHE_SIZE", "1g"),
+        ];
+        let o = env_overrides(env);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o["mem_cache_size"], "1g");
+        let mut c = KongConf::new();
+        c.insert("prefix".into(), "/lab/kong".into());
+        c.insert("mem_cache_size".into(), "1g".into());
+        assert_eq!(
+            pinned_env(&c),
+            vec![("KONG_PREFIX".to_string(), "/lab/kong".to_string())]
+        );
+    }
+
+    #[test]
+    fn unused_listeners_follow_kongs_defaults_per_version() {
+        assert!(unused_default_listeners(3, 3).is_empty());
+        assert_eq!(unused_default_listeners(3, 4), vec!["admin_gui_listen"]);
+        assert_eq!(
+            unused_default_listeners(3, 9),
+            vec!["admin_gui_listen", "status_listen"]
+        );
+    }
 
     #[test]
     fn escapes_and_parses_hashes() {

@@ -16,8 +16,21 @@ use serde_json::{Value, json};
 use crate::entities::Entities;
 use crate::{Error, Result};
 
-/// The declarative format version perflab writes (Kong 3.x).
+/// The declarative format version perflab writes unless the Kong that reads it is known
+/// (Kong 3.x).
 pub const FORMAT_VERSION: &str = "3.0";
+
+/// The `_format_version` Kong `major` reads: "3.0" for 3.x and later, "2.1" for 2.x, "1.1"
+/// before (2.x refuses
+/// "3.0"). The accepted values are the `one_of` of `_format_version` in
+/// kong/db/schema/others/declarative_config.lua (3.9: "1.1", "2.1", "3.0").
+pub fn format_version(major: u32) -> &'static str {
+    match major {
+        0 | 1 => "1.1",
+        2 => "2.1",
+        _ => FORMAT_VERSION,
+    }
+}
 
 /// The upstream path services point at unless the case says otherwise: Kong's framework's
 /// services were `upstream_uri .. "/test"`, and suites' upstreams serve `location = /test`.

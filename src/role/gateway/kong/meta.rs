@@ -51,6 +51,38 @@ impl KongVersion {
     }
 }
 
+/// Versions a development branch names in its `kong/meta.lua` before they are released, and
+/// the release whose build (package, image) a ref at that version runs on instead. Kong's
+/// framework kept the same table (`version_map_table` in spec/helpers/perf/git.lua: "fallback
+/// to previous version of artifact if current version is not released yet", with
+/// `3.1.0 → 3.0.0`). Kong's master names 3.10.0, which has no open-source package or image;
+/// 3.9.1 is the newest release with both. Add a line when master moves on, or override per run
+/// ([`release_for`]).
+pub const UNRELEASED: &[(&str, &str)] = &[("3.1.0", "3.0.0"), ("3.10.0", "3.9.1")];
+
+/// The release a `git:` ref at version `v` runs on: `override_` when given (the case's
+/// `base_version` setting or `PERFLAB_KONG_BASE_VERSION`), else [`KongVersion::base_version`]
+/// mapped through [`UNRELEASED`].
+pub fn release_for(v: &KongVersion, override_: Option<&str>) -> String {
+    if let Some(o) = override_.filter(|o| !o.is_empty()) {
+        return o.to_string();
+    }
+    let base = v.base_version();
+    UNRELEASED
+        .iter()
+        .find(|(unreleased, _)| *unreleased == base)
+        .map(|(_, release)| release.to_string())
+        .unwrap_or(base)
+}
+
+/// `major.minor` of a version string (`3.9.3`, `3.4.3.12`, `3.10.0-rc.1`).
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// Removes Lua line comments (`-- …`) outside string literals.
 fn strip_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -162,6 +194,22 @@ pub fn is_release(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreleased_versions_map_to_a_release_unless_overridden() {
+        let v = |major, minor| KongVersion {
+            major,
+            minor,
+            patch: 0,
+            suffix: Some("-alpha.1".into()),
+        };
+        assert_eq!(release_for(&v(3, 10), None), "3.9.1");
+        assert_eq!(release_for(&v(3, 1), None), "3.0.0");
+        assert_eq!(release_for(&v(3, 8), None), "3.8.0");
+        assert_eq!(release_for(&v(3, 10), Some("3.9.3")), "3.9.3");
+        assert_eq!(major_minor("3.10.0-rc.1"), Some((3, 10)));
+        assert_eq!(major_minor("2.8.1.1"), Some((2, 8)));
+    }
 
     #[test]
     fn strips_comments_outside_strings() {

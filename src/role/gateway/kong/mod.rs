@@ -104,6 +104,10 @@ pub struct KongSettings {
     /// Run `git:` versions on Kong's nightly image instead of the release their
     /// `kong/meta.lua` names (docker driver; also `PERFLAB_USE_DAILY_IMAGE`).
     pub use_daily_image: bool,
+    /// The release `git:` versions run on (package, image), instead of the one their
+    /// `kong/meta.lua` names mapped through [`meta::UNRELEASED`]; also
+    /// `PERFLAB_KONG_BASE_VERSION`.
+    pub base_version: Option<String>,
 }
 
 impl KongSettings {
@@ -119,6 +123,7 @@ impl KongSettings {
             pg_port: None,
             start_timeout: Duration::from_secs(120),
             use_daily_image: false,
+            base_version: None,
         };
         for (k, v) in t {
             match k.as_str() {
@@ -158,10 +163,17 @@ impl KongSettings {
                 "use_daily_image" => {
                     s.use_daily_image = v.as_bool().ok_or_else(|| bad(k, "true or false"))?
                 }
+                "base_version" => {
+                    let b = v.as_str().ok_or_else(|| bad(k, "a release like 3.9.1"))?;
+                    if !meta::is_release(b) {
+                        return Err(bad(k, "a release like 3.9.1"));
+                    }
+                    s.base_version = Some(b.to_string());
+                }
                 other => {
                     return Err(Error::Usage(format!(
                         "unknown kong setting `{other}` (known: mode, kong_configs, data_planes, \
-                         service_path, pg_port, start_timeout, use_daily_image)"
+                         service_path, pg_port, start_timeout, use_daily_image, base_version)"
                     )));
                 }
             }
@@ -212,6 +224,8 @@ pub struct KongBinary {
     pub env: Vec<(String, String)>,
     /// What the version resolved to, for results.
     pub detail: String,
+    /// The Kong version it is (`kong version`, or a `git:` ref's `kong/meta.lua`).
+    pub version: String,
 }
 
 /// Where `kong` is looked for: a built prefix (`PERFLAB_KONG_PREFIX`) with the environment it
@@ -222,6 +236,9 @@ pub struct KongLocation {
     pub prefix: Option<KongPrefix>,
     /// The environment of the prefix's commands (empty without a prefix).
     pub env: Vec<(String, String)>,
+    /// The release `git:` versions run on, when `PERFLAB_KONG_BASE_VERSION` names one
+    /// (see [`meta::release_for`]).
+    pub base_version: Option<String>,
 }
 
 impl KongLocation {
@@ -234,12 +251,17 @@ impl KongLocation {
     /// `base_path` is the `PATH` its directories go in front of (perflab's own on a host that
     /// shares this machine's files; `None`: the usual system directories).
     pub fn from_env(env: &[(String, String)], base_path: Option<&str>) -> Self {
+        let base_version = env_value(env, BASE_VERSION_VAR).map(str::to_string);
         match KongPrefix::from_env(env) {
             Some(p) => KongLocation {
                 env: p.env(base_path),
                 prefix: Some(p),
+                base_version,
             },
-            None => KongLocation::path(),
+            None => KongLocation {
+                base_version,
+                ..KongLocation::path()
+            },
         }
     }
 
@@ -278,6 +300,16 @@ impl KongLocation {
             .iter()
             .fold(Cmd::new(program), |c, (k, v)| c.env(k, v))
     }
+}
+
+/// The variable that names the release `git:` versions run on (over [`meta::UNRELEASED`]).
+pub const BASE_VERSION_VAR: &str = "PERFLAB_KONG_BASE_VERSION";
+
+/// The non-empty value of `key` in `env`.
+fn env_value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.as_str())
 }
 
 fn missing_kong(host: &dyn Host, program: &str) -> Error {
@@ -342,6 +374,7 @@ pub fn resolve_binary(
                 lua_package_path: None,
                 env: loc.env.clone(),
                 detail: detail_of(&v),
+                version: v,
             })
         }
         VersionSpec::Release(wanted) => {
@@ -372,6 +405,7 @@ pub fn resolve_binary(
                 lua_package_path: None,
                 env: loc.env.clone(),
                 detail: detail_of(&v),
+                version: v,
             })
         }
         VersionSpec::Git(r) => {
@@ -383,7 +417,7 @@ pub fn resolve_binary(
             let meta_text = host.read_file(&dir.join("kong/meta.lua"))?;
             let ref_version = meta::parse_meta_lua(&String::from_utf8_lossy(&meta_text))
                 .map_err(|e| Error::Lab(format!("git:{r}: {e}")))?;
-            let base = ref_version.base_version();
+            let base = meta::release_for(&ref_version, loc.base_version.as_deref());
             let bin = dir.join("bin/kong");
             let bin_s = bin.display().to_string();
             let exec = host.run(
@@ -433,6 +467,7 @@ pub fn resolve_binary(
                 detail: format!(
                     "git:{r} (kong/meta.lua {ref_version}, base {base}, on installed kong {installed_v})"
                 ),
+                version: ref_version.to_string(),
             })
         }
     }
@@ -480,7 +515,7 @@ pub fn image_for(
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             let v = meta::parse_meta_lua(&text).map_err(|e| Error::Lab(format!("git:{r}: {e}")))?;
             Ok(Some(crate::driver::GatewayImage::new(release_image(
-                &v.base_version(),
+                &meta::release_for(&v, settings.base_version.as_deref()),
             ))))
         }
     }
@@ -581,6 +616,65 @@ impl StartPlan {
     pub fn admin_instance(&self) -> usize {
         0
     }
+
+    /// Fits the plan to the Kong `version` that runs it (`3.9.3`, `2.8.1`): the declarative
+    /// format of its major ([`declarative::format_version`]) and Kong's unused default
+    /// listeners off ([`conf::unused_default_listeners`]) unless the case set them.
+    pub fn adapt_to(&mut self, version: &str) {
+        let Some((major, minor)) = meta::major_minor(version) else {
+            return;
+        };
+        self.document["_format_version"] = declarative::format_version(major).into();
+        for inst in &mut self.instances {
+            for key in conf::unused_default_listeners(major, minor) {
+                inst.conf
+                    .entry(key.to_string())
+                    .or_insert_with(|| "off".to_string());
+            }
+        }
+    }
+}
+
+/// The `kong migrations` commands (arguments after `kong`) that make the database behind
+/// `conf_path` ready for this Kong: `bootstrap` (a no-op on a bootstrapped database), then
+/// `up -y` and `finish -y`, so a reused database or a dump from an older Kong is migrated too.
+/// Kong's framework ran the same three (spec/helpers/perf/drivers/docker.lua and
+/// terraform.lua); each prints "Database already bootstrapped", "Database is already
+/// up-to-date" or "No pending migrations to finish" and succeeds when there is nothing to do
+/// (kong/cmd/utils/migrations.lua), so perflab checks every exit status.
+pub fn migration_commands(conf_path: &str) -> Vec<Vec<String>> {
+    [
+        &["migrations", "bootstrap"][..],
+        &["migrations", "up", "-y"],
+        &["migrations", "finish", "-y"],
+    ]
+    .iter()
+    .map(|a| {
+        a.iter()
+            .map(|s| s.to_string())
+            .chain(["-c".to_string(), conf_path.to_string()])
+            .collect()
+    })
+    .collect()
+}
+
+/// Runs [`migration_commands`] for the instance configuration at `conf_path` with `bin`; the
+/// first failure is an error with Kong's output. The migrate-only verb
+/// ([`crate::session::Session::migrate_kong`]) and every database-backed start use it.
+pub fn migrate(host: &dyn Host, bin: &KongBinary, conf: &conf::KongConf, conf_path: &str) -> Result<()> {
+    for args in migration_commands(conf_path) {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = host.run(&instance_cmd(bin, conf, &argv), Duration::from_secs(600))?;
+        if !out.success() {
+            return Err(Error::Lab(format!(
+                "`kong {}` failed on {}:\n{}",
+                args.join(" "),
+                host.name(),
+                out.combined_text()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The proxy port of hybrid data plane `i` (1-based): the lab's proxy port for the first, and
@@ -823,16 +917,88 @@ impl Proc for KongProcs {
     }
 }
 
-fn kong_cmd(bin: &KongBinary, args: &[&str]) -> Cmd {
+/// `kong ARGS` for the instance configured by `conf`: the binary's environment, then the
+/// instance's pinned properties ([`conf::pinned_env`]), so `KONG_*` variables perflab inherited
+/// cannot move the instance's prefix or listeners.
+fn instance_cmd(bin: &KongBinary, conf: &conf::KongConf, args: &[&str]) -> Cmd {
     let mut c = bin
         .env
         .iter()
+        .chain(conf::pinned_env(conf).iter())
         .fold(Cmd::new(&bin.program), |c, (k, v)| c.env(k, v))
         .args(args.iter().copied());
     if let Some(d) = &bin.cwd {
         c = c.cwd(d);
     }
     c
+}
+
+/// The open-file limit Kong is started with where the hard limit allows: Kong sizes
+/// `worker_rlimit_nofile` and `worker_connections` from `ulimit -n` (between 1024 and 16384,
+/// kong/cmd/utils/prefix_handler.lua) and warns below 4096; Kong's framework started it after
+/// `ulimit -n 655360` (spec/helpers/perf/drivers/terraform.lua).
+pub const OPEN_FILES: u32 = 65536;
+
+/// `cmd` run with its soft open-file limit raised to [`OPEN_FILES`] (or the hard limit when
+/// that is lower), through `sh`, which then execs it (same pid, same process group).
+fn with_open_files(cmd: Cmd) -> Cmd {
+    let script = format!(
+        "ulimit -n {OPEN_FILES} 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$@\""
+    );
+    let inner = cmd.argv();
+    let mut wrapped = Cmd::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(inner);
+    wrapped.env = cmd.env;
+    wrapped.cwd = cmd.cwd;
+    wrapped
+}
+
+/// How often each Kong worker rebuilds its router from the database when
+/// `worker_consistency = eventual` (Kong's default): `worker_state_update_frequency`, 5 s by
+/// default (kong/templates/kong_defaults.lua; the rebuild timer in kong/runloop/handler.lua).
+/// Workers rebuild on their own timers, so one routed request says nothing about the others.
+pub fn router_rebuild_interval(conf: &conf::KongConf) -> Duration {
+    let secs = conf
+        .get("worker_state_update_frequency")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(5.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Whether a request to `url` reached a route: any answer but 404 ("no Route matched") and 5xx.
+fn is_routed(load_host: &dyn Host, url: &str) -> bool {
+    matches!(load_host.http_status(url, Duration::from_secs(2)), Ok(code) if code != 404 && code < 500)
+}
+
+/// Waits until every path of `paths` is routed at `uri`, then waits one router `rebuild`
+/// interval (every worker has rebuilt since) and checks every path once more. `Err` is the
+/// first URL that was not routed within `timeout`.
+fn wait_routed(
+    load_host: &dyn Host,
+    uri: &str,
+    paths: &[String],
+    timeout: Duration,
+    rebuild: Duration,
+) -> std::result::Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    for pass in 0..2 {
+        if pass == 1 {
+            std::thread::sleep(rebuild + Duration::from_millis(500));
+        }
+        for path in paths {
+            let url = format!("{uri}{path}");
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            poll_until(left, Duration::from_millis(250), || {
+                is_routed(load_host, &url).then_some(())
+            })
+            .ok_or(url)?;
+        }
+    }
+    Ok(())
 }
 
 fn tail(host: &dyn Host, path: &Path) -> String {
@@ -873,16 +1039,16 @@ impl GatewayAdapter for KongAdapter {
         version_dir: Option<&Path>,
         settings: &toml::Table,
     ) -> Result<Option<crate::driver::GatewayImage>> {
-        let daily = self
-            .env()
-            .into_iter()
-            .find(|(k, _)| k == "PERFLAB_USE_DAILY_IMAGE")
-            .map(|(_, v)| v);
+        let env = self.env();
+        let mut s = KongSettings::from_table(settings)?;
+        if s.base_version.is_none() {
+            s.base_version = env_value(&env, BASE_VERSION_VAR).map(str::to_string);
+        }
         image_for(
             version,
             version_dir,
-            &KongSettings::from_table(settings)?,
-            daily.as_deref(),
+            &s,
+            env_value(&env, "PERFLAB_USE_DAILY_IMAGE"),
         )
     }
 
@@ -895,7 +1061,12 @@ impl GatewayAdapter for KongAdapter {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str());
-        let loc = KongLocation::from_env(&env, own_path.filter(|_| host.shares_local_files()));
+        let settings = KongSettings::from_table(ctx.settings)?;
+        let mut loc =
+            KongLocation::from_env(&env, own_path.filter(|_| host.shares_local_files()));
+        if settings.base_version.is_some() {
+            loc.base_version = settings.base_version.clone();
+        }
         let bin = resolve_binary(
             host.as_ref(),
             ctx.version,
@@ -903,7 +1074,7 @@ impl GatewayAdapter for KongAdapter {
             ctx.install_packages,
             &loc,
         )?;
-        let settings = KongSettings::from_table(ctx.settings)?;
+        plan.adapt_to(&bin.version);
         if let Some(lpp) = &bin.lua_package_path {
             for inst in plan.instances.iter_mut() {
                 inst.conf
@@ -959,7 +1130,7 @@ impl GatewayAdapter for KongAdapter {
         let mut started: Vec<(Box<dyn Proc>, Cmd)> = Vec::new();
         for (i, inst) in plan.instances.iter().enumerate() {
             let conf_s = inst.conf_path.display().to_string();
-            let check = host.run(&kong_cmd(&bin, &["check", &conf_s]), t)?;
+            let check = host.run(&instance_cmd(&bin, &inst.conf, &["check", &conf_s]), t)?;
             if !check.success() {
                 return Err(Error::ConfigRefused {
                     program: "kong".into(),
@@ -968,21 +1139,21 @@ impl GatewayAdapter for KongAdapter {
                 });
             }
             if inst.conf.get("database").map(String::as_str) == Some("postgres") {
-                let boot = host.run(
-                    &kong_cmd(&bin, &["migrations", "bootstrap", "-c", &conf_s]),
-                    t,
-                )?;
-                if !boot.success() {
-                    return Err(Error::Lab(format!(
-                        "kong migrations bootstrap failed:\n{}",
-                        boot.combined_text()
-                    )));
-                }
+                migrate(host.as_ref(), &bin, &inst.conf, &conf_s)?;
             }
             let log = ctx.prefix.join(format!("{}.out", inst.name));
-            let proc = host.spawn(&kong_cmd(&bin, &["start", "-c", &conf_s]), &log)?;
+            let start = with_open_files(instance_cmd(&bin, &inst.conf, &["start", "-c", &conf_s]))
+                .cpus(ctx.cpus.clone());
+            let proc = match host.spawn(&start, &log) {
+                Ok(p) => p,
+                Err(e) => {
+                    procs.kongs = started;
+                    let _ = procs.stop(Duration::from_secs(5));
+                    return Err(e.into());
+                }
+            };
             let prefix_s = inst.prefix.display().to_string();
-            let quit = kong_cmd(&bin, &["quit", "-p", &prefix_s, "-t", "5"]);
+            let quit = instance_cmd(&bin, &inst.conf, &["quit", "-p", &prefix_s, "-t", "5"]);
             started.push((proc, quit));
             // The Admin API of the first instance must answer before the next one starts.
             if i == plan.admin_instance()
@@ -1040,32 +1211,29 @@ impl GatewayAdapter for KongAdapter {
         let traffic_inst = &plan.instances[traffic];
         let proxy_port = ctx.proxy_port;
         let proxy_uri = format!("http://{}:{proxy_port}", host.address());
-        // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until the
-        // first route is routed (any answer but 404 "no Route matched" or a 5xx) on every
-        // instance that proxies (each data plane in hybrid mode, so that one that failed to
-        // start or to sync is an error here, with its own log, not a silently smaller lab).
-        let proxies: Vec<(&InstancePlan, String)> = plan
-            .instances
-            .iter()
-            .filter_map(|inst| {
-                let port = *listen_ports(inst.conf.get("proxy_listen")?).first()?;
-                Some((inst, format!("http://{}:{port}", host.address())))
-            })
-            .collect();
-        for (inst, uri) in &proxies {
-            let Some(path) = ctx.entities.route_paths().first().cloned() else {
-                break;
+        // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until every
+        // route the load may use is routed on every instance that proxies (each data plane in
+        // hybrid mode, so that one that failed to start or to sync is an error here, with its
+        // own log, not a silently smaller lab).
+        let paths = ctx.entities.route_paths();
+        for inst in &plan.instances {
+            let Some(port) = inst
+                .conf
+                .get("proxy_listen")
+                .and_then(|l| listen_ports(l).first().copied())
+            else {
+                continue;
             };
-            let url = format!("{uri}{path}");
-            let routed = poll_until(
+            let uri = format!("http://{}:{port}", host.address());
+            let rebuild = router_rebuild_interval(&inst.conf);
+            let ready = wait_routed(
+                ctx.load_host.as_ref(),
+                &uri,
+                &paths,
                 settings.start_timeout,
-                Duration::from_millis(500),
-                || match ctx.load_host.http_status(&url, Duration::from_secs(2)) {
-                    Ok(code) if code != 404 && code < 500 => Some(()),
-                    _ => None,
-                },
+                rebuild,
             );
-            if routed.is_none() {
+            if let Err(url) = ready {
                 crate::signals::check()?;
                 let msg = format!(
                     "kong ({}) never routed {url}:\n{}\n{}",
