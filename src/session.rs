@@ -1058,19 +1058,24 @@ impl Session {
         if self.profiler.is_some() {
             return Err(Error::Usage("a profiler is already attached".into()));
         }
-        let (host, pgid) = match self.gateways.values().next() {
-            Some(g) => (g.host.clone(), g.proc.pid()),
+        let (host, pgid, pid_file) = match self.gateways.values().next() {
+            Some(g) => (g.host.clone(), g.proc.pid(), g.server_pid_file.clone()),
             None => {
                 let u = self.upstream.as_ref().ok_or_else(|| {
                     Error::Usage("nothing to profile: start a gateway or an upstream first".into())
                 })?;
-                (u.host.clone(), u.proc.pid())
+                (u.host.clone(), u.proc.pid(), None)
             }
         };
         let dir = host.lab_dir().join(format!("profile-{}", pgid));
-        self.profiler = Some(crate::role::profiler::start_profiler(
-            host, pgid, &dir, opts,
-        )?);
+        self.profiler = Some(match pid_file {
+            Some(f) => {
+                let pids = crate::role::profiler::nginx_server_pids(host.as_ref(), &f)?;
+                let what = format!("the server of {}", f.display());
+                crate::role::profiler::start_profiler_on(host, pids, &what, &dir, opts)?
+            }
+            None => crate::role::profiler::start_profiler(host, pgid, &dir, opts)?,
+        });
         Ok(())
     }
 
@@ -1087,7 +1092,16 @@ impl Session {
             .next()
             .ok_or_else(|| Error::Usage("start a gateway before start_stapxx".into()))?;
         let dir = g.host.lab_dir().join("stapxx");
-        let mut opts = crate::role::profiler::StapxxOptions::new(g.proc.pid(), &dir);
+        // Kong's framework attached stap++ to the first nginx worker; a launcher's group leader
+        // (`kong start`) runs no request code.
+        let pid = match &g.server_pid_file {
+            Some(f) => {
+                let pids = crate::role::profiler::nginx_server_pids(g.host.as_ref(), f)?;
+                pids.get(1).or(pids.first()).copied().unwrap_or(g.proc.pid())
+            }
+            None => g.proc.pid(),
+        };
+        let mut opts = crate::role::profiler::StapxxOptions::new(pid, &dir);
         opts.args = args.to_vec();
         crate::role::profiler::start_stapxx(g.host.clone(), sample, &opts)
     }

@@ -263,24 +263,36 @@ pub fn start_profiler(
     dir: &Path,
     opts: ProfilerOptions,
 ) -> Result<RunningProfiler> {
+    let snapshot = host.proc_snapshot()?;
+    let pids: Vec<u32> = snapshot
+        .procs
+        .values()
+        .filter(|p| p.pgrp == pgid)
+        .map(|p| p.pid)
+        .collect();
+    start_profiler_on(host, pids, &format!("process group {pgid}"), dir, opts)
+}
+
+/// Like [`start_profiler`], for the processes `pids` (a server's master and workers when the
+/// group also holds a launcher, as Kong's `kong start` does); `what` names them in errors.
+pub fn start_profiler_on(
+    host: Arc<dyn Host>,
+    mut pids: Vec<u32>,
+    what: &str,
+    dir: &Path,
+    opts: ProfilerOptions,
+) -> Result<RunningProfiler> {
     if opts.frequency_hz == 0 {
         return Err(Error::Usage(
             "profiler frequency must be > 0 Hz".to_string(),
         ));
     }
     check_perf(host.as_ref())?;
-    let snapshot = host.proc_snapshot()?;
-    let mut pids: Vec<u32> = snapshot
-        .procs
-        .values()
-        .filter(|p| p.pgrp == pgid)
-        .map(|p| p.pid)
-        .collect();
     pids.sort_unstable();
+    pids.dedup();
     if pids.is_empty() {
         return Err(Error::Lab(format!(
-            "cannot profile process group {pgid} on host {}: it has no processes (did the \
-             gateway exit?)",
+            "cannot profile {what} on host {}: it has no processes (did the gateway exit?)",
             host.name()
         )));
     }
@@ -472,6 +484,38 @@ pub fn fold_perf_script(perf_script: &[u8]) -> Result<String> {
         .collapse(perf_script, &mut out)
         .map_err(|e| Error::Lab(format!("folding perf script output: {e}")))?;
     String::from_utf8(out).map_err(|e| Error::Lab(format!("folded stacks: {e}")))
+}
+
+/// The processes of an nginx server whose master wrote `pid_file`: the master and its
+/// children (the workers, read from `/proc/PID/task/PID/children`), master first. Kong's
+/// framework profiled these — it read `<prefix>/pids/nginx.pid` and took its first child
+/// (spec/helpers/perf/drivers/terraform.lua `get_start_stapxx_cmd`) — not the `kong start`
+/// process, which only launches nginx and waits.
+pub fn nginx_server_pids(host: &dyn Host, pid_file: &Path) -> Result<Vec<u32>> {
+    let text = host.read_file(pid_file)?;
+    let master: u32 = String::from_utf8_lossy(&text).trim().parse().map_err(|_| {
+        Error::Lab(format!(
+            "{} on host {} holds no pid (is the server running?)",
+            pid_file.display(),
+            host.name()
+        ))
+    })?;
+    let children = host
+        .read_file(Path::new(&format!("/proc/{master}/task/{master}/children")))
+        .map_err(|e| {
+            Error::Lab(format!(
+                "the server of {} (pid {master}) on host {} is gone: {e}",
+                pid_file.display(),
+                host.name()
+            ))
+        })?;
+    let mut pids = vec![master];
+    pids.extend(
+        String::from_utf8_lossy(&children)
+            .split_whitespace()
+            .filter_map(|w| w.parse::<u32>().ok()),
+    );
+    Ok(pids)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -274,6 +274,7 @@ impl GatewayAdapter for CommandAdapter {
             kind: "command".into(),
             instance: ctx.instance.to_string(),
             proc,
+            server_pid_file: None,
             proxy_uri,
             admin_uri: None,
             error_log,

@@ -116,6 +116,7 @@ impl GatewayAdapter for HaproxyAdapter {
             kind: "haproxy".into(),
             instance: ctx.instance.to_string(),
             proc,
+            server_pid_file: None,
             proxy_uri,
             admin_uri: None,
             error_log,

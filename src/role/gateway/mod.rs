@@ -60,6 +60,10 @@ pub struct RunningGateway {
     pub instance: String,
     /// The gateway's main process (its process group holds all its processes).
     pub proc: Box<dyn Proc>,
+    /// The pid file of the server's master when [`RunningGateway::proc`] only launched it
+    /// (Kong's `kong start` runs nginx as a child): profilers attach to that master and its
+    /// workers. `None`: `proc`'s process group is the server.
+    pub server_pid_file: Option<PathBuf>,
     /// The URI the load generator sends traffic to.
     pub proxy_uri: String,
     /// The admin API URI as the worker sees it, where there is one.

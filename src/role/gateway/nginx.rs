@@ -112,6 +112,7 @@ impl GatewayAdapter for NginxAdapter {
             kind: "nginx".into(),
             instance: ctx.instance.to_string(),
             proc,
+            server_pid_file: None,
             proxy_uri,
             admin_uri: None,
             error_log,

@@ -21,8 +21,7 @@ use crate::{Error, Result};
 pub const FORMAT_VERSION: &str = "3.0";
 
 /// The `_format_version` Kong `major` reads: "3.0" for 3.x and later, "2.1" for 2.x, "1.1"
-/// before (2.x refuses
-/// "3.0"). The accepted values are the `one_of` of `_format_version` in
+/// before (2.x refuses "3.0"). The accepted values are the `one_of` of `_format_version` in
 /// kong/db/schema/others/declarative_config.lua (3.9: "1.1", "2.1", "3.0").
 pub fn format_version(major: u32) -> &'static str {
     match major {

@@ -1252,6 +1252,7 @@ impl GatewayAdapter for KongAdapter {
             kind: "kong".into(),
             instance: ctx.instance.to_string(),
             proc: Box::new(procs),
+            server_pid_file: Some(traffic_inst.prefix.join("pids/nginx.pid")),
             proxy_uri,
             admin_uri: Some(admin_uri),
             error_log: traffic_inst.error_log(),
