@@ -251,13 +251,20 @@ pub fn run_lab(
     Ok(Execution { store, runs, error })
 }
 
-/// A gateway instance's error log and configuration files, as store-relative names and bytes
-/// (`gateway-error.log`, `config/gateway-<file>`); what cannot be read is kept empty.
+/// A gateway instance's error logs and configuration files, as store-relative names and bytes
+/// (`gateway-error.log`, `gateway-<process>-error.log` for its other processes such as Kong's
+/// control plane, `config/gateway-<file>`); what cannot be read is kept empty.
 pub fn gateway_files(gw: &crate::role::gateway::RunningGateway) -> Vec<(String, Vec<u8>)> {
     let mut files = vec![(
         "gateway-error.log".to_string(),
         gw.host.read_file(&gw.error_log).unwrap_or_default(),
     )];
+    for (name, log) in &gw.other_logs {
+        files.push((
+            format!("gateway-{name}-error.log"),
+            gw.host.read_file(log).unwrap_or_default(),
+        ));
+    }
     for f in &gw.config_files {
         let name = f
             .file_name()

@@ -755,7 +755,8 @@ impl Session {
     }
 
     /// Copies each gateway instance's error log to `path` (suffixed with the instance name when
-    /// several run).
+    /// several run), and the error logs of its other processes (Kong's control plane in hybrid
+    /// mode) beside it, suffixed with their names (`PATH-cp`).
     pub fn save_error_log(&self, path: &Path) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         let many = self.gateways.len() > 1;
@@ -767,7 +768,13 @@ impl Session {
                 path.to_path_buf()
             };
             crate::store::atomic_write(&p, &data).map_err(|e| Error::io(&p, e))?;
-            out.push(p);
+            out.push(p.clone());
+            for (other, log) in &gw.other_logs {
+                let data = gw.host.read_file(log).unwrap_or_default();
+                let q = PathBuf::from(format!("{}-{other}", p.display()));
+                crate::store::atomic_write(&q, &data).map_err(|e| Error::io(&q, e))?;
+                out.push(q);
+            }
         }
         Ok(out)
     }

@@ -102,6 +102,17 @@ pub fn patch_services_sql(host: &str, port: u16) -> String {
     )
 }
 
+/// `DROP DATABASE` for the quoted name `db` on a server at `server_version_num`: `WITH (FORCE)`
+/// (which ends other sessions, such as a Kong still connected) exists from PostgreSQL 13 on;
+/// older servers refuse the clause, so they get the plain statement.
+pub fn drop_database_sql(db: &str, server_version_num: u32) -> String {
+    if server_version_num >= 130000 {
+        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    } else {
+        format!("DROP DATABASE IF EXISTS {db}")
+    }
+}
+
 /// True when a plain-SQL dump creates tables (a full dump, restored into a fresh database);
 /// false for a data-only dump like Kong's `500services-each-4-routes.sql` fixture, which is
 /// loaded into the existing schema (made by `kong migrations bootstrap`).
@@ -241,6 +252,17 @@ impl Postgres {
         self.psql_in(&self.database, &[sql])
     }
 
+    /// The server's `server_version_num` (`150004` for 15.4).
+    pub fn server_version_num(&self) -> Result<u32> {
+        let out = self.psql_in("postgres", &["SHOW server_version_num"])?;
+        out.trim().parse().map_err(|_| {
+            Error::Lab(format!(
+                "PostgreSQL on {} reported no server_version_num: {out:?}",
+                self.host.name()
+            ))
+        })
+    }
+
     fn psql_in(&self, database: &str, statements: &[&str]) -> Result<String> {
         let mut cmd = self.client_cmd("psql", database).args([
             "-X",
@@ -301,10 +323,11 @@ impl Postgres {
         }
         if dump_has_schema(&String::from_utf8_lossy(&sql)) {
             let db = quote_ident(&self.database);
+            let version = self.server_version_num()?;
             self.psql_in(
                 "postgres",
                 &[
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                    &drop_database_sql(&db, version),
                     &format!("CREATE DATABASE {db}"),
                 ],
             )?;
@@ -514,6 +537,18 @@ pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn force_drop_only_from_postgresql_13() {
+        assert_eq!(
+            drop_database_sql("\"kong\"", 150004),
+            "DROP DATABASE IF EXISTS \"kong\" WITH (FORCE)"
+        );
+        assert_eq!(
+            drop_database_sql("\"kong\"", 120017),
+            "DROP DATABASE IF EXISTS \"kong\""
+        );
+    }
 
     #[test]
     fn quotes_sql() {

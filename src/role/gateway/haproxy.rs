@@ -117,6 +117,7 @@ impl GatewayAdapter for HaproxyAdapter {
             instance: ctx.instance.to_string(),
             proc,
             server_pid_file: None,
+            other_logs: Vec::new(),
             proxy_uri,
             admin_uri: None,
             error_log,

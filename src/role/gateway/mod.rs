@@ -70,6 +70,9 @@ pub struct RunningGateway {
     pub admin_uri: Option<String>,
     /// The error log on the gateway host.
     pub error_log: PathBuf,
+    /// Error logs of the instance's other processes, by name (Kong's control plane and other
+    /// data planes in hybrid mode), saved beside [`RunningGateway::error_log`].
+    pub other_logs: Vec<(String, PathBuf)>,
     /// Configuration files written on the gateway host (kept with each run).
     pub config_files: Vec<PathBuf>,
     /// What the version resolved to (e.g. `nginx/1.22.1`).

@@ -1256,6 +1256,13 @@ impl GatewayAdapter for KongAdapter {
             proxy_uri,
             admin_uri: Some(admin_uri),
             error_log: traffic_inst.error_log(),
+            other_logs: plan
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != traffic)
+                .map(|(_, inst)| (inst.name.clone(), inst.error_log()))
+                .collect(),
             config_files,
             version_detail: format!("{} ({})", bin.detail, plan.mode.as_str()),
             host,
