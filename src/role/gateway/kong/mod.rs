@@ -13,18 +13,19 @@
 //!   fresh cluster certificate ([`certs`]); traffic goes to the first data plane.
 //!
 //! Configuration is rendered by [`conf`]: perflab's defaults, then the case's `kong_configs`,
-//! then every `KONG_*` variable of perflab's environment, as in Kong's framework. A `git:` ref
-//! runs the worktree's `bin/kong` from the worktree, with the worktree first on the Lua path,
-//! on top of an installed Kong whose version [`meta`] derives from the ref's `kong/meta.lua`.
+//! then every `KONG_*` variable of perflab's environment, as in Kong's framework, except the
+//! per-instance properties ([`conf::PER_INSTANCE`]), which are also pinned in the environment
+//! of every `kong` command. Kong's unused default listeners are off ([`StartPlan::adapt_to`]).
+//! A `git:` ref runs the worktree's `bin/kong` from the worktree, with the worktree first on
+//! the Lua path, on top of an installed Kong whose version [`meta`] derives from the ref's
+//! `kong/meta.lua` (mapped to a release by [`meta::release_for`]).
 //!
 //! Case settings (`[case.gateway_settings]`): `mode` (`traditional` | `dbless` | `hybrid`,
 //! default `traditional`), `kong_configs` (table), `data_planes` (hybrid, default 1),
-//! `service_path` (default `/test`), `pg_port` (default admin port + 3), `start_timeout`
-//! (seconds, default 120). Ports: cluster `admin+1`, telemetry `admin+2`, PostgreSQL `admin+3`;
-//! data plane 1 proxies on `proxy_port`, data plane `i ≥ 2` on `admin + 2 + i` (after every
-//! port above, so no two listeners share one: [`hybrid_dp_port`]). Every port a start listens
-//! on must be distinct (checked by [`plan`]) and free on the host (checked before anything
-//! starts).
+//! `service_path` (default `/test`), `pg_port` (default: from the allocator), `start_timeout`
+//! (seconds, default 120), `base_version`. Ports come from one allocator ([`PortLayout`]);
+//! every port a start listens on must be distinct (checked by [`plan`]) and free on the host
+//! (checked before anything starts).
 
 pub mod admin;
 pub mod certs;
@@ -677,16 +678,70 @@ pub fn migrate(host: &dyn Host, bin: &KongBinary, conf: &conf::KongConf, conf_pa
     Ok(())
 }
 
-/// The proxy port of hybrid data plane `i` (1-based): the lab's proxy port for the first, and
-/// for the others the ports after the control plane's (admin, cluster `admin+1`, telemetry
-/// `admin+2`, PostgreSQL `admin+3`). Counting up from the proxy port, as perflab once did, made
-/// data plane 2 listen on the admin port and data plane 3 on the cluster port: both failed to
-/// start and the lab ran with one data plane without saying so.
-pub fn hybrid_dp_port(proxy_port: u16, admin_port: u16, i: u32) -> u16 {
-    if i <= 1 {
-        proxy_port
-    } else {
-        admin_port.saturating_add(2).saturating_add(i as u16)
+/// The ports of one Kong lab, one per listener, handed out by one allocator: the lab's proxy
+/// and admin ports, then — counting up from the port after the admin port, in this order —
+/// the control plane's cluster and telemetry listeners (hybrid), PostgreSQL (when perflab
+/// starts it and the case names no `pg_port`) and the proxy of each data plane after the first.
+/// Before this allocator, data plane *i* listened on `proxy_port + i − 1`: the control plane's
+/// admin port for *i* = 2 and its cluster port for *i* = 3, so a three-data-plane lab silently
+/// ran with one. [`plan`] then checks that no two listeners (with the case's own) share a port
+/// and the start checks each is free on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortLayout {
+    /// The traffic instance's proxy (`proxy_listen`; data plane 1 in hybrid mode).
+    pub proxy: u16,
+    /// The Admin API (the control plane's in hybrid mode).
+    pub admin: u16,
+    /// `cluster_listen` (hybrid).
+    pub cluster: Option<u16>,
+    /// `cluster_telemetry_listen` (hybrid).
+    pub telemetry: Option<u16>,
+    /// PostgreSQL, when perflab starts it.
+    pub postgres: Option<u16>,
+    /// The proxies of data planes 2, 3, … (hybrid).
+    pub data_plane_proxies: Vec<u16>,
+    /// The last port the allocator handed out (the admin port when none).
+    last: u16,
+}
+
+impl PortLayout {
+    /// The layout for `settings` from the lab's `proxy` and `admin` ports; `own_postgres` is
+    /// whether perflab starts PostgreSQL.
+    pub fn new(settings: &KongSettings, proxy: u16, admin: u16, own_postgres: bool) -> Self {
+        let mut next = admin;
+        let mut take = || {
+            next = next.saturating_add(1);
+            next
+        };
+        let hybrid = settings.mode == Mode::Hybrid;
+        let cluster = hybrid.then(&mut take);
+        let telemetry = hybrid.then(&mut take);
+        let postgres = own_postgres.then(|| settings.pg_port.unwrap_or_else(&mut take));
+        let extra_dps = if hybrid { settings.data_planes.saturating_sub(1) } else { 0 };
+        let data_plane_proxies = (0..extra_dps).map(|_| take()).collect();
+        PortLayout {
+            proxy,
+            admin,
+            cluster,
+            telemetry,
+            postgres,
+            data_plane_proxies,
+            last: next,
+        }
+    }
+
+    /// The proxy port of data plane `i` (1-based), or of the only instance for `i = 1`.
+    pub fn data_plane_proxy(&self, i: u32) -> u16 {
+        match i {
+            0 | 1 => self.proxy,
+            i => self.data_plane_proxies[i as usize - 2],
+        }
+    }
+
+    /// How many consecutive ports from the proxy port the layout spans when the proxy port
+    /// is followed by the admin port (as the session hands them out).
+    pub fn span(&self) -> u16 {
+        self.last.saturating_sub(self.proxy).saturating_add(1)
     }
 }
 
@@ -766,9 +821,9 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
         env.iter().map(|(k, v)| (k, v)),
     )?;
     let own_pg = s.mode != Mode::Dbless && !probe.contains_key("pg_host");
-    let pg_port = s.pg_port.unwrap_or(ctx.admin_port.saturating_add(3));
-    let postgres = own_pg.then(|| PostgresOptions {
-        port: pg_port,
+    let ports = PortLayout::new(&s, ctx.proxy_port, ctx.admin_port, own_pg);
+    let postgres = ports.postgres.map(|port| PostgresOptions {
+        port,
         ..PostgresOptions::default()
     });
     let mut db = conf::KongConf::new();
@@ -833,8 +888,8 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
         Mode::Hybrid => {
             let cert = ctx.prefix.join("cluster.crt");
             let key = ctx.prefix.join("cluster.key");
-            let cluster = format!("{addr}:{}", ctx.admin_port.saturating_add(1));
-            let telemetry = format!("{addr}:{}", ctx.admin_port.saturating_add(2));
+            let cluster = format!("{addr}:{}", ports.cluster.unwrap_or_default());
+            let telemetry = format!("{addr}:{}", ports.telemetry.unwrap_or_default());
             let mut common = conf::KongConf::new();
             common.insert("cluster_cert".into(), cert.display().to_string());
             common.insert("cluster_cert_key".into(), key.display().to_string());
@@ -850,7 +905,7 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
                 dp.insert("database".into(), "off".into());
                 dp.insert("cluster_control_plane".into(), cluster.clone());
                 dp.insert("cluster_telemetry_endpoint".into(), telemetry.clone());
-                let port = hybrid_dp_port(ctx.proxy_port, ctx.admin_port, i);
+                let port = ports.data_plane_proxy(i);
                 instances.push(instance(&format!("dp{i}"), proxy(port), "off".into(), &dp)?);
             }
             cluster_cert = Some((cert, key));
@@ -1020,16 +1075,17 @@ impl GatewayAdapter for KongAdapter {
         KongSettings::from_table(settings).is_ok_and(|s| s.mode != Mode::Dbless)
     }
 
-    /// Proxy and admin; with a database also cluster (+1), telemetry (+2) and PostgreSQL (+3)
-    /// after the admin port; in hybrid mode the data planes after those ([`hybrid_dp_port`]).
+    /// The span of the [`PortLayout`] for these settings (proxy, admin, then the listeners the
+    /// allocator hands out after the admin port).
     fn ports_needed(&self, settings: &toml::Table) -> u16 {
         match KongSettings::from_table(settings) {
-            Ok(s) if s.mode == Mode::Dbless => 2,
-            Ok(s) if s.mode == Mode::Hybrid => {
-                let last = hybrid_dp_port(0, 1, s.data_planes.max(1));
-                last.saturating_add(1).max(5)
+            Ok(s) => {
+                let own_pg = s.mode != Mode::Dbless
+                    && !s.kong_configs.contains_key("pg_host")
+                    && !self.env().iter().any(|(k, _)| k == "KONG_PG_HOST");
+                PortLayout::new(&s, 0, 1, own_pg).span()
             }
-            _ => 5,
+            Err(_) => 2,
         }
     }
 
