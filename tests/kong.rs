@@ -90,9 +90,13 @@ fn conf_precedence_is_defaults_then_case_then_kong_env() {
             ("PATH", "/usr/bin"),
             ("KONG_", "ignored"),
             ("XKONG_FOO", "ignored"),
+            // Kong's dev environment exports KONG_PREFIX; listeners are per instance too.
+            ("KONG_PREFIX", "/usr/local/kong"),
+            ("KONG_ADMIN_LISTEN", "0.0.0.0:8001"),
         ]),
     )
     .unwrap();
+    assert!(!merged.contains_key("prefix"), "KONG_PREFIX is ignored");
     assert_eq!(merged["nginx_worker_processes"], "1", "case beats defaults");
     assert_eq!(merged["mem_cache_size"], "1g", "KONG_* beats the case");
     assert_eq!(merged["nginx_http_keepalive_requests"], "10000");
@@ -156,11 +160,11 @@ fn traditional_plan_uses_own_postgres_and_perflab_defaults() {
     assert_eq!(k["proxy_error_log"], format!("{prefix}/logs/error.log"));
     assert_eq!(k["database"], "postgres");
     assert_eq!(k["pg_host"], "127.0.0.1");
-    assert_eq!(k["pg_port"], "9004");
+    assert_eq!(k["pg_port"], "9002", "the allocator's first port after admin");
     assert_eq!(k["pg_user"], "kong");
     assert_eq!(k["pg_database"], "kong_tests");
     assert_eq!(k["log_level"], "debug");
-    assert_eq!(p.postgres.as_ref().unwrap().port, 9004);
+    assert_eq!(p.postgres.as_ref().unwrap().port, 9002);
     assert_eq!(
         p.instances[0].error_log(),
         tmp.path().join("kong/logs/error.log")
@@ -274,13 +278,13 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
     let a = KongAdapter::new();
     assert_eq!(a.ports_needed(&s), 7);
     assert_eq!(a.ports_needed(&settings(r#"mode = "hybrid""#)), 5);
-    assert_eq!(a.ports_needed(&settings(r#"mode = "traditional""#)), 5);
+    assert_eq!(a.ports_needed(&settings(r#"mode = "traditional""#)), 3);
     assert_eq!(a.ports_needed(&settings(r#"mode = "dbless""#)), 2);
     // A case that puts PostgreSQL on a data plane's port is refused before anything starts.
     let clash = settings(
         r#"mode = "hybrid"
         data_planes = 2
-        pg_port = 9005"#,
+        pg_port = 9004"#,
     );
     let c = ctx(
         &host,
@@ -294,7 +298,7 @@ fn hybrid_plan_has_a_control_plane_and_data_planes() {
     );
     let err = plan(&c, &env(&[])).unwrap_err();
     assert!(
-        err.to_string().contains("port 9005 is planned twice"),
+        err.to_string().contains("port 9004 is planned twice"),
         "{err}"
     );
 }
@@ -727,6 +731,106 @@ fn kong_case_files_parse_and_render() {
     );
 }
 
+// ---------------------------------------------------------------- fixes 2-5, 7, 10 (no Kong)
+
+#[test]
+fn port_layout_gives_every_listener_its_own_port() {
+    use perflab::role::gateway::kong::PortLayout;
+    let hybrid3 = KongSettings::from_table(&settings("mode = \"hybrid\"\ndata_planes = 3")).unwrap();
+    let l = PortLayout::new(&hybrid3, 9000, 9001, true);
+    let mut all = vec![l.proxy, l.admin, l.cluster.unwrap(), l.telemetry.unwrap()];
+    all.push(l.postgres.unwrap());
+    assert_eq!(l.data_plane_proxy(1), l.proxy);
+    all.extend((2..=3).map(|i| l.data_plane_proxy(i)));
+    let distinct: std::collections::BTreeSet<u16> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "{l:?}");
+    // What the old layout (proxy_port + i - 1) gave data planes 2 and 3: the admin and cluster ports.
+    assert!(!all[5..].contains(&9001) && l.data_plane_proxy(3) != l.cluster.unwrap());
+    assert_eq!(l.span(), 7);
+    // An external database (pg_host) takes no port; a case's pg_port is used as it is.
+    assert_eq!(PortLayout::new(&hybrid3, 9000, 9001, false).span(), 6);
+    let fixed = KongSettings::from_table(&settings("pg_port = 5432")).unwrap();
+    let f = PortLayout::new(&fixed, 9000, 9001, true);
+    assert_eq!((f.postgres, f.span()), (Some(5432), 2));
+}
+
+#[test]
+fn kong_environment_cannot_move_an_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(1, 1, vec![], 0);
+    let s = settings("mode = \"hybrid\"\ndata_planes = 2");
+    let c = ctx(&host, tmp.path(), &uris, &e, "current", None, &s, (9000, 9001));
+    let dev_env = env(&[
+        ("KONG_PREFIX", "/usr/local/kong"),
+        ("KONG_PROXY_LISTEN", "0.0.0.0:8000"),
+        ("KONG_ROLE", "traditional"),
+        ("KONG_LOG_LEVEL", "warn"),
+    ]);
+    let p = plan(&c, &dev_env).unwrap();
+    let prefixes: std::collections::BTreeSet<&str> =
+        p.instances.iter().map(|i| i.conf["prefix"].as_str()).collect();
+    assert_eq!(prefixes.len(), 3, "one prefix per instance: {prefixes:?}");
+    for i in &p.instances {
+        assert_ne!(i.conf["proxy_listen"], "0.0.0.0:8000");
+        assert_ne!(i.conf["role"], "traditional");
+        assert_eq!(i.conf["log_level"], "warn", "other KONG_* still apply");
+        // Kong reads KONG_* over kong.conf, so each command pins its instance's values.
+        let pinned = conf::pinned_env(&i.conf);
+        assert!(pinned.contains(&("KONG_PREFIX".to_string(), i.conf["prefix"].clone())));
+        assert!(pinned.contains(&("KONG_PROXY_LISTEN".to_string(), i.conf["proxy_listen"].clone())));
+    }
+}
+
+#[test]
+fn plans_fit_the_kong_version_that_runs_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(1, 1, vec![], 0);
+    let s = settings("mode = \"dbless\"");
+    let c = ctx(&host, tmp.path(), &uris, &e, "current", None, &s, (9000, 9001));
+    let mut p3 = plan(&c, &[]).unwrap();
+    p3.adapt_to("3.9.3");
+    assert_eq!(p3.document["_format_version"], "3.0");
+    assert_eq!(p3.instances[0].conf["admin_gui_listen"], "off");
+    assert_eq!(p3.instances[0].conf["status_listen"], "off");
+    let mut p2 = plan(&c, &[]).unwrap();
+    p2.adapt_to("2.8.5");
+    assert_eq!(p2.document["_format_version"], "2.1");
+    assert!(!p2.instances[0].conf.contains_key("admin_gui_listen"));
+    // A case that asks for the status API keeps it (and its port is planned).
+    let asks = settings("mode = \"dbless\"\nkong_configs = { status_listen = \"127.0.0.1:9100\" }");
+    let c = ctx(&host, tmp.path(), &uris, &e, "current", None, &asks, (9000, 9001));
+    let mut p = plan(&c, &[]).unwrap();
+    p.adapt_to("3.9.3");
+    assert_eq!(p.instances[0].conf["status_listen"], "127.0.0.1:9100");
+    assert!(
+        perflab::role::gateway::kong::planned_ports(&p)
+            .iter()
+            .any(|(port, _)| *port == 9100)
+    );
+    // No listener of the lab on 0.0.0.0 (the local host's address is loopback).
+    for v in p.instances[0].conf.values() {
+        assert!(!v.contains("0.0.0.0"), "{v}");
+    }
+}
+
+#[test]
+fn migrations_bootstrap_then_up_then_finish() {
+    let cmds = perflab::role::gateway::kong::migration_commands("/lab/kong.conf");
+    let text: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
+    assert_eq!(
+        text,
+        [
+            "migrations bootstrap -c /lab/kong.conf",
+            "migrations up -y -c /lab/kong.conf",
+            "migrations finish -y -c /lab/kong.conf",
+        ]
+    );
+}
+
 // ---------------------------------------------------------------- live Kong
 
 /// Which Kong the live test runs against, or why it is skipped. It runs on its own wherever a
@@ -878,10 +982,28 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
     )
     .unwrap();
     let text = std::fs::read_to_string(wt.join("kong/meta.lua")).unwrap();
-    let base = meta::parse_meta_lua(&text).unwrap().base_version();
+    // The fixture is Kong's master (3.10.0-alpha), which has no release: the version map
+    // (Kong's git.lua `version_map_table`) runs it on 3.9.1, unless a base_version says else.
+    let v = meta::parse_meta_lua(&text).unwrap();
+    assert_eq!(v.base_version(), "3.10.0");
+    assert_eq!(meta::release_for(&v, None), "3.9.1");
     assert_eq!(
         image("git:main", Some(&wt), &plain, None),
-        Some((release_image(&base), false))
+        Some(("kong:3.9.1".to_string(), false))
+    );
+    let pinned = KongSettings::from_table(&settings(r#"base_version = "3.9.0""#)).unwrap();
+    assert_eq!(
+        image("git:main", Some(&wt), &pinned, None),
+        Some(("kong:3.9.0".to_string(), false))
+    );
+    assert!(KongSettings::from_table(&settings(r#"base_version = "master""#)).is_err());
+    // The docker driver's adapter takes PERFLAB_KONG_BASE_VERSION from its environment.
+    let a = KongAdapter::with_env(env(&[("PERFLAB_KONG_BASE_VERSION", "3.8.1")]));
+    assert_eq!(
+        a.container_image("git:main", Some(&wt), &toml::Table::new())
+            .unwrap()
+            .map(|i| i.reference),
+        Some("kong:3.8.1".to_string())
     );
     let mut t = toml::Table::new();
     t.insert("use_daily_image".into(), toml::Value::Boolean(true));
