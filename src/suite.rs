@@ -43,6 +43,9 @@ const FIELD_BOUNDS: &[(&str, &str)] = &[
     ("services", "a whole number from 1 to 100000"),
     ("routes_per_service", "a whole number from 1 to 100000"),
     ("consumers", "a whole number from 0 to 100000"),
+    ("upstreams", "a whole number from 0 to 100000"),
+    ("targets_per_upstream", "a whole number from 1 to 100000"),
+    ("target_weight_step", "a whole number from 0 to 1000"),
 ];
 
 /// The upstream part of a case: a blob, or a table with more settings.
@@ -367,6 +370,29 @@ fn check_counts(spec: &CaseSpec) -> std::result::Result<(), String> {
             e.consumers
         ));
     }
+    if e.upstreams as u64 > MAX_ROUTES {
+        return Err(format!(
+            "upstreams must be from 0 to {MAX_ROUTES} (got {})",
+            e.upstreams
+        ));
+    }
+    if !(1..=MAX_ROUTES).contains(&(e.targets_per_upstream as u64))
+        || e.upstreams as u64 * e.targets_per_upstream as u64 > MAX_ROUTES
+    {
+        return Err(format!(
+            "targets_per_upstream must be from 1 and upstreams × targets_per_upstream at most \
+             {MAX_ROUTES} (got {} × {})",
+            e.upstreams, e.targets_per_upstream
+        ));
+    }
+    if e.target_weight_step as u64 * e.targets_per_upstream as u64 > 65_535 {
+        return Err(format!(
+            "target_weight_step × targets_per_upstream must be at most 65535, Kong's largest \
+             weight (got {} × {})",
+            e.target_weight_step, e.targets_per_upstream
+        ));
+    }
+    e.check()?;
     let up = spec.upstream.table();
     if let Some(p) = up.ports
         && !(1..=MAX_UPSTREAM_PORTS).contains(&p)

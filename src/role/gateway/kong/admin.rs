@@ -39,11 +39,39 @@ fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// `POST /plugins` for each plugin nested in `entity`, scoped to it by `field` (`service`,
+/// `route`, `consumer`) with `key` naming it (`name`, `username`).
+fn scoped_plugins(v: &mut Vec<AdminRequest>, entity: &Value, field: &str, key: &str) {
+    for plugin in items(entity, "plugins") {
+        let mut body = plugin.clone();
+        body[field] = json!({ key: str_field(entity, key) });
+        v.push(post("/plugins".into(), body));
+    }
+}
+
+/// The credential collections of the declarative format and their Admin API paths under
+/// `/consumers/{username}/`.
+const CREDENTIALS: &[(&str, &str)] = &[
+    ("keyauth_credentials", "key-auth"),
+    ("basicauth_credentials", "basic-auth"),
+    ("hmacauth_credentials", "hmac-auth"),
+    ("jwt_secrets", "jwt"),
+];
+
 /// The requests that create the entities of a declarative document, in dependency order:
-/// `POST /services`, `POST /services/{name}/routes`, `POST /plugins` (scoped to the service),
-/// `POST /consumers`, `POST /consumers/{username}/key-auth`.
+/// `POST /upstreams` and `/upstreams/{name}/targets`, `POST /services`,
+/// `/services/{name}/routes`, `POST /plugins` scoped to the service or route, `POST /consumers`,
+/// their credentials (`/consumers/{username}/key-auth`, `basic-auth`, `hmac-auth`, `jwt`) and
+/// plugins, and last the global plugins (`POST /plugins` without a scope).
 pub fn requests(doc: &Value) -> Vec<AdminRequest> {
     let mut v = Vec::new();
+    for upstream in items(doc, "upstreams") {
+        let name = str_field(upstream, "name");
+        v.push(post("/upstreams".into(), json!({ "name": name })));
+        for target in items(upstream, "targets") {
+            v.push(post(format!("/upstreams/{name}/targets"), target.clone()));
+        }
+    }
     for svc in items(doc, "services") {
         let name = str_field(svc, "name");
         v.push(post(
@@ -51,23 +79,29 @@ pub fn requests(doc: &Value) -> Vec<AdminRequest> {
             json!({ "name": name, "url": str_field(svc, "url") }),
         ));
         for route in items(svc, "routes") {
-            v.push(post(format!("/services/{name}/routes"), route.clone()));
+            let mut body = route.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("plugins");
+            }
+            v.push(post(format!("/services/{name}/routes"), body));
         }
-        for plugin in items(svc, "plugins") {
-            let mut body = plugin.clone();
-            body["service"] = json!({ "name": name });
-            v.push(post("/plugins".into(), body));
+        scoped_plugins(&mut v, svc, "service", "name");
+        for route in items(svc, "routes") {
+            scoped_plugins(&mut v, route, "route", "name");
         }
     }
     for consumer in items(doc, "consumers") {
         let username = str_field(consumer, "username");
         v.push(post("/consumers".into(), json!({ "username": username })));
-        for cred in items(consumer, "keyauth_credentials") {
-            v.push(post(
-                format!("/consumers/{username}/key-auth"),
-                cred.clone(),
-            ));
+        for (key, path) in CREDENTIALS {
+            for cred in items(consumer, key) {
+                v.push(post(format!("/consumers/{username}/{path}"), cred.clone()));
+            }
         }
+        scoped_plugins(&mut v, consumer, "consumer", "username");
+    }
+    for plugin in items(doc, "plugins") {
+        v.push(post("/plugins".into(), plugin.clone()));
     }
     v
 }

@@ -1,19 +1,22 @@
 //! DB-less declarative configuration rendered from a case's [`Entities`].
 //!
 //! Kong's framework never implemented DB-less mode (reference §8: "DB-less mode is currently
-//! not implemented"). perflab writes Kong's declarative format (`_format_version: "3.0"`,
-//! top-level `services` with nested `routes` and `plugins`, `consumers` with nested
-//! `keyauth_credentials`) as JSON: JSON is a subset of YAML and Kong's `declarative_config`
+//! not implemented"). perflab writes Kong's declarative format (`_format_version` of the Kong
+//! major, top-level `upstreams` with nested `targets`, `services` with nested `routes` and
+//! `plugins`, `consumers` with nested credentials and `plugins`, global `plugins`) as JSON: JSON is a subset of YAML and Kong's `declarative_config`
 //! loader reads both, so no YAML writer is needed. The Admin API requests of
 //! [`super::admin`] are derived from this same document, so the traditional, hybrid and DB-less
 //! modes configure exactly the same entities.
 //!
 //! Names: service `s{S}`, its routes `s{S}r{R}` matching the path `/s{S}r{R}` (and `/` too when
-//! the case has a single route), consumers `consumer-{N}` with key-auth key `key-{N}`.
+//! the case has a single route), consumers `consumer-{N}` with key-auth key `key-{N}` (other
+//! credentials: [`crate::entities::Credential`]), upstreams `u{U}` whose targets are the upstream
+//! server's `host:port`s. Plugins are nested where they apply (service, route, consumer) or
+//! top-level when global.
 
 use serde_json::{Value, json};
 
-use crate::entities::Entities;
+use crate::entities::{Entities, Plugin, Scope};
 use crate::{Error, Result};
 
 /// The declarative format version perflab writes unless the Kong that reads it is known
@@ -35,8 +38,31 @@ pub fn format_version(major: u32) -> &'static str {
 /// services were `upstream_uri .. "/test"`, and suites' upstreams serve `location = /test`.
 pub const DEFAULT_SERVICE_PATH: &str = "/test";
 
+/// A plugin as a Kong entity body: name and config (its scope is where it is nested).
+fn plugin_body(p: &Plugin) -> Value {
+    json!({ "name": p.name, "config": Value::Object(p.config.clone()) })
+}
+
+/// The plugins of `scope` that apply to the entity `name`.
+fn plugins_on(entities: &Entities, scope: Scope, name: &str) -> Vec<Value> {
+    entities
+        .plugins
+        .iter()
+        .filter(|p| p.scope == scope && p.applies_to(name))
+        .map(plugin_body)
+        .collect()
+}
+
+/// The `host:port` of an upstream URI (`http://127.0.0.1:18088` → `127.0.0.1:18088`).
+fn host_port(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// The declarative document for `entities`: service `s` points at
-/// `upstream_uris[(s-1) % len] + service_path` (round-robin over the upstream's ports).
+/// `upstream_uris[(s-1) % len] + service_path` (round-robin over the upstream's ports), or at
+/// Kong upstream `u{(s-1) % upstreams + 1}` when the case has upstreams, whose target `t` is
+/// `upstream_uris[(t-1) % len]`'s `host:port`.
 pub fn document(
     entities: &Entities,
     upstream_uris: &[String],
@@ -49,40 +75,72 @@ pub fn document(
     }
     let mut services = Vec::new();
     for s in 1..=entities.services {
-        let base = upstream_uris[(s as usize - 1) % upstream_uris.len()].trim_end_matches('/');
+        let base = if entities.upstreams > 0 {
+            format!("http://u{}", (s - 1) % entities.upstreams + 1)
+        } else {
+            upstream_uris[(s as usize - 1) % upstream_uris.len()]
+                .trim_end_matches('/')
+                .to_string()
+        };
         let mut routes = Vec::new();
         for r in 1..=entities.routes_per_service {
-            let mut paths = vec![format!("/s{s}r{r}")];
+            let name = format!("s{s}r{r}");
+            let mut paths = vec![format!("/{name}")];
             if entities.single_route() {
                 paths.push("/".to_string());
             }
-            routes.push(json!({ "name": format!("s{s}r{r}"), "paths": paths }));
+            let plugins = plugins_on(entities, Scope::Route, &name);
+            routes.push(json!({ "name": name, "paths": paths, "plugins": plugins }));
         }
-        let plugins: Vec<Value> = entities
-            .plugins
-            .iter()
-            .map(|p| json!({ "name": p.name, "config": Value::Object(p.config.clone()) }))
-            .collect();
+        let name = format!("s{s}");
         services.push(json!({
-            "name": format!("s{s}"),
+            "plugins": plugins_on(entities, Scope::Service, &name),
+            "name": name,
             "url": format!("{base}{service_path}"),
             "routes": routes,
-            "plugins": plugins,
         }));
     }
     let consumers: Vec<Value> = (1..=entities.consumers)
         .map(|n| {
-            json!({
-                "username": format!("consumer-{n}"),
-                "keyauth_credentials": [{ "key": format!("key-{n}") }],
-            })
+            let username = format!("consumer-{n}");
+            let mut c = json!({
+                "plugins": plugins_on(entities, Scope::Consumer, &username),
+                "username": username,
+            });
+            for cred in &entities.credentials {
+                c[cred.declarative_key()] = json!([cred.body(n)]);
+            }
+            c
         })
+        .collect();
+    let upstreams: Vec<Value> = (1..=entities.upstreams)
+        .map(|u| {
+            let targets: Vec<Value> = (1..=entities.targets_per_upstream)
+                .map(|t| {
+                    let uri = &upstream_uris[(t as usize - 1) % upstream_uris.len()];
+                    let mut target = json!({ "target": host_port(uri) });
+                    if entities.target_weight_step > 0 {
+                        target["weight"] = json!(t * entities.target_weight_step);
+                    }
+                    target
+                })
+                .collect();
+            json!({ "name": format!("u{u}"), "targets": targets })
+        })
+        .collect();
+    let globals: Vec<Value> = entities
+        .plugins
+        .iter()
+        .filter(|p| p.scope == Scope::Global)
+        .map(plugin_body)
         .collect();
     Ok(json!({
         "_format_version": FORMAT_VERSION,
         "_transform": true,
+        "upstreams": upstreams,
         "services": services,
         "consumers": consumers,
+        "plugins": globals,
     }))
 }
 
