@@ -209,7 +209,10 @@ impl Entities {
         for p in &self.plugins {
             match self.names_in(p.scope) {
                 None if !p.only.is_empty() => {
-                    return Err(format!("plugin {}: a global plugin takes no `only`", p.name));
+                    return Err(format!(
+                        "plugin {}: a global plugin takes no `only`",
+                        p.name
+                    ));
                 }
                 Some(names) => {
                     if let Some(bad) = p.only.iter().find(|o| !names.contains(o)) {

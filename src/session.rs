@@ -1104,7 +1104,10 @@ impl Session {
         let pid = match &g.server_pid_file {
             Some(f) => {
                 let pids = crate::role::profiler::nginx_server_pids(g.host.as_ref(), f)?;
-                pids.get(1).or(pids.first()).copied().unwrap_or(g.proc.pid())
+                pids.get(1)
+                    .or(pids.first())
+                    .copied()
+                    .unwrap_or(g.proc.pid())
             }
             None => g.proc.pid(),
         };

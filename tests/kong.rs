@@ -117,12 +117,23 @@ fn conf_precedence_is_defaults_then_case_then_kong_env() {
 
 // ---------------------------------------------------------------- plans per mode
 
+/// A plugin's fields other than name and config, at their defaults (every service).
+fn plugin_defaults() -> Plugin {
+    Plugin {
+        name: String::new(),
+        config: serde_json::Map::new(),
+        scope: Default::default(),
+        only: Vec::new(),
+    }
+}
+
 fn entities(services: u32, routes: u32, plugins: Vec<Plugin>, consumers: u32) -> Entities {
     Entities {
         services,
         routes_per_service: routes,
         plugins,
         consumers,
+        ..Entities::default()
     }
 }
 
@@ -160,7 +171,10 @@ fn traditional_plan_uses_own_postgres_and_perflab_defaults() {
     assert_eq!(k["proxy_error_log"], format!("{prefix}/logs/error.log"));
     assert_eq!(k["database"], "postgres");
     assert_eq!(k["pg_host"], "127.0.0.1");
-    assert_eq!(k["pg_port"], "9002", "the allocator's first port after admin");
+    assert_eq!(
+        k["pg_port"], "9002",
+        "the allocator's first port after admin"
+    );
     assert_eq!(k["pg_user"], "kong");
     assert_eq!(k["pg_database"], "kong_tests");
     assert_eq!(k["log_level"], "debug");
@@ -328,6 +342,7 @@ fn declarative_document_follows_kongs_format() {
     let key_auth = Plugin {
         name: "key-auth".into(),
         config: serde_json::Map::new(),
+        ..plugin_defaults()
     };
     let e = entities(3, 2, vec![key_auth], 2);
     let uris = vec![
@@ -343,7 +358,14 @@ fn declarative_document_follows_kongs_format() {
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["_format_version", "_transform", "consumers", "services"]
+        [
+            "_format_version",
+            "_transform",
+            "consumers",
+            "plugins",
+            "services",
+            "upstreams"
+        ]
     );
     let services = doc["services"].as_array().unwrap();
     assert_eq!(services.len(), 3);
@@ -363,8 +385,65 @@ fn declarative_document_follows_kongs_format() {
     assert_eq!(services[0]["plugins"][0]["config"], serde_json::json!({}));
     assert_eq!(
         doc["consumers"][1],
-        serde_json::json!({"username": "consumer-2", "keyauth_credentials": [{"key": "key-2"}]})
+        serde_json::json!({"username": "consumer-2", "keyauth_credentials": [{"key": "key-2"}], "plugins": []})
     );
+    // Every credential type, consumer plugins, and upstreams with weighted targets.
+    let rich: Entities = toml::from_str(
+        r#"
+        consumers = 1
+        credentials = ["key-auth", "basic-auth", "hmac-auth", "jwt"]
+        upstreams = 2
+        targets_per_upstream = 3
+        target_weight_step = 5
+        plugins = [{ name = "rate-limiting", scope = "consumer", config = { second = 5 } },
+                   { name = "prometheus", scope = "global" }]
+        "#,
+    )
+    .unwrap();
+    rich.check().unwrap();
+    let d = declarative::document(&rich, &uris, "/test").unwrap();
+    let c = &d["consumers"][0];
+    assert_eq!(c["basicauth_credentials"][0]["password"], "password-1");
+    assert_eq!(c["hmacauth_credentials"][0]["secret"], "secret-1");
+    assert_eq!(c["jwt_secrets"][0]["key"], "jwt-1");
+    assert_eq!(c["plugins"][0]["name"], "rate-limiting");
+    assert_eq!(d["plugins"][0]["name"], "prometheus");
+    assert_eq!(d["services"][0]["url"], "http://u1/test");
+    assert_eq!(d["upstreams"][1]["name"], "u2");
+    assert_eq!(
+        d["upstreams"][0]["targets"],
+        serde_json::json!([
+            {"target": "10.0.0.2:18088", "weight": 5},
+            {"target": "10.0.0.2:18089", "weight": 10},
+            {"target": "10.0.0.2:18088", "weight": 15},
+        ])
+    );
+    let paths: Vec<String> = admin::requests(&d)
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    for want in [
+        "POST /upstreams",
+        "POST /upstreams/u2/targets",
+        "POST /consumers/consumer-1/basic-auth",
+        "POST /consumers/consumer-1/hmac-auth",
+        "POST /consumers/consumer-1/jwt",
+        "POST /consumers/consumer-1/key-auth",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} in {paths:?}");
+    }
+    assert_eq!(
+        paths.last().unwrap(),
+        "POST /plugins",
+        "global plugins last"
+    );
+    // `only` must name entities the case creates; a global plugin takes none.
+    let bad: Entities =
+        toml::from_str(r#"plugins = [{ name = "x", scope = "route", only = ["s9r9"] }]"#).unwrap();
+    assert!(bad.check().unwrap_err().contains("s9r9"));
+    let bad: Entities =
+        toml::from_str(r#"plugins = [{ name = "x", scope = "global", only = ["s1"] }]"#).unwrap();
+    assert!(bad.check().is_err());
     // Every route path of the case is routed by exactly one route.
     let mut paths: Vec<String> = services
         .iter()
@@ -399,6 +478,7 @@ fn admin_requests_create_the_same_entities() {
             .as_object()
             .unwrap()
             .clone(),
+        ..plugin_defaults()
     };
     let e = entities(2, 2, vec![rl], 2);
     let doc = declarative::document(&e, &["http://127.0.0.1:18088".into()], "/test").unwrap();
@@ -678,57 +758,198 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
 
 // ---------------------------------------------------------------- case files
 
+/// The request paths (with query) of an nginx `combined` access log.
+fn logged_paths(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| {
+            l.split('"')
+                .nth(1)?
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 #[test]
-fn kong_case_files_parse_and_render() {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(repo("suites/kong")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
-        let doc: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-        let case = doc["case"].as_table().unwrap();
-        let name = case["name"].as_str().unwrap().to_string();
-        assert_eq!(path.file_stem().unwrap().to_str().unwrap(), name);
-        assert_eq!(case["gateway"].as_str(), Some("kong"));
-        assert!(
-            case["upstream"]
-                .as_str()
-                .unwrap()
-                .contains("location = /test")
-        );
-        let e: Entities = case["entities"].clone().try_into().unwrap();
-        let settings = case["gateway_settings"].as_table().unwrap();
-        KongSettings::from_table(settings).unwrap();
-        let load_path = case["load"]["path"].as_str().unwrap();
-        let route = load_path.split('?').next().unwrap();
-        assert!(
-            e.route_paths().iter().any(|p| p == route),
-            "{name}: {route}"
-        );
-        let doc = declarative::document(&e, &["http://127.0.0.1:18088".into()], "/test").unwrap();
-        let routes: usize = doc["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["routes"].as_array().unwrap().len())
-            .sum();
-        match name.as_str() {
-            "many-routes" => assert_eq!(routes, 100),
-            "key-auth" => {
-                assert_eq!(doc["consumers"].as_array().unwrap().len(), 100);
-                assert!(load_path.contains("apikey=key-1"));
-            }
-            "rate-limiting" => assert_eq!(e.plugins[0].name, "rate-limiting"),
-            _ => {}
-        }
-        names.push(name);
-    }
-    names.sort();
+fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
+    let suite = perflab::suite::load_suite(repo("suites/kong").to_str().unwrap()).unwrap();
+    let names: Vec<&str> = suite.cases.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["key-auth", "many-routes", "rate-limiting", "simple-proxy"]
+        [
+            "balancer-1-target",
+            "balancer-10-targets",
+            "balancer-no-upstream",
+            "baseline",
+            "hybrid-key-auth",
+            "hybrid-many-routes",
+            "hybrid-single-route",
+            "key-auth",
+            "many-routes",
+            "plugin-iterator-global-and-irrelevant",
+            "plugin-iterator-global-only",
+            "rate-limiting",
+            "single-route",
+        ]
     );
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    let up_dir = tmp.path().join("nginx");
+    std::fs::create_dir_all(&up_dir).unwrap();
+    let access = up_dir.join("access.log");
+    let served = start_nginx(
+        &host,
+        &up_dir,
+        &format!(
+            "access_log {}; location / {{ return 200; }}",
+            access.display()
+        ),
+    );
+    let wrk = host.which("wrk");
+    let ten_ports: Vec<String> = (0..10)
+        .map(|i| format!("http://127.0.0.1:{}", 18088 + i))
+        .collect();
+    for case in &suite.cases {
+        let name = case.name.as_str();
+        // Kong's defaults, and Kong's upstream location.
+        assert_eq!(
+            (
+                case.load.connections,
+                case.load.threads,
+                case.load.duration,
+                case.repeats
+            ),
+            (100, 5, 30.0, 3),
+            "{name}"
+        );
+        assert!(case.upstream.config.contains("location = /test"), "{name}");
+        if case.gateway == "baseline" {
+            assert_eq!(case.load.path, "/test");
+            continue;
+        }
+        assert_eq!(case.gateway, "kong", "{name}");
+        let s = KongSettings::from_table(&case.gateway_settings).unwrap();
+        let e = &case.entities;
+        e.check().unwrap();
+        let uris = &ten_ports[..case.upstream.ports.unwrap_or(1) as usize];
+        let doc = declarative::document(e, uris, &s.service_path).unwrap();
+        let reqs = admin::requests(&doc);
+        let routes = e.route_paths();
+        match name {
+            "single-route" | "hybrid-single-route" | "many-routes" | "hybrid-many-routes" => {
+                assert_eq!(routes.len(), 100, "{name}")
+            }
+            "key-auth" | "hybrid-key-auth" => {
+                assert_eq!(routes.len(), 100);
+                assert_eq!(doc["consumers"].as_array().unwrap().len(), 100);
+                assert_eq!(doc["services"][9]["plugins"][0]["name"], "key-auth");
+                let creds = reqs
+                    .iter()
+                    .filter(|r| r.path.ends_with("/key-auth"))
+                    .count();
+                assert_eq!(creds, 100, "{name}");
+            }
+            "balancer-no-upstream" => assert!(doc["upstreams"].as_array().unwrap().is_empty()),
+            "balancer-1-target" => {
+                assert_eq!(doc["services"][0]["url"], "http://u1/test");
+                assert_eq!(doc["upstreams"][0]["targets"].as_array().unwrap().len(), 1);
+            }
+            "balancer-10-targets" => {
+                let t = doc["upstreams"][0]["targets"].as_array().unwrap();
+                let weights: Vec<u64> = t.iter().map(|t| t["weight"].as_u64().unwrap()).collect();
+                assert_eq!(weights, (1..=10).map(|i| i * 5).collect::<Vec<_>>());
+                assert_eq!(t[9]["target"], "127.0.0.1:18097", "target t on port t");
+            }
+            "plugin-iterator-global-only" => {
+                assert_eq!(doc["plugins"][0]["name"], "request-termination");
+                assert_eq!(reqs.iter().filter(|r| r.path == "/plugins").count(), 1);
+            }
+            "plugin-iterator-global-and-irrelevant" => {
+                assert_eq!(doc["plugins"].as_array().unwrap().len(), 1);
+                assert!(doc["services"][0]["plugins"].as_array().unwrap().is_empty());
+                assert_eq!(doc["services"][1]["plugins"].as_array().unwrap().len(), 1);
+                assert_eq!(
+                    doc["services"][1]["routes"][0]["plugins"]
+                        .as_array()
+                        .unwrap()
+                        .len(),
+                    1
+                );
+                assert!(
+                    doc["services"][0]["routes"][0]["plugins"]
+                        .as_array()
+                        .unwrap()
+                        .is_empty()
+                );
+                let scoped: Vec<&str> = reqs
+                    .iter()
+                    .filter(|r| r.path == "/plugins")
+                    .map(|r| {
+                        if r.body.get("route").is_some() {
+                            "route"
+                        } else if r.body.get("service").is_some() {
+                            "service"
+                        } else {
+                            "global"
+                        }
+                    })
+                    .collect();
+                assert_eq!(scoped, ["service", "route", "global"]);
+            }
+            "rate-limiting" => assert_eq!(e.plugins[0].name, "rate-limiting"),
+            other => panic!("a case this test does not know: {other}"),
+        }
+        if s.mode == Mode::Hybrid {
+            assert_eq!(s.data_planes, 1, "{name}");
+        }
+        // The load goes to routes the case creates: its path, or every path its script picks.
+        let Some(script) = &case.load.script else {
+            let route = case.load.path.split('?').next().unwrap();
+            assert!(routes.iter().any(|p| p == route), "{name}: {route}");
+            continue;
+        };
+        let (Some(wrk), Some((_, port))) = (wrk.as_ref(), served.as_ref()) else {
+            panic!("wrk and nginx are needed to run {name}'s script (scripts/install-deps.sh)");
+        };
+        std::fs::write(&access, b"").unwrap();
+        let script_path = tmp.path().join(format!("{name}.lua"));
+        std::fs::write(&script_path, script).unwrap();
+        let out = host
+            .run(
+                &Cmd::new(wrk).args([
+                    "-t2",
+                    "-c4",
+                    "-d1s",
+                    "-s",
+                    script_path.to_str().unwrap(),
+                    &format!("http://127.0.0.1:{port}"),
+                ]),
+                Duration::from_secs(30),
+            )
+            .unwrap();
+        assert!(out.success(), "{name}: {}", out.combined_text());
+        // nginx writes its access log on each request; reopen is not needed for a fresh file.
+        let paths = logged_paths(&std::fs::read_to_string(&access).unwrap());
+        assert!(paths.len() > 200, "{name}: {} requests", paths.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &paths {
+            let (route, query) = p.split_once('?').unwrap_or((p, ""));
+            assert!(routes.iter().any(|r| r == route), "{name}: {p}");
+            if e.consumers > 0 {
+                let n: u32 = query.strip_prefix("apikey=key-").unwrap().parse().unwrap();
+                assert!((1..=e.consumers).contains(&n), "{name}: {p}");
+            } else {
+                assert!(query.is_empty(), "{name}: {p}");
+            }
+            seen.insert(route.to_string());
+        }
+        // Random over 100 routes: a few hundred requests reach nearly all of them.
+        assert!(seen.len() > 90, "{name}: {} routes of 100", seen.len());
+    }
+    if let Some((mut p, _)) = served {
+        p.stop(Duration::from_secs(2)).unwrap();
+    }
 }
 
 // ---------------------------------------------------------------- fixes 2-5, 7, 10 (no Kong)
@@ -736,7 +957,8 @@ fn kong_case_files_parse_and_render() {
 #[test]
 fn port_layout_gives_every_listener_its_own_port() {
     use perflab::role::gateway::kong::PortLayout;
-    let hybrid3 = KongSettings::from_table(&settings("mode = \"hybrid\"\ndata_planes = 3")).unwrap();
+    let hybrid3 =
+        KongSettings::from_table(&settings("mode = \"hybrid\"\ndata_planes = 3")).unwrap();
     let l = PortLayout::new(&hybrid3, 9000, 9001, true);
     let mut all = vec![l.proxy, l.admin, l.cluster.unwrap(), l.telemetry.unwrap()];
     all.push(l.postgres.unwrap());
@@ -761,7 +983,16 @@ fn kong_environment_cannot_move_an_instance() {
     let uris = vec!["http://127.0.0.1:18088".to_string()];
     let e = entities(1, 1, vec![], 0);
     let s = settings("mode = \"hybrid\"\ndata_planes = 2");
-    let c = ctx(&host, tmp.path(), &uris, &e, "current", None, &s, (9000, 9001));
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s,
+        (9000, 9001),
+    );
     let dev_env = env(&[
         ("KONG_PREFIX", "/usr/local/kong"),
         ("KONG_PROXY_LISTEN", "0.0.0.0:8000"),
@@ -769,8 +1000,11 @@ fn kong_environment_cannot_move_an_instance() {
         ("KONG_LOG_LEVEL", "warn"),
     ]);
     let p = plan(&c, &dev_env).unwrap();
-    let prefixes: std::collections::BTreeSet<&str> =
-        p.instances.iter().map(|i| i.conf["prefix"].as_str()).collect();
+    let prefixes: std::collections::BTreeSet<&str> = p
+        .instances
+        .iter()
+        .map(|i| i.conf["prefix"].as_str())
+        .collect();
     assert_eq!(prefixes.len(), 3, "one prefix per instance: {prefixes:?}");
     for i in &p.instances {
         assert_ne!(i.conf["proxy_listen"], "0.0.0.0:8000");
@@ -779,7 +1013,10 @@ fn kong_environment_cannot_move_an_instance() {
         // Kong reads KONG_* over kong.conf, so each command pins its instance's values.
         let pinned = conf::pinned_env(&i.conf);
         assert!(pinned.contains(&("KONG_PREFIX".to_string(), i.conf["prefix"].clone())));
-        assert!(pinned.contains(&("KONG_PROXY_LISTEN".to_string(), i.conf["proxy_listen"].clone())));
+        assert!(pinned.contains(&(
+            "KONG_PROXY_LISTEN".to_string(),
+            i.conf["proxy_listen"].clone()
+        )));
     }
 }
 
@@ -790,7 +1027,16 @@ fn plans_fit_the_kong_version_that_runs_them() {
     let uris = vec!["http://127.0.0.1:18088".to_string()];
     let e = entities(1, 1, vec![], 0);
     let s = settings("mode = \"dbless\"");
-    let c = ctx(&host, tmp.path(), &uris, &e, "current", None, &s, (9000, 9001));
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &s,
+        (9000, 9001),
+    );
     let mut p3 = plan(&c, &[]).unwrap();
     p3.adapt_to("3.9.3");
     assert_eq!(p3.document["_format_version"], "3.0");
@@ -802,7 +1048,16 @@ fn plans_fit_the_kong_version_that_runs_them() {
     assert!(!p2.instances[0].conf.contains_key("admin_gui_listen"));
     // A case that asks for the status API keeps it (and its port is planned).
     let asks = settings("mode = \"dbless\"\nkong_configs = { status_listen = \"127.0.0.1:9100\" }");
-    let c = ctx(&host, tmp.path(), &uris, &e, "current", None, &asks, (9000, 9001));
+    let c = ctx(
+        &host,
+        tmp.path(),
+        &uris,
+        &e,
+        "current",
+        None,
+        &asks,
+        (9000, 9001),
+    );
     let mut p = plan(&c, &[]).unwrap();
     p.adapt_to("3.9.3");
     assert_eq!(p.instances[0].conf["status_listen"], "127.0.0.1:9100");
@@ -885,6 +1140,7 @@ fn live_kong_in_every_mode() {
     let key_auth = Plugin {
         name: "key-auth".into(),
         config: serde_json::Map::new(),
+        ..plugin_defaults()
     };
     let e = entities(2, 2, vec![key_auth], 1);
     let adapter = KongAdapter::new();

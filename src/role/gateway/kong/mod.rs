@@ -662,7 +662,12 @@ pub fn migration_commands(conf_path: &str) -> Vec<Vec<String>> {
 /// Runs [`migration_commands`] for the instance configuration at `conf_path` with `bin`; the
 /// first failure is an error with Kong's output. The migrate-only verb
 /// ([`crate::session::Session::migrate_kong`]) and every database-backed start use it.
-pub fn migrate(host: &dyn Host, bin: &KongBinary, conf: &conf::KongConf, conf_path: &str) -> Result<()> {
+pub fn migrate(
+    host: &dyn Host,
+    bin: &KongBinary,
+    conf: &conf::KongConf,
+    conf_path: &str,
+) -> Result<()> {
     for args in migration_commands(conf_path) {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = host.run(&instance_cmd(bin, conf, &argv), Duration::from_secs(600))?;
@@ -717,7 +722,11 @@ impl PortLayout {
         let cluster = hybrid.then(&mut take);
         let telemetry = hybrid.then(&mut take);
         let postgres = own_postgres.then(|| settings.pg_port.unwrap_or_else(&mut take));
-        let extra_dps = if hybrid { settings.data_planes.saturating_sub(1) } else { 0 };
+        let extra_dps = if hybrid {
+            settings.data_planes.saturating_sub(1)
+        } else {
+            0
+        };
         let data_plane_proxies = (0..extra_dps).map(|_| take()).collect();
         PortLayout {
             proxy,
@@ -1001,11 +1010,7 @@ fn with_open_files(cmd: Cmd) -> Cmd {
         "ulimit -n {OPEN_FILES} 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$@\""
     );
     let inner = cmd.argv();
-    let mut wrapped = Cmd::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(inner);
+    let mut wrapped = Cmd::new("sh").arg("-c").arg(script).arg("sh").args(inner);
     wrapped.env = cmd.env;
     wrapped.cwd = cmd.cwd;
     wrapped
@@ -1118,8 +1123,7 @@ impl GatewayAdapter for KongAdapter {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str());
         let settings = KongSettings::from_table(ctx.settings)?;
-        let mut loc =
-            KongLocation::from_env(&env, own_path.filter(|_| host.shares_local_files()));
+        let mut loc = KongLocation::from_env(&env, own_path.filter(|_| host.shares_local_files()));
         if settings.base_version.is_some() {
             loc.base_version = settings.base_version.clone();
         }
