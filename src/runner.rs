@@ -132,12 +132,14 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
         let progress =
             crate::progress::Progress::new(req.progress, &plan, &req.cases, &req.versions);
         let mut current_case: Option<usize> = None;
+        let mut kept: Option<(usize, usize)> = None;
         let panic_at = debug_panic_at();
         for (seq, planned) in plan.iter().enumerate() {
             crate::signals::check()?;
             if panic_at == Some(seq + 1) {
                 panic!("PERFLAB_DEBUG_PANIC_AT_RUN={}: a deliberate panic", seq + 1);
             }
+            let keep_after = keeps_gateway(&req.cases[planned.case], planned, plan.get(seq + 1));
             let rec = run_one(
                 session,
                 &req,
@@ -145,6 +147,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
                 planned,
                 seq as u32 + 1,
                 &mut current_case,
+                (&mut kept, keep_after),
                 &progress,
             )?;
             progress.finished(&rec);
@@ -299,6 +302,23 @@ pub fn adapter_label(label: &str) -> &str {
     }
 }
 
+/// Whether the gateway of `planned` stays up for the `next` run: the next run is the same case
+/// and version and the case's gateway starts once per case
+/// ([`crate::role::gateway::GatewayAdapter::keeps_for_repeats`]; Kong, as Kong's framework did).
+fn keeps_gateway(
+    case: &crate::suite::Case,
+    planned: &PlannedRun,
+    next: Option<&PlannedRun>,
+) -> bool {
+    case.gateway != "baseline"
+        && next.is_some_and(|n| n.case == planned.case && n.version == planned.version)
+        && crate::role::gateway::adapter(&case.gateway)
+            .is_ok_and(|a| a.keeps_for_repeats(&case.gateway_settings))
+}
+
+/// `kept`: the case and version whose gateway the previous run left running; `keep_after`:
+/// whether this run leaves it running for the next ([`keeps_gateway`]).
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     session: &mut Session,
     req: &RunRequest,
@@ -306,6 +326,7 @@ fn run_one(
     planned: &PlannedRun,
     sequence: u32,
     current_case: &mut Option<usize>,
+    (kept, keep_after): (&mut Option<(usize, usize)>, bool),
     progress: &crate::progress::Progress,
 ) -> Result<RunRecord> {
     let case = &req.cases[planned.case];
@@ -322,8 +343,15 @@ fn run_one(
     let prep = session.before_run()?;
     let started_unix_s = now_unix();
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
+    let reuse = kept.take() == Some((planned.case, planned.version))
+        && session.gateway("default").is_some();
     let version_detail = if baseline {
         "upstream nginx".to_string()
+    } else if reuse {
+        session
+            .gateway("default")
+            .map(|g| g.version_detail.clone())
+            .unwrap_or_default()
     } else {
         let dir = version.prepare(&case.gateway)?;
         let started = session.start_gateway_in(
@@ -378,11 +406,15 @@ fn run_one(
     if let Some(script) = &case.load.script {
         files.push(("load.lua".into(), script.clone().into_bytes()));
     }
-    let stop = if baseline {
+    let keep = keep_after && measured.as_ref().is_ok_and(|m| !m.flags.gateway_died);
+    let stop = if baseline || keep {
         Ok(())
     } else {
         session.stop_gateway()
     };
+    if keep {
+        *kept = Some((planned.case, planned.version));
+    }
     let m = match measured {
         Ok(m) => m,
         Err(e) => {

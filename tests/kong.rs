@@ -1118,6 +1118,79 @@ fn live_kong(host: &dyn Host) -> Result<String, String> {
     }
 }
 
+/// The live checks of fixes 4, 6, 7, 9 and 10 on a started Kong; `Err` says what is wrong (the
+/// caller stops Kong first).
+fn live_fix_checks(
+    gw: &perflab::role::gateway::RunningGateway,
+    c: &GatewayContext,
+    label: &str,
+) -> Result<(), String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    // Fix 6: the profiler's processes are the nginx master (a child of `kong start`, the
+    // process perflab spawned) and its workers, never `kong start` itself.
+    let pid_file = gw.server_pid_file.clone().ok_or("no server pid file")?;
+    let pids = perflab::role::profiler::nginx_server_pids(gw.host.as_ref(), &pid_file)
+        .map_err(|e| e.to_string())?;
+    // Data planes also run a privileged agent beside the workers (dedicated_config_processing).
+    if pids.contains(&gw.proc.pid()) || pids.len() < 1 + c.workers as usize {
+        return Err(format!(
+            "server pids {pids:?} (kong start is {}, {} workers)",
+            gw.proc.pid(),
+            c.workers
+        ));
+    }
+    let stat = read(Path::new(&format!("/proc/{}/stat", pids[0])))?;
+    let ppid = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap();
+    if ppid != gw.proc.pid().to_string() {
+        return Err(format!("nginx master's parent is {ppid}, not kong start"));
+    }
+    for pid in &pids {
+        let status = read(Path::new(&format!("/proc/{pid}/status")))?;
+        // Fix 9: pinned to the lab's CPUs, with the raised open-file limit where the hard limit
+        // allows it.
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim);
+        if cpus != Some("0") {
+            return Err(format!("{pid} runs on CPUs {cpus:?}, not 0"));
+        }
+        let limits = read(Path::new(&format!("/proc/{pid}/limits")))?;
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+        let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+        let hard: u64 = nums[1].parse().unwrap_or(u64::MAX);
+        let soft: u64 = nums[0].parse().unwrap_or(u64::MAX);
+        if soft < hard.min(perflab::role::gateway::kong::OPEN_FILES as u64) {
+            return Err(format!("{pid}: open files {soft} of hard {hard}"));
+        }
+    }
+    // Fix 7: the command Kong runs under pins its prefix (Kong reads KONG_* over kong.conf).
+    let environ = std::fs::read(format!("/proc/{}/environ", gw.proc.pid())).unwrap_or_default();
+    let want = format!("KONG_PREFIX={}", pid_file.parent().unwrap().parent().unwrap().display());
+    if !environ.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
+        return Err(format!("kong start's environment lacks {want}"));
+    }
+    // Fix 4: Kong's generated nginx config has no admin GUI or status listener and nothing on
+    // 0.0.0.0.
+    for inst in std::iter::once(&gw.error_log).chain(gw.other_logs.iter().map(|(_, l)| l)) {
+        let inst_prefix = inst.parent().unwrap().parent().unwrap();
+        let nginx_kong = read(&inst_prefix.join("nginx-kong.conf"))?;
+        for bad in ["0.0.0.0", ":8002", ":8445", ":8007"] {
+            if let Some(l) = nginx_kong.lines().find(|l| l.contains("listen") && l.contains(bad)) {
+                return Err(format!("{}: {l}", inst_prefix.display()));
+            }
+        }
+    }
+    // Fix 10: in hybrid mode the control plane's error log is kept too, and it is Kong's.
+    if label.starts_with("hybrid") {
+        let (name, cp_log) = gw.other_logs.first().ok_or("no other logs in hybrid mode")?;
+        if name != "cp" || read(cp_log)?.trim().is_empty() {
+            return Err(format!("control plane log {name} {}", cp_log.display()));
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn live_kong_in_every_mode() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1164,7 +1237,9 @@ fn live_kong_in_every_mode() {
         let base = perflab::session::pick_ports(host.as_ref(), n, 38000).unwrap();
         let ports = (base, base + 1);
         let prefix = tmp.path().join(format!("{mode}-{data_planes}"));
-        let c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
+        let mut c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
+        // Fix 9: pinned like every other gateway (CPU 0 exists on every machine).
+        c.cpus = Some(vec![0]);
         let t0 = std::time::Instant::now();
         let mut gw = adapter
             .start(&c)
@@ -1196,8 +1271,10 @@ fn live_kong_in_every_mode() {
             .unwrap();
             answers.push((denied, ok));
         }
+        let checks = live_fix_checks(&gw, &c, &label);
         let pid = gw.proc.pid();
         adapter.stop(&mut gw).unwrap();
+        checks.unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(
             answers,
             vec![(401, 200); data_planes],

@@ -110,6 +110,12 @@ pub trait GatewayAdapter: Send + Sync {
     fn ports_needed(&self, _settings: &toml::Table) -> u16 {
         2
     }
+    /// Whether a suite starts this gateway once per case and runs the case's repeats against
+    /// it (default: no, a fresh instance per run, so repeats are independent). Kong's framework
+    /// started Kong once per test and ran its three loads against it.
+    fn keeps_for_repeats(&self, _settings: &toml::Table) -> bool {
+        false
+    }
     /// Stops the instance (default: TERM, grace, KILL to its process group).
     fn stop(&self, gw: &mut RunningGateway) -> Result<()> {
         gw.proc.stop(std::time::Duration::from_secs(5))?;

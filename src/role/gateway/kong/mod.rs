@@ -109,6 +109,10 @@ pub struct KongSettings {
     /// `kong/meta.lua` names mapped through [`meta::UNRELEASED`]; also
     /// `PERFLAB_KONG_BASE_VERSION`.
     pub base_version: Option<String>,
+    /// Start Kong once per case and run its repeats against it (`lifecycle = "per-case"`, the
+    /// default, as Kong's framework: `start_kong` in `before_each`, three loads per test), or
+    /// once per run (`"per-run"`, independent repeats).
+    pub per_case: bool,
 }
 
 impl KongSettings {
@@ -125,6 +129,7 @@ impl KongSettings {
             start_timeout: Duration::from_secs(120),
             use_daily_image: false,
             base_version: None,
+            per_case: true,
         };
         for (k, v) in t {
             match k.as_str() {
@@ -164,6 +169,13 @@ impl KongSettings {
                 "use_daily_image" => {
                     s.use_daily_image = v.as_bool().ok_or_else(|| bad(k, "true or false"))?
                 }
+                "lifecycle" => {
+                    s.per_case = match v.as_str() {
+                        Some("per-case") => true,
+                        Some("per-run") => false,
+                        _ => return Err(bad(k, "\"per-case\" or \"per-run\"")),
+                    }
+                }
                 "base_version" => {
                     let b = v.as_str().ok_or_else(|| bad(k, "a release like 3.9.1"))?;
                     if !meta::is_release(b) {
@@ -174,7 +186,8 @@ impl KongSettings {
                 other => {
                     return Err(Error::Usage(format!(
                         "unknown kong setting `{other}` (known: mode, kong_configs, data_planes, \
-                         service_path, pg_port, start_timeout, use_daily_image, base_version)"
+                         service_path, pg_port, start_timeout, use_daily_image, base_version, \
+                         lifecycle)"
                     )));
                 }
             }
@@ -1092,6 +1105,10 @@ impl GatewayAdapter for KongAdapter {
             }
             Err(_) => 2,
         }
+    }
+
+    fn keeps_for_repeats(&self, settings: &toml::Table) -> bool {
+        KongSettings::from_table(settings).is_ok_and(|s| s.per_case)
     }
 
     fn container_image(
