@@ -1183,6 +1183,28 @@ impl Session {
         self.start_gateway("kong", version, entities, &settings, "default")
     }
 
+    /// The migrate-only verb: runs Kong `version`'s migrations (`kong migrations bootstrap`,
+    /// `up -y`, `finish -y`) against the session's database ([`Session::start_postgres`]) or
+    /// the `pg_host` of `kong_confs`, without starting Kong; e.g. after
+    /// [`Session::load_pgdump`] of a dump from an older Kong.
+    pub fn migrate_kong(&mut self, version: &str, kong_confs: &toml::Table) -> Result<()> {
+        let settings = self.kong_settings(kong_confs, "traditional");
+        let confs = settings
+            .get("kong_configs")
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        if !confs.contains_key("pg_host") {
+            return Err(Error::Usage(
+                "migrate_kong: no database (call start_postgres first, or set pg_host)".into(),
+            ));
+        }
+        let host = self.host(Role::Gateway, "default")?;
+        let dir = host.lab_dir().join("kong-migrate");
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        gateway::kong::migrate_only(host.as_ref(), version, &confs, &dir, &env)
+    }
+
     /// Kong's `stop_kong`: stops every gateway instance.
     pub fn stop_kong(&mut self) -> Result<()> {
         self.stop_gateway()

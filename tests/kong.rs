@@ -1139,10 +1139,29 @@ fn live_fix_checks(
             c.workers
         ));
     }
-    let stat = read(Path::new(&format!("/proc/{}/stat", pids[0])))?;
-    let ppid = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap();
-    if ppid != gw.proc.pid().to_string() {
-        return Err(format!("nginx master's parent is {ppid}, not kong start"));
+    // `kong start` is a resty script: resty runs the CLI in an nginx of its own, which starts
+    // Kong's nginx through a shell, so the master descends from it a few levels down.
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let mut ancestors = Vec::new();
+    let mut p = pids[0];
+    while let Some(pp) = parent(p).filter(|pp| *pp > 1 && ancestors.len() < 12) {
+        ancestors.push(pp);
+        p = pp;
+    }
+    if !ancestors.contains(&gw.proc.pid()) {
+        return Err(format!(
+            "nginx master {} does not descend from kong start {} (ancestors {ancestors:?})",
+            pids[0],
+            gw.proc.pid()
+        ));
     }
     for pid in &pids {
         let status = read(Path::new(&format!("/proc/{pid}/status")))?;
@@ -1156,7 +1175,10 @@ fn live_fix_checks(
             return Err(format!("{pid} runs on CPUs {cpus:?}, not 0"));
         }
         let limits = read(Path::new(&format!("/proc/{pid}/limits")))?;
-        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
         let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
         let hard: u64 = nums[1].parse().unwrap_or(u64::MAX);
         let soft: u64 = nums[0].parse().unwrap_or(u64::MAX);
@@ -1166,7 +1188,10 @@ fn live_fix_checks(
     }
     // Fix 7: the command Kong runs under pins its prefix (Kong reads KONG_* over kong.conf).
     let environ = std::fs::read(format!("/proc/{}/environ", gw.proc.pid())).unwrap_or_default();
-    let want = format!("KONG_PREFIX={}", pid_file.parent().unwrap().parent().unwrap().display());
+    let want = format!(
+        "KONG_PREFIX={}",
+        pid_file.parent().unwrap().parent().unwrap().display()
+    );
     if !environ.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
         return Err(format!("kong start's environment lacks {want}"));
     }
@@ -1176,14 +1201,20 @@ fn live_fix_checks(
         let inst_prefix = inst.parent().unwrap().parent().unwrap();
         let nginx_kong = read(&inst_prefix.join("nginx-kong.conf"))?;
         for bad in ["0.0.0.0", ":8002", ":8445", ":8007"] {
-            if let Some(l) = nginx_kong.lines().find(|l| l.contains("listen") && l.contains(bad)) {
+            if let Some(l) = nginx_kong
+                .lines()
+                .find(|l| l.contains("listen") && l.contains(bad))
+            {
                 return Err(format!("{}: {l}", inst_prefix.display()));
             }
         }
     }
     // Fix 10: in hybrid mode the control plane's error log is kept too, and it is Kong's.
     if label.starts_with("hybrid") {
-        let (name, cp_log) = gw.other_logs.first().ok_or("no other logs in hybrid mode")?;
+        let (name, cp_log) = gw
+            .other_logs
+            .first()
+            .ok_or("no other logs in hybrid mode")?;
         if name != "cp" || read(cp_log)?.trim().is_empty() {
             return Err(format!("control plane log {name} {}", cp_log.display()));
         }
@@ -1355,4 +1386,147 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
         Some(("kong:3.9.1".to_string(), false))
     );
     assert!(image_for("git:main", None, &plain, None).is_err());
+}
+
+#[test]
+fn live_migrate_only_brings_a_database_up_to_date_and_is_repeatable() {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live migrations against {k}"),
+        Err(why) => {
+            println!("SKIPPED live migrations: {why}");
+            return;
+        }
+    }
+    let port = perflab::session::pick_ports(host.as_ref(), 1, 39000).unwrap();
+    let opts = perflab::role::postgres::PostgresOptions {
+        port,
+        ..Default::default()
+    };
+    let mut pg =
+        perflab::role::postgres::start_postgres(host.clone(), &tmp.path().join("pg"), opts)
+            .unwrap();
+    let confs = settings(&format!(
+        "pg_host = \"{}\"\npg_port = {}\npg_user = \"{}\"\npg_database = \"{}\"",
+        pg.address(),
+        pg.port(),
+        pg.user(),
+        pg.database()
+    ));
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let dir = tmp.path().join("migrate");
+    let migrate =
+        || perflab::role::gateway::kong::migrate_only(host.as_ref(), "current", &confs, &dir, &env);
+    let first = migrate();
+    // Twice: bootstrap, up and finish on a database that is already current all succeed.
+    let second = first.is_ok().then(migrate);
+    let executed = pg.psql("SELECT count(*) FROM schema_meta WHERE executed IS NOT NULL");
+    let pending = pg.psql(
+        "SELECT count(*) FROM schema_meta WHERE pending IS NOT NULL AND cardinality(pending) > 0",
+    );
+    pg.stop().unwrap();
+    first.unwrap();
+    second.unwrap().unwrap();
+    assert!(executed.unwrap().trim().parse::<u32>().unwrap() > 0);
+    assert_eq!(pending.unwrap().trim(), "0");
+}
+
+/// The nginx master pid of a Kong error log: `[notice] PID#0: using the "epoll" event method`.
+fn master_pids(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("using the \"epoll\" event method"))
+        .filter_map(|l| {
+            let after = l.split("[notice] ").nth(1)?;
+            Some(after.split('#').next()?.to_string())
+        })
+        .collect()
+}
+
+/// Every Kong scenario of suites/kong, end to end through `perflab suite` against the live
+/// Kong (short loads: 2 s, 2 repeats): each run answers without errors or non-2xx responses
+/// (so every route, key, target and plugin of the case is in place before the load: fix 8),
+/// and both repeats of a case ran against one Kong (fix 11: one nginx master in both runs'
+/// error logs). `PERFLAB_KONG_LIVE_SCENARIOS=key-auth,balancer` runs the cases whose names
+/// contain one of these words.
+#[test]
+fn live_kong_scenarios_run_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong scenarios against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong scenarios: {why}");
+            return;
+        }
+    }
+    let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_SCENARIOS").ok();
+    let suite = tmp.path().join("kong-scenarios");
+    std::fs::create_dir_all(&suite).unwrap();
+    for entry in std::fs::read_dir(repo("suites/kong")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|w| stem.contains(w)))
+        {
+            continue;
+        }
+        std::fs::copy(&path, suite.join(path.file_name().unwrap())).unwrap();
+    }
+    let out_dir = tmp.path().join("out");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+        .args([
+            "suite",
+            suite.to_str().unwrap(),
+            "--duration",
+            "2",
+            "--repeat",
+            "2",
+        ])
+        .args(["--cooldown-max", "0", "--output", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "perflab suite failed: {stderr}");
+    let results = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut masters: std::collections::BTreeMap<String, Vec<Vec<String>>> = Default::default();
+    for run in std::fs::read_dir(results.join("runs")).unwrap() {
+        let dir = run.unwrap().path();
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+        let case = r["case"].as_str().unwrap().to_string();
+        let errors: u64 = r["errors"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|v| v.as_u64())
+            .sum();
+        assert_eq!(errors, 0, "{case}: {}", r["errors"]);
+        assert!(r["requests"].as_u64().unwrap() > 0, "{case}");
+        if r["gateway"] == "kong" {
+            let log = std::fs::read_to_string(dir.join("gateway-error.log")).unwrap();
+            masters.entry(case).or_default().push(master_pids(&log));
+        }
+    }
+    for (case, runs) in &masters {
+        assert_eq!(runs.len(), 2, "{case}");
+        assert_eq!(
+            runs[0].len(),
+            1,
+            "{case}: one Kong start in the first run's log"
+        );
+        assert_eq!(
+            runs[0], runs[1],
+            "{case}: both repeats against the same Kong"
+        );
+    }
 }

@@ -672,6 +672,35 @@ pub fn migration_commands(conf_path: &str) -> Vec<Vec<String>> {
     .collect()
 }
 
+/// The migrate-only verb: runs Kong `version`'s migrations ([`migration_commands`]) on `host`
+/// against the database `kong_configs` names (`pg_host`, `pg_port`, …), without starting Kong.
+/// For a database restored from a dump of an older Kong, or to time the migrations alone.
+/// `dir` is a private directory on the host for the configuration and Kong's prefix; `env` is
+/// perflab's environment (for `PERFLAB_KONG_PREFIX` and `KONG_*`).
+pub fn migrate_only(
+    host: &dyn Host,
+    version: &str,
+    kong_configs: &toml::Table,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<()> {
+    let loc = KongLocation::from_env(env, None);
+    let bin = resolve_binary(host, version, None, false, &loc)?;
+    let prefix = dir.join("kong");
+    let mut defaults = conf::KongConf::new();
+    defaults.insert("prefix".into(), prefix.display().to_string());
+    defaults.insert("database".into(), "postgres".into());
+    defaults.insert("anonymous_reports".into(), "off".into());
+    let c = conf::merge(
+        defaults,
+        Some(kong_configs),
+        env.iter().map(|(k, v)| (k, v)),
+    )?;
+    let conf_path = dir.join("migrate.conf");
+    host.write_file(&conf_path, conf::render(&c).as_bytes())?;
+    migrate(host, &bin, &c, &conf_path.display().to_string())
+}
+
 /// Runs [`migration_commands`] for the instance configuration at `conf_path` with `bin`; the
 /// first failure is an error with Kong's output. The migrate-only verb
 /// ([`crate::session::Session::migrate_kong`]) and every database-backed start use it.
