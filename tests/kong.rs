@@ -1249,25 +1249,32 @@ fn live_kong_in_every_mode() {
     let e = entities(2, 2, vec![key_auth], 1);
     let adapter = KongAdapter::new();
     let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_MODES").ok();
-    for (mode, data_planes) in [
-        ("dbless", 1),
-        ("traditional", 1),
-        ("hybrid", 1),
-        ("hybrid", 3),
+    for (mode, data_planes, seed) in [
+        ("dbless", 1, "auto"),
+        ("traditional", 1, "auto"),
+        // Bulk seeding: `kong config db_import` before Kong starts, no Admin API calls.
+        ("traditional", 1, "import"),
+        ("hybrid", 1, "auto"),
+        ("hybrid", 3, "import"),
     ] {
-        let label = format!("{mode}/{data_planes}");
+        let label = match seed {
+            "auto" => format!("{mode}/{data_planes}"),
+            _ => format!("{mode}/{data_planes}/{seed}"),
+        };
         if only
             .as_deref()
             .is_some_and(|o| !o.split(',').any(|m| m == label || m == mode))
         {
             continue;
         }
-        let s = settings(&format!("mode = \"{mode}\"\ndata_planes = {data_planes}"));
+        let s = settings(&format!(
+            "mode = \"{mode}\"\ndata_planes = {data_planes}\nseed = \"{seed}\""
+        ));
         // As the session does: as many consecutive free ports as the adapter listens on.
         let n = adapter.ports_needed(&s);
         let base = perflab::session::pick_ports(host.as_ref(), n, 38000).unwrap();
         let ports = (base, base + 1);
-        let prefix = tmp.path().join(format!("{mode}-{data_planes}"));
+        let prefix = tmp.path().join(label.replace('/', "-"));
         let mut c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
         // Fix 9: pinned like every other gateway (CPU 0 exists on every machine).
         c.cpus = Some(vec![0]);
@@ -1529,4 +1536,24 @@ fn live_kong_scenarios_run_end_to_end() {
             "{case}: both repeats against the same Kong"
         );
     }
+}
+
+#[test]
+fn large_cases_are_seeded_by_import_and_repeats_share_one_kong() {
+    use perflab::role::gateway::kong::{BULK_REQUESTS, Seed};
+    let s = |t: &str| KongSettings::from_table(&settings(t)).unwrap();
+    assert_eq!(s("").seed, Seed::Auto);
+    assert!(!Seed::Auto.imports(BULK_REQUESTS - 1) && Seed::Auto.imports(BULK_REQUESTS));
+    assert!(s("seed = \"import\"").seed.imports(1));
+    assert!(!s("seed = \"admin\"").seed.imports(1_000_000));
+    assert!(KongSettings::from_table(&settings("seed = \"sql\"")).is_err());
+    // 100 services x 100 routes with key-auth and 1000 consumers: far past the threshold.
+    let big = entities(100, 100, vec![], 1000);
+    let doc = declarative::document(&big, &["http://127.0.0.1:1".into()], "/test").unwrap();
+    assert!(s("").seed.imports(admin::requests(&doc).len()));
+    // Kong keeps one instance for a case's repeats unless the case asks for one per run.
+    let a = KongAdapter::new();
+    assert!(a.keeps_for_repeats(&toml::Table::new()));
+    assert!(!a.keeps_for_repeats(&settings("lifecycle = \"per-run\"")));
+    assert!(KongSettings::from_table(&settings("lifecycle = \"sometimes\"")).is_err());
 }
