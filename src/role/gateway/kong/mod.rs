@@ -1119,13 +1119,14 @@ fn is_routed(load_host: &dyn Host, url: &str) -> bool {
 
 /// Waits until every path of `paths` is routed at `uri`, then waits one router `rebuild`
 /// interval (every worker has rebuilt since) and checks every path once more. `Err` is the
-/// first URL that was not routed within `timeout`.
+/// first URL that was not routed within `timeout`, or before `alive` said the instance ended.
 fn wait_routed(
     load_host: &dyn Host,
     uri: &str,
     paths: &[String],
     timeout: Duration,
     rebuild: Duration,
+    alive: &mut dyn FnMut() -> bool,
 ) -> std::result::Result<(), String> {
     let deadline = std::time::Instant::now() + timeout;
     for pass in 0..2 {
@@ -1135,10 +1136,15 @@ fn wait_routed(
         for path in paths {
             let url = format!("{uri}{path}");
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            poll_until(left, Duration::from_millis(250), || {
-                is_routed(load_host, &url).then_some(())
-            })
-            .ok_or(url)?;
+            let routed = poll_until(left, Duration::from_millis(250), || {
+                if !alive() {
+                    return Some(false);
+                }
+                is_routed(load_host, &url).then_some(true)
+            });
+            if routed != Some(true) {
+                return Err(url);
+            }
         }
     }
     Ok(())
@@ -1351,6 +1357,46 @@ impl GatewayAdapter for KongAdapter {
                 }
             }
         }
+        // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until every
+        // route the load may use is routed on every instance that proxies (each data plane in
+        // hybrid mode, so that one that failed to start or to sync is an error here, with its
+        // own log, not a silently smaller lab). An instance whose process ended fails at once.
+        let paths = ctx.entities.route_paths();
+        for (idx, inst) in plan.instances.iter().enumerate() {
+            let Some(port) = inst
+                .conf
+                .get("proxy_listen")
+                .and_then(|l| listen_ports(l).first().copied())
+            else {
+                continue;
+            };
+            let uri = format!("http://{}:{port}", host.address());
+            let rebuild = router_rebuild_interval(&inst.conf);
+            let (proc, _) = &mut started[idx];
+            let ready = wait_routed(
+                ctx.load_host.as_ref(),
+                &uri,
+                &paths,
+                settings.start_timeout,
+                rebuild,
+                &mut || proc.is_running(),
+            );
+            if let Err(url) = ready {
+                crate::signals::check()?;
+                let msg = format!(
+                    "kong ({}) never routed {url}:\n{}\n{}",
+                    inst.name,
+                    tail(
+                        host.as_ref(),
+                        &ctx.prefix.join(format!("{}.out", inst.name))
+                    ),
+                    tail(host.as_ref(), &inst.error_log())
+                );
+                procs.kongs = started;
+                let _ = procs.stop(Duration::from_secs(5));
+                return Err(Error::Lab(msg));
+            }
+        }
         // Traffic instance first, so `pid()` is the process serving the load; the control plane
         // is stopped last.
         let traffic = plan.traffic_instance();
@@ -1370,43 +1416,6 @@ impl GatewayAdapter for KongAdapter {
         let traffic_inst = &plan.instances[traffic];
         let proxy_port = ctx.proxy_port;
         let proxy_uri = format!("http://{}:{proxy_port}", host.address());
-        // Entities reach the proxy asynchronously (router rebuilds, CP→DP sync): wait until every
-        // route the load may use is routed on every instance that proxies (each data plane in
-        // hybrid mode, so that one that failed to start or to sync is an error here, with its
-        // own log, not a silently smaller lab).
-        let paths = ctx.entities.route_paths();
-        for inst in &plan.instances {
-            let Some(port) = inst
-                .conf
-                .get("proxy_listen")
-                .and_then(|l| listen_ports(l).first().copied())
-            else {
-                continue;
-            };
-            let uri = format!("http://{}:{port}", host.address());
-            let rebuild = router_rebuild_interval(&inst.conf);
-            let ready = wait_routed(
-                ctx.load_host.as_ref(),
-                &uri,
-                &paths,
-                settings.start_timeout,
-                rebuild,
-            );
-            if let Err(url) = ready {
-                crate::signals::check()?;
-                let msg = format!(
-                    "kong ({}) never routed {url}:\n{}\n{}",
-                    inst.name,
-                    tail(
-                        host.as_ref(),
-                        &ctx.prefix.join(format!("{}.out", inst.name))
-                    ),
-                    tail(host.as_ref(), &inst.error_log())
-                );
-                let _ = procs.stop(Duration::from_secs(5));
-                return Err(Error::Lab(msg));
-            }
-        }
         Ok(RunningGateway {
             kind: "kong".into(),
             instance: ctx.instance.to_string(),
