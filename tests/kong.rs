@@ -976,30 +976,33 @@ fn port_layout_gives_every_listener_its_own_port() {
     assert_eq!((f.postgres, f.span()), (Some(5432), 2));
 }
 
+/// The plan of a one-route case with settings `s` and environment `env`, on ports 9000/9001.
+fn one_route_plan(
+    tmp: &Path,
+    s: &toml::Table,
+    env: &[(String, String)],
+) -> perflab::role::gateway::kong::StartPlan {
+    let host = local(tmp);
+    let uris = vec!["http://127.0.0.1:18088".to_string()];
+    let e = entities(1, 1, vec![], 0);
+    plan(
+        &ctx(&host, tmp, &uris, &e, "current", None, s, (9000, 9001)),
+        env,
+    )
+    .unwrap()
+}
+
 #[test]
 fn kong_environment_cannot_move_an_instance() {
     let tmp = tempfile::tempdir().unwrap();
-    let host = local(tmp.path());
-    let uris = vec!["http://127.0.0.1:18088".to_string()];
-    let e = entities(1, 1, vec![], 0);
     let s = settings("mode = \"hybrid\"\ndata_planes = 2");
-    let c = ctx(
-        &host,
-        tmp.path(),
-        &uris,
-        &e,
-        "current",
-        None,
-        &s,
-        (9000, 9001),
-    );
     let dev_env = env(&[
         ("KONG_PREFIX", "/usr/local/kong"),
         ("KONG_PROXY_LISTEN", "0.0.0.0:8000"),
         ("KONG_ROLE", "traditional"),
         ("KONG_LOG_LEVEL", "warn"),
     ]);
-    let p = plan(&c, &dev_env).unwrap();
+    let p = one_route_plan(tmp.path(), &s, &dev_env);
     let prefixes: std::collections::BTreeSet<&str> = p
         .instances
         .iter()
@@ -1023,42 +1026,19 @@ fn kong_environment_cannot_move_an_instance() {
 #[test]
 fn plans_fit_the_kong_version_that_runs_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let host = local(tmp.path());
-    let uris = vec!["http://127.0.0.1:18088".to_string()];
-    let e = entities(1, 1, vec![], 0);
     let s = settings("mode = \"dbless\"");
-    let c = ctx(
-        &host,
-        tmp.path(),
-        &uris,
-        &e,
-        "current",
-        None,
-        &s,
-        (9000, 9001),
-    );
-    let mut p3 = plan(&c, &[]).unwrap();
+    let mut p3 = one_route_plan(tmp.path(), &s, &[]);
     p3.adapt_to("3.9.3");
     assert_eq!(p3.document["_format_version"], "3.0");
     assert_eq!(p3.instances[0].conf["admin_gui_listen"], "off");
     assert_eq!(p3.instances[0].conf["status_listen"], "off");
-    let mut p2 = plan(&c, &[]).unwrap();
+    let mut p2 = one_route_plan(tmp.path(), &s, &[]);
     p2.adapt_to("2.8.5");
     assert_eq!(p2.document["_format_version"], "2.1");
     assert!(!p2.instances[0].conf.contains_key("admin_gui_listen"));
     // A case that asks for the status API keeps it (and its port is planned).
     let asks = settings("mode = \"dbless\"\nkong_configs = { status_listen = \"127.0.0.1:9100\" }");
-    let c = ctx(
-        &host,
-        tmp.path(),
-        &uris,
-        &e,
-        "current",
-        None,
-        &asks,
-        (9000, 9001),
-    );
-    let mut p = plan(&c, &[]).unwrap();
+    let mut p = one_route_plan(tmp.path(), &asks, &[]);
     p.adapt_to("3.9.3");
     assert_eq!(p.instances[0].conf["status_listen"], "127.0.0.1:9100");
     assert!(
@@ -1116,6 +1096,23 @@ fn live_kong(host: &dyn Host) -> Result<String, String> {
         }
         None => Err("no Kong here (neither PERFLAB_KONG_PREFIX nor `kong` on PATH)".into()),
     }
+}
+
+/// A temp dir PostgreSQL can reach (0711) and a local host on it, when a live Kong is found;
+/// `None` (and a `SKIPPED what: why` line) otherwise.
+fn live_lab(what: &str) -> Option<(tempfile::TempDir, Arc<dyn Host>)> {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("{what} against {k}"),
+        Err(why) => {
+            println!("SKIPPED {what}: {why}");
+            return None;
+        }
+    }
+    Some((tmp, host))
 }
 
 /// The live checks of fixes 4, 6, 7, 9 and 10 on a started Kong; `Err` says what is wrong (the
@@ -1224,17 +1221,9 @@ fn live_fix_checks(
 
 #[test]
 fn live_kong_in_every_mode() {
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live Kong test against {k}"),
-        Err(why) => {
-            println!("SKIPPED live Kong test: {why}");
-            return;
-        }
-    }
+    let Some((tmp, host)) = live_lab("live Kong test") else {
+        return;
+    };
     let up_dir = tmp.path().join("upstream");
     std::fs::create_dir_all(&up_dir).unwrap();
     let (mut upstream, up_port) =
@@ -1397,17 +1386,9 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
 
 #[test]
 fn live_migrate_only_brings_a_database_up_to_date_and_is_repeatable() {
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live migrations against {k}"),
-        Err(why) => {
-            println!("SKIPPED live migrations: {why}");
-            return;
-        }
-    }
+    let Some((tmp, host)) = live_lab("live migrations") else {
+        return;
+    };
     let port = perflab::session::pick_ports(host.as_ref(), 1, 39000).unwrap();
     let opts = perflab::role::postgres::PostgresOptions {
         port,
@@ -1460,15 +1441,9 @@ fn master_pids(log: &str) -> Vec<String> {
 /// contain one of these words.
 #[test]
 fn live_kong_scenarios_run_end_to_end() {
-    let tmp = tempfile::tempdir().unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live Kong scenarios against {k}"),
-        Err(why) => {
-            println!("SKIPPED live Kong scenarios: {why}");
-            return;
-        }
-    }
+    let Some((tmp, host)) = live_lab("live Kong scenarios") else {
+        return;
+    };
     let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_SCENARIOS").ok();
     let suite = tmp.path().join("kong-scenarios");
     std::fs::create_dir_all(&suite).unwrap();
