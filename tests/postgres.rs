@@ -109,6 +109,14 @@ fn postgres_starts_dumps_restores_patches_and_stops() {
     let text = std::fs::read_to_string(&dump).unwrap();
     assert!(text.contains("CREATE TABLE public.services"), "{text}");
 
+    // The server's version decides the DROP DATABASE form a full restore uses (FORCE from 13).
+    let version = pg.server_version_num().unwrap();
+    assert!(version >= 100000, "{version}");
+    assert_eq!(
+        perflab::role::postgres::drop_database_sql("\"d\"", version).ends_with("WITH (FORCE)"),
+        version >= 130000
+    );
+
     // Change the data, then restore without patching: the dump's rows come back as they were.
     pg.psql("DELETE FROM services WHERE name = 's2'; UPDATE services SET port = 1")
         .unwrap();
