@@ -1441,7 +1441,7 @@ fn master_pids(log: &str) -> Vec<String> {
 /// contain one of these words.
 #[test]
 fn live_kong_scenarios_run_end_to_end() {
-    let Some((tmp, host)) = live_lab("live Kong scenarios") else {
+    let Some((tmp, _)) = live_lab("live Kong scenarios") else {
         return;
     };
     let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_SCENARIOS").ok();
