@@ -38,6 +38,35 @@ pub enum Command {
     /// Build or load the docker driver's images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The open-loop load generator itself, run by the load role on the load host (not for
+    /// direct use: set `kind = "open"` in a case instead). Prints one JSON report.
+    #[command(hide = true)]
+    OpenLoad(OpenLoadArgs),
+}
+
+/// `perflab open-load` (hidden): one open-loop run.
+#[derive(Debug, Args)]
+pub struct OpenLoadArgs {
+    /// Requests per second.
+    #[arg(long, value_parser = rate)]
+    pub rate: f64,
+    /// Connections the schedule is spread over.
+    #[arg(long, default_value_t = 100, value_parser = connections)]
+    pub connections: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1, value_parser = threads)]
+    pub threads: u32,
+    /// Seconds of scheduled sending.
+    #[arg(long, value_parser = duration_s)]
+    pub duration: f64,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub timeout: u32,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Target URL.
+    pub url: String,
 }
 
 /// Options every run-making command shares.
@@ -292,6 +321,16 @@ pub enum ImageCommand {
         /// The tarball.
         file: PathBuf,
     },
+}
+
+/// A request rate within the open-loop generator's bounds.
+pub fn rate(s: &str) -> Result<f64, String> {
+    bounded_f64(
+        s,
+        1.0,
+        perflab::role::load::wrk::MAX_RATE,
+        "requests per second",
+    )
 }
 
 /// Parses `KEY=VALUE` driver options.

@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Teardown(a) => teardown(a),
         Command::Image(c) => image(c),
+        Command::OpenLoad(a) => open_load(a),
     }
 }
 
@@ -676,5 +677,22 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    Ok(EXIT_OK)
+}
+
+/// `perflab open-load`: runs the open-loop generator and prints its JSON report.
+fn open_load(a: crate::cli::OpenLoadArgs) -> anyhow::Result<i32> {
+    use perflab::role::load::open_engine::{OpenLoadPlan, run};
+    let plan = OpenLoadPlan {
+        url: a.url,
+        rate: a.rate,
+        connections: a.connections,
+        threads: a.threads,
+        duration_s: a.duration,
+        timeout: std::time::Duration::from_secs(a.timeout.into()),
+        headers: a.headers,
+    };
+    let report = run(&plan).map_err(|e| perflab::Error::Usage(e))?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(EXIT_OK)
 }

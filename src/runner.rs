@@ -392,7 +392,17 @@ fn run_one(
         }
     };
     stop?;
-    files.push(("wrk.txt".into(), m.outcome.raw.clone().into_bytes()));
+    match &m.outcome.histogram {
+        // Open-loop load: the generator's JSON report and the merged histogram.
+        Some(h) => {
+            files.push((
+                crate::role::load::open::REPORT_FILE.into(),
+                m.outcome.raw.clone().into_bytes(),
+            ));
+            files.push((crate::role::load::open::HISTOGRAM_FILE.into(), h.clone()));
+        }
+        None => files.push(("wrk.txt".into(), m.outcome.raw.clone().into_bytes())),
+    }
     let mut rec = run_record(
         &m,
         &req.suite,

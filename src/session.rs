@@ -1014,6 +1014,11 @@ impl Session {
             load_saturated: load_s / window_s.max(1e-9) >= 0.95 * lp.load_cpus as f64,
             profiled: profile.is_some(),
             gateway_died,
+            generator_limited: outcome
+                .result
+                .open_loop
+                .as_ref()
+                .is_some_and(|o| o.generator_limited),
         };
         Ok(Measurement {
             outcome,
