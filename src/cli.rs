@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// Seconds of unmeasured warm-up after each gateway start (0 disables; at most 3600).
     #[arg(long, allow_negative_numbers = true, value_parser = warmup_s)]
     pub warmup: Option<f64>,
+    /// Open-loop load at this many requests per second (1 to 10000000) for every case: sets
+    /// `kind = "open"` and `rate` (latency measured from each request's intended send time).
+    #[arg(long, allow_negative_numbers = true, value_parser = rate)]
+    pub rate: Option<f64>,
     /// Results root; each invocation makes its own folder inside.
     #[arg(long, default_value = "output")]
     pub output: PathBuf,

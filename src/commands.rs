@@ -83,6 +83,7 @@ fn overrides(run: &RunArgs) -> Overrides {
         connections: run.connections,
         threads: run.threads,
         warmup: run.warmup,
+        rate: run.rate,
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Overrides {
     pub threads: Option<u32>,
     /// Warm-up seconds.
     pub warmup: Option<f64>,
+    /// Open-loop rate: makes every case open-loop at this rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 impl Overrides {
@@ -56,6 +59,10 @@ impl Overrides {
         }
         if let Some(w) = self.warmup {
             c.load.warmup = w;
+        }
+        if let Some(r) = self.rate {
+            c.load.kind = crate::role::load::wrk::LoadKind::Open;
+            c.load.rate = Some(r);
         }
         c.load.validate()?;
         Ok(c)
