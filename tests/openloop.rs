@@ -114,6 +114,13 @@ fn open_loop_load_holds_the_asked_rate_and_keeps_its_histogram() {
         rec["latency_ms"]["p99"].as_f64()
     );
     assert!(runs[0].join("open-load.json").exists());
+    // The summary reads percentiles of all requests from the merged histograms.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("percentiles of all requests (merged histograms):")
+            && stdout.contains(&format!("open@nginx / current: {} requests", h.len())),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -109,6 +109,39 @@ pub fn latency_ms(h: &LatencyHistogram) -> LatencyMs {
     }
 }
 
+/// Percentiles of all requests of several runs (or load hosts), read from their merged
+/// histogram, in milliseconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MergedLatency {
+    /// Requests in the merged histogram.
+    pub requests: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// The percentiles of the merge of `hs`; `None` when they hold no sample.
+pub fn merged_latency<'a>(
+    hs: impl IntoIterator<Item = &'a LatencyHistogram>,
+) -> Option<MergedLatency> {
+    let h = merge(hs);
+    Some(MergedLatency {
+        requests: h.len(),
+        p50: percentile_ms(&h, 50.0)?,
+        p90: percentile_ms(&h, 90.0)?,
+        p99: percentile_ms(&h, 99.0)?,
+        p99_9: percentile_ms(&h, 99.9)?,
+        max: ms(h.max()),
+    })
+}
+
 /// One point of a percentile spectrum: the latency at or below which `percentile` percent of
 /// requests completed.
 #[derive(Debug, Clone, Copy, PartialEq)]
