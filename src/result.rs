@@ -89,8 +89,9 @@ pub struct LoadResult {
     pub url: Option<String>,
     /// Text a Lua `done()` hook printed after wrk's own summary.
     pub script_output: Option<String>,
-    /// Open-loop load only: the generator, the rate asked and achieved, the per-second series.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Open-loop load only: the generator, the rate asked and achieved, the per-second series
+    /// (`null` for wrk runs).
+    #[serde(default)]
     pub open_loop: Option<crate::role::load::open::OpenLoopInfo>,
 }
 
