@@ -114,6 +114,17 @@ fn open_loop_load_holds_the_asked_rate_and_keeps_its_histogram() {
         rec["latency_ms"]["p99"].as_f64()
     );
     assert!(runs[0].join("open-load.json").exists());
+    // A percentile spectrum chart, drawn from the merged histograms.
+    let charts = runs[0].parent().unwrap().parent().unwrap().join("charts");
+    let spectrum: Vec<_> = std::fs::read_dir(&charts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("spectrum-") && n.ends_with(".svg"))
+        .collect();
+    assert_eq!(spectrum.len(), 1, "{spectrum:?}");
+    let svg = std::fs::read_to_string(charts.join(&spectrum[0])).unwrap();
+    assert!(svg.contains(&format!("current ({} requests)", h.len())));
     // The summary reads percentiles of all requests from the merged histograms.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

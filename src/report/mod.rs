@@ -125,15 +125,67 @@ pub fn merged_latency(
     store: &Store,
     runs: &[&RunRecord],
 ) -> Option<crate::role::load::histogram::MergedLatency> {
-    let hists = runs
-        .iter()
+    crate::role::load::histogram::merged_latency(&run_histograms(store, runs)?)
+}
+
+/// The latency histograms `runs` kept in their folders; `None` unless every run kept one.
+fn run_histograms(
+    store: &Store,
+    runs: &[&RunRecord],
+) -> Option<Vec<crate::role::load::histogram::LatencyHistogram>> {
+    runs.iter()
         .map(|r| {
             crate::role::load::open::read_run_histogram(
                 &store.run_dir(r.sequence, &r.case, &r.version, r.repeat),
             )
         })
-        .collect::<Option<Vec<_>>>()?;
-    crate::role::load::histogram::merged_latency(&hists)
+        .collect()
+}
+
+/// Writes a percentile spectrum chart per case whose runs kept latency histograms (open-loop
+/// runs): one line per version, from the merge of its runs' histograms. Returns how many.
+pub fn write_spectrum_charts(
+    store: &Store,
+    suite: &str,
+    runs: &[RunRecord],
+    cases: &[String],
+    versions: &[String],
+) -> Result<usize> {
+    use crate::role::load::histogram;
+    let groups = group(runs);
+    let mut n = 0;
+    for c in cases {
+        let series: Vec<charts::SpectrumSeries> = versions
+            .iter()
+            .filter_map(|v| {
+                let hists = run_histograms(store, groups.get(&(c.clone(), v.clone()))?)?;
+                let merged = histogram::merge(&hists);
+                (!merged.is_empty()).then(|| charts::SpectrumSeries {
+                    version: v.clone(),
+                    requests: merged.len(),
+                    points: histogram::spectrum(&merged)
+                        .iter()
+                        .map(|p| (p.percentile, p.latency_ms))
+                        .collect(),
+                })
+            })
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let data = charts::SpectrumChartData {
+            title: format!("{suite}: latency percentile spectrum"),
+            case: c.clone(),
+            series,
+        };
+        charts::write_chart_with_data(
+            &data,
+            &store.root().join("charts"),
+            &format!("spectrum-{}", crate::store::sanitize(c)),
+        )?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Lines under the table for cases whose runs kept latency histograms: percentiles of all
@@ -476,6 +528,7 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             cr.as_ref(),
             opts.noise_band,
         )?;
+        let written = written + write_spectrum_charts(store, &suite, &runs, &cases, &versions)?;
         let blocks = match (&design, &cr) {
             (Some(d), Some(cr)) => write_block_charts(store, &runs, d, cr)?,
             _ => 0,

@@ -243,9 +243,12 @@ mod tests {
     fn latency_figures_and_spectrum_come_from_the_histogram() {
         let h = hist(&[1000, 2000, 3000, 4000]);
         let l = latency_ms(&h);
-        assert_eq!((l.mean, l.max, l.p50), (2.5, 4.0, Some(2.0)));
+        // Values are exact to 3 significant digits (a bucket's edge).
+        let near = |a: f64, b: f64| (a - b).abs() <= b * 1e-3;
+        assert!(near(l.mean, 2.5) && near(l.max, 4.0), "{l:?}");
+        assert_eq!(l.p50, Some(2.0));
         let s = spectrum(&h);
-        assert_eq!(s.last().unwrap().latency_ms, 4.0);
+        assert!(near(s.last().unwrap().latency_ms, 4.0));
         assert!(s.windows(2).all(|w| w[0].percentile <= w[1].percentile));
     }
 }

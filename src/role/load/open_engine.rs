@@ -129,6 +129,7 @@ impl ConnStats {
 }
 
 /// The parts of a URL the engine needs.
+#[derive(Debug)]
 struct Target {
     authority: String,
     path_and_query: String,
