@@ -38,10 +38,50 @@ pub enum Command {
     /// Build or load the docker driver's images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Find the highest request rate a gateway serves with a latency percentile under a target
+    /// and errors under a threshold (open-loop runs; the rate is searched).
+    Capacity(CapacityArgs),
     /// The open-loop load generator itself, run by the load role on the load host (not for
     /// direct use: set `kind = "open"` in a case instead). Prints one JSON report.
     #[command(hide = true)]
     OpenLoad(OpenLoadArgs),
+}
+
+/// `perflab capacity`.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Suite name (a folder in suites/) or a path to a folder of case files.
+    pub suite: String,
+    /// The gateway version to run.
+    #[arg(long = "version", default_value = "current")]
+    pub gateway_version: String,
+    /// The gateway's source repository, for git: versions.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The latency percentile judged (above 0, below 100).
+    #[arg(long, default_value_t = 99.0)]
+    pub percentile: f64,
+    /// The percentile must stay at or under this many milliseconds.
+    #[arg(long)]
+    pub target_ms: f64,
+    /// Failed requests must stay at or under this share of those sent, percent.
+    #[arg(long = "max-errors", default_value_t = 0.1)]
+    pub max_errors: f64,
+    /// First rate tried, requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub start_rate: f64,
+    /// Highest rate tried, requests per second.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub max_rate: f64,
+    /// Stop when the failing rate is within this many percent above the passing one.
+    #[arg(long, default_value_t = 5.0)]
+    pub precision: f64,
+    /// Most runs per case.
+    #[arg(long, default_value_t = 20)]
+    pub max_steps: u32,
+    /// Shared run options (`--repeat` is ignored: each rate is one run).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `perflab open-load` (hidden): one open-loop run.

@@ -149,6 +149,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
                 session,
                 &req,
                 store,
+                &req.cases[planned.case],
                 planned,
                 seq as u32 + 1,
                 &mut current_case,
@@ -299,16 +300,19 @@ pub fn adapter_label(label: &str) -> &str {
     }
 }
 
-fn run_one(
+/// Runs `case` (the plan's case `planned.case`, possibly with other load options, as a
+/// capacity search's steps have) once and writes it to the store.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_one(
     session: &mut Session,
     req: &RunRequest,
     store: &Store,
+    case: &Case,
     planned: &PlannedRun,
     sequence: u32,
     current_case: &mut Option<usize>,
     progress: &crate::progress::Progress,
 ) -> Result<RunRecord> {
-    let case = &req.cases[planned.case];
     let version = &req.versions[planned.version];
     progress.starting(planned, case, version);
     let baseline = case.gateway == "baseline";
