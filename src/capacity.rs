@@ -76,7 +76,8 @@ impl CapacityOptions {
             ));
         }
         let max = crate::role::load::wrk::MAX_RATE;
-        if !(1.0..=max).contains(&self.start_rate) || !(self.start_rate..=max).contains(&self.max_rate)
+        if !(1.0..=max).contains(&self.start_rate)
+            || !(self.start_rate..=max).contains(&self.max_rate)
         {
             return bad(format!(
                 "--start-rate and --max-rate must satisfy 1 <= start <= max <= {max} (got {} and {})",
@@ -191,10 +192,16 @@ pub fn search(
         let step = measure(rate)?;
         let (passed, limited) = (step.passed, step.generator_limited);
         steps.push(step);
+        // A pass at a rate the generator could not send says nothing about that rate: try it
+        // once more (a passing hiccup of a shared machine), then give up.
         if passed && limited {
-            break format!(
-                "the load generator could not send {rate:.0} req/s: add connections or load hosts"
-            );
+            let again = steps.len() >= 2 && steps[steps.len() - 2].rate_asked == rate;
+            if again {
+                break format!(
+                    "the load generator could not send {rate:.0} req/s: add connections or load hosts"
+                );
+            }
+            continue;
         }
         if passed {
             lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
@@ -419,8 +426,18 @@ mod tests {
             s.generator_limited = rate > 1500.0;
             Ok(s)
         };
-        let (lo, _, stopped, _) = search(&opts, limited).unwrap();
-        assert_eq!(lo, Some(1000.0), "a rate the generator could not send is not a pass");
+        let (lo, _, stopped, steps) = search(&opts, limited).unwrap();
+        let asked: Vec<f64> = steps.iter().map(|s| s.rate_asked).collect();
+        assert_eq!(
+            asked,
+            [1000.0, 2000.0, 2000.0],
+            "a limited step is tried twice"
+        );
+        assert_eq!(
+            lo,
+            Some(1000.0),
+            "a rate the generator could not send is not a pass"
+        );
         assert!(stopped.contains("load generator"), "{stopped}");
     }
 

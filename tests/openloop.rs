@@ -265,3 +265,80 @@ fn a_gateway_stall_shows_in_the_open_loop_p99() {
     assert!(open_p99 >= 100.0, "open-loop p99 {open_p99} ms");
     eprintln!("wrk (closed loop, corrected by wrk after the run): p99 {wrk_p99} ms");
 }
+
+/// HAProxy in front of nginx, refusing (429) every request beyond 600 per second: a gateway
+/// with a known capacity.
+const LIMITED: &str = r#"
+[case]
+name = "limited"
+gateway = "haproxy"
+upstream = 'location / { return 200 "hi\n"; }'
+[case.load]
+connections = 20
+threads = 1
+duration = 2
+warmup = 0
+[case.gateway_settings]
+extra_config = """
+stick-table type integer size 1 expire 10s store http_req_rate(1s)
+http-request track-sc0 int(1)
+http-request deny deny_status 429 if { sc_http_req_rate(0) gt 600 }
+"""
+"#;
+
+#[test]
+fn capacity_search_converges_on_a_rate_limited_gateway() {
+    let _g = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let suite = tmp.path().join("suites").join("limited");
+    std::fs::create_dir_all(&suite).unwrap();
+    std::fs::write(suite.join("limited.toml"), LIMITED).unwrap();
+    let output = tmp.path().join("output");
+    // Latency is not the limit here (the machine is shared); errors are.
+    let out = perflab(
+        tmp.path(),
+        &[
+            "capacity",
+            suite.to_str().unwrap(),
+            "--target-ms",
+            "5000",
+            "--max-errors",
+            "1",
+            "--start-rate",
+            "200",
+            "--cooldown-max",
+            "0",
+            "--plain",
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let root = std::fs::read_dir(&output)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("capacity.json")).unwrap()).unwrap();
+    let r = &results[0];
+    let (lo, hi) = (
+        r["capacity_rps"].as_f64().unwrap(),
+        r["failed_rps"].as_f64().unwrap(),
+    );
+    assert!(
+        (400.0..=600.0).contains(&lo) && (450.0..=800.0).contains(&hi),
+        "capacity bracket {lo}..{hi} does not hold the 600 req/s limit"
+    );
+    assert!(
+        r["stopped"].as_str().unwrap().starts_with("converged"),
+        "{}",
+        r["stopped"]
+    );
+    // Every step is a run in the folder, and the report lists the latency curve.
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(run_dirs(&output).len(), steps.len());
+    let md = std::fs::read_to_string(root.join("capacity.md")).unwrap();
+    assert!(md.contains("| 200 |") && md.contains("fail"), "{md}");
+}

@@ -6,15 +6,18 @@
 //! from its percentiles (coordinated omission, Gil Tene, "How NOT to measure latency", 2015).
 //! Here every request has an *intended* send time on a fixed schedule (request `i` at
 //! `start + i / rate`), and its latency is measured from that intended time, not from when it
-//! was actually sent — the correction wrk2 made. A request that waits behind a stalled one on
-//! the same connection is charged the whole wait.
+//! was actually sent — the correction wrk2 made. A request that waits for a free connection
+//! behind a stalled one is charged the whole wait.
 //!
-//! The schedule is split across `connections` HTTP/1.1 keep-alive connections (connection `k`
-//! sends requests `k, k + C, k + 2C, …`), each a tokio task; `threads` worker threads run them.
+//! `connections` HTTP/1.1 keep-alive connections, each a tokio task, share one schedule: a free
+//! connection takes the next request number and sends it when it is due, so a slow answer on
+//! one connection does not hold back the others (a request waits only when every connection is
+//! busy). `threads` worker threads run the tasks.
 //! Latencies go into per-connection HDR histograms that are merged at the end, with a
 //! per-second series (requests, errors, worst latency). The result is one JSON document on
 //! stdout ([`OpenLoadReport`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -184,13 +187,13 @@ pub fn run(plan: &OpenLoadPlan) -> Result<OpenLoadReport, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let stats = rt.block_on(async {
         let start = Instant::now() + Duration::from_millis(20);
-        let shared = std::sync::Arc::new((target, headers));
+        let shared = std::sync::Arc::new((target, headers, AtomicU64::new(0)));
         let mut tasks = Vec::new();
-        for k in 0..plan.connections.max(1) {
+        for _ in 0..plan.connections.max(1) {
             let shared = shared.clone();
             let plan = plan.clone();
             tasks.push(tokio::spawn(async move {
-                connection(&plan, &shared.0, &shared.1, k as u64, start).await
+                connection(&plan, &shared.0, &shared.1, &shared.2, start).await
             }));
         }
         let mut out = Vec::new();
@@ -250,20 +253,20 @@ enum Failure {
     Timeout,
 }
 
-/// One connection: sends its share of the schedule, reconnecting after a failure.
+/// One connection: takes the next request of the shared schedule (`next`) whenever it is free,
+/// reconnecting after a failure.
 async fn connection(
     plan: &OpenLoadPlan,
     target: &Target,
     headers: &[(hyper::header::HeaderName, hyper::header::HeaderValue)],
-    k: u64,
+    next: &AtomicU64,
     start: Instant,
 ) -> ConnStats {
     let mut st = ConnStats::new(seconds(plan));
     let period = 1.0 / plan.rate;
-    let step = plan.connections.max(1) as u64;
     let mut sender: Option<http1::SendRequest<Empty<Bytes>>> = None;
-    let mut i = k;
     loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
         let offset = i as f64 * period;
         if offset >= plan.duration_s {
             break;
@@ -315,7 +318,6 @@ async fn connection(
                 st.errors.timeout += 1;
             }
         }
-        i += step;
     }
     st
 }
