@@ -193,6 +193,10 @@ fn rate_flag_turns_a_closed_case_open_and_bad_rates_are_refused() {
 }
 
 fn session(dir: &Path) -> Session {
+    session_with(dir, &[])
+}
+
+fn session_with(dir: &Path, extra: &[(&str, &str)]) -> Session {
     // The library runs the generator from the perflab binary, not from this test program.
     // SAFETY: set before any thread of this test starts; tests take the SERIAL lock.
     unsafe { std::env::set_var("PERFLAB_BIN", env!("CARGO_BIN_EXE_perflab")) };
@@ -201,6 +205,9 @@ fn session(dir: &Path) -> Session {
     s.cooldown.max_wait = Duration::ZERO;
     let mut opts = DriverOptions::new();
     opts.insert("dir".into(), dir.join("lab").display().to_string());
+    for (k, v) in extra {
+        opts.insert(k.to_string(), v.to_string());
+    }
     s.use_driver("local", &opts).unwrap();
     s.setup().unwrap();
     s
@@ -341,4 +348,63 @@ fn capacity_search_converges_on_a_rate_limited_gateway() {
     assert_eq!(run_dirs(&output).len(), steps.len());
     let md = std::fs::read_to_string(root.join("capacity.md")).unwrap();
     assert!(md.contains("| 200 |") && md.contains("fail"), "{md}");
+}
+
+#[test]
+fn two_load_hosts_split_the_rate_and_merge_their_histograms() {
+    let _g = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = session_with(tmp.path(), &[("load_hosts", "2")]);
+    s.start_upstream("location / { return 200 \"hi\\n\"; }")
+        .unwrap();
+    s.start_gateway(
+        "nginx",
+        "current",
+        &Default::default(),
+        &Default::default(),
+        "default",
+    )
+    .unwrap();
+    let open = LoadOptions {
+        kind: LoadKind::Open,
+        rate: Some(1000.0),
+        connections: 20,
+        threads: 1,
+        duration: 3.0,
+        warmup: 0.0,
+        ..Default::default()
+    };
+    s.start_load(&open).unwrap();
+    let m = s.wait_result(Duration::from_secs(30)).unwrap();
+    s.teardown(false).unwrap();
+    let ol = m.outcome.result.open_loop.as_ref().unwrap();
+    assert_eq!(ol.load_hosts, 2);
+    assert_eq!(ol.hosts.len(), 2);
+    assert!(
+        ol.hosts
+            .iter()
+            .all(|h| h.rate_asked == 500.0 && h.cpu_s > 0.0)
+    );
+    assert_eq!(ol.rate_asked, 1000.0);
+    assert!(
+        (ol.rate_achieved - 1000.0).abs() <= 10.0,
+        "achieved {} req/s",
+        ol.rate_achieved
+    );
+    // The run's histogram is the merge of the two hosts' histograms.
+    let merged = histogram::decode(m.outcome.histogram.as_ref().unwrap()).unwrap();
+    let per_host: Vec<_> = m
+        .outcome
+        .raw
+        .lines()
+        .map(|l| perflab::role::load::open::parse_report(l).unwrap())
+        .collect();
+    assert_eq!(per_host.len(), 2);
+    let parts: Vec<_> = per_host
+        .iter()
+        .map(|r| histogram::decode_base64(&r.histogram).unwrap())
+        .collect();
+    assert_eq!(merged.len(), parts[0].len() + parts[1].len());
+    assert_eq!(merged.len(), m.outcome.result.requests);
+    assert!(m.outcome.command.contains("open-load --rate 500"));
 }

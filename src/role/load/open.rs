@@ -48,6 +48,26 @@ pub struct OpenLoopInfo {
     /// Load hosts that ran a share of the rate (1 unless the driver gave several).
     #[serde(default = "one")]
     pub load_hosts: u32,
+    /// With several load hosts: each one's share, in the driver's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<LoadHostShare>,
+}
+
+/// What one of several load hosts did in an open-loop run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadHostShare {
+    /// The host's name.
+    pub host: String,
+    /// Its share of the rate, requests per second.
+    pub rate_asked: f64,
+    /// What it sent, requests per second.
+    pub rate_achieved: f64,
+    /// It sent less than 99% of its share.
+    pub generator_limited: bool,
+    /// CPU seconds its generator used.
+    pub cpu_s: f64,
+    /// Its generator used nearly all of the CPUs it had (the `load_saturated` flag of this host).
+    pub load_saturated: bool,
 }
 
 fn one() -> u32 {
@@ -101,6 +121,20 @@ pub fn perflab_program(host: &dyn Host) -> Result<String> {
         }
     }
     Ok(remote.display().to_string())
+}
+
+/// The options of load host `i` of `n` for open-loop load: an equal share of the rate and of
+/// the connections (at least one each, and no more threads than connections).
+pub fn share(opts: &LoadOptions, i: u32, n: u32) -> LoadOptions {
+    let n = n.max(1);
+    let conns = opts.connections / n + u32::from(i < opts.connections % n);
+    let conns = conns.max(1);
+    LoadOptions {
+        rate: opts.rate.map(|r| r / n as f64),
+        connections: conns,
+        threads: opts.threads.min(conns),
+        ..opts.clone()
+    }
 }
 
 /// `perflab open-load`'s arguments for a run of `duration_s` seconds at `rate`.
@@ -208,6 +242,7 @@ pub fn result_from_reports(reports: &[OpenLoadReport]) -> Result<(LoadResult, Ve
             generator_limited: limited,
             series,
             load_hosts: reports.len() as u32,
+            hosts: Vec::new(),
         }),
     };
     Ok((result, histogram::encode(&merged)))
@@ -241,6 +276,22 @@ mod tests {
             open_args(&o, "http://h:1/", 500.0, 3.0).join(" "),
             "open-load --rate 500 --connections 8 --threads 2 --duration 3 --timeout 2 -H X-A: b http://h:1/"
         );
+    }
+
+    #[test]
+    fn shares_split_rate_and_connections() {
+        let o = LoadOptions {
+            kind: super::super::wrk::LoadKind::Open,
+            rate: Some(1000.0),
+            connections: 5,
+            threads: 3,
+            ..Default::default()
+        };
+        let parts: Vec<LoadOptions> = (0..2).map(|i| share(&o, i, 2)).collect();
+        assert_eq!(parts[0].rate, Some(500.0));
+        assert_eq!((parts[0].connections, parts[1].connections), (3, 2));
+        assert_eq!((parts[0].threads, parts[1].threads), (3, 2));
+        parts.iter().for_each(|p| p.validate().unwrap());
     }
 
     #[test]

@@ -387,6 +387,61 @@ impl RunningLoad {
     }
 }
 
+/// Waits for the loads of one run started on several load hosts at once (open-loop, the rate
+/// split between them) and merges them into one outcome: their histograms merged, counts and
+/// CPU seconds added, each host's share kept in `open_loop.hosts`. `cpus[i]` is the number of
+/// CPUs load `i` had, for its `load_saturated` flag. One load is returned as it is.
+pub fn wait_all(loads: Vec<RunningLoad>, cpus: &[usize], extra: Duration) -> Result<LoadOutcome> {
+    let n = loads.len();
+    let mut outcomes = Vec::new();
+    let mut names = Vec::new();
+    for l in loads {
+        names.push(l.host.name().to_string());
+        outcomes.push(l.wait(extra)?);
+    }
+    if n == 1 {
+        return Ok(outcomes.remove(0));
+    }
+    let reports = outcomes
+        .iter()
+        .map(|o| super::open::parse_report(&o.raw))
+        .collect::<Result<Vec<_>>>()?;
+    let (mut result, histogram) = super::open::result_from_reports(&reports)?;
+    if let Some(ol) = result.open_loop.as_mut() {
+        ol.hosts = reports
+            .iter()
+            .zip(&outcomes)
+            .enumerate()
+            .map(|(i, (r, o))| super::open::LoadHostShare {
+                host: names[i].clone(),
+                rate_asked: r.rate_asked,
+                rate_achieved: r.rate_achieved(),
+                generator_limited: r.rate_achieved() < super::open::SHORT_RATE_SHARE * r.rate_asked,
+                cpu_s: o.cpu_s,
+                load_saturated: o.cpu_s / o.wall_s.max(1e-9)
+                    >= 0.95 * cpus.get(i).copied().unwrap_or(1) as f64,
+            })
+            .collect();
+    }
+    Ok(LoadOutcome {
+        raw: outcomes
+            .iter()
+            .map(|o| o.raw.trim())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        result,
+        cpu_s: outcomes.iter().map(|o| o.cpu_s).sum(),
+        command: outcomes
+            .iter()
+            .zip(&names)
+            .map(|(o, h)| format!("{h}: {}", o.command))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        wall_s: outcomes.iter().map(|o| o.wall_s).fold(0.0, f64::max),
+        histogram: Some(histogram),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
