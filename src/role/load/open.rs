@@ -94,7 +94,8 @@ pub fn perflab_program(host: &dyn Host) -> Result<String> {
     if host.shares_local_files() {
         return Ok(exe.display().to_string());
     }
-    let remote = host.lab_dir().join("bin").join("perflab");
+    let bin_dir = host.lab_dir().join("perflab-bin");
+    let remote = bin_dir.join("perflab");
     let present = host
         .run(
             &Cmd::new("test").arg("-x").arg(remote.display().to_string()),
@@ -103,22 +104,11 @@ pub fn perflab_program(host: &dyn Host) -> Result<String> {
         .map(|o| o.success())
         .unwrap_or(false);
     if !present {
-        let bytes = std::fs::read(&exe).map_err(|e| Error::io(&exe, e))?;
-        host.write_file(&remote, &bytes)?;
-        let out = host.run(
-            &Cmd::new("chmod")
-                .arg("755")
-                .arg(remote.display().to_string()),
-            std::time::Duration::from_secs(10),
-        )?;
-        if !out.success() {
-            return Err(Error::Load(format!(
-                "cannot make {} executable on {}: {}",
-                remote.display(),
-                host.name(),
-                out.combined_text()
-            )));
-        }
+        // Sent as a one-file tree: tar keeps the executable bit (lab images have no chmod).
+        let staging = tempfile::tempdir().map_err(|e| Error::io(Path::new("TMPDIR"), e))?;
+        let copy = staging.path().join("perflab");
+        std::fs::copy(&exe, &copy).map_err(|e| Error::io(&exe, e))?;
+        host.upload_tree(staging.path(), &bin_dir)?;
     }
     Ok(remote.display().to_string())
 }
