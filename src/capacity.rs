@@ -176,12 +176,25 @@ pub fn judge(rec: &RunRecord, opts: &CapacityOptions, latency_ms: f64) -> Capaci
     }
 }
 
+/// Where a search ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOutcome {
+    /// Highest rate that passed.
+    pub passed: Option<f64>,
+    /// Lowest rate that failed.
+    pub failed: Option<f64>,
+    /// Why it stopped.
+    pub stopped: String,
+    /// Every step, in the order run.
+    pub steps: Vec<CapacityStep>,
+}
+
 /// The search itself: calls `measure(rate)` for each rate to try and returns where it ended.
 /// Separate from the lab so its logic is tested on its own.
 pub fn search(
     opts: &CapacityOptions,
     mut measure: impl FnMut(f64) -> Result<CapacityStep>,
-) -> Result<(Option<f64>, Option<f64>, String, Vec<CapacityStep>)> {
+) -> Result<SearchOutcome> {
     let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
     let mut steps = Vec::new();
     let mut rate = opts.start_rate;
@@ -230,7 +243,12 @@ pub fn search(
             (None, None) => unreachable!("every step passes or fails"),
         };
     };
-    Ok((lo, hi, stopped, steps))
+    Ok(SearchOutcome {
+        passed: lo,
+        failed: hi,
+        stopped,
+        steps,
+    })
 }
 
 /// Runs the search for every case (and version) of `req`, each step an open-loop run written
@@ -250,7 +268,7 @@ pub fn run(req: RunRequest, opts: &CapacityOptions) -> Result<(Execution, Vec<Ca
         for (ci, case) in req.cases.iter().enumerate() {
             for (vi, version) in req.versions.iter().enumerate() {
                 let mut n = 0u32;
-                let (lo, hi, stopped, steps) = search(opts, |rate| {
+                let found = search(opts, |rate| {
                     crate::signals::check()?;
                     n += 1;
                     let mut step_case = case.clone();
@@ -307,10 +325,10 @@ pub fn run(req: RunRequest, opts: &CapacityOptions) -> Result<(Execution, Vec<Ca
                     case: case.id.clone(),
                     version: version.label.clone(),
                     options: opts.clone(),
-                    capacity_rps: lo,
-                    failed_rps: hi,
-                    stopped,
-                    steps,
+                    capacity_rps: found.passed,
+                    failed_rps: found.failed,
+                    stopped: found.stopped,
+                    steps: found.steps,
                 });
                 write_results(store, &results)?;
             }
@@ -400,8 +418,13 @@ mod tests {
     fn brackets_the_limit_within_the_precision() {
         for limit in [150.0, 1000.0, 2600.0, 77_000.0] {
             let opts = CapacityOptions::default();
-            let (lo, hi, stopped, steps) = search(&opts, system(limit)).unwrap();
-            let (lo, hi) = (lo.unwrap(), hi.unwrap());
+            let SearchOutcome {
+                passed,
+                failed,
+                stopped,
+                steps,
+            } = search(&opts, system(limit)).unwrap();
+            let (lo, hi) = (passed.unwrap(), failed.unwrap());
             assert!(lo <= limit && limit < hi, "{lo} ≤ {limit} < {hi}");
             assert!((hi - lo) / lo <= 0.05, "{lo}..{hi}");
             assert!(stopped.starts_with("converged"), "{stopped}");
@@ -415,30 +438,30 @@ mod tests {
             max_rate: 4000.0,
             ..Default::default()
         };
-        let (lo, hi, stopped, _) = search(&opts, system(1e9)).unwrap();
-        assert_eq!((lo, hi), (Some(4000.0), None));
-        assert!(stopped.contains("--max-rate"), "{stopped}");
-        let (lo, hi, stopped, _) = search(&opts, system(0.5)).unwrap();
-        assert_eq!((lo, hi), (None, Some(1.0)));
-        assert!(stopped.contains("1 req/s"), "{stopped}");
+        let o = search(&opts, system(1e9)).unwrap();
+        assert_eq!((o.passed, o.failed), (Some(4000.0), None));
+        assert!(o.stopped.contains("--max-rate"), "{}", o.stopped);
+        let o = search(&opts, system(0.5)).unwrap();
+        assert_eq!((o.passed, o.failed), (None, Some(1.0)));
+        assert!(o.stopped.contains("1 req/s"), "{}", o.stopped);
         let limited = |rate| {
             let mut s = system(1e9)(rate)?;
             s.generator_limited = rate > 1500.0;
             Ok(s)
         };
-        let (lo, _, stopped, steps) = search(&opts, limited).unwrap();
-        let asked: Vec<f64> = steps.iter().map(|s| s.rate_asked).collect();
+        let o = search(&opts, limited).unwrap();
+        let asked: Vec<f64> = o.steps.iter().map(|s| s.rate_asked).collect();
         assert_eq!(
             asked,
             [1000.0, 2000.0, 2000.0],
             "a limited step is tried twice"
         );
         assert_eq!(
-            lo,
+            o.passed,
             Some(1000.0),
             "a rate the generator could not send is not a pass"
         );
-        assert!(stopped.contains("load generator"), "{stopped}");
+        assert!(o.stopped.contains("load generator"), "{}", o.stopped);
     }
 
     #[test]

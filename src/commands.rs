@@ -694,7 +694,7 @@ fn open_load(a: crate::cli::OpenLoadArgs) -> anyhow::Result<i32> {
         timeout: std::time::Duration::from_secs(a.timeout.into()),
         headers: a.headers,
     };
-    let report = run(&plan).map_err(|e| perflab::Error::Usage(e))?;
+    let report = run(&plan).map_err(perflab::Error::Usage)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(EXIT_OK)
 }
