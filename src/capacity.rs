@@ -338,11 +338,36 @@ pub fn run(req: RunRequest, opts: &CapacityOptions) -> Result<(Execution, Vec<Ca
     Ok((exec, results))
 }
 
-/// Writes `capacity.json` (the results) and `capacity.md` (a table per case) to the store.
+/// Writes `capacity.json` (the results), `capacity.md` (a table per case) and a latency-curve
+/// chart per case (`charts/capacity-<case>-<version>.svg`) to the store.
 pub fn write_results(store: &Store, results: &[CapacityResult]) -> Result<()> {
+    use crate::report::charts::{self, CapacityChartData, CapacityPoint, Chart};
     let json = serde_json::to_vec_pretty(results).map_err(|e| Error::Lab(e.to_string()))?;
     store.write("capacity.json", &json)?;
     store.write("capacity.md", markdown(results).as_bytes())?;
+    for r in results {
+        let data = CapacityChartData {
+            title: format!(
+                "capacity: p{} ≤ {} ms, errors ≤ {}%",
+                r.options.percentile, r.options.target_ms, r.options.max_error_pct
+            ),
+            case: r.case.clone(),
+            version: r.version.clone(),
+            percentile: r.options.percentile,
+            target_ms: r.options.target_ms,
+            capacity_rps: r.capacity_rps,
+            points: r
+                .steps
+                .iter()
+                .map(|s| CapacityPoint {
+                    rate: s.rate_asked,
+                    latency_ms: s.latency_ms,
+                    passed: s.passed,
+                })
+                .collect(),
+        };
+        charts::write_chart_with_data(&data, &store.root().join("charts"), &data.file_stem())?;
+    }
     Ok(())
 }
 

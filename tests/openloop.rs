@@ -352,6 +352,10 @@ fn capacity_search_converges_on_a_rate_limited_gateway() {
     assert_eq!(run_dirs(&output).len(), steps.len());
     let md = std::fs::read_to_string(root.join("capacity.md")).unwrap();
     assert!(md.contains("| 200 |") && md.contains("fail"), "{md}");
+    assert!(
+        root.join("charts/capacity-limited-haproxy-current.svg")
+            .is_file()
+    );
 }
 
 #[test]
