@@ -38,6 +38,75 @@ pub enum Command {
     /// Build or load the docker driver's images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Find the highest request rate a gateway serves with a latency percentile under a target
+    /// and errors under a threshold (open-loop runs; the rate is searched).
+    Capacity(CapacityArgs),
+    /// The open-loop load generator itself, run by the load role on the load host (not for
+    /// direct use: set `kind = "open"` in a case instead). Prints one JSON report.
+    #[command(hide = true)]
+    OpenLoad(OpenLoadArgs),
+}
+
+/// `perflab capacity`.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Suite name (a folder in suites/) or a path to a folder of case files.
+    pub suite: String,
+    /// The gateway version to run.
+    #[arg(long = "version", default_value = "current")]
+    pub gateway_version: String,
+    /// The gateway's source repository, for git: versions.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The latency percentile judged (above 0, below 100).
+    #[arg(long, default_value_t = 99.0)]
+    pub percentile: f64,
+    /// The percentile must stay at or under this many milliseconds.
+    #[arg(long)]
+    pub target_ms: f64,
+    /// Failed requests must stay at or under this share of those sent, percent.
+    #[arg(long = "max-errors", default_value_t = 0.1)]
+    pub max_errors: f64,
+    /// First rate tried, requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub start_rate: f64,
+    /// Highest rate tried, requests per second.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub max_rate: f64,
+    /// Stop when the failing rate is within this many percent above the passing one.
+    #[arg(long, default_value_t = 5.0)]
+    pub precision: f64,
+    /// Most runs per case.
+    #[arg(long, default_value_t = 20)]
+    pub max_steps: u32,
+    /// Shared run options (`--repeat` is ignored: each rate is one run).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `perflab open-load` (hidden): one open-loop run.
+#[derive(Debug, Args)]
+pub struct OpenLoadArgs {
+    /// Requests per second.
+    #[arg(long, value_parser = rate)]
+    pub rate: f64,
+    /// Connections the schedule is spread over.
+    #[arg(long, default_value_t = 100, value_parser = connections)]
+    pub connections: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1, value_parser = threads)]
+    pub threads: u32,
+    /// Seconds of scheduled sending.
+    #[arg(long, value_parser = duration_s)]
+    pub duration: f64,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub timeout: u32,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Target URL.
+    pub url: String,
 }
 
 /// Options every run-making command shares.
@@ -70,6 +139,10 @@ pub struct RunArgs {
     /// Seconds of unmeasured warm-up after each gateway start (0 disables; at most 3600).
     #[arg(long, allow_negative_numbers = true, value_parser = warmup_s)]
     pub warmup: Option<f64>,
+    /// Open-loop load at this many requests per second (1 to 10000000) for every case: sets
+    /// `kind = "open"` and `rate` (latency measured from each request's intended send time).
+    #[arg(long, allow_negative_numbers = true, value_parser = rate)]
+    pub rate: Option<f64>,
     /// Results root; each invocation makes its own folder inside.
     #[arg(long, default_value = "output")]
     pub output: PathBuf,
@@ -292,6 +365,16 @@ pub enum ImageCommand {
         /// The tarball.
         file: PathBuf,
     },
+}
+
+/// A request rate within the open-loop generator's bounds.
+pub fn rate(s: &str) -> Result<f64, String> {
+    bounded_f64(
+        s,
+        1.0,
+        perflab::role::load::wrk::MAX_RATE,
+        "requests per second",
+    )
 }
 
 /// Parses `KEY=VALUE` driver options.

@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Teardown(a) => teardown(a),
         Command::Image(c) => image(c),
+        Command::OpenLoad(a) => open_load(a),
+        Command::Capacity(a) => capacity(a),
     }
 }
 
@@ -82,6 +84,7 @@ fn overrides(run: &RunArgs) -> Overrides {
         connections: run.connections,
         threads: run.threads,
         warmup: run.warmup,
+        rate: run.rate,
     }
 }
 
@@ -677,4 +680,61 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `perflab open-load`: runs the open-loop generator and prints its JSON report.
+fn open_load(a: crate::cli::OpenLoadArgs) -> anyhow::Result<i32> {
+    use perflab::role::load::open_engine::{OpenLoadPlan, run};
+    let plan = OpenLoadPlan {
+        url: a.url,
+        rate: a.rate,
+        connections: a.connections,
+        threads: a.threads,
+        duration_s: a.duration,
+        timeout: std::time::Duration::from_secs(a.timeout.into()),
+        headers: a.headers,
+    };
+    let report = run(&plan).map_err(perflab::Error::Usage)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(EXIT_OK)
+}
+
+/// `perflab capacity`: the rate search, its table, and the usual summary of its runs.
+fn capacity(a: crate::cli::CapacityArgs) -> anyhow::Result<i32> {
+    let opts = perflab::capacity::CapacityOptions {
+        percentile: a.percentile,
+        target_ms: a.target_ms,
+        max_error_pct: a.max_errors,
+        start_rate: a.start_rate,
+        max_rate: a.max_rate,
+        precision_pct: a.precision,
+        max_steps: a.max_steps,
+    };
+    opts.validate()?;
+    let versions = vec![Version::parse(&a.gateway_version, &a.repo)?];
+    let (suite, cases) = select_cases(&a.suite, &a.run)?;
+    // Every step is open-loop at the searched rate; the case's own kind and rate are replaced.
+    let cases = cases
+        .into_iter()
+        .map(|mut c| {
+            if c.load.script.is_some() {
+                return Err(Error::Usage(format!(
+                    "case {} has a wrk script: capacity runs open-loop load, which cannot run \
+                     one; leave the case out with --tags",
+                    c.id
+                )));
+            }
+            c.load.kind = perflab::role::load::wrk::LoadKind::Open;
+            c.load.rate = Some(opts.start_rate);
+            Ok(c)
+        })
+        .collect::<perflab::Result<Vec<_>>>()?;
+    let req = request("capacity", &a.suite, (suite, cases), versions, &a.run)?;
+    let (exec, results) = perflab::capacity::run(req, &opts)?;
+    print!("{}", perflab::capacity::markdown(&results));
+    eprintln!("perflab: results in {}", exec.store.root().display());
+    match exec.error {
+        None => Ok(EXIT_OK),
+        Some(e) => Err(e.into()),
+    }
 }

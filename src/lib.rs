@@ -6,6 +6,7 @@
 //! clients. Results go to the [`store`], statistics live in [`stats`], and reports re-render from
 //! the store.
 
+pub mod capacity;
 pub mod doctor;
 pub mod driver;
 pub mod entities;

@@ -89,6 +89,10 @@ pub struct LoadResult {
     pub url: Option<String>,
     /// Text a Lua `done()` hook printed after wrk's own summary.
     pub script_output: Option<String>,
+    /// Open-loop load only: the generator, the rate asked and achieved, the per-second series
+    /// (`null` for wrk runs).
+    #[serde(default)]
+    pub open_loop: Option<crate::role::load::open::OpenLoopInfo>,
 }
 
 /// CPU seconds used during a run's load window, per role and by the rest of the machine.
@@ -126,12 +130,21 @@ pub struct RunFlags {
     /// is kept with its error log, and always left out of the statistics.
     #[serde(default)]
     pub gateway_died: bool,
+    /// Open-loop load sent less than 99% of the asked rate: the generator (its CPU or its
+    /// connections), not the gateway, set the pace.
+    #[serde(default)]
+    pub generator_limited: bool,
 }
 
 impl RunFlags {
     /// True when any flag is raised.
     pub fn any(&self) -> bool {
-        self.noisy || self.errors || self.load_saturated || self.profiled || self.gateway_died
+        self.noisy
+            || self.errors
+            || self.load_saturated
+            || self.profiled
+            || self.gateway_died
+            || self.generator_limited
     }
     /// The raised flags as words.
     pub fn words(&self) -> Vec<&'static str> {
@@ -150,6 +163,9 @@ impl RunFlags {
         }
         if self.gateway_died {
             v.push("gateway-died");
+        }
+        if self.generator_limited {
+            v.push("generator-limited");
         }
         v
     }

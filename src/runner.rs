@@ -31,6 +31,9 @@ pub struct Overrides {
     pub threads: Option<u32>,
     /// Warm-up seconds.
     pub warmup: Option<f64>,
+    /// Open-loop rate: makes every case open-loop at this rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 impl Overrides {
@@ -56,6 +59,10 @@ impl Overrides {
         }
         if let Some(w) = self.warmup {
             c.load.warmup = w;
+        }
+        if let Some(r) = self.rate {
+            c.load.kind = crate::role::load::wrk::LoadKind::Open;
+            c.load.rate = Some(r);
         }
         c.load.validate()?;
         Ok(c)
@@ -144,6 +151,7 @@ pub fn execute(req: RunRequest) -> Result<Execution> {
                 session,
                 &req,
                 store,
+                &req.cases[planned.case],
                 planned,
                 seq as u32 + 1,
                 &mut current_case,
@@ -316,20 +324,22 @@ fn keeps_gateway(
             .is_ok_and(|a| a.keeps_for_repeats(&case.gateway_settings))
 }
 
-/// `kept`: the case and version whose gateway the previous run left running; `keep_after`:
-/// whether this run leaves it running for the next ([`keeps_gateway`]).
+/// Runs `case` (the plan's case `planned.case`, possibly with other load options, as a
+/// capacity search's steps have) once and writes it to the store. `kept`: the case and version
+/// whose gateway the previous run left running; `keep_after`: whether this run leaves it running
+/// for the next ([`keeps_gateway`]).
 #[allow(clippy::too_many_arguments)]
-fn run_one(
+pub(crate) fn run_one(
     session: &mut Session,
     req: &RunRequest,
     store: &Store,
+    case: &Case,
     planned: &PlannedRun,
     sequence: u32,
     current_case: &mut Option<usize>,
     (kept, keep_after): (&mut Option<(usize, usize)>, bool),
     progress: &crate::progress::Progress,
 ) -> Result<RunRecord> {
-    let case = &req.cases[planned.case];
     let version = &req.versions[planned.version];
     progress.starting(planned, case, version);
     let baseline = case.gateway == "baseline";
@@ -431,7 +441,17 @@ fn run_one(
         }
     };
     stop?;
-    files.push(("wrk.txt".into(), m.outcome.raw.clone().into_bytes()));
+    match &m.outcome.histogram {
+        // Open-loop load: the generator's JSON report and the merged histogram.
+        Some(h) => {
+            files.push((
+                crate::role::load::open::REPORT_FILE.into(),
+                m.outcome.raw.clone().into_bytes(),
+            ));
+            files.push((crate::role::load::open::HISTOGRAM_FILE.into(), h.clone()));
+        }
+        None => files.push(("wrk.txt".into(), m.outcome.raw.clone().into_bytes())),
+    }
     let mut rec = run_record(
         &m,
         &req.suite,

@@ -152,7 +152,10 @@ pub struct GatewayLiveness {
 }
 
 struct LoadInProgress {
-    load: RunningLoad,
+    /// The load on each load host (one unless the driver hands out several).
+    loads: Vec<RunningLoad>,
+    /// The CPUs each load had.
+    loads_cpus: Vec<usize>,
     /// The gateway instance the load was sent to (`None`: the first one, or the upstream).
     target: Option<String>,
     before_gateway: Option<Snapshot>,
@@ -160,8 +163,8 @@ struct LoadInProgress {
     gateway_same_machine: bool,
     before_worker: Snapshot,
     started: Instant,
-    load_cpus: usize,
     cooldown_waited_s: f64,
+    notes: Vec<String>,
 }
 
 /// A host's CPU count and boot id (`None` when unreadable).
@@ -882,21 +885,57 @@ impl Session {
             ),
             _ => (None, true),
         };
-        let load_cpus = cpus
-            .as_ref()
-            .map(|c| c.len())
-            .unwrap_or_else(|| self.cpus(host.as_ref()));
-        let dir = host.lab_dir().join("load");
-        let load = wrk::start_load(host, &dir, "run", opts, &url, opts.duration, cpus)?;
+        // Open-loop load runs on every load host at once, each with its share of the rate;
+        // wrk runs on the first (its percentiles cannot be merged).
+        let n = self.driver()?.load_hosts();
+        let mut notes = Vec::new();
+        let mut targets = vec![(host, cpus)];
+        if n > 1 {
+            if opts.kind == wrk::LoadKind::Open {
+                for i in 1..n {
+                    let h = self.host(Role::Worker, &driver::load_host_instance(i))?;
+                    let c = self.cpu_plan(h.as_ref()).others;
+                    targets.push((h, c));
+                }
+            } else {
+                notes.push(format!(
+                    "wrk ran on one load host of {n}: load_hosts applies to open-loop load"
+                ));
+            }
+        }
+        let count = targets.len() as u32;
+        let mut loads = Vec::new();
+        let mut loads_cpus = Vec::new();
+        for (i, (h, c)) in targets.into_iter().enumerate() {
+            loads_cpus.push(
+                c.as_ref()
+                    .map(|c| c.len())
+                    .unwrap_or_else(|| self.cpus(h.as_ref())),
+            );
+            let share = crate::role::load::open::share(opts, i as u32, count);
+            let share = if count > 1 { &share } else { opts };
+            let dir = h.lab_dir().join("load");
+            // On an error, the loads already started are stopped when `loads` is dropped.
+            loads.push(wrk::start_load(
+                h,
+                &dir,
+                "run",
+                share,
+                &url,
+                opts.duration,
+                c,
+            )?);
+        }
         self.load = Some(LoadInProgress {
-            load,
+            loads,
+            loads_cpus,
             target: instance.map(str::to_string),
             before_gateway,
             gateway_same_machine,
             before_worker,
             started: Instant::now(),
-            load_cpus,
             cooldown_waited_s,
+            notes,
         });
         Ok(())
     }
@@ -909,10 +948,10 @@ impl Session {
             .take()
             .ok_or_else(|| Error::Usage("no load is running: call start_load first".into()))?;
         let worker = self.host(Role::Worker, "default")?;
-        let outcome = lp.load.wait(timeout)?;
+        let outcome = wrk::wait_all(lp.loads, &lp.loads_cpus, timeout)?;
         let window_s = lp.started.elapsed().as_secs_f64();
         let after_worker = worker.proc_snapshot()?;
-        let mut notes = Vec::new();
+        let mut notes = lp.notes;
         let gw = self.target_gateway(lp.target.as_deref());
         let mut gateway_rss_bytes = None;
         let (gateway_s, gw_machine, cores) = match gw {
@@ -1018,9 +1057,22 @@ impl Session {
         let flags = RunFlags {
             noisy: background_pct > self.cooldown.noisy_background_pct,
             errors: outcome.result.errors.total() > 0,
-            load_saturated: load_s / window_s.max(1e-9) >= 0.95 * lp.load_cpus as f64,
+            load_saturated: match outcome
+                .result
+                .open_loop
+                .as_ref()
+                .filter(|o| !o.hosts.is_empty())
+            {
+                Some(o) => o.hosts.iter().any(|h| h.load_saturated),
+                None => load_s / window_s.max(1e-9) >= 0.95 * lp.loads_cpus[0] as f64,
+            },
             profiled: profile.is_some(),
             gateway_died,
+            generator_limited: outcome
+                .result
+                .open_loop
+                .as_ref()
+                .is_some_and(|o| o.generator_limited),
         };
         Ok(Measurement {
             outcome,

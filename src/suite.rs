@@ -40,6 +40,7 @@ const FIELD_BOUNDS: &[(&str, &str)] = &[
     ("duration", "a number of seconds from 1 to 86400"),
     ("warmup", "a number of seconds from 0 to 3600"),
     ("timeout", "a whole number of seconds from 1 to 3600"),
+    ("rate", "a number of requests per second from 1 to 10000000"),
     ("services", "a whole number from 1 to 100000"),
     ("routes_per_service", "a whole number from 1 to 100000"),
     ("consumers", "a whole number from 0 to 100000"),

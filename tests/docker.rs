@@ -1378,3 +1378,56 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
     assert!(rps["design"]["blocks"].as_u64().unwrap() >= 2, "{rps}");
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
 }
+
+#[test]
+fn cli_open_loop_load_runs_on_two_load_host_containers_and_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out");
+    let out = perflab_cli(tmp.path())
+        .args([
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--driver", "docker", "--driver-opt", &image_opt()])
+        .args(["--driver-opt", "load_hosts=2"])
+        .args(["--rate", "400", "--connections", "10", "--threads", "1"])
+        .args(QUICK)
+        .args(["--repeat", "1"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    let dir = results_dir(&output);
+    let _cleanup = manifest_lab(&dir).map(Cleanup);
+    assert!(out.status.success(), "{all}");
+    let files = result_files(&dir);
+    assert_eq!(files.len(), 1, "{all}");
+    let rec = read_json(&files[0]);
+    let ol = &rec["open_loop"];
+    assert_eq!(ol["load_hosts"], 2, "{rec}");
+    let hosts = ol["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    assert!(
+        hosts[1]["host"].as_str().unwrap().contains("load-2"),
+        "{hosts:?}"
+    );
+    assert!(hosts.iter().all(|h| h["rate_asked"] == 200.0));
+    // Each container ran perflab's generator (copied in), and the run's histogram holds both.
+    let h = perflab::role::load::histogram::decode(
+        &std::fs::read(files[0].with_file_name("latency.hdr")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(h.len(), rec["requests"].as_u64().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(files[0].with_file_name("open-load.json"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+}

@@ -494,3 +494,49 @@ fn bad_input_exits_with_status_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_open_loop_run_matches_the_committed_schema() {
+    let result_schema = Schema::load("docs/result.schema.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out");
+    let out = Command::new(BIN)
+        .args([
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+        ])
+        .args(["--rate", "300", "--connections", "10", "--threads", "1"])
+        .args(["--duration", "1", "--repeat", "1", "--warmup", "0"])
+        .args(["--cooldown-max", "0", "--plain", "--output"])
+        .arg(&output)
+        .env("TMPDIR", tmp.path())
+        .env_remove("PERF_TEST_DRIVER")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = std::fs::read_dir(&output)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let run = std::fs::read_dir(root.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let rec = read_json(&run.join("result.json"));
+    assert_valid(&result_schema, "#", &rec, "open-loop result.json");
+    assert_eq!(rec["open_loop"]["rate_asked"], 300.0);
+    assert!(run.join("latency.hdr").is_file() && run.join("open-load.json").is_file());
+}

@@ -50,6 +50,7 @@ pub const OPTIONS: &[&str] = &[
     "pull",
     "cpuset.gateway",
     "cpuset.worker",
+    "load_hosts",
 ];
 
 /// The shared runtime that the synchronous driver and hosts block on. perflab's own code is
@@ -347,6 +348,7 @@ pub struct DockerDriver {
     /// Hosts by role, instance and image reference ("" for the lab image).
     hosts: HashMap<(Role, String, String), Arc<ContainerHost>>,
     containers: Vec<(String, String)>,
+    load_hosts: u32,
 }
 
 impl DockerDriver {
@@ -459,6 +461,7 @@ impl DockerDriver {
                 );
             }
             Ok(DockerDriver {
+                load_hosts: super::load_hosts_option(options)?,
                 lab_id: lab_id.to_string(),
                 docker,
                 engine: addr.clone(),
@@ -699,6 +702,10 @@ impl Driver for DockerDriver {
 
     fn runs_images(&self) -> bool {
         true
+    }
+
+    fn load_hosts(&self) -> u32 {
+        self.load_hosts
     }
 
     fn image_id(&self, reference: &str) -> Option<String> {

@@ -13,11 +13,14 @@ use crate::host::{Host, LocalHost};
 pub struct LocalDriver {
     root: PathBuf,
     hosts: HashMap<(Role, String), Arc<dyn Host>>,
+    load_hosts: u32,
 }
 
 impl LocalDriver {
-    /// A local driver; option `dir` overrides where the lab's private files go.
+    /// A local driver; option `dir` overrides where the lab's private files go, `load_hosts`
+    /// runs that many open-loop generators side by side on this machine.
     pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
+        let load_hosts = super::load_hosts_option(options)?;
         let root = match options.get("dir") {
             Some(d) => PathBuf::from(d),
             None => std::env::temp_dir().join(format!("perflab-{lab_id}")),
@@ -25,6 +28,7 @@ impl LocalDriver {
         Ok(LocalDriver {
             root,
             hosts: HashMap::new(),
+            load_hosts,
         })
     }
 }
@@ -43,6 +47,10 @@ impl Driver for LocalDriver {
         let host: Arc<dyn Host> = Arc::new(LocalHost::new(role.as_str(), &dir)?);
         self.hosts.insert(key, host.clone());
         Ok(host)
+    }
+
+    fn load_hosts(&self) -> u32 {
+        self.load_hosts
     }
 
     fn teardown(&mut self, _full: bool) -> Result<()> {

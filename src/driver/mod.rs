@@ -99,11 +99,46 @@ pub trait Driver: Send {
     fn teardown(&mut self, full: bool) -> Result<()>;
     /// Facts about the environment for results (network mode, images, provider).
     fn describe(&self) -> serde_json::Value;
+    /// How many load hosts the driver hands out (`--driver-opt load_hosts=N`, default 1). Load
+    /// host 1 is the worker; the others are [`Driver::host`]`(Role::Worker, "load-N")`.
+    /// Open-loop load runs on all of them at once, the rate split between them.
+    fn load_hosts(&self) -> u32 {
+        1
+    }
     /// Prepares the measured machine before each run (e.g. the terraform driver's bounded
     /// cool-down and CPU governor on the kong machine), waiting at most `max_wait`. Returns what
     /// it did, for the run's results (`Null`: nothing; the runner then writes nothing).
     fn before_run(&mut self, _max_wait: std::time::Duration) -> Result<serde_json::Value> {
         Ok(serde_json::Value::Null)
+    }
+}
+
+/// The most load hosts a lab may ask for.
+pub const MAX_LOAD_HOSTS: u32 = 16;
+
+/// Reads the `load_hosts` driver option (1 when absent), bounded 1 to [`MAX_LOAD_HOSTS`].
+pub fn load_hosts_option(options: &DriverOptions) -> Result<u32> {
+    match options.get("load_hosts") {
+        None => Ok(1),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LOAD_HOSTS).contains(n))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "driver option load_hosts must be a whole number from 1 to {MAX_LOAD_HOSTS} (got \"{v}\")"
+                ))
+            }),
+    }
+}
+
+/// The instance name of load host `i` (0-based) for [`Driver::host`] with [`Role::Worker`]:
+/// the worker itself (`default`) first, then `load-2`, `load-3`, ….
+pub fn load_host_instance(i: u32) -> String {
+    if i == 0 {
+        "default".into()
+    } else {
+        format!("load-{}", i + 1)
     }
 }
 

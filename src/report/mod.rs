@@ -109,13 +109,102 @@ pub fn combined(store: &Store, runs: &[RunRecord]) -> Vec<CombinedRuns> {
     for c in &cases {
         for v in &versions {
             if let Some(g) = groups.get(&(c.clone(), v.clone()))
-                && let Some(comb) = stats::combine(g)
+                && let Some(mut comb) = stats::combine(g)
             {
+                comb.merged_latency_ms = merged_latency(store, g);
                 out.push(comb);
             }
         }
     }
     out
+}
+
+/// The percentiles of all requests of `runs`, from their merged latency histograms; `None`
+/// unless every run kept one (open-loop runs do).
+pub fn merged_latency(
+    store: &Store,
+    runs: &[&RunRecord],
+) -> Option<crate::role::load::histogram::MergedLatency> {
+    crate::role::load::histogram::merged_latency(&run_histograms(store, runs)?)
+}
+
+/// The latency histograms `runs` kept in their folders; `None` unless every run kept one.
+fn run_histograms(
+    store: &Store,
+    runs: &[&RunRecord],
+) -> Option<Vec<crate::role::load::histogram::LatencyHistogram>> {
+    runs.iter()
+        .map(|r| {
+            crate::role::load::open::read_run_histogram(
+                &store.run_dir(r.sequence, &r.case, &r.version, r.repeat),
+            )
+        })
+        .collect()
+}
+
+/// Writes a percentile spectrum chart per case whose runs kept latency histograms (open-loop
+/// runs): one line per version, from the merge of its runs' histograms. Returns how many.
+pub fn write_spectrum_charts(
+    store: &Store,
+    suite: &str,
+    runs: &[RunRecord],
+    cases: &[String],
+    versions: &[String],
+) -> Result<usize> {
+    use crate::role::load::histogram;
+    let groups = group(runs);
+    let mut n = 0;
+    for c in cases {
+        let series: Vec<charts::SpectrumSeries> = versions
+            .iter()
+            .filter_map(|v| {
+                let hists = run_histograms(store, groups.get(&(c.clone(), v.clone()))?)?;
+                let merged = histogram::merge(&hists);
+                (!merged.is_empty()).then(|| charts::SpectrumSeries {
+                    version: v.clone(),
+                    requests: merged.len(),
+                    points: histogram::spectrum(&merged)
+                        .iter()
+                        .map(|p| (p.percentile, p.latency_ms))
+                        .collect(),
+                })
+            })
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let data = charts::SpectrumChartData {
+            title: format!("{suite}: latency percentile spectrum"),
+            case: c.clone(),
+            series,
+        };
+        charts::write_chart_with_data(
+            &data,
+            &store.root().join("charts"),
+            &format!("spectrum-{}", crate::store::sanitize(c)),
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Lines under the table for cases whose runs kept latency histograms: percentiles of all
+/// their requests (empty when none did).
+pub fn merged_latency_lines(rows: &[CombinedRuns]) -> String {
+    let mut t = String::new();
+    for r in rows {
+        if let Some(m) = &r.merged_latency_ms {
+            if t.is_empty() {
+                t.push_str("percentiles of all requests (merged histograms):\n");
+            }
+            let _ = writeln!(
+                t,
+                "  {} / {}: {} requests, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+                r.case, r.version, m.requests, m.p50, m.p90, m.p99, m.p99_9, m.max
+            );
+        }
+    }
+    t
 }
 
 /// The plain-text table printed at the end of a suite.
@@ -164,6 +253,7 @@ pub fn table(rows: &[CombinedRuns]) -> String {
     t.push_str(
         "* mean over runs of each run's own percentile (not a percentile of all requests)\n",
     );
+    t.push_str(&merged_latency_lines(rows));
     t
 }
 
@@ -201,6 +291,10 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
             r.total_errors,
             r.flagged_runs
         );
+    }
+    let merged = merged_latency_lines(rows);
+    if !merged.is_empty() {
+        let _ = write!(m, "\n```\n{merged}```\n");
     }
     m.push_str("\n\\* Percentile columns are the mean over runs of each run's own percentile; percentiles of different runs cannot be averaged into a percentile of all requests. Mean latency is request-weighted across runs. See docs/statistics.md.\n");
     let flagged: Vec<&RunRecord> = runs.iter().filter(|r| r.flags.any()).collect();
@@ -434,6 +528,7 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             cr.as_ref(),
             opts.noise_band,
         )?;
+        let written = written + write_spectrum_charts(store, &suite, &runs, &cases, &versions)?;
         let blocks = match (&design, &cr) {
             (Some(d), Some(cr)) => write_block_charts(store, &runs, d, cr)?,
             _ => 0,

@@ -154,6 +154,11 @@ pub struct CombinedRuns {
     /// Runs with any [`crate::result::RunFlags`] flag raised (they are included in the figures;
     /// filter before calling [`combine`] to leave them out).
     pub flagged_runs: usize,
+    /// Percentiles of all requests, from the runs' merged latency histograms (open-loop runs
+    /// keep one); `None` unless every run has one. Unlike the per-run percentiles above, these
+    /// are true percentiles of the combination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_latency_ms: Option<crate::role::load::histogram::MergedLatency>,
 }
 
 /// Combines the runs of one case and version.
@@ -199,6 +204,7 @@ pub fn combine(runs: &[&RunRecord]) -> Option<CombinedRuns> {
         total_requests,
         total_errors: runs.iter().map(|r| r.load.errors.total()).sum(),
         flagged_runs: runs.iter().filter(|r| r.flags.any()).count(),
+        merged_latency_ms: None,
     })
 }
 

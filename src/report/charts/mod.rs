@@ -11,20 +11,24 @@
 //! library, which keeps the build free of fontconfig and freetype. Text widths are therefore
 //! estimated, and the layout code leaves generous room.
 //!
-//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`]; `bars` holds the grouped-bar drawing
+//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`], [`spectrum`], [`capacity`]; `bars` holds the grouped-bar drawing
 //! the first two share and `common` the palette, legend and label helpers.
 
 mod bars;
 pub mod blocks;
+pub mod capacity;
 mod common;
 pub mod latency;
 pub mod ratio;
 pub mod rps;
+pub mod spectrum;
 
 pub use blocks::{BlockPoint, BlocksChartData};
+pub use capacity::{CapacityChartData, CapacityPoint};
 pub use latency::LatencyChartData;
 pub use ratio::{RatioChartData, RatioRow};
 pub use rps::{RpsChartData, RpsSeries};
+pub use spectrum::{SpectrumChartData, SpectrumSeries};
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +59,10 @@ pub enum ChartKind {
     Ratio,
     /// Per-block ratios of a multiplexed comparison over time ([`BlocksChartData`]).
     Blocks,
+    /// Latency by percentile from merged histograms ([`SpectrumChartData`]).
+    Spectrum,
+    /// The latency curve of a capacity search ([`CapacityChartData`]).
+    Capacity,
 }
 
 impl ChartKind {
@@ -65,6 +73,8 @@ impl ChartKind {
             ChartKind::Latency => "latency",
             ChartKind::Ratio => "ratio",
             ChartKind::Blocks => "blocks",
+            ChartKind::Spectrum => "spectrum",
+            ChartKind::Capacity => "capacity",
         }
     }
 }
@@ -162,7 +172,7 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let kind: ChartKind = serde_json::from_value(tag.clone()).map_err(|_| {
             Error::Lab(format!(
-                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\")",
+                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\", \"spectrum\", \"capacity\")",
                 json_path.display()
             ))
         })?;
@@ -178,6 +188,12 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             }
             ChartKind::Blocks => {
                 render_svg(&parse::<BlocksChartData>(value, &json_path)?, &svg_path)?
+            }
+            ChartKind::Spectrum => {
+                render_svg(&parse::<SpectrumChartData>(value, &json_path)?, &svg_path)?
+            }
+            ChartKind::Capacity => {
+                render_svg(&parse::<CapacityChartData>(value, &json_path)?, &svg_path)?
             }
         }
         written.push(svg_path);

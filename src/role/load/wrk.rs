@@ -1,8 +1,10 @@
-//! The load generator role: wrk, with Kong's options and defaults.
+//! The load generator role: wrk, with Kong's options and defaults, or (`kind = "open"`)
+//! perflab's open-loop generator ([`super::open`]) with the same options plus a rate.
 //!
-//! wrk runs under a tiny `sh` wrapper that prints the POSIX `times` of its children to a file
-//! when wrk exits, so the load generator's own CPU seconds are known on every host without
-//! racing its exit. wrk always gets `--latency` so the percentile distribution is printed.
+//! The generator runs under a tiny `sh` wrapper that prints the POSIX `times` of its children
+//! to a file when it exits, so the load generator's own CPU seconds are known on every host
+//! without racing its exit. wrk always gets `--latency` so the percentile distribution is
+//! printed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +47,27 @@ pub struct LoadOptions {
     pub timeout: Option<u32>,
     /// Seconds of unmeasured warm-up load after each gateway start (0 disables).
     pub warmup: f64,
+    /// Closed loop (wrk, the default) or open loop (perflab's constant-rate generator).
+    pub kind: LoadKind,
+    /// Requests per second, for open-loop load (required there, refused for closed loop).
+    pub rate: Option<f64>,
 }
+
+/// How load is generated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadKind {
+    /// wrk: each connection sends its next request when the previous answer arrived, as fast as
+    /// the gateway answers. Measures throughput; its latencies hide stalls.
+    #[default]
+    Closed,
+    /// A constant request rate on a fixed schedule, latency from each request's intended send
+    /// time (no coordinated omission): `perflab open-load` on the load host.
+    Open,
+}
+
+/// Highest open-loop rate, requests per second.
+pub const MAX_RATE: f64 = 10_000_000.0;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -59,6 +81,8 @@ impl Default for LoadOptions {
             headers: Vec::new(),
             timeout: None,
             warmup: 1.0,
+            kind: LoadKind::Closed,
+            rate: None,
         }
     }
 }
@@ -106,6 +130,29 @@ impl LoadOptions {
             return Err(Error::Usage(format!(
                 "timeout must be from 1 to 3600 seconds (got {t})"
             )));
+        }
+        match (self.kind, self.rate) {
+            (LoadKind::Closed, Some(_)) => {
+                return Err(Error::Usage(
+                    "rate is for open-loop load: set kind = \"open\" (wrk, the closed-loop generator, sends as fast as the gateway answers)".into(),
+                ));
+            }
+            (LoadKind::Open, None) => {
+                return Err(Error::Usage(
+                    "open-loop load needs a rate (requests per second): set rate in [case.load] or pass --rate".into(),
+                ));
+            }
+            (LoadKind::Open, Some(r)) if !r.is_finite() || !(1.0..=MAX_RATE).contains(&r) => {
+                return Err(Error::Usage(format!(
+                    "rate must be from 1 to {MAX_RATE} requests per second (got {r})"
+                )));
+            }
+            (LoadKind::Open, Some(_)) if self.script.is_some() => {
+                return Err(Error::Usage(
+                    "a wrk Lua script cannot drive open-loop load: remove script or use kind = \"closed\"".into(),
+                ));
+            }
+            _ => {}
         }
         if let Some(h) = self.headers.iter().find(|h| !h.contains(':')) {
             return Err(Error::Usage(format!(
@@ -171,6 +218,7 @@ const WRAPPER: &str = "t=$1; shift; \"$@\"; rc=$?; times > \"$t\"; exit $rc";
 
 /// A load run in progress.
 pub struct RunningLoad {
+    kind: LoadKind,
     host: Arc<dyn Host>,
     proc: Box<dyn Proc>,
     /// wrk's output file on the load host.
@@ -197,6 +245,8 @@ pub struct LoadOutcome {
     pub command: String,
     /// Wall-clock seconds from start to exit.
     pub wall_s: f64,
+    /// Open-loop load: the latency histogram in the `hdrhistogram` V2 serialised form.
+    pub histogram: Option<Vec<u8>>,
 }
 
 /// Finds wrk on the load host.
@@ -220,16 +270,26 @@ pub fn start_load(
     cpus: Option<Vec<usize>>,
 ) -> Result<RunningLoad> {
     opts.validate()?;
-    let wrk = find_wrk(host.as_ref())?;
-    let script_path = match &opts.script {
-        Some(src) => {
-            let p = dir.join(format!("{name}.lua"));
-            host.write_file(&p, src.as_bytes())?;
-            Some(p)
+    let (program, args) = match (opts.kind, opts.rate) {
+        (LoadKind::Open, Some(rate)) => (
+            super::open::perflab_program(host.as_ref())?,
+            super::open::open_args(opts, url, rate, duration_s),
+        ),
+        _ => {
+            let script_path = match &opts.script {
+                Some(src) => {
+                    let p = dir.join(format!("{name}.lua"));
+                    host.write_file(&p, src.as_bytes())?;
+                    Some(p)
+                }
+                None => None,
+            };
+            (
+                find_wrk(host.as_ref())?,
+                wrk_args(opts, url, duration_s, script_path.as_deref()),
+            )
         }
-        None => None,
     };
-    let args = wrk_args(opts, url, duration_s, script_path.as_deref());
     let output_path = dir.join(format!("{name}.out"));
     let times_path = dir.join(format!("{name}.times"));
     let cmd = Cmd::new("sh")
@@ -237,13 +297,17 @@ pub fn start_load(
         .arg(WRAPPER)
         .arg("perflab-load")
         .arg(times_path.display().to_string())
-        .arg(&wrk)
+        .arg(&program)
         .args(args.iter().cloned())
         .cpus(cpus);
-    let command =
-        crate::host::quote::join(&std::iter::once(wrk.clone()).chain(args).collect::<Vec<_>>());
+    let command = crate::host::quote::join(
+        &std::iter::once(program.clone())
+            .chain(args)
+            .collect::<Vec<_>>(),
+    );
     let proc = host.spawn(&cmd, &output_path)?;
     Ok(RunningLoad {
+        kind: opts.kind,
         host,
         proc,
         output_path,
@@ -295,21 +359,87 @@ impl RunningLoad {
             .ok()
             .and_then(|t| proc_stat::parse_times_children(&String::from_utf8_lossy(&t)))
             .unwrap_or(0.0);
-        let result = crate::role::load::wrk_parse::parse(&raw).map_err(Error::from)?;
         if code != 0 {
             return Err(Error::Load(format!(
-                "wrk exited with status {code}:\n{}",
+                "the load generator exited with status {code}:\n{}",
                 raw.trim()
             )));
         }
+        let (result, histogram) = match self.kind {
+            LoadKind::Closed => (
+                crate::role::load::wrk_parse::parse(&raw).map_err(Error::from)?,
+                None,
+            ),
+            LoadKind::Open => {
+                let report = super::open::parse_report(&raw)?;
+                let (result, hist) = super::open::result_from_reports(&[report])?;
+                (result, Some(hist))
+            }
+        };
         Ok(LoadOutcome {
             raw,
             result,
             cpu_s,
             command: self.command,
             wall_s,
+            histogram,
         })
     }
+}
+
+/// Waits for the loads of one run started on several load hosts at once (open-loop, the rate
+/// split between them) and merges them into one outcome: their histograms merged, counts and
+/// CPU seconds added, each host's share kept in `open_loop.hosts`. `cpus[i]` is the number of
+/// CPUs load `i` had, for its `load_saturated` flag. One load is returned as it is.
+pub fn wait_all(loads: Vec<RunningLoad>, cpus: &[usize], extra: Duration) -> Result<LoadOutcome> {
+    let n = loads.len();
+    let mut outcomes = Vec::new();
+    let mut names = Vec::new();
+    for l in loads {
+        names.push(l.host.name().to_string());
+        outcomes.push(l.wait(extra)?);
+    }
+    if n == 1 {
+        return Ok(outcomes.remove(0));
+    }
+    let reports = outcomes
+        .iter()
+        .map(|o| super::open::parse_report(&o.raw))
+        .collect::<Result<Vec<_>>>()?;
+    let (mut result, histogram) = super::open::result_from_reports(&reports)?;
+    if let Some(ol) = result.open_loop.as_mut() {
+        ol.hosts = reports
+            .iter()
+            .zip(&outcomes)
+            .enumerate()
+            .map(|(i, (r, o))| super::open::LoadHostShare {
+                host: names[i].clone(),
+                rate_asked: r.rate_asked,
+                rate_achieved: r.rate_achieved(),
+                generator_limited: r.rate_achieved() < super::open::SHORT_RATE_SHARE * r.rate_asked,
+                cpu_s: o.cpu_s,
+                load_saturated: o.cpu_s / o.wall_s.max(1e-9)
+                    >= 0.95 * cpus.get(i).copied().unwrap_or(1) as f64,
+            })
+            .collect();
+    }
+    Ok(LoadOutcome {
+        raw: outcomes
+            .iter()
+            .map(|o| o.raw.trim())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        result,
+        cpu_s: outcomes.iter().map(|o| o.cpu_s).sum(),
+        command: outcomes
+            .iter()
+            .zip(&names)
+            .map(|(o, h)| format!("{h}: {}", o.command))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        wall_s: outcomes.iter().map(|o| o.wall_s).fold(0.0, f64::max),
+        histogram: Some(histogram),
+    })
 }
 
 #[cfg(test)]
