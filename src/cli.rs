@@ -231,6 +231,9 @@ pub struct ReportArgs {
     /// Seed recorded with restart-design comparisons.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Open report.html in a browser ($BROWSER, else xdg-open); without one, print its path.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// `perflab reproduce`.

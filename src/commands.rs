@@ -41,6 +41,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 ),
             )?;
             print!("{out}");
+            if a.open {
+                open_in_browser(&store.root().join(report::export::html::FILE_NAME));
+            }
             Ok(EXIT_OK)
         }
         Command::Reproduce(a) => reproduce(a),
@@ -52,6 +55,37 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Teardown(a) => teardown(a),
         Command::Image(c) => image(c),
+    }
+}
+
+/// Opens a page with `$BROWSER` (a command name, as `man` and `git web--browse` read it) or
+/// else `xdg-open`; the browser is the user's and outlives perflab. Without either, or when the
+/// browser cannot be started, prints the path to open by hand.
+fn open_in_browser(page: &std::path::Path) {
+    let browser = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .or_else(|| {
+            which::which("xdg-open")
+                .ok()
+                .map(|p| p.display().to_string())
+        });
+    let started = browser.as_deref().map(|b| {
+        std::process::Command::new(b)
+            .arg(page)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {b}: {e}"))
+    });
+    match started {
+        Some(Ok(_)) => eprintln!("perflab: opened {}", page.display()),
+        Some(Err(e)) => eprintln!("perflab: {e}; open {} by hand", page.display()),
+        None => eprintln!(
+            "perflab: no browser found (set $BROWSER or install xdg-utils); open {}",
+            page.display()
+        ),
     }
 }
 

@@ -451,6 +451,7 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             store.root().join("flamegraphs").display()
         ));
     }
+    let html = write_html(store, &suite, &rows, cr.as_ref())?;
     if let Some(cr) = cr {
         text.push_str(&compare_table(&cr));
         let formats: Vec<String> = if opts.formats.is_empty() {
@@ -468,7 +469,62 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             store.write(e.file_name(), e.render(&cr).as_bytes())?;
         }
     }
+    text.push_str(&format!("report: {}\n", html.display()));
     Ok(text)
+}
+
+/// The `*.svg` file names directly in `dir`, sorted by name; none if it does not exist.
+fn svg_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".svg"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Writes `report.html` (every table, the charts in `charts/` embedded, the flame graphs in
+/// `flamegraphs/` linked); returns its path.
+fn write_html(
+    store: &Store,
+    suite: &str,
+    rows: &[CombinedRuns],
+    cr: Option<&CompareReport>,
+) -> Result<std::path::PathBuf> {
+    let charts_dir = store.root().join("charts");
+    // The verdict pictures first, then throughput, then the rest by name.
+    let rank = |n: &str| {
+        ["ratio", "blocks", "rps"]
+            .iter()
+            .position(|p| n.starts_with(p))
+            .unwrap_or(3)
+    };
+    let mut names = svg_names(&charts_dir);
+    names.sort_by_key(|n| rank(n));
+    let mut charts = Vec::new();
+    for name in names {
+        let path = charts_dir.join(&name);
+        let svg = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
+        charts.push((name, svg));
+    }
+    let manifest = store.manifest().ok();
+    let page = export::html::HtmlPage {
+        suite,
+        folder: store.root().display().to_string(),
+        manifest: manifest.as_ref(),
+        rows,
+        compare: cr,
+        charts,
+        flamegraphs: svg_names(&store.root().join("flamegraphs")),
+    };
+    store.write(
+        export::html::FILE_NAME,
+        export::html::render(&page).as_bytes(),
+    )
 }
 
 /// Writes one block chart per case and candidate of a multiplexed comparison (the primary

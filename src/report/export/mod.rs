@@ -20,6 +20,7 @@ use crate::stats::{Comparison, Verdict};
 mod bmf;
 mod csv;
 mod gab;
+pub mod html;
 mod json;
 mod markdown;
 
