@@ -356,13 +356,17 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
         a.include_flagged,
         &label,
     )?;
-    report::render_all(&exec.store, &report::ReportOptions::default())?;
+    let rendered = report::render_all(&exec.store, &report::ReportOptions::default())?;
     print!("{text}");
     if let Ok(now) = exec.store.manifest() {
         print!(
             "{}",
             perflab::reproduce::environment_report(&manifest, &now)
         );
+    }
+    // The machine-readable result line stays the last line on stdout.
+    if let Some(line) = rendered.lines().last() {
+        println!("{line}");
     }
     eprintln!("perflab: new results in {}", exec.store.root().display());
     match exec.error {
