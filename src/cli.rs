@@ -70,9 +70,13 @@ pub struct RunArgs {
     /// Seconds of unmeasured warm-up after each gateway start (0 disables; at most 3600).
     #[arg(long, allow_negative_numbers = true, value_parser = warmup_s)]
     pub warmup: Option<f64>,
-    /// Results root; each invocation makes its own folder inside.
+    /// Results root; each invocation makes its own folder inside, and `latest` links to it.
     #[arg(long, default_value = "output")]
     pub output: PathBuf,
+    /// Write the results into exactly this folder (new or empty) instead of a new folder under
+    /// --output, e.g. for a CI job that uploads it.
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub output_dir: Option<PathBuf>,
     /// Do not pin the gateway and the load generator to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,

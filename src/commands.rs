@@ -169,6 +169,7 @@ pub fn request(
         driver: run.driver.clone(),
         driver_options: crate::cli::driver_options(&run.driver_opt)?,
         output: run.output.clone(),
+        output_dir: run.output_dir.clone(),
         pin_cpus: !run.no_pin,
         cooldown: CooldownOptions {
             max_wait: std::time::Duration::from_secs_f64(run.cooldown_max),

@@ -244,7 +244,7 @@ impl Lab {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir())
+            .filter(|p| perflab::store::is_results_folder(p))
             .collect();
         assert_eq!(dirs.len(), 1, "{dirs:?}");
         dirs[0].clone()
@@ -449,7 +449,11 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
         runs_before
     );
     assert_eq!(
-        std::fs::read_dir(&lab.out).unwrap().count(),
+        std::fs::read_dir(&lab.out)
+            .unwrap()
+            .flatten()
+            .filter(|e| perflab::store::is_results_folder(&e.path()))
+            .count(),
         1,
         "report made a new folder"
     );
@@ -588,6 +592,7 @@ fn the_users_repository_is_untouched_even_when_interrupted() {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|e| perflab::store::is_results_folder(&e.path()))
             .filter_map(|e| std::fs::read_dir(e.path().join("runs")).ok())
             .flatten()
             .flatten()
@@ -777,6 +782,7 @@ fn multiplexed_interrupt_keeps_finished_blocks_and_their_verdict() {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|e| perflab::store::is_results_folder(&e.path()))
             .filter_map(|e| std::fs::read_dir(e.path().join("runs")).ok())
             .flatten()
             .flatten()

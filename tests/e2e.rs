@@ -87,6 +87,7 @@ impl Lab {
             .unwrap()
             .flatten()
             .map(|e| e.path())
+            .filter(|p| perflab::store::is_results_folder(p))
             .collect();
         dirs.sort();
         dirs.pop().expect("a results folder")

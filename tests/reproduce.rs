@@ -105,7 +105,7 @@ fn only_folder(root: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| perflab::store::is_results_folder(p))
         .collect();
     assert_eq!(dirs.len(), 1, "one results folder in {}", root.display());
     dirs[0].clone()
