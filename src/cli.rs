@@ -28,6 +28,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Re-run a stored result's cases with the same options and versions, and compare.
     Reproduce(ReproduceArgs),
+    /// Gather stored results across commits into a table, trend charts and a page.
+    History(HistoryArgs),
     /// Bring in results from elsewhere.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -236,6 +238,21 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Open report.html in a browser ($BROWSER, else xdg-open); without one, print its path.
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// `perflab history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Results folders, or folders holding them (also in their results/ sub-folder).
+    #[arg(default_value = "output")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write history.json, the trend charts and report.html (default: DIR/history of
+    /// the first DIR).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Open the page in a browser ($BROWSER, else xdg-open); without one, print its path.
     #[arg(long)]
     pub open: bool,
 }

@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(EXIT_OK)
         }
         Command::Reproduce(a) => reproduce(a),
+        Command::History(a) => history(a),
         Command::Import(ImportCommand::Wrk { files }) => import_wrk(&files),
         Command::Doctor => {
             let (text, ok) = perflab::doctor::check();
@@ -56,6 +57,33 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Teardown(a) => teardown(a),
         Command::Image(c) => image(c),
     }
+}
+
+fn history(a: crate::cli::HistoryArgs) -> anyhow::Result<i32> {
+    let h = perflab::history::collect(&a.dirs)?;
+    if h.points.is_empty() {
+        let mut msg = format!(
+            "no finished results in {}: give results folders or the folders that hold them",
+            a.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (f, why) in &h.skipped {
+            msg.push_str(&format!("; skipped {}: {why}", f.display()));
+        }
+        return Err(Error::Usage(msg).into());
+    }
+    print!("{}", perflab::history::table(&h));
+    let out = a.out.unwrap_or_else(|| a.dirs[0].join("history"));
+    let page = perflab::history::write(&h, &out)?;
+    println!("charts: {}", out.join("charts").display());
+    println!("report: {}", page.display());
+    if a.open {
+        open_in_browser(&page);
+    }
+    Ok(EXIT_OK)
 }
 
 /// Opens a page with `$BROWSER` (a command name, as `man` and `git web--browse` read it) or

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;
+pub mod history;
 pub mod host;
 pub mod http;
 pub mod image;

@@ -82,17 +82,120 @@ pre{background:#f6f6f6;padding:.5rem;overflow-x:auto}figure{margin:1rem 0}\
 img.chart{max-width:100%;height:auto;border:1px solid #ddd}figcaption{color:#555}\
 p.note{color:#555;font-size:.9rem}";
 
-/// Renders the page.
-pub fn render(p: &HtmlPage) -> String {
-    let mut h = String::new();
-    let title = format!("perflab results: {}", p.suite);
-    let _ = write!(
-        h,
+/// The document's start, up to and including the page heading.
+fn head(title: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n",
-        t = escape(&title)
+        t = escape(title)
+    )
+}
+
+/// The charts, each embedded as a `data:` URI of its SVG, captioned with its file in `charts/`.
+fn charts_section(h: &mut String, charts: &[(String, String)]) {
+    if charts.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"charts\">Charts</h2>\n");
+    for (name, svg) in charts {
+        let data = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
+        let _ = writeln!(
+            h,
+            "<figure><img class=\"chart\" alt=\"{n}\" src=\"data:image/svg+xml;base64,{data}\">\
+             <figcaption>charts/{n}</figcaption></figure>",
+            n = escape(name)
+        );
+    }
+}
+
+/// Renders the page of `perflab history`: the machines, every point with its verdict, and the
+/// trend charts.
+pub fn render_history(history: &crate::history::History, charts: Vec<(String, String)>) -> String {
+    let mut h = head("perflab history");
+    let mut machines: Vec<(&str, &str)> = Vec::new();
+    for p in history.points.iter().rev() {
+        if !machines.iter().any(|(m, _)| *m == p.machine) {
+            machines.push((&p.machine, &p.machine_description));
+        }
+    }
+    h.push_str("<h2 id=\"machines\">Machines</h2>\n<ul>\n");
+    for (i, (id, desc)) in machines.iter().enumerate() {
+        let _ = writeln!(
+            h,
+            "<li><code>{}</code>{}: {}</li>",
+            escape(id),
+            if i == 0 {
+                " (the newest result's: the reference)"
+            } else {
+                " (another machine: its results are not comparable and are drawn apart)"
+            },
+            escape(desc)
+        );
+    }
+    h.push_str("</ul>\n");
+    h.push_str(
+        "<h2 id=\"results\">Results</h2>\n<table class=\"history\">\n<tr><th>started</th>\
+         <th>case</th><th>version</th><th>commit</th><th>machine</th><th>runs</th>\
+         <th>req/s</th><th>CV</th><th>p99 ms*</th><th>verdict</th><th>folder</th></tr>\n",
     );
+    for p in &history.points {
+        let _ = writeln!(
+            h,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code>{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.1}%</td>\
+             <td class=\"n\">{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            if p.other_machine {
+                " class=\"muted\""
+            } else {
+                ""
+            },
+            escape(&crate::store::timestamp(p.started_unix_s)),
+            escape(&p.case),
+            escape(&p.version),
+            escape(p.commit.as_deref().unwrap_or("–")),
+            escape(&p.machine),
+            if p.other_machine {
+                " (other machine)"
+            } else {
+                ""
+            },
+            p.runs,
+            p.rps,
+            100.0 * p.rps_cv,
+            p.latency_p99_ms
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "–".into()),
+            p.verdict.map(verdict_class).unwrap_or(""),
+            p.verdict.map(|v| escape(marker(v))).unwrap_or_default(),
+            escape(&p.folder.display().to_string())
+        );
+    }
+    h.push_str(
+        "</table>\n<p class=\"note\">* mean over runs of each run's own p99. Verdicts are the \
+         primary metric's, against the baseline of the same folder.</p>\n",
+    );
+    charts_section(&mut h, &charts);
+    if !history.skipped.is_empty() {
+        h.push_str("<h2 id=\"skipped\">Skipped folders</h2>\n<ul>\n");
+        for (f, why) in &history.skipped {
+            let _ = writeln!(
+                h,
+                "<li>{}: {}</li>",
+                escape(&f.display().to_string()),
+                escape(why)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+/// Renders the page.
+pub fn render(p: &HtmlPage) -> String {
+    let title = format!("perflab results: {}", p.suite);
+    let mut h = head(&title);
     if let Some(m) = p.manifest {
         let _ = writeln!(
             h,
@@ -112,18 +215,7 @@ pub fn render(p: &HtmlPage) -> String {
         comparison(&mut h, cr);
     }
     summary(&mut h, p.rows);
-    if !p.charts.is_empty() {
-        h.push_str("<h2 id=\"charts\">Charts</h2>\n");
-        for (name, svg) in &p.charts {
-            let data = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
-            let _ = writeln!(
-                h,
-                "<figure><img class=\"chart\" alt=\"{n}\" src=\"data:image/svg+xml;base64,{data}\">\
-                 <figcaption>charts/{n}</figcaption></figure>",
-                n = escape(name)
-            );
-        }
-    }
+    charts_section(&mut h, &p.charts);
     if !p.flamegraphs.is_empty() {
         h.push_str("<h2 id=\"flamegraphs\">Flame graphs</h2>\n<ul>\n");
         for f in &p.flamegraphs {
