@@ -54,11 +54,15 @@ pub struct RunArgs {
     /// Driver option KEY=VALUE (repeatable), e.g. provider=netns, network=bridge.
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,
+    /// Terraform provider (module name): short for --driver-opt provider=NAME (default:
+    /// $PERF_TEST_TERRAFORM_PROVIDER, else netns).
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
     /// Run gateway cases against this gateway kind instead of the ones they list.
     #[arg(long)]
     pub gateway: Option<String>,
     /// Seconds of load per run (1 to 86400).
-    #[arg(long, allow_negative_numbers = true, value_parser = duration_s)]
+    #[arg(long, allow_negative_numbers = true, value_parser = duration_s, env = "PERF_TEST_LOAD_DURATION")]
     pub duration: Option<f64>,
     /// Repeats per case and version (1 to 10000).
     #[arg(long, allow_negative_numbers = true, value_parser = repeat_count)]
@@ -141,7 +145,7 @@ pub enum Design {
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Versions: the baseline first, then one or more candidates (current, 3.9.1, git:REF, image:REF).
-    #[arg(required = true, num_args = 1..)]
+    #[arg(required = true, num_args = 1.., env = "PERF_TEST_VERSIONS", value_delimiter = ',')]
     pub versions: Vec<String>,
     /// Suite to run.
     #[arg(long, default_value = "rps")]
@@ -296,7 +300,7 @@ pub enum ImportCommand {
 #[derive(Debug, Args)]
 pub struct TeardownArgs {
     /// With --driver terraform: also destroy the provisioned machines (terraform destroy).
-    #[arg(long)]
+    #[arg(long, env = "PERF_TEST_TEARDOWN_ALL")]
     pub full: bool,
     /// Only this driver's leftovers (default: all).
     #[arg(long)]
@@ -304,6 +308,9 @@ pub struct TeardownArgs {
     /// Driver option KEY=VALUE (repeatable).
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,
+    /// Terraform provider: short for --driver-opt provider=NAME.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
 }
 
 /// `perflab image`.
@@ -318,9 +325,16 @@ pub enum ImageCommand {
     },
 }
 
-/// Parses `KEY=VALUE` driver options.
-pub fn driver_options(opts: &[String]) -> perflab::Result<perflab::driver::DriverOptions> {
+/// Parses `KEY=VALUE` driver options, after `--provider` (its short form of `provider=NAME`;
+/// an explicit `--driver-opt provider=…` wins).
+pub fn driver_options(
+    opts: &[String],
+    provider: Option<&str>,
+) -> perflab::Result<perflab::driver::DriverOptions> {
     let mut m = perflab::driver::DriverOptions::new();
+    if let Some(p) = provider.filter(|p| !p.is_empty()) {
+        m.insert("provider".into(), p.to_string());
+    }
     for o in opts {
         let (k, v) = o.split_once('=').ok_or_else(|| {
             perflab::Error::Usage(format!("driver option \"{o}\" must look like KEY=VALUE"))

@@ -195,7 +195,7 @@ pub fn request(
         cases,
         versions,
         driver: run.driver.clone(),
-        driver_options: crate::cli::driver_options(&run.driver_opt)?,
+        driver_options: crate::cli::driver_options(&run.driver_opt, run.provider.as_deref())?,
         output: run.output.clone(),
         output_dir: run.output_dir.clone(),
         pin_cpus: !run.no_pin,
@@ -286,7 +286,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
     }
     if only.is_none() || only == Some("docker") {
         // `--driver-opt lab=ID`: only that lab's objects (others may be running).
-        let opts = crate::cli::driver_options(&a.driver_opt)?;
+        let opts = crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?;
         match perflab::driver::docker::remove_leftovers(None, opts.get("lab").map(String::as_str)) {
             Ok(l) => println!("docker: removed {} labelled object(s)", l.len()),
             Err(e) if only.is_none() => println!("docker: skipped ({e})"),
@@ -295,7 +295,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
     }
     if only == Some("terraform") {
         let mut d = perflab::driver::terraform::TerraformDriver::new(
-            &crate::cli::driver_options(&a.driver_opt)?,
+            &crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?,
             "teardown",
         )?;
         perflab::driver::Driver::teardown(&mut d, a.full)?;
@@ -345,7 +345,7 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     // out so the driver falls back to the environment (TF_VAR_NAME).
     let mut run_manifest = manifest.clone();
     let (mut opts, dropped) = perflab::redact::without_redacted(&manifest.driver_options);
-    let given = crate::cli::driver_options(&a.driver_opt)?;
+    let given = crate::cli::driver_options(&a.driver_opt, None)?;
     let missing: Vec<&String> = dropped.iter().filter(|k| !given.contains_key(*k)).collect();
     if !missing.is_empty() {
         eprintln!(
@@ -459,7 +459,7 @@ pub fn calibrate(
     for v in &versions {
         v.prepare(&cases[0].gateway)?;
     }
-    let driver_options = crate::cli::driver_options(&a.run.driver_opt)?;
+    let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
     let (key, machine) = cal::machine_key(&a.run.driver, &driver_options);
     eprintln!(
         "perflab: calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
@@ -606,7 +606,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             v.prepare(&c.gateway)?;
         }
     }
-    let driver_options = crate::cli::driver_options(&a.run.driver_opt)?;
+    let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
     let calibration = if a.calibrate {
         Some(calibrate(crate::cli::CalibrateArgs {
             gateway_version: a.versions[0].clone(),

@@ -455,7 +455,8 @@ pub fn release_image(release: &str) -> String {
 /// The image a Kong version runs from on the docker driver: a release's image; for a `git:`
 /// ref the release its `kong/meta.lua` is based on (the ref's Lua is copied in and run on top),
 /// or the nightly image with `use_daily_image`; `current` uses the lab's image.
-/// `daily_env` is the value of `PERFLAB_USE_DAILY_IMAGE` (any non-empty value turns it on).
+/// `daily_env` is the value of `PERFLAB_USE_DAILY_IMAGE` or Kong's `PERF_TEST_USE_DAILY_IMAGE`
+/// (any non-empty value turns it on).
 pub fn image_for(
     version: &str,
     version_dir: Option<&Path>,
@@ -876,7 +877,7 @@ impl GatewayAdapter for KongAdapter {
         let daily = self
             .env()
             .into_iter()
-            .find(|(k, _)| k == "PERFLAB_USE_DAILY_IMAGE")
+            .find(|(k, _)| k == "PERFLAB_USE_DAILY_IMAGE" || k == "PERF_TEST_USE_DAILY_IMAGE")
             .map(|(_, v)| v);
         image_for(
             version,
