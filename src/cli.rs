@@ -457,6 +457,45 @@ mod tests {
     }
 
     #[test]
+    fn kongs_variables_are_wired_to_their_flags() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let env_of = |sub: &str, arg: &str| {
+            cli.find_subcommand(sub)
+                .unwrap()
+                .get_arguments()
+                .find(|a| a.get_id() == arg)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env_of("compare", "versions").unwrap(), "PERF_TEST_VERSIONS");
+        for sub in ["suite", "compare", "calibrate"] {
+            assert_eq!(env_of(sub, "duration").unwrap(), "PERF_TEST_LOAD_DURATION");
+            assert_eq!(env_of(sub, "driver").unwrap(), "PERF_TEST_DRIVER");
+        }
+        assert_eq!(env_of("teardown", "full").unwrap(), "PERF_TEST_TEARDOWN_ALL");
+    }
+
+    #[test]
+    fn provider_is_short_for_the_driver_option() {
+        let o = driver_options(&[], Some("aws-ec2")).unwrap();
+        assert_eq!(o.get("provider").map(String::as_str), Some("aws-ec2"));
+        let o = driver_options(&["provider=netns".into()], Some("aws-ec2")).unwrap();
+        assert_eq!(o.get("provider").map(String::as_str), Some("netns"));
+        let c = Cli::try_parse_from(["perflab", "teardown", "--provider", "netns"]).unwrap();
+        match c.command {
+            Command::Teardown(t) => assert_eq!(t.provider.as_deref(), Some("netns")),
+            _ => unreachable!(),
+        }
+        // Versions may be given comma-separated (as PERF_TEST_VERSIONS is).
+        let c = Cli::try_parse_from(["perflab", "compare", "current,git:main"]).unwrap();
+        match c.command {
+            Command::Compare(a) => assert_eq!(a.versions, ["current", "git:main"]),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
     fn negative_numbers_reach_the_value_parser() {
         let e = Cli::try_parse_from(["perflab", "suite", "rps", "--duration", "-1"]).unwrap_err();
         let text = e.to_string();
