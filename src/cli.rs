@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
 /// perflab: a reproducible benchmark lab for HTTP API gateways.
@@ -48,8 +49,9 @@ pub struct RunArgs {
     /// Only cases with any of these tags (comma-separated; a case's name and gateway are tags).
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Driver: local, docker or terraform.
-    #[arg(long, default_value = "local", env = "PERF_TEST_DRIVER")]
+    /// Where the lab runs: processes here, containers, or provisioned machines over SSH.
+    #[arg(long, default_value = "local", env = "PERF_TEST_DRIVER",
+          value_parser = PossibleValuesParser::new(perflab::driver::DRIVERS))]
     pub driver: String,
     /// Driver option KEY=VALUE (repeatable), e.g. provider=netns, network=bridge.
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
@@ -59,7 +61,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub provider: Option<String>,
     /// Run gateway cases against this gateway kind instead of the ones they list.
-    #[arg(long)]
+    #[arg(long, value_parser = PossibleValuesParser::new(perflab::role::gateway::GATEWAYS))]
     pub gateway: Option<String>,
     /// Seconds of load per run (1 to 86400).
     #[arg(long, allow_negative_numbers = true, value_parser = duration_s, env = "PERF_TEST_LOAD_DURATION")]
@@ -97,7 +99,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PORT", allow_negative_numbers = true, value_parser = port_base)]
     pub port_base: Option<u16>,
     /// Stack unwinding of profiled runs: fp (frame pointers) or dwarf (full stacks of stripped binaries, more data).
-    #[arg(long, default_value = "fp")]
+    #[arg(long, default_value = "fp", value_parser = ["fp", "dwarf"])]
     pub call_graph: String,
     /// Sampling frequency of profiled runs, per second (1 to 10000).
     #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = profile_hz)]
@@ -184,8 +186,9 @@ pub struct CompareArgs {
     /// Exit with status 1 when a candidate's verdict is `slower` and its estimated slowdown is at least PCT percent (0 to 100).
     #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = regression_pct)]
     pub fail_on_regression: Option<f64>,
-    /// Output formats (repeatable): markdown, json, csv, bmf, gab-bigger, gab-smaller.
-    #[arg(long = "format", value_delimiter = ',')]
+    /// Output formats (comma-separated or repeated; default: all).
+    #[arg(long = "format", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(perflab::report::export::FORMATS))]
     pub formats: Vec<String>,
     /// Include flagged runs (with errors) in verdicts.
     #[arg(long)]
@@ -229,8 +232,9 @@ pub struct CalibrateArgs {
 pub struct ReportArgs {
     /// A results folder (output/<time>-<suite>).
     pub dir: PathBuf,
-    /// Output formats for comparisons (default: all).
-    #[arg(long = "format", value_delimiter = ',')]
+    /// Output formats for comparisons (comma-separated or repeated; default: all).
+    #[arg(long = "format", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(perflab::report::export::FORMATS))]
     pub formats: Vec<String>,
     /// Restart design only: noise band in percent (default 0: none; 0 to 100).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = percent)]
@@ -303,7 +307,7 @@ pub struct TeardownArgs {
     #[arg(long, env = "PERF_TEST_TEARDOWN_ALL")]
     pub full: bool,
     /// Only this driver's leftovers (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = PossibleValuesParser::new(perflab::driver::DRIVERS))]
     pub driver: Option<String>,
     /// Driver option KEY=VALUE (repeatable).
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
@@ -473,7 +477,10 @@ mod tests {
             assert_eq!(env_of(sub, "duration").unwrap(), "PERF_TEST_LOAD_DURATION");
             assert_eq!(env_of(sub, "driver").unwrap(), "PERF_TEST_DRIVER");
         }
-        assert_eq!(env_of("teardown", "full").unwrap(), "PERF_TEST_TEARDOWN_ALL");
+        assert_eq!(
+            env_of("teardown", "full").unwrap(),
+            "PERF_TEST_TEARDOWN_ALL"
+        );
     }
 
     #[test]

@@ -292,13 +292,13 @@ fn bad_input_is_refused_clearly() {
         &lab,
         &args(&["suite", "rps", "--gateway", "envoyy"], &out),
         2,
-        "unknown gateway \"envoyy\"",
+        "invalid value 'envoyy' for '--gateway <GATEWAY>'",
     );
     assert_bad_input(
         &lab,
         &args(&["suite", "rps", "--driver", "vagrant"], &out),
         2,
-        "unknown driver \"vagrant\"",
+        "invalid value 'vagrant' for '--driver <DRIVER>'",
     );
     assert_bad_input(
         &lab,
