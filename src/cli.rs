@@ -41,6 +41,17 @@ pub enum Command {
     /// Build or load the docker driver's images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of perflab, or of one of its commands.
+    Man {
+        /// A command (suite, compare, …); none: perflab's own page.
+        command: Option<String>,
+    },
 }
 
 /// Options every run-making command shares.

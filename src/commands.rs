@@ -48,6 +48,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Reproduce(a) => reproduce(a),
         Command::History(a) => history(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "perflab", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+        Command::Man { command } => man_page(command.as_deref()),
         Command::Import(ImportCommand::Wrk { files }) => import_wrk(&files),
         Command::Doctor => {
             let (text, ok) = perflab::doctor::check();
@@ -57,6 +64,31 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Teardown(a) => teardown(a),
         Command::Image(c) => image(c),
     }
+}
+
+/// Writes the man page of perflab or of one of its commands to standard output.
+fn man_page(command: Option<&str>) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let names: Vec<String> = root
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let sub = root.find_subcommand(name).cloned().ok_or_else(|| {
+                Error::Usage(format!(
+                    "no command \"{name}\": expected one of {}",
+                    names.join(", ")
+                ))
+            })?;
+            // `perflab-compare(1)`, as git and cargo name their commands' pages.
+            sub.name(format!("perflab-{name}"))
+        }
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
+    Ok(EXIT_OK)
 }
 
 fn history(a: crate::cli::HistoryArgs) -> anyhow::Result<i32> {
