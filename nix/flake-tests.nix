@@ -27,9 +27,13 @@ let
   # `import nixpkgs` coerces the input through outPath, as with a real input.
   stubNixpkgs = rev: { outPath = toString ./stubs/nixpkgs.nix; } // (if rev == null then { } else { inherit rev; });
 
-  outputsWith = rev: flake.outputs { self = { }; nixpkgs = stubNixpkgs rev; rust-overlay = rustOverlay; };
+  outputsWithSelf = self: rev: flake.outputs { inherit self; nixpkgs = stubNixpkgs rev; rust-overlay = rustOverlay; };
+  outputsWith = outputsWithSelf { rev = "fedcba9876543210fedcba9876543210fedcba98"; };
   out = outputsWith "0123456789abcdef0123456789abcdef01234567";
   outDirty = outputsWith null;
+  # An uncommitted perflab tree: no self.rev; newer Nix gives self.dirtyRev.
+  outSelfDirty = outputsWithSelf { dirtyRev = "fedcba9876543210fedcba9876543210fedcba98-dirty"; } null;
+  outSelfUnknown = outputsWithSelf { } null;
 
   sys = "x86_64-linux";
   pk = out.packages.${sys};
@@ -56,6 +60,16 @@ let
       want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-worker" "perf" "perflab" ]; }
     { name = "default is perf"; got = pk.default.name; want = pk.perf.name; }
     { name = "aarch64 package is built for aarch64"; got = out.packages.aarch64-linux.perflab.system; want = "aarch64-linux"; }
+
+    # perflab's own revision is compiled in (src/fingerprint.rs, PERFLAB_BUILD_COMMIT)
+    { name = "self.rev is built in"; got = perflabArgs.PERFLAB_BUILD_COMMIT; want = "fedcba9876543210fedcba9876543210fedcba98"; }
+    { name = "self.dirtyRev is built in";
+      got = outSelfDirty.packages.${sys}.perflab.stubArgs.PERFLAB_BUILD_COMMIT;
+      want = "fedcba9876543210fedcba9876543210fedcba98-dirty"; }
+    { name = "no revision: dirty"; got = outSelfUnknown.packages.${sys}.perflab.stubArgs.PERFLAB_BUILD_COMMIT; want = "dirty"; }
+    # suites and terraform modules installed where src/install.rs looks
+    { name = "suites and modules in share/perflab";
+      got = contains "cp -r suites terraform [$]out/share/perflab/" perflabArgs.postInstall; want = true; }
 
     # perflab
     { name = "perflab: no checks in the package"; got = perflabArgs.doCheck; want = false; }

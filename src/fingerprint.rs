@@ -240,14 +240,29 @@ fn sha256_local(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|b| sha256_hex(&b))
 }
 
+/// A commit as a packager records it (the flake passes `self.rev`, `self.dirtyRev` =
+/// `<rev>-dirty`, or `dirty` for an uncommitted tree): (commit, dirty).
+pub fn packaged_commit(c: &str) -> (Option<String>, Option<bool>) {
+    match c.strip_suffix("-dirty") {
+        _ if c == "dirty" => (None, Some(true)),
+        Some(rev) => (Some(rev.to_string()), Some(true)),
+        None => (Some(c.to_string()), Some(false)),
+    }
+}
+
 /// perflab's own identity: version, the commit of the checkout it was built from (`PERFLAB_COMMIT`
-/// when set, e.g. by a packager; else read from the source checkout at run time, with `dirty`
+/// when set, else `PERFLAB_BUILD_COMMIT` as set at build time by a packager such as the flake;
+/// else read from the source checkout at run time, with `dirty`
 /// when tracked files differ from it), the sha256 of the running binary, and — when run from
 /// the flake — the nixpkgs revision (`PERFLAB_NIXPKGS_REV`) and toolchain.
 pub fn perflab_info() -> Value {
-    let (commit, dirty) = match std::env::var("PERFLAB_COMMIT") {
-        Ok(c) if !c.is_empty() => (Some(c), None),
-        _ => match git2::Repository::discover(env!("CARGO_MANIFEST_DIR")) {
+    let given = std::env::var("PERFLAB_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| option_env!("PERFLAB_BUILD_COMMIT").map(str::to_string));
+    let (commit, dirty) = match given {
+        Some(c) => packaged_commit(&c),
+        None => match git2::Repository::discover(env!("CARGO_MANIFEST_DIR")) {
             Ok(r) => {
                 let commit = r
                     .head()
@@ -690,6 +705,19 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packaged_commits_say_whether_the_tree_was_dirty() {
+        assert_eq!(
+            packaged_commit("abc123"),
+            (Some("abc123".into()), Some(false))
+        );
+        assert_eq!(
+            packaged_commit("abc123-dirty"),
+            (Some("abc123".into()), Some(true))
+        );
+        assert_eq!(packaged_commit("dirty"), (None, Some(true)));
+    }
 
     fn fp() -> Value {
         json!({

@@ -15,6 +15,7 @@ pub mod history;
 pub mod host;
 pub mod http;
 pub mod image;
+pub mod install;
 pub mod multiplex;
 pub mod progress;
 pub mod redact;

@@ -426,3 +426,38 @@ fn import_wrk_prints_json_and_names_refused_addresses() {
         .to_string();
     assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
 }
+
+#[test]
+fn an_installed_perflab_finds_suites_in_its_share_folder() {
+    // The layout the flake installs: <prefix>/bin/perflab and <prefix>/share/perflab/suites.
+    let lab = Lab::new();
+    let prefix = lab.dir.path().join("prefix");
+    let suites = prefix.join("share/perflab/suites/installed-only");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(&suites).unwrap();
+    let exe = prefix.join("bin/perflab");
+    std::fs::copy(env!("CARGO_BIN_EXE_perflab"), &exe).unwrap();
+    // A case file with an error: loading it names the file, so nothing needs to run.
+    std::fs::write(
+        suites.join("bad.toml"),
+        "[case]\nname = \"x\"\ngateway = nginx\n",
+    )
+    .unwrap();
+    let elsewhere = lab.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = Command::new(&exe)
+        .args(["suite", "installed-only", "--output"])
+        .arg(lab.output())
+        .current_dir(&elsewhere)
+        .env("TMPDIR", lab.tmp())
+        .env_remove("PERFLAB_SUITES_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("share/perflab/suites/installed-only/bad.toml:3:"),
+        "{err}"
+    );
+}
