@@ -461,3 +461,23 @@ fn an_installed_perflab_finds_suites_in_its_share_folder() {
         "{err}"
     );
 }
+
+/// An integration test, not a unit test: it needs wrk and nginx installed (unit tests must run
+/// in a build sandbox without the lab's programs).
+#[test]
+fn tools_asked_in_one_command_match_tool_by_tool() {
+    use perflab::fingerprint::{TOOLS, tool_info, tools_of};
+    let dir = tempfile::tempdir().unwrap();
+    let host = perflab::host::LocalHost::new("local", dir.path()).unwrap();
+    let batched = tools_of(&host);
+    for (name, args) in TOOLS {
+        assert_eq!(
+            batched[*name],
+            tool_info(&host, name, args),
+            "{name}: {batched}"
+        );
+    }
+    // wrk and nginx are on every machine the integration tests run on.
+    assert_eq!(batched["wrk"]["found"], true, "{batched}");
+    assert_eq!(batched["nginx"]["found"], true, "{batched}");
+}
