@@ -112,8 +112,8 @@ let
       got = let n = names shells.default.stubArgs.nativeBuildInputs; in
         [ (elem "rust-1.95.0" n) (elem "wrk" n) (elem "nginx" n) (elem "perf" n) (elem "opentofu" n) ];
       want = [ true true true true false ]; }
-    { name = "docker shell adds the docker client";
-      got = elem "docker-client" (names shells.docker.stubArgs.nativeBuildInputs); want = true; }
+    { name = "docker shell adds the docker engine (dockerd for scripts/start-dockerd.sh)";
+      got = elem "docker" (names shells.docker.stubArgs.nativeBuildInputs); want = true; }
     { name = "terraform shell adds tofu, ssh and `terraform`";
       got = all (n: elem n (names shells.terraform.stubArgs.nativeBuildInputs))
         [ "opentofu" "openssh" "run-perflab-terraform-shim" ];

@@ -99,7 +99,10 @@ rec {
   localDriverToolNames = filter (n: !(elem n [ "opentofu" "openssh" ])) runtimeToolNames;
   devShells = {
     default = { extras = [ ]; terraformShim = false; };
-    docker = { extras = [ [ "docker-client" ] ]; terraformShim = false; };
+    # `docker`, not `docker-client`: perflab talks to the engine through its API (bollard)
+    # and never runs the CLI, but scripts/start-dockerd.sh needs the daemon, `dockerd`, which
+    # nixpkgs' `docker-client` (docker.override { clientOnly = true; }) leaves out.
+    docker = { extras = [ [ "docker" ] ]; terraformShim = false; };
     terraform = { extras = [ [ "opentofu" ] [ "openssh" ] ]; terraformShim = true; };
   };
 

@@ -148,8 +148,8 @@ let
 
     # ---- dev shells
     { name = "dev shells"; got = builtins.attrNames lib.devShells; want = [ "default" "docker" "terraform" ]; }
-    { name = "docker shell adds the docker client";
-      got = lib.devShells.docker.extras; want = [ [ "docker-client" ] ]; }
+    { name = "docker shell adds the docker engine (dockerd)";
+      got = lib.devShells.docker.extras; want = [ [ "docker" ] ]; }
     { name = "terraform shell adds tofu, ssh and the terraform shim";
       got = lib.devShells.terraform; want = { extras = [ [ "opentofu" ] [ "openssh" ] ]; terraformShim = true; }; }
     { name = "local driver tools: no tofu/ssh, but wrk, nginx, perf, taskset's util-linux";
