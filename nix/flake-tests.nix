@@ -57,7 +57,7 @@ let
                [ "aarch64-linux" "x86_64-linux" ] [ "aarch64-linux" "x86_64-linux" ] ]; }
     { name = "packages";
       got = attrNames pk;
-      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-worker" "perf" "perflab" ]; }
+      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-lab" "image-worker" "perf" "perflab" ]; }
     { name = "default is perf"; got = pk.default.name; want = pk.perf.name; }
     { name = "aarch64 package is built for aarch64"; got = out.packages.aarch64-linux.perflab.system; want = "aarch64-linux"; }
 
@@ -140,6 +140,10 @@ let
     { name = "haproxy image has haproxy, not nginx";
       got = let n = names pk.image-gateway-haproxy.stubArgs.contents; in [ (elem "haproxy" n) (elem "nginx" n) ];
       want = [ true false ]; }
+    { name = "the lab image has every role's programs, tar and getconf";
+      got = all (n: elem n (names pk.image-lab.stubArgs.contents))
+        [ "nginx" "wrk" "haproxy" "postgresql" "curl" "util-linux" "coreutils" "procps" "iproute2" "gnutar" "glibc" "tini" "bin-sh" ];
+      want = true; }
     { name = "images make tmp world-writable"; got = contains "chmod 1777 'tmp'" worker.extraCommands; want = true; }
 
     # flake.lock agrees with flake.nix
