@@ -125,7 +125,7 @@ fn report_html_renders_tables_and_charts_in_chromium() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.is_dir())
+        .find(|p| perflab::store::is_results_folder(p))
         .expect("a results folder");
     let page = dir.join("report.html");
     assert!(
