@@ -28,6 +28,7 @@
             inherit pkgs plib;
             root = ./.;
             nixpkgsRev = nixpkgs.rev or null;
+            commit = self.rev or self.dirtyRev or null;
           };
           images = import ./nix/images.nix { inherit pkgs plib; };
           app = description: {

@@ -27,9 +27,13 @@ let
   # `import nixpkgs` coerces the input through outPath, as with a real input.
   stubNixpkgs = rev: { outPath = toString ./stubs/nixpkgs.nix; } // (if rev == null then { } else { inherit rev; });
 
-  outputsWith = rev: flake.outputs { self = { }; nixpkgs = stubNixpkgs rev; rust-overlay = rustOverlay; };
+  outputsWithSelf = self: rev: flake.outputs { inherit self; nixpkgs = stubNixpkgs rev; rust-overlay = rustOverlay; };
+  outputsWith = outputsWithSelf { rev = "fedcba9876543210fedcba9876543210fedcba98"; };
   out = outputsWith "0123456789abcdef0123456789abcdef01234567";
   outDirty = outputsWith null;
+  # An uncommitted perflab tree: no self.rev; newer Nix gives self.dirtyRev.
+  outSelfDirty = outputsWithSelf { dirtyRev = "fedcba9876543210fedcba9876543210fedcba98-dirty"; } null;
+  outSelfUnknown = outputsWithSelf { } null;
 
   sys = "x86_64-linux";
   pk = out.packages.${sys};
@@ -53,9 +57,19 @@ let
                [ "aarch64-linux" "x86_64-linux" ] [ "aarch64-linux" "x86_64-linux" ] ]; }
     { name = "packages";
       got = attrNames pk;
-      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-worker" "perf" "perflab" ]; }
+      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-lab" "image-worker" "perf" "perflab" ]; }
     { name = "default is perf"; got = pk.default.name; want = pk.perf.name; }
     { name = "aarch64 package is built for aarch64"; got = out.packages.aarch64-linux.perflab.system; want = "aarch64-linux"; }
+
+    # perflab's own revision is compiled in (src/fingerprint.rs, PERFLAB_BUILD_COMMIT)
+    { name = "self.rev is built in"; got = perflabArgs.PERFLAB_BUILD_COMMIT; want = "fedcba9876543210fedcba9876543210fedcba98"; }
+    { name = "self.dirtyRev is built in";
+      got = outSelfDirty.packages.${sys}.perflab.stubArgs.PERFLAB_BUILD_COMMIT;
+      want = "fedcba9876543210fedcba9876543210fedcba98-dirty"; }
+    { name = "no revision: dirty"; got = outSelfUnknown.packages.${sys}.perflab.stubArgs.PERFLAB_BUILD_COMMIT; want = "dirty"; }
+    # suites and terraform modules installed where src/install.rs looks
+    { name = "suites and modules in share/perflab";
+      got = contains "cp -r suites terraform [$]out/share/perflab/" perflabArgs.postInstall; want = true; }
 
     # perflab
     { name = "perflab: no checks in the package"; got = perflabArgs.doCheck; want = false; }
@@ -98,8 +112,8 @@ let
       got = let n = names shells.default.stubArgs.nativeBuildInputs; in
         [ (elem "rust-1.95.0" n) (elem "wrk" n) (elem "nginx" n) (elem "perf" n) (elem "opentofu" n) ];
       want = [ true true true true false ]; }
-    { name = "docker shell adds the docker client";
-      got = elem "docker-client" (names shells.docker.stubArgs.nativeBuildInputs); want = true; }
+    { name = "docker shell adds the docker engine (dockerd for scripts/start-dockerd.sh)";
+      got = elem "docker" (names shells.docker.stubArgs.nativeBuildInputs); want = true; }
     { name = "terraform shell adds tofu, ssh and `terraform`";
       got = all (n: elem n (names shells.terraform.stubArgs.nativeBuildInputs))
         [ "opentofu" "openssh" "run-perflab-terraform-shim" ];
@@ -126,6 +140,10 @@ let
     { name = "haproxy image has haproxy, not nginx";
       got = let n = names pk.image-gateway-haproxy.stubArgs.contents; in [ (elem "haproxy" n) (elem "nginx" n) ];
       want = [ true false ]; }
+    { name = "the lab image has every role's programs, tar and getconf";
+      got = all (n: elem n (names pk.image-lab.stubArgs.contents))
+        [ "nginx" "wrk" "haproxy" "postgresql" "curl" "util-linux" "coreutils" "procps" "iproute2" "gnutar" "glibc" "tini" "bin-sh" ];
+      want = true; }
     { name = "images make tmp world-writable"; got = contains "chmod 1777 'tmp'" worker.extraCommands; want = true; }
 
     # flake.lock agrees with flake.nix

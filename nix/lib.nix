@@ -50,18 +50,28 @@ rec {
     { name = "haproxy"; attrPath = [ "haproxy" ]; bins = [ "haproxy" ]; }
     { name = "perf"; attrPath = [ "linuxPackages" "perf" ]; bins = [ "perf" ]; }
     { name = "inferno"; attrPath = [ "inferno" ]; bins = [ "inferno-collapse-perf" "inferno-flamegraph" ]; }
-    { name = "postgresql"; attrPath = [ "postgresql" ]; bins = [ "postgres" "pg_ctl" "initdb" "psql" "pg_dump" ]; }
+    { name = "postgresql"; attrPath = [ "postgresql" ]; bins = [ "postgres" "pg_ctl" "initdb" "psql" "pg_dump" "pg_isready" ]; }
     { name = "openssh"; attrPath = [ "openssh" ]; bins = [ "ssh" "scp" "ssh-keygen" ]; }
     { name = "opentofu"; attrPath = [ "opentofu" ]; bins = [ "tofu" ]; }
     { name = "curl"; attrPath = [ "curl" ]; bins = [ "curl" ]; }
-    { name = "util-linux"; attrPath = [ "util-linux" ]; bins = [ "taskset" "setsid" ]; }
+    { name = "util-linux"; attrPath = [ "util-linux" ]; bins = [ "taskset" "setsid" "setpriv" "kill" ]; }
     { name = "iproute2"; attrPath = [ "iproute2" ]; bins = [ "ip" ]; }
-    { name = "coreutils"; attrPath = [ "coreutils" ]; bins = [ "sleep" "cat" "nproc" ]; }
+    { name = "coreutils"; attrPath = [ "coreutils" ];
+      bins = [ "sleep" "cat" "nproc" "mkdir" "rm" "ls" "env" "mv" "readlink" "dd" "mktemp" "wc" "chown" "id" "test" ]; }
     { name = "procps"; attrPath = [ "procps" ]; bins = [ "ps" "pgrep" ]; }
     { name = "git"; attrPath = [ "git" ]; bins = [ "git" ]; }
   ];
 
   runtimeToolNames = map (t: t.name) runtimeTools;
+
+  # Programs only the docker driver's lab image needs (the container host and the
+  # session run them in every container: src/image.rs REQUIRED_BINARIES); kept off
+  # the wrapper's PATH. On glibc systems getconf is glibc's (its bin output).
+  imageOnlyTools = [
+    { name = "gnutar"; attrPath = [ "gnutar" ]; bins = [ "tar" ]; }
+    { name = "glibc"; attrPath = [ "glibc" ]; bins = [ "getconf" ]; }
+  ];
+  imageOnlyToolNames = map (t: t.name) imageOnlyTools;
 
   # Programs the wrapper adds on top of the packages (see terraformShim in flake.nix).
   # perflab's terraform driver runs `terraform`; Terraform is unfree, so the
@@ -85,7 +95,7 @@ rec {
     map
       (n:
         let
-          matches = filter (t: t.name == n) runtimeTools;
+          matches = filter (t: t.name == n) (runtimeTools ++ imageOnlyTools);
         in
         if matches == [ ] then throw "perflab: unknown runtime tool `${n}`"
         else getAttrPath (head matches).attrPath pkgs)
@@ -99,7 +109,10 @@ rec {
   localDriverToolNames = filter (n: !(elem n [ "opentofu" "openssh" ])) runtimeToolNames;
   devShells = {
     default = { extras = [ ]; terraformShim = false; };
-    docker = { extras = [ [ "docker-client" ] ]; terraformShim = false; };
+    # `docker`, not `docker-client`: perflab talks to the engine through its API (bollard)
+    # and never runs the CLI, but scripts/start-dockerd.sh needs the daemon, `dockerd`, which
+    # nixpkgs' `docker-client` (docker.override { clientOnly = true; }) leaves out.
+    docker = { extras = [ [ "docker" ] ]; terraformShim = false; };
     terraform = { extras = [ [ "opentofu" ] [ "openssh" ] ]; terraformShim = true; };
   };
 
@@ -156,7 +169,12 @@ rec {
 
   # Which runtime tools go into which image (names index `runtimeTools`).
   # Every image also gets a /bin/sh, tini and the /etc files below.
+  #
+  # `lab` is the one image the docker driver runs by default (perflab/lab:latest,
+  # which `perflab image load` tags it as): every role's programs and every program
+  # the driver requires (tests/nix_image.rs checks this list against src/image.rs).
   imageRoles = {
+    lab = [ "nginx" "wrk" "haproxy" "curl" "util-linux" "coreutils" "procps" "iproute2" "postgresql" "gnutar" "glibc" ];
     worker = [ "nginx" "wrk" "coreutils" "util-linux" "curl" "procps" "iproute2" ];
     gateway-nginx = [ "nginx" "coreutils" "util-linux" "curl" "procps" ];
     gateway-haproxy = [ "haproxy" "coreutils" "util-linux" "curl" "procps" ];

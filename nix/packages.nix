@@ -6,7 +6,10 @@
 #   plib       import ./lib.nix (pure helpers)
 #   root       the flake's source tree (a path)
 #   nixpkgsRev nixpkgs' git revision, or null when unknown
-{ pkgs, plib, root, nixpkgsRev ? null }:
+#   commit     perflab's own revision (the flake's self.rev, or self.dirtyRev
+#              "<rev>-dirty"), or null for an uncommitted tree: recorded in every
+#              result's fingerprint (perflab.commit) instead of `null`
+{ pkgs, plib, root, nixpkgsRev ? null, commit ? null }:
 let
   inherit (pkgs) lib;
 
@@ -35,10 +38,18 @@ let
     nativeBuildInputs = [ pkgs.pkg-config ];
     buildInputs = [ pkgs.zlib ];
     doCheck = false;
+    # Read by src/fingerprint.rs at compile time (option_env!).
+    PERFLAB_BUILD_COMMIT = if commit == null then "dirty" else commit;
   };
 
   perflab = rustPlatform.buildRustPackage (commonArgs // {
     pname = "perflab";
+    # Suites and terraform modules beside the binary: src/install.rs finds them in
+    # $out/share/perflab when perflab runs outside a checkout (`nix run .#perf`).
+    postInstall = ''
+      mkdir -p $out/share/perflab
+      cp -r suites terraform $out/share/perflab/
+    '';
     meta = {
       description = cargoToml.package.description;
       license = lib.licenses.asl20;

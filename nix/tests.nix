@@ -7,7 +7,7 @@
 let
   lib = import ./lib.nix;
 
-  inherit (builtins) all elem filter length map toJSON;
+  inherit (builtins) all any elem filter length map toJSON;
 
   check = t:
     if t.got == t.want then true
@@ -26,6 +26,7 @@ let
     inferno = "inferno"; postgresql = "postgresql"; openssh = "openssh";
     opentofu = "opentofu"; curl = "curl"; util-linux = "util-linux";
     iproute2 = "iproute2"; coreutils = "coreutils"; procps = "procps"; git = "git";
+    gnutar = "gnutar"; glibc = "glibc";
   };
 
   cargo = builtins.fromTOML (builtins.readFile ../Cargo.toml);
@@ -108,7 +109,7 @@ let
 
     # ---- images
     { name = "image names"; got = map lib.imageName (builtins.attrNames lib.imageRoles);
-      want = [ "perflab-gateway-haproxy" "perflab-gateway-nginx" "perflab-worker" ]; }
+      want = [ "perflab-gateway-haproxy" "perflab-gateway-nginx" "perflab-lab" "perflab-worker" ]; }
     { name = "image tag"; got = lib.imageTag; want = "perflab"; }
     { name = "worker has nginx and wrk";
       got = all (t: elem t lib.imageRoles.worker) [ "nginx" "wrk" "coreutils" "util-linux" "curl" ]; want = true; }
@@ -116,8 +117,12 @@ let
       got = elem "nginx" lib.imageRoles.gateway-nginx && elem "haproxy" lib.imageRoles.gateway-haproxy;
       want = true; }
     { name = "every image role names known tools";
-      got = all (role: all (t: elem t lib.runtimeToolNames) lib.imageRoles.${role}) (builtins.attrNames lib.imageRoles);
+      got = all (role: all (t: elem t (lib.runtimeToolNames ++ lib.imageOnlyToolNames)) lib.imageRoles.${role}) (builtins.attrNames lib.imageRoles);
       want = true; }
+    { name = "the lab image has tar and getconf, which only images need";
+      got = lib.toolsByName stubPkgs [ "gnutar" "glibc" ]; want = [ "gnutar" "glibc" ]; }
+    { name = "image-only tools stay off the wrapper's PATH";
+      got = any (t: elem t lib.runtimeToolNames) lib.imageOnlyToolNames; want = false; }
     { name = "image roles resolve against nixpkgs";
       got = lib.toolsByName stubPkgs lib.imageRoles.gateway-haproxy;
       want = [ "haproxy" "coreutils" "util-linux" "curl" "procps" ]; }
@@ -148,8 +153,8 @@ let
 
     # ---- dev shells
     { name = "dev shells"; got = builtins.attrNames lib.devShells; want = [ "default" "docker" "terraform" ]; }
-    { name = "docker shell adds the docker client";
-      got = lib.devShells.docker.extras; want = [ [ "docker-client" ] ]; }
+    { name = "docker shell adds the docker engine (dockerd)";
+      got = lib.devShells.docker.extras; want = [ [ "docker" ] ]; }
     { name = "terraform shell adds tofu, ssh and the terraform shim";
       got = lib.devShells.terraform; want = { extras = [ [ "opentofu" ] [ "openssh" ] ]; terraformShim = true; }; }
     { name = "local driver tools: no tofu/ssh, but wrk, nginx, perf, taskset's util-linux";

@@ -9,6 +9,7 @@
 #                  tests pull `image:` versions from a registry they run on loopback)
 #   terraform:     openssh-server openssh-client iproute2 (terraform itself: HashiCorp's package)
 #   nix checks:    nix-bin
+#   html report:   chromium (headless; the browser test of report.html)
 #
 #   --minimal      only the local driver's programs
 #   --kong         also what building Kong from source needs (docs/kong-from-source.md): a C/C++
@@ -31,7 +32,7 @@ done
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 base="nginx-light wrk haproxy util-linux curl procps iproute2 git ca-certificates"
-extra="postgresql openssh-server openssh-sftp-server openssh-client docker.io docker-registry nix-bin librsvg2-bin"
+extra="chromium postgresql openssh-server openssh-sftp-server openssh-client docker.io docker-registry nix-bin librsvg2-bin"
 perf=linux-perf
 if ! apt-cache show linux-perf >/dev/null 2>&1; then
     perf="linux-tools-common linux-tools-generic"

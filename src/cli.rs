@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 
 /// perflab: a reproducible benchmark lab for HTTP API gateways.
@@ -28,6 +29,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Re-run a stored result's cases with the same options and versions, and compare.
     Reproduce(ReproduceArgs),
+    /// Gather stored results across commits into a table, trend charts and a page.
+    History(HistoryArgs),
     /// Bring in results from elsewhere.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -45,6 +48,17 @@ pub enum Command {
     /// direct use: set `kind = "open"` in a case instead). Prints one JSON report.
     #[command(hide = true)]
     OpenLoad(OpenLoadArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of perflab, or of one of its commands.
+    Man {
+        /// A command (suite, compare, …); none: perflab's own page.
+        command: Option<String>,
+    },
 }
 
 /// `perflab capacity`.
@@ -115,17 +129,22 @@ pub struct RunArgs {
     /// Only cases with any of these tags (comma-separated; a case's name and gateway are tags).
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Driver: local, docker or terraform.
-    #[arg(long, default_value = "local", env = "PERF_TEST_DRIVER")]
+    /// Where the lab runs: processes here, containers, or provisioned machines over SSH.
+    #[arg(long, default_value = "local", env = "PERF_TEST_DRIVER",
+          value_parser = PossibleValuesParser::new(perflab::driver::DRIVERS))]
     pub driver: String,
     /// Driver option KEY=VALUE (repeatable), e.g. provider=netns, network=bridge.
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,
+    /// Terraform provider (module name): short for --driver-opt provider=NAME (default:
+    /// $PERF_TEST_TERRAFORM_PROVIDER, else netns).
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
     /// Run gateway cases against this gateway kind instead of the ones they list.
-    #[arg(long)]
+    #[arg(long, value_parser = PossibleValuesParser::new(perflab::role::gateway::GATEWAYS))]
     pub gateway: Option<String>,
     /// Seconds of load per run (1 to 86400).
-    #[arg(long, allow_negative_numbers = true, value_parser = duration_s)]
+    #[arg(long, allow_negative_numbers = true, value_parser = duration_s, env = "PERF_TEST_LOAD_DURATION")]
     pub duration: Option<f64>,
     /// Repeats per case and version (1 to 10000).
     #[arg(long, allow_negative_numbers = true, value_parser = repeat_count)]
@@ -143,9 +162,13 @@ pub struct RunArgs {
     /// `kind = "open"` and `rate` (latency measured from each request's intended send time).
     #[arg(long, allow_negative_numbers = true, value_parser = rate)]
     pub rate: Option<f64>,
-    /// Results root; each invocation makes its own folder inside.
+    /// Results root; each invocation makes its own folder inside, and `latest` links to it.
     #[arg(long, default_value = "output")]
     pub output: PathBuf,
+    /// Write the results into exactly this folder (new or empty) instead of a new folder under
+    /// --output, e.g. for a CI job that uploads it.
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub output_dir: Option<PathBuf>,
     /// Do not pin the gateway and the load generator to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -160,7 +183,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PORT", allow_negative_numbers = true, value_parser = port_base)]
     pub port_base: Option<u16>,
     /// Stack unwinding of profiled runs: fp (frame pointers) or dwarf (full stacks of stripped binaries, more data).
-    #[arg(long, default_value = "fp")]
+    #[arg(long, default_value = "fp", value_parser = ["fp", "dwarf"])]
     pub call_graph: String,
     /// Sampling frequency of profiled runs, per second (1 to 10000).
     #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = profile_hz)]
@@ -208,7 +231,7 @@ pub enum Design {
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Versions: the baseline first, then one or more candidates (current, 3.9.1, git:REF, image:REF).
-    #[arg(required = true, num_args = 1..)]
+    #[arg(required = true, num_args = 1.., env = "PERF_TEST_VERSIONS", value_delimiter = ',')]
     pub versions: Vec<String>,
     /// Suite to run.
     #[arg(long, default_value = "rps")]
@@ -247,8 +270,9 @@ pub struct CompareArgs {
     /// Exit with status 1 when a candidate's verdict is `slower` and its estimated slowdown is at least PCT percent (0 to 100).
     #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = regression_pct)]
     pub fail_on_regression: Option<f64>,
-    /// Output formats (repeatable): markdown, json, csv, bmf, gab-bigger, gab-smaller.
-    #[arg(long = "format", value_delimiter = ',')]
+    /// Output formats (comma-separated or repeated; default: all).
+    #[arg(long = "format", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(perflab::report::export::FORMATS))]
     pub formats: Vec<String>,
     /// Include flagged runs (with errors) in verdicts.
     #[arg(long)]
@@ -292,8 +316,9 @@ pub struct CalibrateArgs {
 pub struct ReportArgs {
     /// A results folder (output/<time>-<suite>).
     pub dir: PathBuf,
-    /// Output formats for comparisons (default: all).
-    #[arg(long = "format", value_delimiter = ',')]
+    /// Output formats for comparisons (comma-separated or repeated; default: all).
+    #[arg(long = "format", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(perflab::report::export::FORMATS))]
     pub formats: Vec<String>,
     /// Restart design only: noise band in percent (default 0: none; 0 to 100).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = percent)]
@@ -304,6 +329,24 @@ pub struct ReportArgs {
     /// Seed recorded with restart-design comparisons.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Open report.html in a browser ($BROWSER, else xdg-open); without one, print its path.
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// `perflab history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Results folders, or folders holding them (also in their results/ sub-folder).
+    #[arg(default_value = "output")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write history.json, the trend charts and report.html (default: DIR/history of
+    /// the first DIR).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Open the page in a browser ($BROWSER, else xdg-open); without one, print its path.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// `perflab reproduce`.
@@ -345,14 +388,17 @@ pub enum ImportCommand {
 #[derive(Debug, Args)]
 pub struct TeardownArgs {
     /// With --driver terraform: also destroy the provisioned machines (terraform destroy).
-    #[arg(long)]
+    #[arg(long, env = "PERF_TEST_TEARDOWN_ALL")]
     pub full: bool,
     /// Only this driver's leftovers (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = PossibleValuesParser::new(perflab::driver::DRIVERS))]
     pub driver: Option<String>,
     /// Driver option KEY=VALUE (repeatable).
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,
+    /// Terraform provider: short for --driver-opt provider=NAME.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
 }
 
 /// `perflab image`.
@@ -377,9 +423,16 @@ pub fn rate(s: &str) -> Result<f64, String> {
     )
 }
 
-/// Parses `KEY=VALUE` driver options.
-pub fn driver_options(opts: &[String]) -> perflab::Result<perflab::driver::DriverOptions> {
+/// Parses `KEY=VALUE` driver options, after `--provider` (its short form of `provider=NAME`;
+/// an explicit `--driver-opt provider=…` wins).
+pub fn driver_options(
+    opts: &[String],
+    provider: Option<&str>,
+) -> perflab::Result<perflab::driver::DriverOptions> {
     let mut m = perflab::driver::DriverOptions::new();
+    if let Some(p) = provider.filter(|p| !p.is_empty()) {
+        m.insert("provider".into(), p.to_string());
+    }
     for o in opts {
         let (k, v) = o.split_once('=').ok_or_else(|| {
             perflab::Error::Usage(format!("driver option \"{o}\" must look like KEY=VALUE"))
@@ -499,6 +552,48 @@ mod tests {
         assert!(port_base("65500").is_err() && port_base("0").is_err());
         assert_eq!(port_base("65434").unwrap(), 65434);
         assert!(noise_band("50").is_err() && noise_band("49.9").is_ok());
+    }
+
+    #[test]
+    fn kongs_variables_are_wired_to_their_flags() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let env_of = |sub: &str, arg: &str| {
+            cli.find_subcommand(sub)
+                .unwrap()
+                .get_arguments()
+                .find(|a| a.get_id() == arg)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env_of("compare", "versions").unwrap(), "PERF_TEST_VERSIONS");
+        for sub in ["suite", "compare", "calibrate"] {
+            assert_eq!(env_of(sub, "duration").unwrap(), "PERF_TEST_LOAD_DURATION");
+            assert_eq!(env_of(sub, "driver").unwrap(), "PERF_TEST_DRIVER");
+        }
+        assert_eq!(
+            env_of("teardown", "full").unwrap(),
+            "PERF_TEST_TEARDOWN_ALL"
+        );
+    }
+
+    #[test]
+    fn provider_is_short_for_the_driver_option() {
+        let o = driver_options(&[], Some("aws-ec2")).unwrap();
+        assert_eq!(o.get("provider").map(String::as_str), Some("aws-ec2"));
+        let o = driver_options(&["provider=netns".into()], Some("aws-ec2")).unwrap();
+        assert_eq!(o.get("provider").map(String::as_str), Some("netns"));
+        let c = Cli::try_parse_from(["perflab", "teardown", "--provider", "netns"]).unwrap();
+        match c.command {
+            Command::Teardown(t) => assert_eq!(t.provider.as_deref(), Some("netns")),
+            _ => unreachable!(),
+        }
+        // Versions may be given comma-separated (as PERF_TEST_VERSIONS is).
+        let c = Cli::try_parse_from(["perflab", "compare", "current,git:main"]).unwrap();
+        match c.command {
+            Command::Compare(a) => assert_eq!(a.versions, ["current", "git:main"]),
+            _ => unreachable!(),
+        }
     }
 
     #[test]

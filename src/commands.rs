@@ -41,9 +41,20 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 ),
             )?;
             print!("{out}");
+            if a.open {
+                open_in_browser(&store.root().join(report::export::html::FILE_NAME));
+            }
             Ok(EXIT_OK)
         }
         Command::Reproduce(a) => reproduce(a),
+        Command::History(a) => history(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "perflab", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+        Command::Man { command } => man_page(command.as_deref()),
         Command::Import(ImportCommand::Wrk { files }) => import_wrk(&files),
         Command::Doctor => {
             let (text, ok) = perflab::doctor::check();
@@ -54,6 +65,89 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(c) => image(c),
         Command::OpenLoad(a) => open_load(a),
         Command::Capacity(a) => capacity(a),
+    }
+}
+
+/// Writes the man page of perflab or of one of its commands to standard output.
+fn man_page(command: Option<&str>) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let names: Vec<String> = root
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let sub = root.find_subcommand(name).cloned().ok_or_else(|| {
+                Error::Usage(format!(
+                    "no command \"{name}\": expected one of {}",
+                    names.join(", ")
+                ))
+            })?;
+            // `perflab-compare(1)`, as git and cargo name their commands' pages.
+            sub.name(format!("perflab-{name}"))
+        }
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
+    Ok(EXIT_OK)
+}
+
+fn history(a: crate::cli::HistoryArgs) -> anyhow::Result<i32> {
+    let h = perflab::history::collect(&a.dirs)?;
+    if h.points.is_empty() {
+        let mut msg = format!(
+            "no finished results in {}: give results folders or the folders that hold them",
+            a.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (f, why) in &h.skipped {
+            msg.push_str(&format!("; skipped {}: {why}", f.display()));
+        }
+        return Err(Error::Usage(msg).into());
+    }
+    print!("{}", perflab::history::table(&h));
+    let out = a.out.unwrap_or_else(|| a.dirs[0].join("history"));
+    let page = perflab::history::write(&h, &out)?;
+    println!("charts: {}", out.join("charts").display());
+    println!("report: {}", page.display());
+    if a.open {
+        open_in_browser(&page);
+    }
+    Ok(EXIT_OK)
+}
+
+/// Opens a page with `$BROWSER` (a command name, as `man` and `git web--browse` read it) or
+/// else `xdg-open`; the browser is the user's and outlives perflab. Without either, or when the
+/// browser cannot be started, prints the path to open by hand.
+fn open_in_browser(page: &std::path::Path) {
+    let browser = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .or_else(|| {
+            which::which("xdg-open")
+                .ok()
+                .map(|p| p.display().to_string())
+        });
+    let started = browser.as_deref().map(|b| {
+        std::process::Command::new(b)
+            .arg(page)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {b}: {e}"))
+    });
+    match started {
+        Some(Ok(_)) => eprintln!("perflab: opened {}", page.display()),
+        Some(Err(e)) => eprintln!("perflab: {e}; open {} by hand", page.display()),
+        None => eprintln!(
+            "perflab: no browser found (set $BROWSER or install xdg-utils); open {}",
+            page.display()
+        ),
     }
 }
 
@@ -136,8 +230,9 @@ pub fn request(
         cases,
         versions,
         driver: run.driver.clone(),
-        driver_options: crate::cli::driver_options(&run.driver_opt)?,
+        driver_options: crate::cli::driver_options(&run.driver_opt, run.provider.as_deref())?,
         output: run.output.clone(),
+        output_dir: run.output_dir.clone(),
         pin_cpus: !run.no_pin,
         cooldown: CooldownOptions {
             max_wait: std::time::Duration::from_secs_f64(run.cooldown_max),
@@ -226,7 +321,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
     }
     if only.is_none() || only == Some("docker") {
         // `--driver-opt lab=ID`: only that lab's objects (others may be running).
-        let opts = crate::cli::driver_options(&a.driver_opt)?;
+        let opts = crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?;
         match perflab::driver::docker::remove_leftovers(None, opts.get("lab").map(String::as_str)) {
             Ok(l) => println!("docker: removed {} labelled object(s)", l.len()),
             Err(e) if only.is_none() => println!("docker: skipped ({e})"),
@@ -235,7 +330,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
     }
     if only == Some("terraform") {
         let mut d = perflab::driver::terraform::TerraformDriver::new(
-            &crate::cli::driver_options(&a.driver_opt)?,
+            &crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?,
             "teardown",
         )?;
         perflab::driver::Driver::teardown(&mut d, a.full)?;
@@ -285,7 +380,7 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     // out so the driver falls back to the environment (TF_VAR_NAME).
     let mut run_manifest = manifest.clone();
     let (mut opts, dropped) = perflab::redact::without_redacted(&manifest.driver_options);
-    let given = crate::cli::driver_options(&a.driver_opt)?;
+    let given = crate::cli::driver_options(&a.driver_opt, None)?;
     let missing: Vec<&String> = dropped.iter().filter(|k| !given.contains_key(*k)).collect();
     if !missing.is_empty() {
         eprintln!(
@@ -325,13 +420,17 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
         a.include_flagged,
         &label,
     )?;
-    report::render_all(&exec.store, &report::ReportOptions::default())?;
+    let rendered = report::render_all(&exec.store, &report::ReportOptions::default())?;
     print!("{text}");
     if let Ok(now) = exec.store.manifest() {
         print!(
             "{}",
             perflab::reproduce::environment_report(&manifest, &now)
         );
+    }
+    // The machine-readable result line stays the last line on stdout.
+    if let Some(line) = rendered.lines().last() {
+        println!("{line}");
     }
     eprintln!("perflab: new results in {}", exec.store.root().display());
     match exec.error {
@@ -395,7 +494,7 @@ pub fn calibrate(
     for v in &versions {
         v.prepare(&cases[0].gateway)?;
     }
-    let driver_options = crate::cli::driver_options(&a.run.driver_opt)?;
+    let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
     let (key, machine) = cal::machine_key(&a.run.driver, &driver_options);
     eprintln!(
         "perflab: calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
@@ -542,7 +641,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             v.prepare(&c.gateway)?;
         }
     }
-    let driver_options = crate::cli::driver_options(&a.run.driver_opt)?;
+    let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
     let calibration = if a.calibrate {
         Some(calibrate(crate::cli::CalibrateArgs {
             gateway_version: a.versions[0].clone(),

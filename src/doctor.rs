@@ -122,6 +122,32 @@ pub const REQUIREMENTS: &[Requirement] = &[
     },
 ];
 
+/// Whether perflab runs in a Nix shell or from the Nix store, where packages come from nixpkgs
+/// rather than apt.
+pub fn running_under_nix() -> bool {
+    std::env::var_os("IN_NIX_SHELL").is_some()
+        || std::env::current_exe().is_ok_and(|p| p.starts_with("/nix/store"))
+}
+
+/// The nixpkgs attribute that provides a program (as the flake's `nix/` uses them); `None` for
+/// programs nixpkgs does not package the way perflab needs (Kong).
+pub fn nix_package(program: &str) -> Option<&'static str> {
+    Some(match program {
+        "wrk" => "wrk",
+        "nginx" => "nginx",
+        "taskset" => "util-linux",
+        "haproxy" => "haproxy",
+        "perf" => "linuxPackages.perf",
+        "pg_ctl" | "pg_dump" => "postgresql",
+        "dockerd" => "docker",
+        "terraform" => "opentofu",
+        "ssh" | "sshd" => "openssh",
+        "ip" => "iproute2",
+        "git" => "git",
+        _ => return None,
+    })
+}
+
 /// Checks every requirement on the local machine; returns the report text and whether all
 /// required programs were found.
 pub fn check() -> (String, bool) {
@@ -140,6 +166,13 @@ pub fn check() -> (String, bool) {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let kong_prefix = crate::role::gateway::kong::prefix::KongPrefix::from_env(&env);
     let own_path = std::env::var("PATH").ok();
+    let under_nix = running_under_nix();
+    if under_nix {
+        out.insert_str(
+            "perflab doctor\n".len(),
+            "(running under Nix: install hints name nixpkgs attributes)\n",
+        );
+    }
     for r in REQUIREMENTS {
         let prefixed = (r.program == "kong")
             .then_some(())
@@ -161,9 +194,12 @@ pub fn check() -> (String, bool) {
             .map(|p| p.program())
             .or_else(|| host.which(r.program))
             .or_else(|| {
-                ["/usr/sbin", "/sbin", "/usr/lib/postgresql/15/bin"]
-                    .iter()
-                    .map(|d| format!("{d}/{}", r.program))
+                // Debian keeps PostgreSQL's server programs off PATH, per major version.
+                let postgres = crate::image::postgres_bin_dir();
+                [Some("/usr/sbin".into()), Some("/sbin".into()), postgres]
+                    .into_iter()
+                    .flatten()
+                    .map(|d: std::path::PathBuf| d.join(r.program).display().to_string())
                     .find(|p| std::path::Path::new(p).is_file())
             });
         match found {
@@ -198,9 +234,15 @@ pub fn check() -> (String, bool) {
                     ok = false;
                 }
                 let status = if r.required { "MISSING" } else { "missing" };
+                let install = match nix_package(r.program).filter(|_| under_nix) {
+                    Some(attr) => format!(
+                        "nix develop (the flake's dev shells have it) or nix shell nixpkgs#{attr}"
+                    ),
+                    None => r.install.to_string(),
+                };
                 out.push_str(&format!(
                     "{:<18} {:<10} {:<8} {:<28} install: {}\n",
-                    r.needed_by, r.program, status, "-", r.install
+                    r.needed_by, r.program, status, "-", install
                 ));
             }
         }
@@ -230,4 +272,21 @@ pub fn check() -> (String, bool) {
     );
     out.push_str(&crate::fingerprint::compact(&crate::fingerprint::local()));
     (out, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_requirement_but_kong_has_a_nix_package() {
+        for r in REQUIREMENTS {
+            assert_eq!(
+                nix_package(r.program).is_none(),
+                r.program == "kong",
+                "{}",
+                r.program
+            );
+        }
+    }
 }

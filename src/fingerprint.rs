@@ -240,14 +240,29 @@ fn sha256_local(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|b| sha256_hex(&b))
 }
 
+/// A commit as a packager records it (the flake passes `self.rev`, `self.dirtyRev` =
+/// `<rev>-dirty`, or `dirty` for an uncommitted tree): (commit, dirty).
+pub fn packaged_commit(c: &str) -> (Option<String>, Option<bool>) {
+    match c.strip_suffix("-dirty") {
+        _ if c == "dirty" => (None, Some(true)),
+        Some(rev) => (Some(rev.to_string()), Some(true)),
+        None => (Some(c.to_string()), Some(false)),
+    }
+}
+
 /// perflab's own identity: version, the commit of the checkout it was built from (`PERFLAB_COMMIT`
-/// when set, e.g. by a packager; else read from the source checkout at run time, with `dirty`
+/// when set, else `PERFLAB_BUILD_COMMIT` as set at build time by a packager such as the flake;
+/// else read from the source checkout at run time, with `dirty`
 /// when tracked files differ from it), the sha256 of the running binary, and — when run from
 /// the flake — the nixpkgs revision (`PERFLAB_NIXPKGS_REV`) and toolchain.
 pub fn perflab_info() -> Value {
-    let (commit, dirty) = match std::env::var("PERFLAB_COMMIT") {
-        Ok(c) if !c.is_empty() => (Some(c), None),
-        _ => match git2::Repository::discover(env!("CARGO_MANIFEST_DIR")) {
+    let given = std::env::var("PERFLAB_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| option_env!("PERFLAB_BUILD_COMMIT").map(str::to_string));
+    let (commit, dirty) = match given {
+        Some(c) => packaged_commit(&c),
+        None => match git2::Repository::discover(env!("CARGO_MANIFEST_DIR")) {
             Ok(r) => {
                 let commit = r
                     .head()
@@ -296,7 +311,9 @@ while [ $# -gt 0 ]; do
   fi
 done"#;
 
-fn tools_of(host: &dyn Host) -> Value {
+/// The [`TOOLS`] of a host (path, version, resolved path, hash), asked in one command; the
+/// same as [`tool_info`] tool by tool.
+pub fn tools_of(host: &dyn Host) -> Value {
     let mut argv: Vec<String> = Vec::new();
     for (name, args) in TOOLS {
         argv.push((*name).to_string());
@@ -691,6 +708,19 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn packaged_commits_say_whether_the_tree_was_dirty() {
+        assert_eq!(
+            packaged_commit("abc123"),
+            (Some("abc123".into()), Some(false))
+        );
+        assert_eq!(
+            packaged_commit("abc123-dirty"),
+            (Some("abc123".into()), Some(true))
+        );
+        assert_eq!(packaged_commit("dirty"), (None, Some(true)));
+    }
+
     fn fp() -> Value {
         json!({
             "perflab": { "version": "0.1.0", "commit": "abc", "binary_sha256": "11", "nixpkgs_rev": null },
@@ -713,23 +743,6 @@ mod tests {
         b["hosts"]["gateway"]["load_before"] = json!("9.00 9.00 9.00 9/900 9");
         b["hosts"]["gateway"]["boot_id"] = json!("y");
         assert!(differences(&fp(), &b).is_empty());
-    }
-
-    #[test]
-    fn tools_asked_in_one_command_match_tool_by_tool() {
-        let dir = tempfile::tempdir().unwrap();
-        let host = crate::host::LocalHost::new("local", dir.path()).unwrap();
-        let batched = tools_of(&host);
-        for (name, args) in TOOLS {
-            assert_eq!(
-                batched[*name],
-                tool_info(&host, name, args),
-                "{name}: {batched}"
-            );
-        }
-        // sh, wrk and nginx are on every machine the tests run on.
-        assert_eq!(batched["wrk"]["found"], true, "{batched}");
-        assert_eq!(batched["nginx"]["found"], true, "{batched}");
     }
 
     #[test]

@@ -870,11 +870,8 @@ mod tests {
         let sh = std::fs::canonicalize(which::which("sh").unwrap()).unwrap();
         let sh_rel = sh.strip_prefix("/").unwrap().display().to_string();
         assert_eq!(kinds[&sh_rel].0, tar::EntryType::Regular);
-        if std::fs::symlink_metadata("/lib64")
-            .unwrap()
-            .file_type()
-            .is_symlink()
-        {
+        // A merged-/usr system links /lib64; a Nix build sandbox has no /lib64 at all.
+        if std::fs::symlink_metadata("/lib64").is_ok_and(|m| m.file_type().is_symlink()) {
             assert_eq!(kinds["lib64"].0, tar::EntryType::Symlink);
         }
     }

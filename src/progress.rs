@@ -38,12 +38,24 @@ impl Progress {
             .sum();
         let bar = (mode == Mode::Auto && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(plan.len() as u64);
+            // The time left is the plan's expected load time minus the time spent, so it counts
+            // down during a run too (indicatif's own ETA only moves when a run finishes).
+            let left = move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(
+                    w,
+                    "{}",
+                    time_left(expected_s, state.elapsed().as_secs_f64())
+                );
+            };
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} runs  {msg}  (about {eta} left)",
+                    "{spinner} {bar:30} {pos}/{len} runs  {msg}  {elapsed} elapsed, {left}",
                 )
+                .map(|s| s.with_key("left", left))
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
+            // Redraw while a run is under way: the spinner, elapsed and time left move.
+            b.enable_steady_tick(std::time::Duration::from_millis(250));
             b
         });
         let p = Progress {
@@ -116,5 +128,32 @@ impl Progress {
                 self.started.elapsed().as_secs_f64()
             );
         }
+    }
+}
+
+/// "about N s left" from the plan's expected seconds and the seconds spent; "finishing" once the
+/// estimate has run out (starts and cool-downs are not in it).
+fn time_left(expected_s: f64, elapsed_s: f64) -> String {
+    let left = expected_s - elapsed_s;
+    if left < 1.0 {
+        "finishing".into()
+    } else if left < 120.0 {
+        format!("about {left:.0} s left")
+    } else {
+        format!("about {:.0} min left", left / 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_counts_down_and_never_goes_negative() {
+        assert_eq!(time_left(100.0, 10.0), "about 90 s left");
+        assert_eq!(time_left(100.0, 10.5), "about 90 s left");
+        assert_eq!(time_left(100.0, 60.0), "about 40 s left");
+        assert_eq!(time_left(600.0, 0.0), "about 10 min left");
+        assert_eq!(time_left(100.0, 150.0), "finishing");
     }
 }

@@ -50,6 +50,7 @@ pub fn reproduce(
         driver: manifest.driver.clone(),
         driver_options: manifest.driver_options.clone(),
         output: output.to_path_buf(),
+        output_dir: None,
         pin_cpus: opt("pin_cpus").and_then(|v| v.as_bool()).unwrap_or(true),
         cooldown: CooldownOptions {
             // A hand-edited manifest must not panic here: bounded as --cooldown-max is.

@@ -83,8 +83,10 @@ pub struct RunRequest {
     pub driver: String,
     /// Driver options.
     pub driver_options: DriverOptions,
-    /// Results root (`output/`).
+    /// Results root (`output/`): each execution makes its own folder inside.
     pub output: PathBuf,
+    /// The exact results folder to use instead (`--output-dir`; must be new or empty).
+    pub output_dir: Option<PathBuf>,
     /// Pin roles to CPUs.
     pub pin_cpus: bool,
     /// Cool-down gate.
@@ -175,7 +177,10 @@ pub fn run_lab(
     body: impl FnOnce(&mut Session, &Store, &mut Vec<RunRecord>) -> Result<()>,
 ) -> Result<Execution> {
     crate::signals::install();
-    let store = Store::create(&req.output, &req.suite)?;
+    let store = match &req.output_dir {
+        Some(dir) => Store::create_exact(dir)?,
+        None => Store::create(&req.output, &req.suite)?,
+    };
     crate::store::set_active(Some(store.root()));
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),

@@ -90,6 +90,29 @@ pub struct Manifest {
     pub gateway_deaths: Vec<String>,
 }
 
+/// The name of the link in a results root that points at the newest results folder.
+pub const LATEST: &str = "latest";
+
+/// Points `output/latest` at the folder `name` (a relative symbolic link, replaced atomically).
+/// Best effort: a `latest` that is not a link (the user's own file or folder) is left alone,
+/// and a failure never fails the run.
+fn link_latest(output: &Path, name: &str) {
+    let link = output.join(LATEST);
+    if link.exists() && !link.is_symlink() {
+        return;
+    }
+    let tmp = output.join(format!(".{LATEST}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    if std::os::unix::fs::symlink(name, &tmp).is_ok() && std::fs::rename(&tmp, &link).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Whether a directory entry is a results folder of its own, not the [`LATEST`] link to one.
+pub fn is_results_folder(path: &Path) -> bool {
+    !path.is_symlink() && path.is_dir()
+}
+
 /// A results folder.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -189,9 +212,12 @@ impl Store {
             } else {
                 format!("{base}-{i}")
             };
-            let root = output.join(name);
+            let root = output.join(&name);
             match std::fs::create_dir(&root) {
-                Ok(()) => return Ok(Store { root }),
+                Ok(()) => {
+                    link_latest(output, &name);
+                    return Ok(Store { root });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&root, e)),
             }
@@ -200,6 +226,28 @@ impl Store {
             "cannot create a results folder in {}",
             output.display()
         )))
+    }
+
+    /// Uses exactly `dir` as the results folder (`--output-dir`), creating it. A folder that
+    /// already holds files is refused: results are never mixed or overwritten.
+    pub fn create_exact(dir: &Path) -> Result<Store> {
+        if dir.exists() {
+            let empty = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .next()
+                .is_none();
+            if !dir.is_dir() || !empty {
+                return Err(Error::Usage(format!(
+                    "--output-dir {} already exists and is not an empty folder: give a new (or \
+                     empty) folder; results are never written over other files",
+                    dir.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(Store {
+            root: dir.to_path_buf(),
+        })
     }
 
     /// Opens an existing results folder.
@@ -367,6 +415,32 @@ mod tests {
                 .to_string_lossy()
                 .contains("git_v1_x")
         );
+    }
+
+    #[test]
+    fn latest_points_at_the_newest_folder_and_exact_folders_are_fresh() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Store::create(tmp.path(), "rps").unwrap();
+        let b = Store::create(tmp.path(), "rps").unwrap();
+        let latest = tmp.path().join(LATEST);
+        assert_eq!(
+            std::fs::read_link(&latest).unwrap(),
+            Path::new(b.root().file_name().unwrap())
+        );
+        assert_ne!(a.root(), b.root());
+        assert!(!is_results_folder(&latest) && is_results_folder(b.root()));
+        // A user's own `latest` folder is left alone.
+        let mine = tempfile::tempdir().unwrap();
+        std::fs::create_dir(mine.path().join(LATEST)).unwrap();
+        Store::create(mine.path(), "rps").unwrap();
+        assert!(is_results_folder(&mine.path().join(LATEST)));
+
+        let exact = tmp.path().join("ci/run-1");
+        let s = Store::create_exact(&exact).unwrap();
+        assert_eq!(s.root(), exact);
+        std::fs::write(exact.join("x"), "").unwrap();
+        let e = Store::create_exact(&exact).unwrap_err().to_string();
+        assert!(e.contains("not an empty folder"), "{e}");
     }
 
     #[test]

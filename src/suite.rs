@@ -419,12 +419,14 @@ fn check_counts(spec: &CaseSpec) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Where suites are looked for: `./suites`, `$PERFLAB_SUITES_DIR`, then the source tree's.
+/// Where suites are looked for: `$PERFLAB_SUITES_DIR`, `./suites`, an installed perflab's
+/// `<prefix>/share/perflab/suites` ([`crate::install`]), then the source tree's.
 pub fn suite_roots() -> Vec<PathBuf> {
     let mut v = vec![PathBuf::from("suites")];
     if let Ok(d) = std::env::var("PERFLAB_SUITES_DIR") {
         v.insert(0, PathBuf::from(d));
     }
+    v.extend(crate::install::data_dir("suites"));
     v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("suites"));
     v
 }

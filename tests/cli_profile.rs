@@ -81,6 +81,7 @@ impl Lab {
             .unwrap()
             .flatten()
             .map(|e| e.path())
+            .filter(|p| perflab::store::is_results_folder(p))
             .collect();
         assert_eq!(dirs.len(), 1, "{dirs:?}");
         dirs[0].clone()

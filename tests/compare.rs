@@ -244,7 +244,7 @@ impl Lab {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir())
+            .filter(|p| perflab::store::is_results_folder(p))
             .collect();
         assert_eq!(dirs.len(), 1, "{dirs:?}");
         dirs[0].clone()
@@ -449,7 +449,11 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
         runs_before
     );
     assert_eq!(
-        std::fs::read_dir(&lab.out).unwrap().count(),
+        std::fs::read_dir(&lab.out)
+            .unwrap()
+            .flatten()
+            .filter(|e| perflab::store::is_results_folder(&e.path()))
+            .count(),
         1,
         "report made a new folder"
     );
@@ -588,6 +592,7 @@ fn the_users_repository_is_untouched_even_when_interrupted() {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|e| perflab::store::is_results_folder(&e.path()))
             .filter_map(|e| std::fs::read_dir(e.path().join("runs")).ok())
             .flatten()
             .flatten()
@@ -777,6 +782,7 @@ fn multiplexed_interrupt_keeps_finished_blocks_and_their_verdict() {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|e| perflab::store::is_results_folder(&e.path()))
             .filter_map(|e| std::fs::read_dir(e.path().join("runs")).ok())
             .flatten()
             .flatten()
@@ -900,4 +906,119 @@ fn multiplexed_compare_runs_haproxy_instances_side_by_side() {
         dir.join("charts/blocks-simple-proxy-haproxy-current-2.svg")
             .is_file()
     );
+}
+
+#[test]
+fn history_marks_the_slower_commit_and_keeps_another_machine_apart() {
+    let lab = Lab::new();
+    let _g = lock();
+    // A comparison (B is the gzip regression) and a single-version run of B.
+    let (_, out, err) = run(lab.compare(&["git:A", "git:B"], 3, &[]));
+    assert_eq!(
+        verdict(&out, "git:B", "rps"),
+        "slower",
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    let mut suite = lab.perflab();
+    suite.arg("suite").arg(&lab.suite);
+    suite.args(["--version", "git:B", "--repo"]).arg(&lab.repo);
+    suite.args(["--duration", "1", "--repeat", "2", "--warmup", "0"]);
+    suite.args(["--cooldown-max", "0", "--plain", "--output"]);
+    suite.arg(&lab.out);
+    let (code, out, err) = run(suite);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // The single-version run feeds the time-series formats too.
+    let latest = lab.out.join(perflab::store::LATEST);
+    for f in [
+        "bmf.json",
+        "benchmark-bigger.json",
+        "benchmark-smaller.json",
+    ] {
+        assert!(latest.join(f).is_file(), "{f}");
+    }
+    let bigger: serde_json::Value =
+        serde_json::from_str(&read(&latest.join("benchmark-bigger.json"))).unwrap();
+    assert_eq!(bigger[0]["name"], "gzip-body@command / rps");
+    // The last stdout line is the machine-readable result.
+    let line: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(line["perflab"], "perflab.result-line/1");
+    assert_eq!(line["status"], "complete");
+    assert_eq!(
+        std::fs::canonicalize(line["dir"].as_str().unwrap()).unwrap(),
+        std::fs::canonicalize(&latest).unwrap()
+    );
+
+    // The same results as if recorded an hour earlier on another machine.
+    let other = lab.out.join("0-other-machine");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(std::fs::canonicalize(&latest).unwrap())
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&read(&other.join("manifest.json"))).unwrap();
+    for host in manifest["fingerprint"]["hosts"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        host["cpu_model"] = "Another CPU".into();
+    }
+    let started = manifest["started_unix_s"].as_f64().unwrap();
+    manifest["started_unix_s"] = (started - 3600.0).into();
+    std::fs::write(
+        other.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+
+    let hist = lab.root.join("history");
+    let mut c = lab.perflab();
+    c.arg("history").arg(&lab.out).arg("--out").arg(&hist);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let points: Vec<perflab::history::HistoryPoint> =
+        serde_json::from_str(&read(&hist.join("history.json"))).unwrap();
+    assert_eq!(
+        points.len(),
+        4,
+        "A and B compared, B alone, B elsewhere: {out}"
+    );
+    let repo = git2::Repository::open(&lab.repo).unwrap();
+    let commit_of = |tag: &str| {
+        repo.revparse_single(tag)
+            .unwrap()
+            .peel_to_commit()
+            .unwrap()
+            .id()
+            .to_string()
+    };
+    let slower: Vec<&perflab::history::HistoryPoint> = points
+        .iter()
+        .filter(|p| p.verdict == Some(perflab::stats::Verdict::Slower))
+        .collect();
+    assert_eq!(slower.len(), 1, "{out}");
+    assert_eq!(slower[0].commit.as_deref(), Some(commit_of("B").as_str()));
+    assert!(points.iter().any(|p| p.commit == Some(commit_of("A"))));
+    // Oldest first: the other machine's copy, flagged; the rest share the newest's machine.
+    assert!(points[0].other_machine, "{out}");
+    assert!(points[1..].iter().all(|p| !p.other_machine), "{out}");
+    assert_ne!(points[0].machine, points[3].machine);
+    let row = out
+        .lines()
+        .find(|l| l.contains(&points[0].machine))
+        .unwrap();
+    assert!(row.contains("other machine: not comparable"), "{out}");
+    // The trend chart draws the other machine apart, and rings the slower point.
+    let svg = read(&hist.join("charts/trend-gzip-body-command-req-s.svg"));
+    assert!(
+        svg.contains("other machine"),
+        "legend names the other machine"
+    );
+    assert!(svg.contains("verdict: slower"));
+    let html = read(&hist.join("report.html"));
+    assert!(html.contains("data:image/svg+xml;base64,"));
+    assert!(html.contains("(other machine)"));
 }

@@ -560,7 +560,7 @@ fn results_dir(output: &Path) -> std::path::PathBuf {
     let dirs: Vec<_> = std::fs::read_dir(output)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| perflab::store::is_results_folder(p))
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
@@ -761,7 +761,7 @@ fn cli_ctrl_c_mid_run_keeps_finished_runs_and_leaves_nothing() {
             .ok()?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .find(|p| p.is_dir())
+            .find(|p| perflab::store::is_results_folder(p))
     });
     wait_for(&mut child, "the first result.json", || {
         (!result_files(&dir).is_empty()).then_some(())
@@ -790,7 +790,7 @@ fn cli_teardown_removes_what_a_killed_run_left() {
             .ok()?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .find(|p| p.is_dir())?;
+            .find(|p| perflab::store::is_results_folder(p))?;
         manifest_lab(&dir)
     });
     let _cleanup = Cleanup(lab.clone());

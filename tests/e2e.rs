@@ -87,6 +87,7 @@ impl Lab {
             .unwrap()
             .flatten()
             .map(|e| e.path())
+            .filter(|p| perflab::store::is_results_folder(p))
             .collect();
         dirs.sort();
         dirs.pop().expect("a results folder")
@@ -291,13 +292,13 @@ fn bad_input_is_refused_clearly() {
         &lab,
         &args(&["suite", "rps", "--gateway", "envoyy"], &out),
         2,
-        "unknown gateway \"envoyy\"",
+        "invalid value 'envoyy' for '--gateway <GATEWAY>'",
     );
     assert_bad_input(
         &lab,
         &args(&["suite", "rps", "--driver", "vagrant"], &out),
         2,
-        "unknown driver \"vagrant\"",
+        "invalid value 'vagrant' for '--driver <DRIVER>'",
     );
     assert_bad_input(
         &lab,
@@ -424,4 +425,59 @@ fn import_wrk_prints_json_and_names_refused_addresses() {
         .unwrap()
         .to_string();
     assert!(stderr(&o).contains(&addr), "{}", stderr(&o));
+}
+
+#[test]
+fn an_installed_perflab_finds_suites_in_its_share_folder() {
+    // The layout the flake installs: <prefix>/bin/perflab and <prefix>/share/perflab/suites.
+    let lab = Lab::new();
+    let prefix = lab.dir.path().join("prefix");
+    let suites = prefix.join("share/perflab/suites/installed-only");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(&suites).unwrap();
+    let exe = prefix.join("bin/perflab");
+    std::fs::copy(env!("CARGO_BIN_EXE_perflab"), &exe).unwrap();
+    // A case file with an error: loading it names the file, so nothing needs to run.
+    std::fs::write(
+        suites.join("bad.toml"),
+        "[case]\nname = \"x\"\ngateway = nginx\n",
+    )
+    .unwrap();
+    let elsewhere = lab.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = Command::new(&exe)
+        .args(["suite", "installed-only", "--output"])
+        .arg(lab.output())
+        .current_dir(&elsewhere)
+        .env("TMPDIR", lab.tmp())
+        .env_remove("PERFLAB_SUITES_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("share/perflab/suites/installed-only/bad.toml:3:"),
+        "{err}"
+    );
+}
+
+/// An integration test, not a unit test: it needs wrk and nginx installed (unit tests must run
+/// in a build sandbox without the lab's programs).
+#[test]
+fn tools_asked_in_one_command_match_tool_by_tool() {
+    use perflab::fingerprint::{TOOLS, tool_info, tools_of};
+    let dir = tempfile::tempdir().unwrap();
+    let host = perflab::host::LocalHost::new("local", dir.path()).unwrap();
+    let batched = tools_of(&host);
+    for (name, args) in TOOLS {
+        assert_eq!(
+            batched[*name],
+            tool_info(&host, name, args),
+            "{name}: {batched}"
+        );
+    }
+    // wrk and nginx are on every machine the integration tests run on.
+    assert_eq!(batched["wrk"]["found"], true, "{batched}");
+    assert_eq!(batched["nginx"]["found"], true, "{batched}");
 }

@@ -105,7 +105,7 @@ fn only_folder(root: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| perflab::store::is_results_folder(p))
         .collect();
     assert_eq!(dirs.len(), 1, "one results folder in {}", root.display());
     dirs[0].clone()
@@ -514,4 +514,40 @@ fn doctor_reports_a_missing_tool_with_its_install_hint() {
         "{fp}"
     );
     assert!(!fp.contains(" wrk "), "{fp}");
+}
+
+#[test]
+fn doctor_finds_postgresql_of_any_version_and_gives_nix_hints_under_nix() {
+    let lab = Lab::new();
+    let bin = lab.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["sh", "readlink", "sha256sum", "cat"] {
+        let target = which::which(tool).unwrap();
+        std::os::unix::fs::symlink(target, bin.join(tool)).unwrap();
+    }
+    let out = run(lab
+        .perflab()
+        .env("PATH", &bin)
+        .env("IN_NIX_SHELL", "impure")
+        .arg("doctor"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("running under Nix"), "{stdout}");
+    let line = |program: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(program))
+            .unwrap_or_else(|| panic!("no {program} line:\n{stdout}"))
+            .to_string()
+    };
+    let wrk = line("wrk");
+    assert!(wrk.contains("nix shell nixpkgs#wrk"), "{wrk}");
+    // PostgreSQL's server programs live off PATH in /usr/lib/postgresql/<major>/bin.
+    let pg = stdout
+        .lines()
+        .find(|l| l.starts_with("kong (PostgreSQL)"))
+        .unwrap_or_else(|| panic!("no pg_ctl line:\n{stdout}"));
+    assert!(
+        pg.contains(" ok ") && pg.contains("/usr/lib/postgresql/") && pg.contains("/bin/pg_ctl"),
+        "{pg}"
+    );
 }

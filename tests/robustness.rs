@@ -149,7 +149,12 @@ impl Lab {
     }
     fn results_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.output())
-            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| perflab::store::is_results_folder(p))
+                    .collect()
+            })
             .unwrap_or_default();
         dirs.sort();
         dirs

@@ -254,6 +254,7 @@ fn a_real_suite_run_matches_the_committed_schemas() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| perflab::store::is_results_folder(p))
         .collect();
     assert_eq!(
         folders.len(),

@@ -684,7 +684,7 @@ fn results_dirs(out: &Path) -> Vec<PathBuf> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.is_dir())
+                .filter(|p| perflab::store::is_results_folder(p))
                 .collect()
         })
         .unwrap_or_default();

@@ -44,7 +44,7 @@ let
   tools = listToAttrs (map (n: { name = n; value = pkg n; }) [
     "wrk" "nginx" "haproxy" "inferno" "postgresql" "openssh" "opentofu" "curl"
     "util-linux" "iproute2" "coreutils" "procps" "git" "zlib" "pkg-config"
-    "makeWrapper" "tini" "docker-client"
+    "makeWrapper" "tini" "docker" "gnutar" "glibc"
   ]);
 
   base = tools // {

@@ -665,7 +665,8 @@ fn cache_dir() -> PathBuf {
     }
 }
 
-/// `$PERFLAB_TERRAFORM_DIR`, else `./terraform`, else the source tree's `terraform/`.
+/// `$PERFLAB_TERRAFORM_DIR`, else `./terraform`, else an installed perflab's
+/// `<prefix>/share/perflab/terraform`, else the source tree's `terraform/`.
 fn default_modules_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("PERFLAB_TERRAFORM_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
@@ -674,7 +675,8 @@ fn default_modules_dir() -> PathBuf {
     if cwd.is_dir() {
         return cwd;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform")
+    crate::install::data_dir("terraform")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform"))
 }
 
 fn list_modules(dir: &Path) -> String {

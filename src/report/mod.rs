@@ -397,6 +397,56 @@ pub fn compare_report(
     })
 }
 
+/// The figures of the only version, per case and standard metric, for the time-series formats
+/// (BMF, github-action-benchmark); `None` unless exactly one version ran. The runs are those of
+/// the summary table (flagged runs included, and counted there).
+pub fn suite_report(
+    suite: &str,
+    versions: &[String],
+    cases: &[String],
+    runs: &[RunRecord],
+) -> Option<export::SuiteReport> {
+    let [version] = versions else {
+        return None;
+    };
+    let groups = group(runs);
+    let mut out = Vec::new();
+    for case in cases {
+        let Some(g) = groups.get(&(case.clone(), version.clone())) else {
+            continue;
+        };
+        let metrics: Vec<export::MetricFigures> = stats::STANDARD_METRICS
+            .iter()
+            .filter_map(|m| {
+                let values: Vec<f64> = g
+                    .iter()
+                    .filter_map(|r| stats::metric_value(r, m.name))
+                    .collect();
+                // A metric some runs lack is left out rather than summarised over fewer runs.
+                if values.len() < g.len() {
+                    return None;
+                }
+                Some(export::MetricFigures {
+                    metric: m.name.to_string(),
+                    higher_is_better: m.higher_is_better,
+                    summary: stats::summarize(&values)?,
+                })
+            })
+            .collect();
+        if !metrics.is_empty() {
+            out.push(export::CaseFigures {
+                case: case.clone(),
+                metrics,
+            });
+        }
+    }
+    Some(export::SuiteReport {
+        suite: suite.to_string(),
+        version: version.clone(),
+        cases: out,
+    })
+}
+
 /// The plain-text verdict table of a comparison: the primary metric's verdict with its
 /// interval and detectable effect, the other metrics as descriptive estimates, and the design.
 pub fn compare_table(r: &CompareReport) -> String {
@@ -546,24 +596,124 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             store.root().join("flamegraphs").display()
         ));
     }
-    if let Some(cr) = cr {
-        text.push_str(&compare_table(&cr));
-        let formats: Vec<String> = if opts.formats.is_empty() {
-            export::FORMATS.iter().map(|s| s.to_string()).collect()
-        } else {
-            opts.formats.clone()
+    let html = write_html(store, &suite, &rows, cr.as_ref())?;
+    let formats: Vec<String> = if opts.formats.is_empty() {
+        export::FORMATS.iter().map(|s| s.to_string()).collect()
+    } else {
+        opts.formats.clone()
+    };
+    let single = suite_report(&suite, &versions, &cases, &runs);
+    for f in &formats {
+        let e = export::exporter(f).ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "unknown format \"{f}\": expected one of {}",
+                export::FORMATS.join(", ")
+            ))
+        })?;
+        let content = match (&cr, &single) {
+            (Some(cr), _) => Some(e.render(cr)),
+            (None, Some(sr)) => e.render_suite(sr),
+            (None, None) => None,
         };
-        for f in &formats {
-            let e = export::exporter(f).ok_or_else(|| {
-                crate::Error::Usage(format!(
-                    "unknown format \"{f}\": expected one of {}",
-                    export::FORMATS.join(", ")
-                ))
-            })?;
-            store.write(e.file_name(), e.render(&cr).as_bytes())?;
+        if let Some(content) = content {
+            store.write(e.file_name(), content.as_bytes())?;
         }
     }
+    if let Some(cr) = &cr {
+        text.push_str(&compare_table(cr));
+    }
+    text.push_str(&format!("report: {}\n", html.display()));
+    text.push_str(&result_line(store, cr.as_ref()));
     Ok(text)
+}
+
+/// The version of the [`result_line`] format.
+pub const RESULT_LINE_SCHEMA: &str = "perflab.result-line/1";
+
+/// The last line `suite`, `compare`, `reproduce` and `report` print on stdout, for scripts and
+/// CI: one JSON object naming the results folder, its status, the report page and how many
+/// primary-metric verdicts of each kind the comparison gave (all zero without a comparison).
+/// Documented in docs/ci.md.
+pub fn result_line(store: &Store, cr: Option<&CompareReport>) -> String {
+    let mut counts: BTreeMap<&str, usize> = ["slower", "faster", "no_change", "inconclusive"]
+        .into_iter()
+        .map(|k| (k, 0))
+        .collect();
+    for m in cr
+        .iter()
+        .flat_map(|cr| cr.cases.iter())
+        .flat_map(|c| c.metrics.iter().filter(|m| m.primary))
+    {
+        let key = match m.verdict {
+            stats::Verdict::Slower => "slower",
+            stats::Verdict::Faster => "faster",
+            stats::Verdict::NoChange => "no_change",
+            stats::Verdict::Inconclusive | stats::Verdict::Descriptive => "inconclusive",
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    let line = serde_json::json!({
+        "perflab": RESULT_LINE_SCHEMA,
+        "dir": store.root(),
+        "status": store.manifest().map(|m| m.status).unwrap_or_default(),
+        "report": store.root().join(export::html::FILE_NAME),
+        "verdicts": counts,
+    });
+    format!("{line}\n")
+}
+
+/// The `*.svg` file names directly in `dir`, sorted by name; none if it does not exist.
+fn svg_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".svg"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Writes `report.html` (every table, the charts in `charts/` embedded, the flame graphs in
+/// `flamegraphs/` linked); returns its path.
+fn write_html(
+    store: &Store,
+    suite: &str,
+    rows: &[CombinedRuns],
+    cr: Option<&CompareReport>,
+) -> Result<std::path::PathBuf> {
+    let charts_dir = store.root().join("charts");
+    // The verdict pictures first, then throughput, then the rest by name.
+    let rank = |n: &str| {
+        ["ratio", "blocks", "rps"]
+            .iter()
+            .position(|p| n.starts_with(p))
+            .unwrap_or(3)
+    };
+    let mut names = svg_names(&charts_dir);
+    names.sort_by_key(|n| rank(n));
+    let mut charts = Vec::new();
+    for name in names {
+        let path = charts_dir.join(&name);
+        let svg = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
+        charts.push((name, svg));
+    }
+    let manifest = store.manifest().ok();
+    let page = export::html::HtmlPage {
+        suite,
+        folder: store.root().display().to_string(),
+        manifest: manifest.as_ref(),
+        rows,
+        compare: cr,
+        charts,
+        flamegraphs: svg_names(&store.root().join("flamegraphs")),
+    };
+    store.write(
+        export::html::FILE_NAME,
+        export::html::render(&page).as_bytes(),
+    )
 }
 
 /// Writes one block chart per case and candidate of a multiplexed comparison (the primary

@@ -11,7 +11,8 @@
 //! library, which keeps the build free of fontconfig and freetype. Text widths are therefore
 //! estimated, and the layout code leaves generous room.
 //!
-//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`], [`spectrum`], [`capacity`]; `bars` holds the grouped-bar drawing
+//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`], [`spectrum`], [`capacity`],
+//! [`trend`]; `bars` holds the grouped-bar drawing
 //! the first two share and `common` the palette, legend and label helpers.
 
 mod bars;
@@ -22,6 +23,7 @@ pub mod latency;
 pub mod ratio;
 pub mod rps;
 pub mod spectrum;
+pub mod trend;
 
 pub use blocks::{BlockPoint, BlocksChartData};
 pub use capacity::{CapacityChartData, CapacityPoint};
@@ -29,6 +31,7 @@ pub use latency::LatencyChartData;
 pub use ratio::{RatioChartData, RatioRow};
 pub use rps::{RpsChartData, RpsSeries};
 pub use spectrum::{SpectrumChartData, SpectrumSeries};
+pub use trend::{TrendChartData, TrendPoint};
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +66,8 @@ pub enum ChartKind {
     Spectrum,
     /// The latency curve of a capacity search ([`CapacityChartData`]).
     Capacity,
+    /// One case's metric across stored results, per machine ([`TrendChartData`]).
+    Trend,
 }
 
 impl ChartKind {
@@ -75,6 +80,7 @@ impl ChartKind {
             ChartKind::Blocks => "blocks",
             ChartKind::Spectrum => "spectrum",
             ChartKind::Capacity => "capacity",
+            ChartKind::Trend => "trend",
         }
     }
 }
@@ -172,7 +178,7 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let kind: ChartKind = serde_json::from_value(tag.clone()).map_err(|_| {
             Error::Lab(format!(
-                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\", \"spectrum\", \"capacity\")",
+                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\", \"spectrum\", \"capacity\", \"trend\")",
                 json_path.display()
             ))
         })?;
@@ -194,6 +200,9 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             }
             ChartKind::Capacity => {
                 render_svg(&parse::<CapacityChartData>(value, &json_path)?, &svg_path)?
+            }
+            ChartKind::Trend => {
+                render_svg(&parse::<TrendChartData>(value, &json_path)?, &svg_path)?
             }
         }
         written.push(svg_path);

@@ -4,10 +4,13 @@
 //! Shape: benchmark name → measure slug → `{ value, lower_value, upper_value }`. Each metric gives
 //! two measures: `<metric>` (candidate mean, with the candidate's min and max as bounds) and
 //! `<metric>-ratio` (the paired ratio to the baseline, with its 95% interval as bounds).
+//!
+//! A single-version run ([`SuiteReport`]) gives the first kind only: the version's mean over its
+//! runs, with their min and max as bounds.
 
 use serde_json::{Map, Value, json};
 
-use super::{CompareReport, Exporter, benchmark_name};
+use super::{CompareReport, Exporter, SuiteReport, benchmark_name};
 
 /// Bencher Metric Format JSON for the candidate(s).
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,10 +64,36 @@ impl Exporter for Bmf {
             }
             root.insert(benchmark_name(r, c), Value::Object(measures));
         }
-        let mut s = serde_json::to_string_pretty(&Value::Object(root)).expect("BMF serialises");
-        s.push('\n');
-        s
+        pretty(root)
     }
+
+    fn render_suite(&self, r: &SuiteReport) -> Option<String> {
+        let mut root = Map::new();
+        for c in &r.cases {
+            let measures: Map<String, Value> = c
+                .metrics
+                .iter()
+                .map(|m| {
+                    (
+                        slug(&m.metric),
+                        json!({
+                            "value": m.summary.mean,
+                            "lower_value": m.summary.min,
+                            "upper_value": m.summary.max,
+                        }),
+                    )
+                })
+                .collect();
+            root.insert(c.case.clone(), Value::Object(measures));
+        }
+        Some(pretty(root))
+    }
+}
+
+fn pretty(root: Map<String, Value>) -> String {
+    let mut s = serde_json::to_string_pretty(&Value::Object(root)).expect("BMF serialises");
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]
@@ -102,5 +131,20 @@ mod tests {
         }
         assert_eq!(measures["rps"]["value"], 800.0);
         assert_eq!(measures["latency-p99-ms-ratio"]["value"], 1.0);
+    }
+
+    #[test]
+    fn single_version_gives_mean_with_min_and_max() {
+        let text = Bmf
+            .render_suite(&crate::report::export::tests::suite_sample())
+            .unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            json!({"simple": {
+                "rps": {"value": 1000.0, "lower_value": 900.0, "upper_value": 1100.0},
+                "latency-p99-ms": {"value": 3.0, "lower_value": 2.0, "upper_value": 4.0},
+            }})
+        );
     }
 }

@@ -5,11 +5,12 @@
 //! That action takes one tool per file, so the throughput metrics (higher is better) and the
 //! latency metrics (lower is better) go to two exporters. Each entry is
 //! `{ name, unit, value, range, extra }`: the candidate's mean, `± stdev`, and the comparison
-//! with the baseline as text.
+//! with the baseline as text. A single-version run ([`SuiteReport`]) gives the version's mean,
+//! `± stdev`, and its run count and range as `extra`.
 
 use serde::Serialize;
 
-use super::{CompareReport, Exporter, benchmark_name, fmt_value};
+use super::{CompareReport, Exporter, SuiteReport, benchmark_name, fmt_value};
 use crate::stats::metric_unit;
 
 /// Throughput metrics for `tool: customBiggerIsBetter`.
@@ -63,9 +64,39 @@ fn render(r: &CompareReport, higher_is_better: bool) -> String {
                 })
         })
         .collect();
-    let mut s = serde_json::to_string_pretty(&entries).expect("entries serialise");
+    pretty(&entries)
+}
+
+fn pretty(entries: &[Entry]) -> String {
+    let mut s = serde_json::to_string_pretty(entries).expect("entries serialise");
     s.push('\n');
     s
+}
+
+fn render_suite(r: &SuiteReport, higher_is_better: bool) -> String {
+    let entries: Vec<Entry> = r
+        .cases
+        .iter()
+        .flat_map(|c| {
+            c.metrics
+                .iter()
+                .filter(move |m| m.higher_is_better == higher_is_better)
+                .map(move |m| Entry {
+                    name: format!("{} / {}", c.case, m.metric),
+                    unit: metric_unit(&m.metric).to_string(),
+                    value: m.summary.mean,
+                    range: format!("± {}", fmt_value(m.summary.stdev)),
+                    extra: format!(
+                        "{}: {} runs, min {}, max {}",
+                        r.version,
+                        m.summary.n,
+                        fmt_value(m.summary.min),
+                        fmt_value(m.summary.max)
+                    ),
+                })
+        })
+        .collect();
+    pretty(&entries)
 }
 
 impl Exporter for GabBigger {
@@ -80,6 +111,10 @@ impl Exporter for GabBigger {
     fn render(&self, r: &CompareReport) -> String {
         render(r, true)
     }
+
+    fn render_suite(&self, r: &SuiteReport) -> Option<String> {
+        Some(render_suite(r, true))
+    }
 }
 
 impl Exporter for GabSmaller {
@@ -93,6 +128,10 @@ impl Exporter for GabSmaller {
 
     fn render(&self, r: &CompareReport) -> String {
         render(r, false)
+    }
+
+    fn render_suite(&self, r: &SuiteReport) -> Option<String> {
+        Some(render_suite(r, false))
     }
 }
 
@@ -126,5 +165,22 @@ mod tests {
             small[0]["extra"],
             "git:abc vs current: ratio 1.0000 [1.0000, 1.0000] no change, 3 pairs, MDE 0.0%"
         );
+    }
+
+    #[test]
+    fn single_version_entries() {
+        let r = crate::report::export::tests::suite_sample();
+        let big: Value = serde_json::from_str(&GabBigger.render_suite(&r).unwrap()).unwrap();
+        let small: Value = serde_json::from_str(&GabSmaller.render_suite(&r).unwrap()).unwrap();
+        assert_eq!(
+            big,
+            serde_json::json!([{
+                "name": "simple / rps", "unit": "req/s", "value": 1000.0,
+                "range": "± 141.4", "extra": "git:abc: 2 runs, min 900.0, max 1100"
+            }])
+        );
+        assert_eq!(small[0]["name"], "simple / latency_p99_ms");
+        assert_eq!(small[0]["value"], 3.0);
+        assert_eq!(small.as_array().unwrap().len(), 1);
     }
 }

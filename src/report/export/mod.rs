@@ -20,6 +20,7 @@ use crate::stats::{Comparison, Verdict};
 mod bmf;
 mod csv;
 mod gab;
+pub mod html;
 mod json;
 mod markdown;
 
@@ -55,6 +56,38 @@ pub struct CaseComparison {
     pub excluded_runs: usize,
 }
 
+/// One version's figures per case: what a single-version `suite` run gives the time-series
+/// formats (BMF, github-action-benchmark), so a job on `main` can feed them without comparing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteReport {
+    /// Suite name.
+    pub suite: String,
+    /// The version that ran.
+    pub version: String,
+    /// One entry per case, in run order.
+    pub cases: Vec<CaseFigures>,
+}
+
+/// The figures of one case over its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseFigures {
+    /// Case name.
+    pub case: String,
+    /// One entry per metric the runs have.
+    pub metrics: Vec<MetricFigures>,
+}
+
+/// One metric over a case's runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricFigures {
+    /// Metric name (`rps`, `latency_p99_ms`, …).
+    pub metric: String,
+    /// Whether a larger value is better.
+    pub higher_is_better: bool,
+    /// Mean, spread and extremes over the runs.
+    pub summary: crate::stats::Summary,
+}
+
 /// Renders a [`CompareReport`] in one format.
 pub trait Exporter {
     /// The format's name, as accepted by [`exporter`] (`markdown`, `csv`, …).
@@ -63,6 +96,11 @@ pub trait Exporter {
     fn file_name(&self) -> &'static str;
     /// The whole file's content.
     fn render(&self, r: &CompareReport) -> String;
+    /// The file's content for a single-version run, for formats that track one version over
+    /// time; `None` (the default) for formats that only describe a comparison.
+    fn render_suite(&self, _r: &SuiteReport) -> Option<String> {
+        None
+    }
 }
 
 /// Names of all formats, in the order they are documented.
@@ -158,6 +196,26 @@ pub(crate) mod tests {
                 candidate: "git:abc".into(),
                 metrics: vec![rps, p99],
                 excluded_runs: 1,
+            }],
+        }
+    }
+
+    /// One version, one case, two runs: rps 900 and 1100, p99 2 and 4 ms.
+    pub(crate) fn suite_sample() -> SuiteReport {
+        let figures = |metric: &str, higher_is_better, values: &[f64]| MetricFigures {
+            metric: metric.into(),
+            higher_is_better,
+            summary: crate::stats::summarize(values).unwrap(),
+        };
+        SuiteReport {
+            suite: "smoke".into(),
+            version: "git:abc".into(),
+            cases: vec![CaseFigures {
+                case: "simple".into(),
+                metrics: vec![
+                    figures("rps", true, &[900.0, 1100.0]),
+                    figures("latency_p99_ms", false, &[2.0, 4.0]),
+                ],
             }],
         }
     }

@@ -545,7 +545,8 @@ pub fn release_image(release: &str) -> String {
 /// The image a Kong version runs from on the docker driver: a release's image; for a `git:`
 /// ref the release its `kong/meta.lua` is based on (the ref's Lua is copied in and run on top),
 /// or the nightly image with `use_daily_image`; `current` uses the lab's image.
-/// `daily_env` is the value of `PERFLAB_USE_DAILY_IMAGE` (any non-empty value turns it on).
+/// `daily_env` is the value of `PERFLAB_USE_DAILY_IMAGE` or Kong's `PERF_TEST_USE_DAILY_IMAGE`
+/// (any non-empty value turns it on).
 pub fn image_for(
     version: &str,
     version_dir: Option<&Path>,
@@ -1198,11 +1199,14 @@ impl GatewayAdapter for KongAdapter {
         if s.base_version.is_none() {
             s.base_version = env_value(&env, BASE_VERSION_VAR).map(str::to_string);
         }
+        // Kong's framework spelled it PERF_TEST_USE_DAILY_IMAGE; both are honoured.
+        let daily = env_value(&env, "PERFLAB_USE_DAILY_IMAGE")
+            .or_else(|| env_value(&env, "PERF_TEST_USE_DAILY_IMAGE"));
         image_for(
             version,
             version_dir,
             &s,
-            env_value(&env, "PERFLAB_USE_DAILY_IMAGE"),
+            daily,
         )
     }
 
