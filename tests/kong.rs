@@ -477,6 +477,7 @@ fn admin_apply_reports_the_servers_error_body() {
     )
     .unwrap();
     let err = admin::apply(
+        host.as_ref(),
         &format!("http://127.0.0.1:{port}"),
         &admin::requests(&doc),
         Duration::from_secs(5),
@@ -493,6 +494,7 @@ fn admin_apply_reports_the_servers_error_body() {
     );
     // Nothing listens: the error names the URL.
     let err = admin::apply(
+        host.as_ref(),
         &format!("http://127.0.0.1:{port}"),
         &admin::requests(&doc),
         Duration::from_secs(2),

@@ -1014,6 +1014,7 @@ impl GatewayAdapter for KongAdapter {
                 }
                 if plan.mode != Mode::Dbless {
                     admin::apply(
+                        ctx.load_host.as_ref(),
                         &admin_uri,
                         &admin::requests(&plan.document),
                         Duration::from_secs(30),
