@@ -8,6 +8,7 @@
 
 pub mod doctor;
 pub mod driver;
+pub mod during;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;

@@ -165,6 +165,9 @@ pub struct CaseSpec {
     /// Attach the profiler to the gateway for each run (flame graph suites).
     #[serde(default)]
     pub profile: bool,
+    /// Actions while the load runs (`[[case.during]]`, docs/suites.md).
+    #[serde(default)]
+    pub during: Vec<crate::during::DuringAction>,
 }
 
 /// A case ready to run: one gateway kind.
@@ -194,6 +197,9 @@ pub struct Case {
     pub gateway_settings: toml::Table,
     /// Profile each run.
     pub profile: bool,
+    /// Actions while the load runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub during: Vec<crate::during::DuringAction>,
     /// The file it came from.
     pub file: PathBuf,
 }
@@ -265,6 +271,13 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         spec.load
             .validate()
             .map_err(|e| out_of_bounds(format!("load.{e}")))?;
+        crate::during::validate(&spec.during, spec.load.duration, &kind).map_err(|e| {
+            Error::SuiteFile {
+                path: path.to_path_buf(),
+                line: field_line(text, "during"),
+                message: format!("case \"{}\" ({kind}): {e}", spec.name),
+            }
+        })?;
         let mut tags: BTreeSet<String> = spec.tags.iter().cloned().collect();
         tags.insert(spec.name.clone());
         tags.insert(kind.clone());
@@ -287,6 +300,7 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
             workers: spec.workers.unwrap_or(1),
             gateway_settings: spec.gateway_settings.clone(),
             profile: spec.profile,
+            during: spec.during.clone(),
             file: path.to_path_buf(),
         });
     }

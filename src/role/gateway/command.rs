@@ -276,6 +276,8 @@ impl GatewayAdapter for CommandAdapter {
             proc,
             proxy_uri,
             admin_uri: None,
+            status_uri: None,
+            reload: None,
             error_log,
             config_files,
             version_detail: desc.name.clone(),

@@ -114,6 +114,16 @@ impl GatewayAdapter for NginxAdapter {
             proc,
             proxy_uri,
             admin_uri: None,
+            status_uri: None,
+            reload: Some(
+                Cmd::new(&nginx)
+                    .arg("-p")
+                    .arg(ctx.prefix.display().to_string())
+                    .arg("-c")
+                    .arg(conf.display().to_string())
+                    .arg("-s")
+                    .arg("reload"),
+            ),
             error_log,
             config_files: vec![conf],
             version_detail: detail,

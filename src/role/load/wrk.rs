@@ -182,6 +182,8 @@ pub struct RunningLoad {
     pub started: Instant,
     /// Planned duration.
     pub duration_s: f64,
+    /// Where wrk writes the load's time series, when it records one.
+    series_path: Option<PathBuf>,
 }
 
 /// What a finished load run gives back.
@@ -197,6 +199,8 @@ pub struct LoadOutcome {
     pub command: String,
     /// Wall-clock seconds from start to exit.
     pub wall_s: f64,
+    /// The load per 100 ms, when it was recorded ([`start_load_recording`]).
+    pub series: Option<crate::role::load::series::Series>,
 }
 
 /// Finds wrk on the load host.
@@ -219,9 +223,33 @@ pub fn start_load(
     duration_s: f64,
     cpus: Option<Vec<usize>>,
 ) -> Result<RunningLoad> {
+    start_load_recording(host, dir, name, opts, url, duration_s, cpus, false)
+}
+
+/// [`start_load`], and with `series` wrk also records the load's time series (see
+/// [`crate::role::load::series`]; it costs wrk CPU, so only runs that need it ask).
+#[allow(clippy::too_many_arguments)]
+pub fn start_load_recording(
+    host: Arc<dyn Host>,
+    dir: &Path,
+    name: &str,
+    opts: &LoadOptions,
+    url: &str,
+    duration_s: f64,
+    cpus: Option<Vec<usize>>,
+    series: bool,
+) -> Result<RunningLoad> {
     opts.validate()?;
     let wrk = find_wrk(host.as_ref())?;
-    let script_path = match &opts.script {
+    let series_path = series.then(|| dir.join(format!("{name}.series")));
+    let script = match &series_path {
+        Some(out) => Some(crate::role::load::series::script(
+            opts.script.as_deref(),
+            out,
+        )),
+        None => opts.script.clone(),
+    };
+    let script_path = match &script {
         Some(src) => {
             let p = dir.join(format!("{name}.lua"));
             host.write_file(&p, src.as_bytes())?;
@@ -251,6 +279,7 @@ pub fn start_load(
         command,
         started: Instant::now(),
         duration_s,
+        series_path,
     })
 }
 
@@ -302,12 +331,26 @@ impl RunningLoad {
                 raw.trim()
             )));
         }
+        let series = match &self.series_path {
+            Some(p) => {
+                let text = self.host.read_file(p).map_err(|e| {
+                    Error::Load(format!("wrk wrote no time series ({e}):\n{}", raw.trim()))
+                })?;
+                Some(
+                    crate::role::load::series::parse(&String::from_utf8_lossy(&text)).ok_or_else(
+                        || Error::Load(format!("wrk's time series {} is malformed", p.display())),
+                    )?,
+                )
+            }
+            None => None,
+        };
         Ok(LoadOutcome {
             raw,
             result,
             cpu_s,
             command: self.command,
             wall_s,
+            series,
         })
     }
 }

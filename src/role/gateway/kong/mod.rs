@@ -1087,6 +1087,20 @@ impl GatewayAdapter for KongAdapter {
             proc: Box::new(procs),
             proxy_uri,
             admin_uri: Some(admin_uri),
+            status_uri: None,
+            // `kong reload` rebuilds the prefix from `-c` over the running node's `.kong_env`
+            // and sends nginx a HUP (Kong's kong/cmd/reload.lua); without `-c` a DB-less node
+            // would lose its declarative_config.
+            reload: Some(kong_cmd(
+                &bin,
+                &[
+                    "reload",
+                    "-c",
+                    &traffic_inst.conf_path.display().to_string(),
+                    "-p",
+                    &traffic_inst.prefix.display().to_string(),
+                ],
+            )),
             error_log: traffic_inst.error_log(),
             config_files,
             version_detail: format!("{} ({})", bin.detail, plan.mode.as_str()),
