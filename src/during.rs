@@ -389,6 +389,102 @@ pub fn analyse(mut actions: Vec<ActionRecord>, series: &Series, duration_s: f64)
     }
 }
 
+/// A short label for an action (`reload`, `PATCH /upstreams/u1`, `scrape /metrics`).
+fn label(a: &ActionRecord) -> String {
+    match (a.action.as_str(), &a.method, &a.path) {
+        ("http", Some(m), Some(p)) => format!("{m} {p}"),
+        (kind, _, Some(p)) => format!("{kind} {p}"),
+        (kind, _, _) => kind.to_string(),
+    }
+}
+
+/// The "config change under load" chart of a run with actions during load and a time series.
+pub fn change_chart(
+    r: &crate::result::RunRecord,
+) -> Option<crate::report::charts::ChangeChartData> {
+    let d = r.during.as_ref().filter(|d| !d.series.is_empty())?;
+    let per_s = |n: u64| n as f64 / d.bucket_s;
+    Some(crate::report::charts::ChangeChartData {
+        title: format!(
+            "{} · {} · repeat {}: config change under load",
+            r.case, r.version, r.repeat
+        ),
+        run: format!("{:04}-{}-{}-{}", r.sequence, r.case, r.version, r.repeat),
+        bucket_s: d.bucket_s,
+        points: d
+            .series
+            .iter()
+            .map(|(t, n, e, p99)| (*t, per_s(*n), per_s(*e), *p99))
+            .collect(),
+        marks: d
+            .actions
+            .iter()
+            .map(|a| crate::report::charts::ChangeMark {
+                t_s: a.started_s,
+                label: label(a),
+                failed: !a.ok,
+            })
+            .collect(),
+    })
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
+}
+
+/// The "Actions during load" section of summary.md: each action with the traffic around it,
+/// and the traffic away from every action, per run. Empty when no run had actions.
+pub fn markdown(runs: &[crate::result::RunRecord]) -> String {
+    let mut m = String::new();
+    for r in runs {
+        let Some(d) = &r.during else { continue };
+        if m.is_empty() {
+            m.push_str(&format!(
+                "\n## Actions during load\n\nTraffic from {WINDOW_S} s before each action to {WINDOW_S} s after it, against the rest of the run (its first and last {WINDOW_S} s left out). Errors: HTTP status ≥ 400; lost: requests whose connection broke (wrk's socket errors) or still in flight at the end. Latency from 100 ms buckets, within 6%.\n"
+            ));
+        }
+        m.push_str(&format!(
+            "\n### {} · {} · repeat {}\n\n| at s | action | status | took ms | req/s | errors | lost | p50 ms | p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+            r.case, r.version, r.repeat
+        ));
+        let row = |at: String, what: String, status: String, took: String, w: &WindowStats| {
+            format!(
+                "| {at} | {what} | {status} | {took} | {:.0} | {} | {} | {} | {} |\n",
+                w.rps,
+                w.errors,
+                w.lost,
+                ms(w.p50_ms),
+                ms(w.p99_ms)
+            )
+        };
+        for a in &d.actions {
+            let status = match (a.ok, a.status) {
+                (true, Some(s)) => s.to_string(),
+                (true, None) => "ok".into(),
+                (false, _) => format!("failed: {}", a.error.as_deref().unwrap_or("")),
+            };
+            let w = a.window.clone().unwrap_or_default();
+            m.push_str(&row(
+                format!("{:.2}", a.started_s),
+                label(a),
+                status,
+                format!("{:.1}", a.duration_s * 1000.0),
+                &w,
+            ));
+        }
+        if let Some(o) = &d.outside {
+            m.push_str(&row(
+                "".into(),
+                "*(away from actions)*".into(),
+                "".into(),
+                "".into(),
+                o,
+            ));
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

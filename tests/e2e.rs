@@ -549,5 +549,17 @@ port = "proxy"
             );
         }
     }
+    // The report: a "config change under load" chart per run, the actions in summary.md.
+    let charts: Vec<String> = std::fs::read_dir(dir.join("charts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("change-") && n.ends_with(".svg"))
+        .collect();
+    assert_eq!(charts.len(), 2, "{charts:?}");
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("## Actions during load"), "{md}");
+    assert!(md.contains("| POST /perflab-health | 200 |"), "{md}");
+    assert!(md.contains("*(away from actions)*"), "{md}");
     lab.assert_nothing_left();
 }

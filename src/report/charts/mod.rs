@@ -11,17 +11,19 @@
 //! library, which keeps the build free of fontconfig and freetype. Text widths are therefore
 //! estimated, and the layout code leaves generous room.
 //!
-//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`]; `bars` holds the grouped-bar drawing
+//! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`], [`change`]; `bars` holds the grouped-bar drawing
 //! the first two share and `common` the palette, legend and label helpers.
 
 mod bars;
 pub mod blocks;
+pub mod change;
 mod common;
 pub mod latency;
 pub mod ratio;
 pub mod rps;
 
 pub use blocks::{BlockPoint, BlocksChartData};
+pub use change::{ChangeChartData, ChangeMark};
 pub use latency::LatencyChartData;
 pub use ratio::{RatioChartData, RatioRow};
 pub use rps::{RpsChartData, RpsSeries};
@@ -55,6 +57,8 @@ pub enum ChartKind {
     Ratio,
     /// Per-block ratios of a multiplexed comparison over time ([`BlocksChartData`]).
     Blocks,
+    /// One run's load over time around its actions during load ([`ChangeChartData`]).
+    Change,
 }
 
 impl ChartKind {
@@ -65,6 +69,7 @@ impl ChartKind {
             ChartKind::Latency => "latency",
             ChartKind::Ratio => "ratio",
             ChartKind::Blocks => "blocks",
+            ChartKind::Change => "change",
         }
     }
 }
@@ -162,7 +167,7 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let kind: ChartKind = serde_json::from_value(tag.clone()).map_err(|_| {
             Error::Lab(format!(
-                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\")",
+                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\", \"change\")",
                 json_path.display()
             ))
         })?;
@@ -178,6 +183,9 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             }
             ChartKind::Blocks => {
                 render_svg(&parse::<BlocksChartData>(value, &json_path)?, &svg_path)?
+            }
+            ChartKind::Change => {
+                render_svg(&parse::<ChangeChartData>(value, &json_path)?, &svg_path)?
             }
         }
         written.push(svg_path);
