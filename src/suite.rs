@@ -272,9 +272,21 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
             .validate()
             .map_err(|e| out_of_bounds(format!("load.{e}")))?;
         crate::during::validate(&spec.during, spec.load.duration, &kind).map_err(|e| {
+            // The line of the action's `[[case.during]]` header (messages start `during[N].`).
+            let n: usize = e
+                .strip_prefix("during[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim() == "[[case.during]]")
+                .nth(n - 1)
+                .map_or(0, |(i, _)| i + 1);
             Error::SuiteFile {
                 path: path.to_path_buf(),
-                line: field_line(text, "during"),
+                line,
                 message: format!("case \"{}\" ({kind}): {e}", spec.name),
             }
         })?;

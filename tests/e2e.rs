@@ -563,3 +563,75 @@ port = "proxy"
     assert!(md.contains("*(away from actions)*"), "{md}");
     lab.assert_nothing_left();
 }
+
+/// Bad `[[case.during]]` entries are refused before anything starts, with the file, the action
+/// and the field named; a multiplexed comparison refuses cases with actions.
+#[test]
+fn bad_actions_during_load_are_refused_clearly() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.output().display().to_string();
+    let case = |during: &str| {
+        format!(
+            "[case]\nname = \"d\"\ngateway = \"nginx\"\n[case.load]\nduration = 5\n[[case.during]]\n{during}\n"
+        )
+    };
+    let bad = [
+        ("at = 1\naction = \"restart\"", "unknown variant `restart`"),
+        (
+            "at = -1\naction = \"reload\"",
+            "d.toml:6: case \"d\" (nginx): during[1].at must be",
+        ),
+        (
+            "at = 1\nevery = 0\naction = \"reload\"",
+            "during[1].every must be at least 0.1",
+        ),
+        ("at = 5\naction = \"reload\"", "before the end of the load"),
+        (
+            "at = 1\naction = \"http\"\nmethod = \"PATCH\"\npath = \"/x\"",
+            "gateway nginx has no admin listener",
+        ),
+        ("at = 1\naction = \"scrape\"", "path is needed"),
+    ];
+    for (during, needle) in bad {
+        let dir = lab.suite_dir(&[("d.toml", &case(during))]);
+        let o = lab.run(&[
+            "suite",
+            &dir,
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+            "--output",
+            &out,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{during}: {}", stderr(&o));
+        assert!(stderr(&o).contains("d.toml:"), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{during}: {}", stderr(&o));
+    }
+    // A valid case whose action the command line's --duration cuts off.
+    let dir = lab.suite_dir(&[("d.toml", &case("at = 3\naction = \"reload\""))]);
+    assert_bad_input(
+        &lab,
+        &args(&["suite", &dir], &out),
+        2,
+        "after the command line's --duration 1s",
+    );
+    // The multiplexed design does not run actions during load.
+    let dir = lab.suite_dir(&[("d.toml", &case("at = 1\naction = \"reload\""))]);
+    assert_bad_input(
+        &lab,
+        &[
+            "compare", "current", "current", "--suite", &dir, "--plain", "--output", &out,
+        ],
+        2,
+        "--design restart",
+    );
+    assert!(
+        !lab.output().exists() || lab.output().read_dir().unwrap().next().is_none(),
+        "nothing was started"
+    );
+}
