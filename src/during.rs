@@ -428,6 +428,45 @@ pub fn change_chart(
     })
 }
 
+/// One line per action for the progress output: what it did and the traffic around it, then
+/// the traffic away from all actions.
+pub fn progress_lines(r: &crate::result::RunRecord) -> Vec<String> {
+    let Some(d) = &r.during else {
+        return Vec::new();
+    };
+    let traffic = |w: &WindowStats| {
+        format!(
+            "{:.0} req/s, {} errors, {} lost, p99 {} ms",
+            w.rps,
+            w.errors,
+            w.lost,
+            ms(w.p99_ms)
+        )
+    };
+    let mut v: Vec<String> = d
+        .actions
+        .iter()
+        .map(|a| {
+            let outcome = match (a.ok, a.status) {
+                (true, Some(s)) => format!("HTTP {s}"),
+                (true, None) => "ok".into(),
+                (false, _) => format!("FAILED {}", a.error.as_deref().unwrap_or("")),
+            };
+            format!(
+                "{} at {:.2} s: {outcome} in {:.1} ms; around it {}",
+                label(a),
+                a.started_s,
+                a.duration_s * 1000.0,
+                a.window.as_ref().map(traffic).unwrap_or_default()
+            )
+        })
+        .collect();
+    if let Some(o) = &d.outside {
+        v.push(format!("away from actions: {}", traffic(o)));
+    }
+    v
+}
+
 fn ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
 }

@@ -1087,7 +1087,15 @@ impl GatewayAdapter for KongAdapter {
             proc: Box::new(procs),
             proxy_uri,
             admin_uri: Some(admin_uri),
-            status_uri: None,
+            // The traffic instance's `status_listen`, when its planned conf sets one (Kong's own
+            // default, kong/templates/kong_defaults.lua, is 127.0.0.1:8007 since 3.6: a
+            // listener the lab did not choose, so it is not offered to actions).
+            status_uri: traffic_inst
+                .conf
+                .get("status_listen")
+                .filter(|v| v.as_str() != "off")
+                .and_then(|v| listen_ports(v).first().copied())
+                .map(|port| format!("http://{}:{port}", host.address())),
             // `kong reload` rebuilds the prefix from `-c` over the running node's `.kong_env`
             // and sends nginx a HUP (Kong's kong/cmd/reload.lua); without `-c` a DB-less node
             // would lose its declarative_config.
