@@ -306,9 +306,10 @@ pub struct DuringSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside: Option<WindowStats>,
     /// The load per bucket, for the "config change under load" chart: `[start_s, responses,
-    /// errors, p99_ms]` (`p99_ms` null when the bucket has no timed response).
+    /// errors, lost, p99_ms]` (`lost`: requests sent in the bucket that got no answer; `p99_ms`
+    /// null when the bucket has no timed response).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub series: Vec<(f64, u64, u64, Option<f64>)>,
+    pub series: Vec<(f64, u64, u64, u64, Option<f64>)>,
     /// Bucket width of `series`, seconds.
     #[serde(default)]
     pub bucket_s: f64,
@@ -377,6 +378,7 @@ pub fn analyse(mut actions: Vec<ActionRecord>, series: &Series, duration_s: f64)
                 b.start_s,
                 b.responses,
                 b.errors,
+                b.sent.saturating_sub(b.answered),
                 quantile_ms(&b.latency_bins, 0.99),
             )
         })
@@ -414,7 +416,7 @@ pub fn change_chart(
         points: d
             .series
             .iter()
-            .map(|(t, n, e, p99)| (*t, per_s(*n), per_s(*e), *p99))
+            .map(|(t, n, e, lost, p99)| (*t, per_s(*n), per_s(*e + *lost), *p99))
             .collect(),
         marks: d
             .actions
