@@ -9,6 +9,7 @@
 pub mod capacity;
 pub mod doctor;
 pub mod driver;
+pub mod during;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;

@@ -113,6 +113,9 @@ impl Progress {
                         format!(" [{}]", flags.join(", "))
                     }
                 );
+                for line in crate::during::progress_lines(rec) {
+                    eprintln!("perflab:     {line}");
+                }
             }
         }
     }

@@ -221,6 +221,10 @@ pub struct RunRecord {
     /// What went wrong in the run, in words (a gateway that died, CPU figures left out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Actions during load: what each did, the traffic around it and away from all of them,
+    /// and the load per 100 ms (absent for runs without `[[case.during]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<crate::during::DuringSummary>,
 }
 
 /// The place of one burst in a multiplexed comparison's design.

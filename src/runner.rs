@@ -65,6 +65,12 @@ impl Overrides {
             c.load.rate = Some(r);
         }
         c.load.validate()?;
+        crate::during::validate(&c.during, c.load.duration, &c.gateway).map_err(|e| {
+            Error::Usage(format!(
+                "case {}: {e} (after the command line's --duration {}s)",
+                c.id, c.load.duration
+            ))
+        })?;
         Ok(c)
     }
 }
@@ -393,6 +399,7 @@ pub(crate) fn run_one(
             serde_json::to_vec_pretty(&prep).unwrap_or_default(),
         ));
     }
+    let mut actions = Vec::new();
     let measured = (|| -> Result<crate::session::Measurement> {
         if case.load.warmup > 0.0 {
             let raw = session.warm_up(&case.load, case.load.warmup)?;
@@ -401,8 +408,18 @@ pub(crate) fn run_one(
         if planned.profile {
             session.start_profiler(req.profiler.clone())?;
         }
-        session.start_load(&case.load)?;
-        session.wait_result(Duration::from_secs(60))
+        if case.during.is_empty() {
+            session.start_load(&case.load)?;
+            return session.wait_result(Duration::from_secs(60));
+        }
+        // Actions during load: checked before the load starts; the load is waited for even
+        // when the actions stop early (an interrupt), so wrk never outlives the run.
+        session.check_during(&case.during, None)?;
+        session.start_load_recording(&case.load)?;
+        let done = session.run_during(&case.during, None);
+        let m = session.wait_result(Duration::from_secs(60))?;
+        actions = done?;
+        Ok(m)
     })();
     // Keep the gateway's logs and configs whether the run succeeded or not.
     if let Some(gw) = session.gateway("default") {
@@ -470,6 +487,17 @@ pub(crate) fn run_one(
         session.driver_name(),
     );
     rec.version_detail = version.detail(&version_detail);
+    if !case.during.is_empty() {
+        rec.during = Some(during_summary(actions, &m, case.load.duration, &mut files));
+        for a in rec.during.iter().flat_map(|d| &d.actions).filter(|a| !a.ok) {
+            rec.notes.push(format!(
+                "{} at {:.1} s failed: {}",
+                a.action,
+                a.started_s,
+                a.error.as_deref().unwrap_or("")
+            ));
+        }
+    }
     if let Some(p) = &m.profile {
         let title = format!("{} · {} · {}", case.id, version.label, version_detail);
         crate::report::flamegraph::write_profile(&run_dir, "profile", &p.folded, &title)?;
@@ -480,6 +508,34 @@ pub(crate) fn run_one(
     }
     store.write_run(&run_dir, &rec, &files)?;
     Ok(rec)
+}
+
+/// The actions' records with the traffic around them; scrapes' answers become files of the
+/// run (`during/scrape-001.txt`, …).
+fn during_summary(
+    actions: Vec<(crate::during::ActionRecord, Option<Vec<u8>>)>,
+    m: &crate::session::Measurement,
+    duration_s: f64,
+    files: &mut Vec<(String, Vec<u8>)>,
+) -> crate::during::DuringSummary {
+    let mut records = Vec::new();
+    let mut scrapes = 0;
+    for (mut rec, body) in actions {
+        if let Some(body) = body {
+            scrapes += 1;
+            let name = format!("during/scrape-{scrapes:03}.txt");
+            rec.saved = Some(name.clone());
+            files.push((name, body));
+        }
+        records.push(rec);
+    }
+    match &m.outcome.series {
+        Some(series) => crate::during::analyse(records, series, duration_s),
+        None => crate::during::DuringSummary {
+            actions: records,
+            ..Default::default()
+        },
+    }
 }
 
 /// A gateway that refused its configuration: copy the refused file (and the gateway's message)

@@ -28,8 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::driver::{self, Driver, DriverOptions, GatewayImage, Role};
+use crate::during::{self, ActionKind, ActionRecord, DuringAction, Listener};
 use crate::entities::Entities;
-use crate::host::{Host, proc_stat::Snapshot};
+use crate::host::{Host, HttpCall, proc_stat::Snapshot};
 use crate::result::{CpuUsage, RunFlags, RunRecord};
 use crate::role::gateway::{self, GatewayContext, RunningGateway};
 use crate::role::load::wrk::{self, LoadOptions, LoadOutcome, RunningLoad};
@@ -165,6 +166,8 @@ struct LoadInProgress {
     started: Instant,
     cooldown_waited_s: f64,
     notes: Vec<String>,
+    /// A reload replaced gateway processes during the load ([`Session::run_during`]).
+    reloaded: bool,
 }
 
 /// A host's CPU count and boot id (`None` when unreadable).
@@ -844,7 +847,13 @@ impl Session {
     /// Starts measured load; only one load runs at a time. Waits first (bounded) for a quiet
     /// machine, and records CPU counters at the start of the window.
     pub fn start_load(&mut self, opts: &LoadOptions) -> Result<()> {
-        self.start_load_with(opts, None, true)
+        self.start_load_with(opts, None, true, false)
+    }
+
+    /// [`Session::start_load`], with wrk also recording the load per 100 ms (for actions during
+    /// load: [`Session::run_during`]; the series comes back in [`LoadOutcome::series`]).
+    pub fn start_load_recording(&mut self, opts: &LoadOptions) -> Result<()> {
+        self.start_load_with(opts, None, true, true)
     }
 
     /// Starts one short burst of measured load against gateway instance `instance`, without
@@ -852,7 +861,7 @@ impl Session {
     /// purpose: the block design, not a quiet machine, cancels the machine's noise). Its CPU
     /// and memory are charged to that instance by [`Session::wait_result`].
     pub fn start_burst(&mut self, instance: &str, opts: &LoadOptions) -> Result<()> {
-        self.start_load_with(opts, Some(instance), false)
+        self.start_load_with(opts, Some(instance), false, false)
     }
 
     fn start_load_with(
@@ -860,6 +869,7 @@ impl Session {
         opts: &LoadOptions,
         instance: Option<&str>,
         gate: bool,
+        series: bool,
     ) -> Result<()> {
         if self.load.is_some() {
             return Err(Error::Usage(
@@ -916,7 +926,7 @@ impl Session {
             let share = if count > 1 { &share } else { opts };
             let dir = h.lab_dir().join("load");
             // On an error, the loads already started are stopped when `loads` is dropped.
-            loads.push(wrk::start_load(
+            loads.push(wrk::start_load_recording(
                 h,
                 &dir,
                 "run",
@@ -924,6 +934,7 @@ impl Session {
                 &url,
                 opts.duration,
                 c,
+                series,
             )?);
         }
         self.load = Some(LoadInProgress {
@@ -936,6 +947,7 @@ impl Session {
             started: Instant::now(),
             cooldown_waited_s,
             notes,
+            reloaded: false,
         });
         Ok(())
     }
@@ -1017,6 +1029,13 @@ impl Session {
                 }
             }
         }
+        if lp.reloaded && gateway_s.take().is_some() {
+            notes.push(
+                "cpu.gateway_s left out: a reload replaced gateway processes during the load, \
+                 and the CPU seconds of the ones that exited are not known"
+                    .into(),
+            );
+        }
         let load_s = outcome.cpu_s;
         // Background CPU on the measured machine: what was busy besides the lab's roles.
         let (busy, total, lab) = match gw_machine {
@@ -1084,6 +1103,133 @@ impl Session {
             gateway_rss_bytes,
             notes,
         })
+    }
+
+    /// Checks that the running gateway (`instance`, or the first) can take `actions`: every
+    /// listener they name exists and it can reload in place. Call it before the load starts, so
+    /// a case whose actions cannot run fails before anything is measured.
+    pub fn check_during(&self, actions: &[DuringAction], instance: Option<&str>) -> Result<()> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let gw = self.target_gateway(instance).ok_or_else(|| {
+            Error::Usage("actions during load need a running gateway (not a baseline run)".into())
+        })?;
+        for (i, a) in actions.iter().enumerate() {
+            let problem = match a.action {
+                ActionKind::Reload => gw
+                    .reload
+                    .is_none()
+                    .then(|| format!("gateway {} cannot reload in place", gw.kind)),
+                _ => listener_uri(gw, a.listener()).is_none().then(|| {
+                    format!(
+                        "gateway {} has no {} listener in this lab",
+                        gw.kind,
+                        a.listener().as_str()
+                    )
+                }),
+            };
+            if let Some(p) = problem {
+                return Err(Error::Usage(format!("during[{}]: {p}", i + 1)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `actions` on time while the load runs (start it with
+    /// [`Session::start_load_recording`] to get the traffic around each action), and returns
+    /// when the last one is done or the load's planned duration is over. HTTP requests and
+    /// scrapes go from the load host, where the gateway's lab addresses are reachable. An action
+    /// that fails is a finding, recorded with its error, not an error of the run. Returns each
+    /// occurrence's record and, for scrapes, the answer's body.
+    pub fn run_during(
+        &mut self,
+        actions: &[DuringAction],
+        instance: Option<&str>,
+    ) -> Result<Vec<(ActionRecord, Option<Vec<u8>>)>> {
+        let (started, duration) = match &self.load {
+            Some(lp) => (lp.started, lp.loads[0].duration_s),
+            None => {
+                return Err(Error::Usage(
+                    "no load is running: call start_load_recording first".into(),
+                ));
+            }
+        };
+        self.check_during(actions, instance)?;
+        let worker = self.host(Role::Worker, "default")?;
+        let mut out = Vec::new();
+        let mut reloaded = None;
+        for (at, i) in during::schedule(actions, duration) {
+            loop {
+                crate::signals::check()?;
+                let now = started.elapsed().as_secs_f64();
+                if now >= at {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs_f64((at - now).min(0.05)));
+            }
+            let started_s = started.elapsed().as_secs_f64();
+            if started_s >= duration {
+                break;
+            }
+            let a = &actions[i];
+            let gw = self
+                .target_gateway(instance)
+                .ok_or_else(|| Error::Lab("the gateway went away during the load".into()))?;
+            let mut rec = ActionRecord {
+                action: a.action.as_str().to_string(),
+                scheduled_s: at,
+                started_s,
+                ..Default::default()
+            };
+            let mut body = None;
+            if a.action == ActionKind::Reload {
+                let t = Instant::now();
+                let r = gateway::adapter(&gw.kind)?.reload(gw);
+                rec.duration_s = t.elapsed().as_secs_f64();
+                rec.ok = r.is_ok();
+                rec.error = r.err().map(|e| format!("{e:#}"));
+                reloaded = Some(gw.instance.clone());
+            } else {
+                let base = listener_uri(gw, a.listener()).unwrap_or_default();
+                let url = format!(
+                    "{}{}",
+                    base.trim_end_matches('/'),
+                    a.path.as_deref().unwrap_or("/")
+                );
+                rec.method = Some(a.method().to_string());
+                rec.path = a.path.clone();
+                rec.port = Some(a.listener().as_str().to_string());
+                let call = HttpCall::json(a.method(), url, a.body.clone().map(String::into_bytes));
+                match worker.http_request(&call, Duration::from_secs(30)) {
+                    Ok(r) => {
+                        rec.status = Some(r.status);
+                        rec.duration_s = r.duration_s;
+                        rec.ok = (200..300).contains(&r.status);
+                        if !rec.ok {
+                            rec.error = Some(format!("HTTP {}", r.status));
+                        }
+                        if a.action == ActionKind::Scrape {
+                            body = Some(r.body);
+                        } else {
+                            let n = r.body.len().min(during::ANSWER_BYTES);
+                            rec.answer = Some(String::from_utf8_lossy(&r.body[..n]).into_owned());
+                        }
+                    }
+                    Err(e) => rec.error = Some(e.to_string()),
+                }
+            }
+            out.push((rec, body));
+        }
+        if let Some(name) = reloaded {
+            // The reload replaced worker processes: from now on only the main process tells
+            // whether the gateway lives, and the run's gateway CPU figure is left out.
+            self.gateway_pids.insert(name, Default::default());
+            if let Some(lp) = self.load.as_mut() {
+                lp.reloaded = true;
+            }
+        }
+        Ok(out)
     }
 
     /// The cool-down gate: waits (bounded) until the machine is quiet. Returns seconds waited.
@@ -1476,6 +1622,7 @@ pub fn run_record(
         burst: None,
         gateway_rss_bytes: m.gateway_rss_bytes,
         notes: m.notes.clone(),
+        during: None,
     }
 }
 
@@ -1505,6 +1652,15 @@ fn group_pids(host: &dyn Host, pgid: u32) -> Option<std::collections::BTreeSet<u
             .map(|p| p.pid)
             .collect(),
     )
+}
+
+/// The URI of one of a gateway's listeners, as the load host sees it.
+fn listener_uri(gw: &RunningGateway, l: Listener) -> Option<String> {
+    match l {
+        Listener::Admin => gw.admin_uri.clone(),
+        Listener::Proxy => Some(gw.proxy_uri.clone()),
+        Listener::Status => gw.status_uri.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -169,6 +169,9 @@ pub struct CaseSpec {
     /// Attach the profiler to the gateway for each run (flame graph suites).
     #[serde(default)]
     pub profile: bool,
+    /// Actions while the load runs (`[[case.during]]`, docs/suites.md).
+    #[serde(default)]
+    pub during: Vec<crate::during::DuringAction>,
 }
 
 /// A case ready to run: one gateway kind.
@@ -198,6 +201,9 @@ pub struct Case {
     pub gateway_settings: toml::Table,
     /// Profile each run.
     pub profile: bool,
+    /// Actions while the load runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub during: Vec<crate::during::DuringAction>,
     /// The file it came from.
     pub file: PathBuf,
 }
@@ -269,6 +275,25 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         spec.load
             .validate()
             .map_err(|e| out_of_bounds(format!("load.{e}")))?;
+        crate::during::validate(&spec.during, spec.load.duration, &kind).map_err(|e| {
+            // The line of the action's `[[case.during]]` header (messages start `during[N].`).
+            let n: usize = e
+                .strip_prefix("during[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim() == "[[case.during]]")
+                .nth(n - 1)
+                .map_or(0, |(i, _)| i + 1);
+            Error::SuiteFile {
+                path: path.to_path_buf(),
+                line,
+                message: format!("case \"{}\" ({kind}): {e}", spec.name),
+            }
+        })?;
         let mut tags: BTreeSet<String> = spec.tags.iter().cloned().collect();
         tags.insert(spec.name.clone());
         tags.insert(kind.clone());
@@ -291,6 +316,7 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
             workers: spec.workers.unwrap_or(1),
             gateway_settings: spec.gateway_settings.clone(),
             profile: spec.profile,
+            during: spec.during.clone(),
             file: path.to_path_buf(),
         });
     }

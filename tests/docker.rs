@@ -281,6 +281,25 @@ fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
         )
     );
     assert!(nginx.is_running());
+    // One HTTP request with a body from the worker container (curl there): status, body, time.
+    let reply = worker
+        .http_request(
+            &perflab::host::HttpCall::json("PATCH", url.clone(), Some(b"@{\"a\": 1}".to_vec())),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"ok\n"[..]));
+    assert!(
+        reply.duration_s > 0.0 && reply.duration_s < 5.0,
+        "{reply:?}"
+    );
+    let refused = worker
+        .http_request(
+            &perflab::host::HttpCall::get(format!("http://127.0.0.1:{}/", free_port())),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("no HTTP answer"), "{refused}");
 
     // wrk from the worker container, 2 s.
     let before = gw.proc_snapshot().unwrap();

@@ -481,3 +481,213 @@ fn tools_asked_in_one_command_match_tool_by_tool() {
     assert_eq!(batched["wrk"]["found"], true, "{batched}");
     assert_eq!(batched["nginx"]["found"], true, "{batched}");
 }
+
+/// Actions during load on real nginx and HAProxy under wrk: reloads every 2 s, an HTTP request
+/// to the proxy listener and a scrape, each recorded with the traffic around it.
+#[test]
+fn actions_during_load_are_recorded_with_the_traffic_around_them() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.output().display().to_string();
+    let suite = lab.suite_dir(&[(
+        "reload.toml",
+        r#"
+[case]
+name = "reload"
+gateways = ["nginx", "haproxy"]
+
+[case.load]
+duration = 10
+connections = 20
+threads = 2
+
+[[case.during]]
+at = 2
+every = 5
+action = "reload"
+
+[[case.during]]
+at = 3.5
+action = "http"
+method = "POST"
+path = "/perflab-health"
+body = '{"weight": 50}'
+port = "proxy"
+
+[[case.during]]
+at = 8.5
+action = "scrape"
+path = "/perflab-health"
+port = "proxy"
+"#,
+    )]);
+    let o = lab.run(&[
+        "suite",
+        &suite,
+        "--repeat",
+        "1",
+        "--warmup",
+        "0",
+        "--cooldown-max",
+        "0",
+        "--plain",
+        "--output",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = lab.results_dir();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2);
+    for r in &runs {
+        let rec = json(&r.join("result.json"));
+        let during = &rec["during"];
+        let actions = during["actions"].as_array().unwrap();
+        let kinds: Vec<&str> = actions
+            .iter()
+            .map(|a| a["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["reload", "http", "reload", "scrape"], "{during}");
+        for a in actions {
+            assert_eq!(a["ok"], true, "{a}");
+            let late = a["started_s"].as_f64().unwrap() - a["scheduled_s"].as_f64().unwrap();
+            assert!((0.0..1.0).contains(&late), "{a}");
+            let w = &a["window"];
+            assert!(w["responses"].as_u64().unwrap() > 0, "{a}");
+            assert!(w["p99_ms"].as_f64().is_some(), "latency is timed: {a}");
+        }
+        assert_eq!(actions[1]["status"], 200);
+        // The health endpoint answers the same to the POST and the scrape ("ok" from nginx,
+        // HAProxy's monitor page).
+        let answer = actions[1]["answer"].as_str().unwrap();
+        assert!(
+            answer.contains("ok") || answer.contains("ready"),
+            "{answer}"
+        );
+        let saved = actions[3]["saved"].as_str().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.join(saved)).unwrap(),
+            answer,
+            "the scrape's answer is kept"
+        );
+        let outside = &during["outside"];
+        assert!(outside["responses"].as_u64().unwrap() > 0, "{during}");
+        assert!(outside["p99_ms"].as_f64().is_some(), "{during}");
+        assert!(during["series"].as_array().unwrap().len() >= 90);
+        assert_eq!(rec["flags"]["gateway_died"], false, "{rec}");
+        assert!(
+            rec["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().contains("a reload replaced")),
+            "{rec}"
+        );
+        // What reloading under load did, for the record (the machine is shared).
+        for a in actions.iter().filter(|a| a["action"] == "reload") {
+            eprintln!(
+                "{} reload at {:.2}s: window errors {} lost {} of {}, p99 {:.2} ms; outside errors {} lost {} of {}, p99 {:.2} ms; wrk socket errors {}",
+                rec["gateway"],
+                a["started_s"].as_f64().unwrap(),
+                a["window"]["errors"],
+                a["window"]["lost"],
+                a["window"]["responses"],
+                a["window"]["p99_ms"].as_f64().unwrap(),
+                outside["errors"],
+                outside["lost"],
+                outside["responses"],
+                outside["p99_ms"].as_f64().unwrap_or(f64::NAN),
+                rec["errors"],
+            );
+        }
+    }
+    // The report: a "config change under load" chart per run, the actions in summary.md.
+    let charts: Vec<String> = std::fs::read_dir(dir.join("charts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("change-") && n.ends_with(".svg"))
+        .collect();
+    assert_eq!(charts.len(), 2, "{charts:?}");
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("## Actions during load"), "{md}");
+    assert!(md.contains("| POST /perflab-health | 200 |"), "{md}");
+    assert!(md.contains("*(away from actions)*"), "{md}");
+    lab.assert_nothing_left();
+}
+
+/// Bad `[[case.during]]` entries are refused before anything starts, with the file, the action
+/// and the field named; a multiplexed comparison refuses cases with actions.
+#[test]
+fn bad_actions_during_load_are_refused_clearly() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.output().display().to_string();
+    let case = |during: &str| {
+        format!(
+            "[case]\nname = \"d\"\ngateway = \"nginx\"\n[case.load]\nduration = 5\n[[case.during]]\n{during}\n"
+        )
+    };
+    let bad = [
+        ("at = 1\naction = \"restart\"", "unknown variant `restart`"),
+        (
+            "at = -1\naction = \"reload\"",
+            "d.toml:6: case \"d\" (nginx): during[1].at must be",
+        ),
+        (
+            "at = 1\nevery = 0\naction = \"reload\"",
+            "during[1].every must be at least 0.1",
+        ),
+        ("at = 5\naction = \"reload\"", "before the end of the load"),
+        (
+            "at = 1\naction = \"http\"\nmethod = \"PATCH\"\npath = \"/x\"",
+            "gateway nginx has no admin listener",
+        ),
+        ("at = 1\naction = \"scrape\"", "path is needed"),
+    ];
+    for (during, needle) in bad {
+        let dir = lab.suite_dir(&[("d.toml", &case(during))]);
+        let o = lab.run(&[
+            "suite",
+            &dir,
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+            "--output",
+            &out,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{during}: {}", stderr(&o));
+        assert!(stderr(&o).contains("d.toml:"), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{during}: {}", stderr(&o));
+    }
+    // A valid case whose action the command line's --duration cuts off.
+    let dir = lab.suite_dir(&[("d.toml", &case("at = 3\naction = \"reload\""))]);
+    assert_bad_input(
+        &lab,
+        &args(&["suite", &dir], &out),
+        2,
+        "after the command line's --duration 1s",
+    );
+    // The multiplexed design does not run actions during load.
+    let dir = lab.suite_dir(&[("d.toml", &case("at = 1\naction = \"reload\""))]);
+    assert_bad_input(
+        &lab,
+        &[
+            "compare", "current", "current", "--suite", &dir, "--plain", "--output", &out,
+        ],
+        2,
+        "--design restart",
+    );
+    assert!(
+        !lab.output().exists() || lab.output().read_dir().unwrap().next().is_none(),
+        "nothing was started"
+    );
+}

@@ -561,6 +561,7 @@ fn admin_apply_reports_the_servers_error_body() {
     )
     .unwrap();
     let err = admin::apply(
+        host.as_ref(),
         &format!("http://127.0.0.1:{port}"),
         &admin::requests(&doc),
         Duration::from_secs(5),
@@ -577,6 +578,7 @@ fn admin_apply_reports_the_servers_error_body() {
     );
     // Nothing listens: the error names the URL.
     let err = admin::apply(
+        host.as_ref(),
         &format!("http://127.0.0.1:{port}"),
         &admin::requests(&doc),
         Duration::from_secs(2),
@@ -1531,4 +1533,129 @@ fn large_cases_are_seeded_by_import_and_repeats_share_one_kong() {
     assert!(a.keeps_for_repeats(&toml::Table::new()));
     assert!(!a.keeps_for_repeats(&settings("lifecycle = \"per-run\"")));
     assert!(KongSettings::from_table(&settings("lifecycle = \"sometimes\"")).is_err());
+}
+
+/// Actions during load on a live Kong, through the CLI: an Admin API PATCH (traditional mode),
+/// `kong reload` (traditional and DB-less: the declarative config must survive it) and a scrape
+/// of the Admin API, each recorded with the traffic around it, and the load still routed after.
+#[test]
+fn live_kong_actions_during_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong actions-during-load test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong actions-during-load test: {why}");
+            return;
+        }
+    }
+    let suite = tmp.path().join("suites/kong-during");
+    std::fs::create_dir_all(&suite).unwrap();
+    for (mode, admin_change) in [("traditional", true), ("dbless", false)] {
+        let patch = if admin_change {
+            "[[case.during]]\nat = 2\naction = \"http\"\nmethod = \"PATCH\"\npath = \"/services/s1\"\nbody = '{\"retries\": 3}'\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            suite.join(format!("{mode}.toml")),
+            format!(
+                "[case]\nname = \"{mode}\"\ngateway = \"kong\"\nupstream = 'location = /test {{ return 200 \"ok\"; }}'\n\
+                 [case.load]\npath = \"/s1r1\"\nconnections = 10\nthreads = 1\nduration = 8\n\
+                 [case.gateway_settings]\nmode = \"{mode}\"\nkong_configs = {{ nginx_worker_processes = \"1\" }}\n\
+                 {patch}[[case.during]]\nat = 4\naction = \"reload\"\n\
+                 [[case.during]]\nat = 6\naction = \"scrape\"\npath = \"/status\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = tmp.path().join("out");
+    let child_tmp = tmp.path().join("tmp");
+    std::fs::create_dir_all(&child_tmp).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+        .arg("suite")
+        .arg(&suite)
+        .args([
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .env("TMPDIR", &child_tmp)
+        .env_remove("PERF_TEST_DRIVER")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let root = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(root.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2, "{stderr}");
+    for r in &runs {
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(r.join("result.json")).unwrap()).unwrap();
+        let actions = rec["during"]["actions"].as_array().unwrap();
+        for a in actions {
+            assert_eq!(a["ok"], true, "{}: {a}", rec["case"]);
+            let w = &a["window"];
+            println!(
+                "{} {} at {:.2}s took {:.3}s: window {} responses, {} errors, {} lost, p99 {} ms",
+                rec["case"],
+                a["action"],
+                a["started_s"].as_f64().unwrap(),
+                a["duration_s"].as_f64().unwrap(),
+                w["responses"],
+                w["errors"],
+                w["lost"],
+                w["p99_ms"]
+            );
+        }
+        let o = &rec["during"]["outside"];
+        println!(
+            "{} outside: {} responses, {} errors, {} lost, p99 {} ms; wrk errors {}",
+            rec["case"], o["responses"], o["errors"], o["lost"], o["p99_ms"], rec["errors"]
+        );
+        let reload = actions.iter().find(|a| a["action"] == "reload").unwrap();
+        // The route still answers after the reload: the last second of the load has responses
+        // and no HTTP errors (a DB-less Kong that lost its declarative config would 404).
+        let series = rec["during"]["series"].as_array().unwrap();
+        let after: Vec<&serde_json::Value> = series
+            .iter()
+            .filter(|b| b[0].as_f64().unwrap() > reload["started_s"].as_f64().unwrap() + 1.0)
+            .collect();
+        assert!(!after.is_empty(), "{}", rec["case"]);
+        assert!(
+            after.iter().all(|b| b[2] == 0),
+            "{}: errors after the reload",
+            rec["case"]
+        );
+        assert!(after.iter().map(|b| b[1].as_u64().unwrap()).sum::<u64>() > 0);
+        let scrape = actions.iter().find(|a| a["action"] == "scrape").unwrap();
+        let body = std::fs::read_to_string(r.join(scrape["saved"].as_str().unwrap())).unwrap();
+        assert!(body.contains("\"server\""), "Kong's /status: {body}");
+        if rec["case"] == "traditional@kong" {
+            let patch = actions.iter().find(|a| a["action"] == "http").unwrap();
+            assert_eq!(patch["status"], 200, "{patch}");
+            assert!(
+                patch["answer"].as_str().unwrap().contains("\"retries\":3"),
+                "{patch}"
+            );
+        }
+    }
 }

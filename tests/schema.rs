@@ -336,6 +336,87 @@ fn a_real_suite_run_matches_the_committed_schemas() {
     }
 }
 
+/// A run with actions during load (a reload, an HTTP request, a scrape on real nginx) writes a
+/// `during` object that matches the schema.
+#[test]
+fn a_run_with_actions_during_load_matches_the_schema() {
+    let result_schema = Schema::load("docs/result.schema.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let child_tmp = tmp.path().join("tmp");
+    let suite = tmp.path().join("suites/during");
+    std::fs::create_dir_all(&child_tmp).unwrap();
+    std::fs::create_dir_all(&suite).unwrap();
+    std::fs::write(
+        suite.join("reload.toml"),
+        r#"
+[case]
+name = "reload"
+gateway = "nginx"
+[case.load]
+duration = 3
+connections = 10
+threads = 1
+[[case.during]]
+at = 1
+action = "reload"
+[[case.during]]
+at = 1.5
+action = "http"
+method = "PUT"
+path = "/perflab-health"
+port = "proxy"
+[[case.during]]
+at = 2
+action = "scrape"
+path = "/perflab-health"
+port = "proxy"
+"#,
+    )
+    .unwrap();
+    let output = tmp.path().join("out");
+    let out = Command::new(BIN)
+        .arg("suite")
+        .arg(&suite)
+        .args([
+            "--repeat",
+            "1",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+        ])
+        .arg("--output")
+        .arg(&output)
+        .env("TMPDIR", &child_tmp)
+        .env_remove("PERF_TEST_DRIVER")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = std::fs::read_dir(&output)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let run = std::fs::read_dir(root.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let rec = read_json(&run.join("result.json"));
+    assert_valid(&result_schema, "#", &rec, "result.json with during");
+    let actions = rec["during"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 3, "{rec}");
+    assert!(rec["during"]["outside"].is_object(), "{rec}");
+}
+
 #[test]
 fn import_wrk_output_matches_the_load_result_definition() {
     let schema = Schema::load("docs/result.schema.json");

@@ -90,7 +90,8 @@ fn nginx_conf(dir: &Path, addr: &str) -> String {
     format!(
         "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  \
+         http {{\n  log_format lab '$remote_addr $request_method $request_uri $content_length';\n  \
+         access_log {d}/access.log lab;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  \
          fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n  \
          server {{ listen {addr}:18080; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
     )
@@ -298,6 +299,64 @@ fn netns_lab_lifecycle() {
         "{}",
         wrk.combined_text()
     );
+    // Admin API calls go from inside the lab: Kong's entity requests, sent through the worker
+    // host to an HTTP server on the kong host's internal address, which the controller cannot
+    // reach (a direct call from here fails). The server's access log names the worker as the
+    // client of every request.
+    let admin = format!("http://{}:18080", gw.address());
+    assert!(
+        perflab::http::request("GET", &url, None, Duration::from_secs(2)).is_err(),
+        "the controller reached the internal plane"
+    );
+    let entities = perflab::entities::Entities {
+        services: 2,
+        routes_per_service: 1,
+        ..Default::default()
+    };
+    let doc = perflab::role::gateway::kong::declarative::document(
+        &entities,
+        &["http://10.231.1.2:1".to_string()],
+        perflab::role::gateway::kong::declarative::DEFAULT_SERVICE_PATH,
+    )
+    .unwrap();
+    let reqs = perflab::role::gateway::kong::admin::requests(&doc);
+    perflab::role::gateway::kong::admin::apply(
+        worker.as_ref(),
+        &admin,
+        &reqs,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let reply = worker
+        .http_request(
+            &perflab::host::HttpCall::json(
+                "PATCH",
+                format!("{admin}/upstreams/u1"),
+                Some(b"{}".to_vec()),
+            ),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"ok\n"[..]));
+    assert!(reply.duration_s > 0.0 && reply.duration_s < 5.0);
+    let log = String::from_utf8(gw.read_file(&ndir.join("access.log")).unwrap()).unwrap();
+    let sent: Vec<&str> = log.lines().filter(|l| !l.contains(" GET ")).collect();
+    assert_eq!(sent.len(), reqs.len() + 1, "{log}");
+    for (line, r) in sent.iter().zip(&reqs) {
+        assert!(
+            line.starts_with(&format!("10.231.1.2 {} {} ", r.method, r.path)),
+            "{line} (expected {} {} from the worker)",
+            r.method,
+            r.path
+        );
+    }
+    assert!(
+        sent.last()
+            .unwrap()
+            .starts_with("10.231.1.2 PATCH /upstreams/u1 2"),
+        "{log}"
+    );
+
     // CPU accounting over SSH: nginx's process group is seen on the kong host.
     let snap = gw.proc_snapshot().unwrap();
     assert!(snap.machine.total_s > 0.0);

@@ -210,11 +210,26 @@ impl Host for LocalHost {
         which::which(program).ok().map(|p| p.display().to_string())
     }
 
-    fn http_status(&self, url: &str, timeout: Duration) -> Result<u16, HostError> {
-        crate::http::get_status(url, timeout).map_err(|reason| HostError::Other {
-            host: self.name.clone(),
-            reason,
-        })
+    /// The controller is this host: the request goes out in-process (no curl needed).
+    fn http_request(
+        &self,
+        call: &super::HttpCall,
+        timeout: Duration,
+    ) -> Result<super::HttpReply, HostError> {
+        let start = std::time::Instant::now();
+        let body = call.body.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
+        let r = crate::http::request(&call.method, &call.url, body, timeout).map_err(|reason| {
+            HostError::Other {
+                host: self.name.clone(),
+                reason,
+            }
+        })?;
+        Ok(super::HttpReply::new(
+            r.status,
+            r.body,
+            call.max_body,
+            start.elapsed().as_secs_f64(),
+        ))
     }
 }
 

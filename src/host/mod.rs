@@ -11,6 +11,7 @@
 //! drive their own runtime inside.
 
 pub mod container;
+pub mod http_call;
 pub mod local;
 pub mod proc_stat;
 pub mod process_group;
@@ -21,6 +22,7 @@ pub mod ssh;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use http_call::{HttpCall, HttpReply};
 pub use local::LocalHost;
 
 /// A command to run on a host: an argv vector, never a shell string built from user data.
@@ -296,20 +298,20 @@ pub trait Host: Send + Sync {
     /// Performs an HTTP GET from this host, returning the status code. Used for readiness checks,
     /// so it runs where the load generator runs (the gateway's address may only be reachable there).
     fn http_status(&self, url: &str, timeout: Duration) -> Result<u16, HostError> {
-        let out = self.run(
-            &Cmd::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time"])
-                .arg(format!("{}", timeout.as_secs().max(1)))
-                .arg(url),
-            timeout + Duration::from_secs(5),
-        )?;
-        out.stdout_text()
-            .trim()
-            .parse::<u16>()
-            .map_err(|_| HostError::Other {
-                host: self.name().to_string(),
-                reason: format!("no HTTP answer from {url}: {}", out.combined_text()),
-            })
+        self.http_request(&HttpCall::get(url), timeout)
+            .map(|r| r.status)
+    }
+    /// Sends one HTTP request *from this host* and returns its status, its body (at most
+    /// [`HttpCall::max_body`] bytes kept) and how long it took as the host measured it.
+    ///
+    /// Lab addresses (a terraform lab's internal plane, a container network) are often reachable
+    /// only from inside the lab, so admin API calls and actions during load go through a host of
+    /// the lab. The default runs `curl` on the host: curl is in every lab image and on every
+    /// terraform host (the readiness checks already need it), the perflab binary is not, and
+    /// curl times the request where it happens, without the exec or SSH round trip. A request
+    /// that gets no HTTP answer (refused, timed out) is an error carrying curl's message.
+    fn http_request(&self, call: &HttpCall, timeout: Duration) -> Result<HttpReply, HostError> {
+        http_call::http_via_curl(self, call, timeout)
     }
 }
 

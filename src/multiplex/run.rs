@@ -32,6 +32,16 @@ pub fn execute(req: RunRequest, opts: MultiplexOptions) -> Result<Execution> {
             "a multiplexed comparison needs at least two versions".into(),
         ));
     }
+    // Actions during load change the gateway under test (a reload, an admin API change) in
+    // the middle of a burst: the block design's bursts are short and meant to be alike, so
+    // such cases are measured with ordinary runs (`perflab suite`, a gateway start per run).
+    if let Some(c) = req.cases.iter().find(|c| !c.during.is_empty()) {
+        return Err(Error::Usage(format!(
+            "case {} has actions during load ([[case.during]]), which a multiplexed comparison \
+             does not run: compare it with `--design restart` or run it with `perflab suite`",
+            c.id
+        )));
+    }
     let quiet = matches!(req.progress, crate::progress::Mode::Quiet);
     run_lab(&req, 0, |session, store, runs| {
         let mut record = DesignRecord::new(&opts);

@@ -319,6 +319,7 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
             );
         }
     }
+    m.push_str(&crate::during::markdown(runs));
     m
 }
 
@@ -583,9 +584,10 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
             (Some(d), Some(cr)) => write_block_charts(store, &runs, d, cr)?,
             _ => 0,
         };
+        let changes = write_change_charts(store, &runs)?;
         text.push_str(&format!(
             "charts: {} files in {}\n",
-            written + blocks,
+            written + blocks + changes,
             store.root().join("charts").display()
         ));
     }
@@ -754,6 +756,22 @@ fn write_block_charts(
             ratio: m.ratio,
             ci_low: m.ci_low,
             ci_high: m.ci_high,
+        };
+        let stem = charts::Chart::file_stem(&data);
+        charts::write_chart_with_data(&data, &dir, &stem)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Writes one "config change under load" chart per run with actions during load; returns how
+/// many.
+fn write_change_charts(store: &Store, runs: &[RunRecord]) -> Result<usize> {
+    let dir = store.root().join("charts");
+    let mut n = 0;
+    for r in runs {
+        let Some(data) = crate::during::change_chart(r) else {
+            continue;
         };
         let stem = charts::Chart::file_stem(&data);
         charts::write_chart_with_data(&data, &dir, &stem)?;

@@ -68,6 +68,12 @@ pub fn nginx_temp_paths(prefix: &std::path::Path) -> String {
     )
 }
 
+/// Echoes a request's `X-Perflab-Sent` header in the response (nothing when the request has
+/// none), so the load generator can time each request of a run with actions during load
+/// (see [`crate::role::load::series`]). A location of the case's own config that sets its own
+/// `add_header` does not inherit it; those runs' series then have no latency.
+pub const ECHO_HEADER: &str = "add_header X-Perflab-Sent $http_x_perflab_sent always;";
+
 /// Renders the upstream's nginx.conf.
 pub fn render_config(
     opts: &UpstreamOptions,
@@ -95,7 +101,7 @@ pub fn render_config(
     };
     let blob_indented: String = blob.lines().map(|l| format!("        {l}\n")).collect();
     format!(
-        "# perflab upstream\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    server {{\n{listens}        location = /health {{\n            return 200 \"ok\\n\";\n        }}\n{body_location}{blob_indented}    }}\n}}\n",
+        "# perflab upstream\nworker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{\n    worker_connections 16384;\n}}\nhttp {{\n    access_log off;\n    server_tokens off;\n    keepalive_requests 100000;\n    tcp_nodelay on;\n{temps}    server {{\n{listens}        {ECHO_HEADER}\n        location = /health {{\n            return 200 \"ok\\n\";\n        }}\n{body_location}{blob_indented}    }}\n}}\n",
         workers = opts.workers.max(1),
         temps = nginx_temp_paths(prefix),
     )

@@ -12,12 +12,13 @@
 //! estimated, and the layout code leaves generous room.
 //!
 //! One file per chart: [`rps`], [`latency`], [`ratio`], [`blocks`], [`spectrum`], [`capacity`],
-//! [`trend`]; `bars` holds the grouped-bar drawing
+//! [`trend`], [`change`]; `bars` holds the grouped-bar drawing
 //! the first two share and `common` the palette, legend and label helpers.
 
 mod bars;
 pub mod blocks;
 pub mod capacity;
+pub mod change;
 mod common;
 pub mod latency;
 pub mod ratio;
@@ -27,6 +28,7 @@ pub mod trend;
 
 pub use blocks::{BlockPoint, BlocksChartData};
 pub use capacity::{CapacityChartData, CapacityPoint};
+pub use change::{ChangeChartData, ChangeMark};
 pub use latency::LatencyChartData;
 pub use ratio::{RatioChartData, RatioRow};
 pub use rps::{RpsChartData, RpsSeries};
@@ -68,6 +70,8 @@ pub enum ChartKind {
     Capacity,
     /// One case's metric across stored results, per machine ([`TrendChartData`]).
     Trend,
+    /// One run's load over time around its actions during load ([`ChangeChartData`]).
+    Change,
 }
 
 impl ChartKind {
@@ -81,6 +85,7 @@ impl ChartKind {
             ChartKind::Spectrum => "spectrum",
             ChartKind::Capacity => "capacity",
             ChartKind::Trend => "trend",
+            ChartKind::Change => "change",
         }
     }
 }
@@ -178,7 +183,7 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let kind: ChartKind = serde_json::from_value(tag.clone()).map_err(|_| {
             Error::Lab(format!(
-                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\", \"spectrum\", \"capacity\", \"trend\")",
+                "{}: unknown chart kind {tag} (known: \"rps\", \"latency\", \"ratio\", \"blocks\", \"spectrum\", \"capacity\", \"trend\", \"change\")",
                 json_path.display()
             ))
         })?;
@@ -203,6 +208,9 @@ pub fn rerender_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             }
             ChartKind::Trend => {
                 render_svg(&parse::<TrendChartData>(value, &json_path)?, &svg_path)?
+            }
+            ChartKind::Change => {
+                render_svg(&parse::<ChangeChartData>(value, &json_path)?, &svg_path)?
             }
         }
         written.push(svg_path);

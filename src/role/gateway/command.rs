@@ -278,6 +278,8 @@ impl GatewayAdapter for CommandAdapter {
             other_logs: Vec::new(),
             proxy_uri,
             admin_uri: None,
+            status_uri: None,
+            reload: None,
             error_log,
             config_files,
             version_detail: desc.name.clone(),

@@ -96,7 +96,10 @@ impl GatewayAdapter for HaproxyAdapter {
             });
         }
         let error_log = ctx.prefix.join("error.log");
+        // Master-worker mode (`-W`), in the foreground (`-db`): a reload (SIGUSR2 to the master)
+        // starts new workers inside the same process group, which the lab then still owns.
         let cmd = Cmd::new(&haproxy)
+            .arg("-W")
             .arg("-db")
             .arg("-f")
             .arg(conf.display().to_string())
@@ -112,6 +115,7 @@ impl GatewayAdapter for HaproxyAdapter {
             "haproxy",
             Duration::from_secs(15),
         )?;
+        let reload = Some(Cmd::new("kill").arg("-USR2").arg(proc.pid().to_string()));
         Ok(RunningGateway {
             kind: "haproxy".into(),
             instance: ctx.instance.to_string(),
@@ -120,6 +124,8 @@ impl GatewayAdapter for HaproxyAdapter {
             other_logs: Vec::new(),
             proxy_uri,
             admin_uri: None,
+            status_uri: None,
+            reload,
             error_log,
             config_files: vec![conf],
             version_detail: short,

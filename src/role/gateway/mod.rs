@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::Result;
 use crate::entities::Entities;
-use crate::host::{Host, Proc};
+use crate::host::{Cmd, Host, Proc};
 
 /// Everything an adapter needs to start one gateway instance.
 pub struct GatewayContext<'a> {
@@ -68,6 +68,11 @@ pub struct RunningGateway {
     pub proxy_uri: String,
     /// The admin API URI as the worker sees it, where there is one.
     pub admin_uri: Option<String>,
+    /// A status listener's URI as the worker sees it (Kong's `status_listen`), where there is one.
+    pub status_uri: Option<String>,
+    /// The command, run on the gateway's host, that makes the running gateway reread its
+    /// configuration (`None`: the gateway cannot reload in place).
+    pub reload: Option<Cmd>,
     /// The error log on the gateway host.
     pub error_log: PathBuf,
     /// Error logs of the instance's other processes, by name (Kong's control plane and other
@@ -115,6 +120,24 @@ pub trait GatewayAdapter: Send + Sync {
     /// started Kong once per test and ran its three loads against it.
     fn keeps_for_repeats(&self, _settings: &toml::Table) -> bool {
         false
+    }
+    /// Makes the running instance reread its configuration while it serves traffic (an action
+    /// during load). Default: runs [`RunningGateway::reload`] on its host and fails when the
+    /// command does, with its output.
+    fn reload(&self, gw: &RunningGateway) -> Result<()> {
+        let cmd = gw.reload.as_ref().ok_or_else(|| {
+            crate::Error::Usage(format!("gateway {} cannot reload in place", gw.kind))
+        })?;
+        let out = gw.host.run(cmd, std::time::Duration::from_secs(120))?;
+        if !out.success() {
+            return Err(crate::Error::Lab(format!(
+                "{} reload (`{}`) failed: {}",
+                gw.kind,
+                cmd.display(),
+                out.combined_text()
+            )));
+        }
+        Ok(())
     }
     /// Stops the instance (default: TERM, grace, KILL to its process group).
     fn stop(&self, gw: &mut RunningGateway) -> Result<()> {

@@ -116,6 +116,16 @@ impl GatewayAdapter for NginxAdapter {
             other_logs: Vec::new(),
             proxy_uri,
             admin_uri: None,
+            status_uri: None,
+            reload: Some(
+                Cmd::new(&nginx)
+                    .arg("-p")
+                    .arg(ctx.prefix.display().to_string())
+                    .arg("-c")
+                    .arg(conf.display().to_string())
+                    .arg("-s")
+                    .arg("reload"),
+            ),
             error_log,
             config_files: vec![conf],
             version_detail: detail,

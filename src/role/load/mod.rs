@@ -4,5 +4,6 @@
 pub mod histogram;
 pub mod open;
 pub mod open_engine;
+pub mod series;
 pub mod wrk;
 pub mod wrk_parse;

@@ -230,6 +230,8 @@ pub struct RunningLoad {
     pub started: Instant,
     /// Planned duration.
     pub duration_s: f64,
+    /// Where wrk writes the load's time series, when it records one.
+    series_path: Option<PathBuf>,
 }
 
 /// What a finished load run gives back.
@@ -247,6 +249,8 @@ pub struct LoadOutcome {
     pub wall_s: f64,
     /// Open-loop load: the latency histogram in the `hdrhistogram` V2 serialised form.
     pub histogram: Option<Vec<u8>>,
+    /// The load per 100 ms, when it was recorded ([`start_load_recording`]).
+    pub series: Option<crate::role::load::series::Series>,
 }
 
 /// Finds wrk on the load host.
@@ -269,14 +273,40 @@ pub fn start_load(
     duration_s: f64,
     cpus: Option<Vec<usize>>,
 ) -> Result<RunningLoad> {
+    start_load_recording(host, dir, name, opts, url, duration_s, cpus, false)
+}
+
+/// [`start_load`], and with `series` wrk also records the load's time series (see
+/// [`crate::role::load::series`]; it costs wrk CPU, so only runs that need it ask).
+#[allow(clippy::too_many_arguments)]
+pub fn start_load_recording(
+    host: Arc<dyn Host>,
+    dir: &Path,
+    name: &str,
+    opts: &LoadOptions,
+    url: &str,
+    duration_s: f64,
+    cpus: Option<Vec<usize>>,
+    series: bool,
+) -> Result<RunningLoad> {
     opts.validate()?;
+    // The per-100 ms time series comes from a wrk script; open-loop runs keep their own series.
+    let mut series_path = None;
     let (program, args) = match (opts.kind, opts.rate) {
         (LoadKind::Open, Some(rate)) => (
             super::open::perflab_program(host.as_ref())?,
             super::open::open_args(opts, url, rate, duration_s),
         ),
         _ => {
-            let script_path = match &opts.script {
+            series_path = series.then(|| dir.join(format!("{name}.series")));
+            let script = match &series_path {
+                Some(out) => Some(crate::role::load::series::script(
+                    opts.script.as_deref(),
+                    out,
+                )),
+                None => opts.script.clone(),
+            };
+            let script_path = match &script {
                 Some(src) => {
                     let p = dir.join(format!("{name}.lua"));
                     host.write_file(&p, src.as_bytes())?;
@@ -315,6 +345,7 @@ pub fn start_load(
         command,
         started: Instant::now(),
         duration_s,
+        series_path,
     })
 }
 
@@ -376,6 +407,19 @@ impl RunningLoad {
                 (result, Some(hist))
             }
         };
+        let series = match &self.series_path {
+            Some(p) => {
+                let text = self.host.read_file(p).map_err(|e| {
+                    Error::Load(format!("wrk wrote no time series ({e}):\n{}", raw.trim()))
+                })?;
+                Some(
+                    crate::role::load::series::parse(&String::from_utf8_lossy(&text)).ok_or_else(
+                        || Error::Load(format!("wrk's time series {} is malformed", p.display())),
+                    )?,
+                )
+            }
+            None => None,
+        };
         Ok(LoadOutcome {
             raw,
             result,
@@ -383,6 +427,7 @@ impl RunningLoad {
             command: self.command,
             wall_s,
             histogram,
+            series,
         })
     }
 }
@@ -439,6 +484,8 @@ pub fn wait_all(loads: Vec<RunningLoad>, cpus: &[usize], extra: Duration) -> Res
             .join("\n"),
         wall_s: outcomes.iter().map(|o| o.wall_s).fold(0.0, f64::max),
         histogram: Some(histogram),
+        // Several hosts only run open-loop load, which keeps no wrk time series.
+        series: None,
     })
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::host::{Host, HttpCall};
 use crate::{Error, Result};
 
 /// One Admin API call.
@@ -106,14 +107,22 @@ pub fn requests(doc: &Value) -> Vec<AdminRequest> {
     v
 }
 
-/// Sends `reqs` in order to the Admin API at `admin_uri` (`http://host:port`). The first
+/// Sends `reqs` in order to the Admin API at `admin_uri` (`http://host:port`), **from `from`**:
+/// a host of the lab (the load host), since the Admin API's address is the gateway host's lab
+/// address, which the controller may not reach (a terraform lab's internal plane). The first
 /// answer outside 2xx stops with an error carrying the request and Kong's response body.
-pub fn apply(admin_uri: &str, reqs: &[AdminRequest], timeout: Duration) -> Result<()> {
+pub fn apply(
+    from: &dyn Host,
+    admin_uri: &str,
+    reqs: &[AdminRequest],
+    timeout: Duration,
+) -> Result<()> {
     let base = admin_uri.trim_end_matches('/');
     for r in reqs {
         let url = format!("{base}{}", r.path);
         let body = serde_json::to_vec(&r.body).expect("a JSON value serialises");
-        let resp = crate::http::request(r.method, &url, Some(("application/json", &body)), timeout)
+        let resp = from
+            .http_request(&HttpCall::json(r.method, &url, Some(body)), timeout)
             .map_err(|e| Error::Lab(format!("kong admin API {} {url}: {e}", r.method)))?;
         if !(200..300).contains(&resp.status) {
             return Err(Error::Lab(format!(

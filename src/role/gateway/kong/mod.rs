@@ -1354,6 +1354,7 @@ impl GatewayAdapter for KongAdapter {
                 }
                 if plan.mode != Mode::Dbless && !import {
                     admin::apply(
+                        ctx.load_host.as_ref(),
                         &admin_uri,
                         &admin::requests(&plan.document),
                         Duration::from_secs(30),
@@ -1427,6 +1428,29 @@ impl GatewayAdapter for KongAdapter {
             server_pid_file: Some(traffic_inst.prefix.join("pids/nginx.pid")),
             proxy_uri,
             admin_uri: Some(admin_uri),
+            // The traffic instance's `status_listen`, when its planned conf sets one (Kong's own
+            // default, kong/templates/kong_defaults.lua, is 127.0.0.1:8007 since 3.6: a
+            // listener the lab did not choose, so it is not offered to actions).
+            status_uri: traffic_inst
+                .conf
+                .get("status_listen")
+                .filter(|v| v.as_str() != "off")
+                .and_then(|v| listen_ports(v).first().copied())
+                .map(|port| format!("http://{}:{port}", host.address())),
+            // `kong reload` rebuilds the prefix from `-c` over the running node's `.kong_env`
+            // and sends nginx a HUP (Kong's kong/cmd/reload.lua); without `-c` a DB-less node
+            // would lose its declarative_config.
+            reload: Some(instance_cmd(
+                &bin,
+                &traffic_inst.conf,
+                &[
+                    "reload",
+                    "-c",
+                    &traffic_inst.conf_path.display().to_string(),
+                    "-p",
+                    &traffic_inst.prefix.display().to_string(),
+                ],
+            )),
             error_log: traffic_inst.error_log(),
             other_logs: plan
                 .instances
