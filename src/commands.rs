@@ -148,6 +148,7 @@ pub fn request(
         keep_going: run.keep_going,
         port_base: run.port_base,
         profiler: perflab::role::profiler::ProfilerOptions {
+            tool: run.profiler.parse()?,
             call_graph: run.call_graph.parse().map_err(|_| {
                 Error::Usage(format!(
                     "--call-graph must be fp or dwarf, not \"{}\"",

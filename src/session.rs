@@ -195,7 +195,7 @@ pub struct Session {
     load: Option<LoadInProgress>,
     warmups: u32,
     baseline_mode: bool,
-    profiler: Option<crate::role::profiler::RunningProfiler>,
+    profiler: Option<crate::role::profiler::RunningSampler>,
     last_profile: Option<crate::role::profiler::Profile>,
     postgres: Option<crate::role::postgres::Postgres>,
     /// CPU counts and boot ids per host (`name@address`): asked for every run, and a round trip
@@ -1051,14 +1051,36 @@ impl Session {
         }
     }
 
-    /// Attaches the perf profiler to the measured server (the first gateway instance, or the
-    /// upstream in baseline mode) until the next [`Session::wait_result`]. Call it before
-    /// [`Session::start_load`]; the run is then flagged `profiled`.
+    /// Attaches a profiler to the measured server (the first gateway instance, or the upstream
+    /// in baseline mode) until the next [`Session::wait_result`]. Call it before
+    /// [`Session::start_load`]; the run is then flagged `profiled`. `opts.tool` picks perf or
+    /// the Lua sampler, which needs a gateway that runs it (Kong).
     pub fn start_profiler(&mut self, opts: crate::role::profiler::ProfilerOptions) -> Result<()> {
+        use crate::role::profiler::{ProfilerTool, RunningSampler};
         if self.profiler.is_some() {
             return Err(Error::Usage("a profiler is already attached".into()));
         }
-        let (host, pgid) = match self.gateways.values().next() {
+        let gateway = self.gateways.values().next();
+        if opts.tool == ProfilerTool::Lua {
+            let g = gateway.ok_or_else(|| {
+                Error::Usage("the Lua profiler needs a gateway: start Kong first".into())
+            })?;
+            let dir = g.lua_profiler_dir.clone().ok_or_else(|| {
+                Error::Usage(format!(
+                    "the Lua profiler works with Kong only, not with {}: use the perf profiler",
+                    g.kind
+                ))
+            })?;
+            let p = crate::role::lua_profiler::start_lua_profiler(
+                g.host.clone(),
+                g.proc.pid(),
+                &dir,
+                opts.frequency_hz,
+            )?;
+            self.profiler = Some(RunningSampler::Lua(p));
+            return Ok(());
+        }
+        let (host, pgid) = match gateway {
             Some(g) => (g.host.clone(), g.proc.pid()),
             None => {
                 let u = self.upstream.as_ref().ok_or_else(|| {
@@ -1068,9 +1090,9 @@ impl Session {
             }
         };
         let dir = host.lab_dir().join(format!("profile-{}", pgid));
-        self.profiler = Some(crate::role::profiler::start_profiler(
+        self.profiler = Some(RunningSampler::Perf(crate::role::profiler::start_profiler(
             host, pgid, &dir, opts,
-        )?);
+        )?));
         Ok(())
     }
 
