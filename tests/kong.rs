@@ -901,3 +901,145 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
     );
     assert!(image_for("git:main", None, &plain, None).is_err());
 }
+
+/// perflab's Lua profiler through the CLI against real Kong (DB-less, key-auth on the route so
+/// that plugin code runs): `perflab suite … --profiler lua` records LuaJIT's samples in Kong's
+/// worker and the run's flame graph names Kong's Lua functions with `file:line`. Runs wherever
+/// the live Kong test runs (`live_kong`).
+#[test]
+fn live_kong_lua_profiler_names_kongs_lua_functions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong Lua profiler test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong Lua profiler test: {why}");
+            return;
+        }
+    }
+    let suite = tmp.path().join("suite");
+    std::fs::create_dir_all(&suite).unwrap();
+    std::fs::write(
+        suite.join("key-auth.toml"),
+        r#"[case]
+name = "key-auth"
+gateway = "kong"
+profile = true
+upstream = """
+location = /test { return 200 "ok"; }
+"""
+[case.entities]
+services = 1
+routes_per_service = 1
+plugins = [{ name = "key-auth", config = {} }]
+consumers = 1
+[case.load]
+path = "/s1r1?apikey=key-1"
+connections = 20
+threads = 1
+[case.gateway_settings]
+mode = "dbless"
+kong_configs = { nginx_worker_processes = "1" }
+"#,
+    )
+    .unwrap();
+    for d in ["tmp", "out"] {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+        .arg("suite")
+        .arg(&suite)
+        .args([
+            "--profiler",
+            "lua",
+            "--profile-hz",
+            "1000",
+            "--duration",
+            "4",
+        ])
+        .args([
+            "--cooldown-max",
+            "0",
+            "--warmup",
+            "1",
+            "--plain",
+            "--output",
+        ])
+        .arg(tmp.path().join("out"))
+        .env("TMPDIR", tmp.path().join("tmp"))
+        .env_remove("PERF_TEST_DRIVER")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "perflab suite failed:\n{said}");
+    let results = std::fs::read_dir(tmp.path().join("out"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let run = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    let p = &record["profile"];
+    assert_eq!(p["tool"], "lua", "{p}");
+    assert_eq!(p["mode"]["lua"], "jit.profile", "{p}");
+    assert_eq!(p["frequency_hz"], 1000, "{p}");
+    let folded = std::fs::read_to_string(run.join("profile.folded")).unwrap();
+    assert_eq!(
+        perflab::report::flamegraph::total_count(&folded),
+        p["samples"].as_u64().unwrap()
+    );
+    // Every stack is a Lua stack of the worker; Kong's request phases show by function name
+    // and file:line (e.g. `access (kong/init.lua:1199)`), and so does the key-auth plugin.
+    assert!(
+        folded.lines().all(|l| l.starts_with("nginx worker (Lua);")),
+        "{folded}"
+    );
+    // A named Kong frame: `NAME (kong/….lua:LINE)`.
+    let named = |f: &str| -> bool {
+        let Some((name, place)) = f.split_once(" (") else {
+            return false;
+        };
+        let Some((file, line)) = place.trim_end_matches(')').rsplit_once(':') else {
+            return false;
+        };
+        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && file.starts_with("kong/")
+            && file.ends_with(".lua")
+            && !line.is_empty()
+            && line.chars().all(|c| c.is_ascii_digit())
+    };
+    let frames: std::collections::BTreeSet<&str> = folded
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ').map(|(stack, _)| stack))
+        .flat_map(|stack| stack.split(';'))
+        .filter(|f| named(f))
+        .collect();
+    println!(
+        "{} samples; {} distinct Kong frames, e.g. {:?}",
+        p["samples"],
+        frames.len(),
+        frames.iter().take(8).collect::<Vec<_>>()
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("(kong/init.lua:")),
+        "no Kong phase handler in:\n{folded}"
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("(kong/plugins/key-auth/")),
+        "no key-auth frame in:\n{folded}"
+    );
+    let svg = std::fs::read_to_string(run.join("profile.svg")).unwrap();
+    let first = frames.iter().next().unwrap();
+    assert!(svg.contains(first), "the flame graph shows {first}");
+}
