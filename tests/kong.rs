@@ -925,6 +925,7 @@ fn live_kong_lua_profiler_names_kongs_lua_functions() {
 name = "key-auth"
 gateway = "kong"
 profile = true
+repeats = 1
 upstream = """
 location = /test { return 200 "ok"; }
 """
@@ -1042,4 +1043,37 @@ kong_configs = { nginx_worker_processes = "1" }
     let svg = std::fs::read_to_string(run.join("profile.svg")).unwrap();
     let first = frames.iter().next().unwrap();
     assert!(svg.contains(first), "the flame graph shows {first}");
+}
+
+/// A real worker dump of perflab's Lua sampler (Kong 3.9.3 built from source, DB-less,
+/// key-auth, 250 Hz, recorded from `PREFIX/perflab-luaprof/PID-GEN.folded`) folds into stacks
+/// rooted at the worker, with every sample kept and Kong's frames named.
+#[test]
+fn a_recorded_lua_sampler_dump_folds_into_named_kong_frames() {
+    use perflab::role::lua_profiler::{ROOT_FRAME, fold_dumps};
+    let dump = std::fs::read_to_string(repo(
+        "tests/fixtures/lua-profile/kong-3.9.3-key-auth-worker.dump",
+    ))
+    .unwrap();
+    let recorded: u64 = dump
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    let folded = fold_dumps(&[dump.clone(), dump]);
+    assert_eq!(
+        perflab::report::flamegraph::total_count(&folded),
+        2 * recorded,
+        "two workers' samples are summed"
+    );
+    assert!(folded.lines().all(|l| l.starts_with(ROOT_FRAME)));
+    for frame in [
+        "do_authentication (kong/plugins/key-auth/handler.lua:116)",
+        "access (kong/init.lua:1203)",
+        "main chunk (access_by_lua(nginx-kong.conf:101):2)",
+        "[interpreted]",
+    ] {
+        assert!(folded.contains(frame), "{frame} missing");
+    }
+    // Paths are module paths, not the prefix's.
+    assert!(!folded.contains("/opt/kong-3.9.3"));
 }
