@@ -1054,33 +1054,16 @@ impl Session {
     /// Attaches a profiler to the measured server (the first gateway instance, or the upstream
     /// in baseline mode) until the next [`Session::wait_result`]. Call it before
     /// [`Session::start_load`]; the run is then flagged `profiled`. `opts.tool` picks perf or
-    /// the Lua sampler, which needs a gateway that runs it (Kong).
+    /// the Lua sampler ([`Session::start_lua_sampler`]).
     pub fn start_profiler(&mut self, opts: crate::role::profiler::ProfilerOptions) -> Result<()> {
         use crate::role::profiler::{ProfilerTool, RunningSampler};
         if self.profiler.is_some() {
             return Err(Error::Usage("a profiler is already attached".into()));
         }
-        let gateway = self.gateways.values().next();
         if opts.tool == ProfilerTool::Lua {
-            let g = gateway.ok_or_else(|| {
-                Error::Usage("the Lua profiler needs a gateway: start Kong first".into())
-            })?;
-            let dir = g.lua_profiler_dir.clone().ok_or_else(|| {
-                Error::Usage(format!(
-                    "the Lua profiler works with Kong only, not with {}: use the perf profiler",
-                    g.kind
-                ))
-            })?;
-            let p = crate::role::lua_profiler::start_lua_profiler(
-                g.host.clone(),
-                g.proc.pid(),
-                &dir,
-                opts.frequency_hz,
-            )?;
-            self.profiler = Some(RunningSampler::Lua(p));
-            return Ok(());
+            return self.start_lua_sampler(opts.frequency_hz);
         }
-        let (host, pgid) = match gateway {
+        let (host, pgid) = match self.gateways.values().next() {
             Some(g) => (g.host.clone(), g.proc.pid()),
             None => {
                 let u = self.upstream.as_ref().ok_or_else(|| {
@@ -1093,6 +1076,32 @@ impl Session {
         self.profiler = Some(RunningSampler::Perf(crate::role::profiler::start_profiler(
             host, pgid, &dir, opts,
         )?));
+        Ok(())
+    }
+
+    /// Starts perflab's Lua sampler in the workers of the first gateway instance (Kong only:
+    /// [`crate::role::lua_profiler`]) until the next [`Session::wait_result`], at
+    /// `frequency_hz` samples per second per worker.
+    pub fn start_lua_sampler(&mut self, frequency_hz: u32) -> Result<()> {
+        if self.profiler.is_some() {
+            return Err(Error::Usage("a profiler is already attached".into()));
+        }
+        let g = self.gateways.values().next().ok_or_else(|| {
+            Error::Usage("the Lua profiler needs a gateway: start Kong first".into())
+        })?;
+        let dir = g.lua_profiler_dir.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "the Lua profiler works with Kong only, not with {}: use the perf profiler",
+                g.kind
+            ))
+        })?;
+        let p = crate::role::lua_profiler::start_lua_profiler(
+            g.host.clone(),
+            g.proc.pid(),
+            &dir,
+            frequency_hz,
+        )?;
+        self.profiler = Some(crate::role::profiler::RunningSampler::Lua(p));
         Ok(())
     }
 
