@@ -111,6 +111,15 @@ pub fn request(
             v.label, run.driver
         )));
     }
+    if run.profiler == "lua"
+        && let Some(c) = cases.iter().find(|c| c.profile && c.gateway != "kong")
+    {
+        return Err(Error::Usage(format!(
+            "--profiler lua samples Kong's Lua code, but case {} runs {}: use --profiler perf, \
+             or --gateway kong",
+            c.id, c.gateway
+        )));
+    }
     if run.cooldown_max < 0.0 || !(0.0..=100.0).contains(&run.noisy_pct) {
         return Err(Error::Usage(
             "--cooldown-max must be >= 0 and --noisy-pct between 0 and 100".into(),
