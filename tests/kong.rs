@@ -902,6 +902,91 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
     assert!(image_for("git:main", None, &plain, None).is_err());
 }
 
+/// Entities and load of a Kong case with key-auth on its route (requests carry the key).
+const KEY_AUTH: &str = r#"[case.entities]
+services = 1
+routes_per_service = 1
+plugins = [{ name = "key-auth", config = {} }]
+consumers = 1
+[case.load]
+path = "/s1r1?apikey=key-1"
+connections = 20
+threads = 1
+"#;
+
+/// Writes `DIR/MODE.toml`: a one-repeat Kong case in `mode` (`hybrid/3`: three data planes)
+/// with `extra` lines in `[case]` and `body` (entities and load) after it.
+fn write_case(dir: &Path, mode: &str, extra: &[&str], body: &str) {
+    let (mode_name, data_planes) = mode.split_once('/').unwrap_or((mode, "1"));
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        "[case]\nname = \"{name}\"\ngateway = \"kong\"\nrepeats = 1\n{extra}\n\
+         upstream = \"\"\"\nlocation = /test {{ return 200 \"ok\"; }}\n\"\"\"\n{body}\
+         [case.gateway_settings]\nmode = \"{mode_name}\"\ndata_planes = {data_planes}\n\
+         kong_configs = {{ nginx_worker_processes = \"1\" }}\n",
+        name = mode.replace('/', "-"),
+        extra = extra.join("\n"),
+    );
+    std::fs::write(dir.join(format!("{}.toml", mode.replace('/', "-"))), text).unwrap();
+}
+
+/// Runs `perflab suite SUITE ARGS…` with quick-run flags and its own TMPDIR under `work`;
+/// returns the results folder, or everything perflab said when it failed.
+fn perflab_suite(work: &Path, suite: &Path, args: &[&str]) -> Result<PathBuf, String> {
+    let out_dir = work.join(format!("out-{}", std::process::id()));
+    let tmp = work.join("tmp");
+    for d in [&out_dir, &tmp] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let before: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+        .arg("suite")
+        .arg(suite)
+        .args(args)
+        .args([
+            "--cooldown-max",
+            "0",
+            "--warmup",
+            "1",
+            "--plain",
+            "--output",
+        ])
+        .arg(&out_dir)
+        .env("TMPDIR", &tmp)
+        .env_remove("PERF_TEST_DRIVER")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(said);
+    }
+    std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !before.contains(p))
+        .ok_or(said)
+}
+
+/// The run folders of a results folder, in run order.
+fn run_dirs(results: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
 /// perflab's Lua profiler through the CLI against real Kong (DB-less, key-auth on the route so
 /// that plugin code runs): `perflab suite … --profiler lua` records LuaJIT's samples in Kong's
 /// worker and the run's flame graph names Kong's Lua functions with `file:line`. Runs wherever
@@ -918,77 +1003,21 @@ fn live_kong_lua_profiler_names_kongs_lua_functions() {
         }
     }
     let suite = tmp.path().join("suite");
-    std::fs::create_dir_all(&suite).unwrap();
-    std::fs::write(
-        suite.join("key-auth.toml"),
-        r#"[case]
-name = "key-auth"
-gateway = "kong"
-profile = true
-repeats = 1
-upstream = """
-location = /test { return 200 "ok"; }
-"""
-[case.entities]
-services = 1
-routes_per_service = 1
-plugins = [{ name = "key-auth", config = {} }]
-consumers = 1
-[case.load]
-path = "/s1r1?apikey=key-1"
-connections = 20
-threads = 1
-[case.gateway_settings]
-mode = "dbless"
-kong_configs = { nginx_worker_processes = "1" }
-"#,
-    )
-    .unwrap();
-    for d in ["tmp", "out"] {
-        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
-    }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .arg("suite")
-        .arg(&suite)
-        .args([
+    write_case(&suite, "dbless", &["profile = true"], KEY_AUTH);
+    let results = perflab_suite(
+        tmp.path(),
+        &suite,
+        &[
             "--profiler",
             "lua",
             "--profile-hz",
             "1000",
             "--duration",
             "4",
-        ])
-        .args([
-            "--cooldown-max",
-            "0",
-            "--warmup",
-            "1",
-            "--plain",
-            "--output",
-        ])
-        .arg(tmp.path().join("out"))
-        .env("TMPDIR", tmp.path().join("tmp"))
-        .env_remove("PERF_TEST_DRIVER")
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "perflab suite failed:\n{said}");
-    let results = std::fs::read_dir(tmp.path().join("out"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    let run = std::fs::read_dir(results.join("runs"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+        ],
+    )
+    .unwrap_or_else(|said| panic!("perflab suite failed:\n{said}"));
+    let run = run_dirs(&results).remove(0);
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
     let p = &record["profile"];
@@ -1076,4 +1105,132 @@ fn a_recorded_lua_sampler_dump_folds_into_named_kong_frames() {
     }
     // Paths are module paths, not the prefix's.
     assert!(!folded.contains("/opt/kong-3.9.3"));
+}
+
+/// Kong on every driver, through the CLI: one suite of three Kong cases — DB-less (profiled
+/// with the Lua sampler), traditional with PostgreSQL, hybrid with three data planes — on the
+/// local driver, the docker driver (the built Kong in the lab image: `perflab image build` puts
+/// `PERFLAB_KONG_PREFIX` in) and the netns terraform lab (namespaces of this machine, which
+/// share its files). Every run must answer without errors and the DB-less run must carry a Lua
+/// profile naming Kong's code. Runs wherever the live Kong test runs; a driver whose engine
+/// or tools are missing here is skipped with its reason (`PERFLAB_KONG_LIVE_DRIVERS=local,docker`
+/// picks drivers).
+#[test]
+fn live_kong_suite_on_every_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong per-driver test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong per-driver test: {why}");
+            return;
+        }
+    }
+    let suite = tmp.path().join("suite");
+    write_case(&suite, "dbless", &["profile = true"], KEY_AUTH);
+    write_case(&suite, "traditional", &[], KEY_AUTH);
+    write_case(&suite, "hybrid/3", &[], KEY_AUTH);
+    let only = std::env::var("PERFLAB_KONG_LIVE_DRIVERS").ok();
+    let is_root = host
+        .run(&Cmd::new("id").arg("-u"), Duration::from_secs(10))
+        .is_ok_and(|o| o.stdout_text().trim() == "0");
+    let netns_state = tmp.path().join("netns-state");
+    let netns_opts: Vec<String> = [
+        "provider=netns".to_string(),
+        format!("lab=kong{}", std::process::id() % 10000),
+        "var.net_octet=233".to_string(),
+        format!("state-dir={}", netns_state.display()),
+        format!("modules-dir={}", repo("terraform").display()),
+        "ssh-wait=30".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["--driver-opt".to_string(), o])
+    .collect();
+    let mut summary = Vec::new();
+    for driver in ["local", "docker", "terraform"] {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|d| d == driver))
+        {
+            continue;
+        }
+        let mut args: Vec<String> = vec!["--driver".into(), driver.into()];
+        let skip = match driver {
+            "docker" => docker_engine_answers().err(),
+            "terraform" if !is_root => Some("the netns lab needs root".to_string()),
+            "terraform" => host
+                .which("terraform")
+                .is_none()
+                .then(|| "terraform is not installed".to_string()),
+            _ => None,
+        };
+        if let Some(why) = skip {
+            println!("SKIPPED {driver}: {why}");
+            summary.push(format!("{driver}: skipped ({why})"));
+            continue;
+        }
+        if driver == "docker" {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+                .args(["image", "build"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "perflab image build: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if driver == "terraform" {
+            args.extend(netns_opts.iter().cloned());
+        }
+        args.extend(["--profiler", "lua", "--duration", "2"].map(String::from));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = perflab_suite(tmp.path(), &suite, &argv);
+        if driver == "terraform" {
+            let mut teardown = vec!["teardown", "--driver", "terraform", "--full"];
+            teardown.extend(netns_opts.iter().map(String::as_str));
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+                .args(&teardown)
+                .env("CHECKPOINT_DISABLE", "1")
+                .output();
+        }
+        let results =
+            result.unwrap_or_else(|said| panic!("{driver}: perflab suite failed:\n{said}"));
+        let mut lines = Vec::new();
+        for run in run_dirs(&results) {
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+            let errors: u64 = r["errors"]
+                .as_object()
+                .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
+                .unwrap_or(0);
+            let line = format!(
+                "{driver} {}: {:.0} req/s, {errors} errors, {}",
+                r["case"],
+                r["rps"].as_f64().unwrap_or(0.0),
+                r["version_detail"]
+            );
+            assert!(r["requests"].as_u64().unwrap_or(0) > 0, "{line}");
+            assert_eq!(errors, 0, "{line}");
+            if r["flags"]["profiled"] == true {
+                assert_eq!(r["profile"]["tool"], "lua", "{line}");
+                let folded = std::fs::read_to_string(run.join("profile.folded")).unwrap();
+                assert!(folded.contains("(kong/init.lua:"), "{line}: {folded}");
+            }
+            lines.push(line);
+        }
+        assert_eq!(lines.len(), 3, "{driver}: {lines:?}");
+        summary.extend(lines);
+    }
+    println!("{}", summary.join("\n"));
+}
+
+/// Whether the docker engine (`DOCKER_HOST`, else the default socket) answers.
+fn docker_engine_answers() -> Result<(), String> {
+    let rt = perflab::driver::docker::runtime();
+    rt.block_on(perflab::driver::docker::connect(None))
+        .map(|_| ())
+        .map_err(|e| format!("no docker engine answers: {e:#}"))
 }
