@@ -958,6 +958,10 @@ fn perflab_suite(work: &Path, suite: &Path, args: &[&str]) -> Result<PathBuf, St
         .arg(&out_dir)
         .env("TMPDIR", &tmp)
         .env_remove("PERF_TEST_DRIVER")
+        // Kong's default Admin GUI and status ports are fixed (8002, 8445, 8007): other labs
+        // on this machine may hold them.
+        .env("KONG_ADMIN_GUI_LISTEN", "off")
+        .env("KONG_STATUS_LISTEN", "off")
         .output()
         .unwrap();
     let said = format!(

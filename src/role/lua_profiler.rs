@@ -99,19 +99,22 @@ pub fn with_plugin_path(path: &str, lua_dir: &Path) -> String {
 /// workers (they may run as another user than perflab).
 pub fn prepare_control_dir(host: &dyn Host, prefix: &Path) -> Result<PathBuf> {
     let dir = prefix.join(CONTROL_DIR);
-    host.write_file(&dir.join("control"), b"idle\n")?;
+    // `mkdir -m` (in every lab image, unlike chmod) sets the mode regardless of the umask.
     let out = host.run(
-        &Cmd::new("chmod").arg("0777").arg(dir.display().to_string()),
+        &Cmd::new("mkdir")
+            .args(["-p", "-m", "0777"])
+            .arg(dir.display().to_string()),
         Duration::from_secs(30),
     )?;
     if !out.success() {
         return Err(Error::Lab(format!(
-            "making {} writable on host {}: {}",
+            "creating {} on host {}: {}",
             dir.display(),
             host.name(),
             out.combined_text()
         )));
     }
+    host.write_file(&dir.join("control"), b"idle\n")?;
     Ok(dir)
 }
 
