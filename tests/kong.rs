@@ -476,21 +476,23 @@ fn admin_apply_reports_the_servers_error_body() {
         "/test",
     )
     .unwrap();
-    let err = admin::apply(
-        &format!("http://127.0.0.1:{port}"),
-        &admin::requests(&doc),
-        Duration::from_secs(5),
-    )
-    .unwrap_err()
-    .to_string();
+    let uri = format!("http://127.0.0.1:{port}");
+    let reqs = admin::requests(&doc);
+    let direct = admin::apply(&uri, &reqs, Duration::from_secs(5)).unwrap_err();
+    // The same requests sent with curl from a host (the lab's load host) read the same.
+    let from_host = admin::apply_from(host.as_ref(), &uri, &reqs, Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
     proc.stop(Duration::from_secs(2)).unwrap();
-    assert!(err.contains("POST"), "{err}");
-    assert!(err.contains("/services"), "{err}");
-    assert!(err.contains("HTTP 405"), "{err}");
-    assert!(
-        err.contains("405 Not Allowed"),
-        "nginx's body is included: {err}"
-    );
+    for err in [direct.to_string(), from_host] {
+        assert!(err.contains("POST"), "{err}");
+        assert!(err.contains("/services"), "{err}");
+        assert!(err.contains("HTTP 405"), "{err}");
+        assert!(
+            err.contains("405 Not Allowed"),
+            "nginx's body is included: {err}"
+        );
+    }
     // Nothing listens: the error names the URL.
     let err = admin::apply(
         &format!("http://127.0.0.1:{port}"),

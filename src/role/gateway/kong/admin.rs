@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::host::{Cmd, Host};
 use crate::{Error, Result};
 
 /// One Admin API call.
@@ -81,15 +82,62 @@ pub fn apply(admin_uri: &str, reqs: &[AdminRequest], timeout: Duration) -> Resul
         let body = serde_json::to_vec(&r.body).expect("a JSON value serialises");
         let resp = crate::http::request(r.method, &url, Some(("application/json", &body)), timeout)
             .map_err(|e| Error::Lab(format!("kong admin API {} {url}: {e}", r.method)))?;
-        if !(200..300).contains(&resp.status) {
-            return Err(Error::Lab(format!(
-                "kong admin API refused {} {url} {} with HTTP {}: {}",
-                r.method,
-                r.body,
-                resp.status,
-                String::from_utf8_lossy(&resp.body).trim()
-            )));
-        }
+        check_answer(r, &url, resp.status, &resp.body)?;
     }
     Ok(())
+}
+
+/// [`apply`] from `host` with `curl`: the lab's load host reaches the Admin API over the lab's
+/// network, where perflab's own machine may not (the terraform driver's machines, whose
+/// internal addresses only the other machines route).
+pub fn apply_from(
+    host: &dyn Host,
+    admin_uri: &str,
+    reqs: &[AdminRequest],
+    timeout: Duration,
+) -> Result<()> {
+    let base = admin_uri.trim_end_matches('/');
+    for r in reqs {
+        let url = format!("{base}{}", r.path);
+        let out = host.run(
+            &Cmd::new("curl")
+                .args([
+                    "-sS",
+                    "-X",
+                    r.method,
+                    "-H",
+                    "Content-Type: application/json",
+                ])
+                .arg("--data-binary")
+                .arg(r.body.to_string())
+                .args(["-w", "\n%{http_code}", "--max-time"])
+                .arg(timeout.as_secs().max(1).to_string())
+                .arg(&url),
+            timeout + Duration::from_secs(10),
+        )?;
+        let text = out.stdout_text();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let status = code.trim().parse::<u16>().map_err(|_| {
+            Error::Lab(format!(
+                "kong admin API {} {url} from host {}: {}",
+                r.method,
+                host.name(),
+                out.combined_text().trim()
+            ))
+        })?;
+        check_answer(r, &url, status, body.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn check_answer(r: &AdminRequest, url: &str, status: u16, body: &[u8]) -> Result<()> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    Err(Error::Lab(format!(
+        "kong admin API refused {} {url} {} with HTTP {status}: {}",
+        r.method,
+        r.body,
+        String::from_utf8_lossy(body).trim()
+    )))
 }

@@ -1028,7 +1028,8 @@ impl GatewayAdapter for KongAdapter {
                     return Err(Error::Lab(msg));
                 }
                 if plan.mode != Mode::Dbless {
-                    admin::apply(
+                    admin::apply_from(
+                        ctx.load_host.as_ref(),
                         &admin_uri,
                         &admin::requests(&plan.document),
                         Duration::from_secs(30),
