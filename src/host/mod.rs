@@ -303,10 +303,14 @@ pub trait Host: Send + Sync {
                 .arg(url),
             timeout + Duration::from_secs(5),
         )?;
+        // curl prints `000` when nothing answered (refused, timed out): that is no answer, as
+        // for the local host, not a status.
         out.stdout_text()
             .trim()
             .parse::<u16>()
-            .map_err(|_| HostError::Other {
+            .ok()
+            .filter(|code| *code != 0)
+            .ok_or_else(|| HostError::Other {
                 host: self.name().to_string(),
                 reason: format!("no HTTP answer from {url}: {}", out.combined_text()),
             })
