@@ -182,6 +182,9 @@ pub struct RunArgs {
     /// 1 to 65434); default: free ports are picked.
     #[arg(long, value_name = "PORT", allow_negative_numbers = true, value_parser = port_base)]
     pub port_base: Option<u16>,
+    /// Profiler of profiled runs: perf (native stacks, every gateway) or lua (Kong's Lua stacks with function names and file:line, from LuaJIT's sampler in its workers).
+    #[arg(long, default_value = "perf", value_parser = ["perf", "lua"])]
+    pub profiler: String,
     /// Stack unwinding of profiled runs: fp (frame pointers) or dwarf (full stacks of stripped binaries, more data).
     #[arg(long, default_value = "fp", value_parser = ["fp", "dwarf"])]
     pub call_graph: String,

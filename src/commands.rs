@@ -208,6 +208,15 @@ pub fn request(
             v.label, run.driver
         )));
     }
+    if run.profiler == "lua"
+        && let Some(c) = cases.iter().find(|c| c.profile && c.gateway != "kong")
+    {
+        return Err(Error::Usage(format!(
+            "--profiler lua samples Kong's Lua code, but case {} runs {}: use --profiler perf, \
+             or --gateway kong",
+            c.id, c.gateway
+        )));
+    }
     if run.cooldown_max < 0.0 || !(0.0..=100.0).contains(&run.noisy_pct) {
         return Err(Error::Usage(
             "--cooldown-max must be >= 0 and --noisy-pct between 0 and 100".into(),
@@ -246,6 +255,7 @@ pub fn request(
         keep_going: run.keep_going,
         port_base: run.port_base,
         profiler: perflab::role::profiler::ProfilerOptions {
+            tool: run.profiler.parse()?,
             call_graph: run.call_graph.parse().map_err(|_| {
                 Error::Usage(format!(
                     "--call-graph must be fp or dwarf, not \"{}\"",

@@ -360,14 +360,21 @@ pub fn parse_ldd(binary: &str, text: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn ldd(binary: &Path) -> Result<Vec<PathBuf>> {
-    let out = std::process::Command::new("ldd")
-        .arg(binary)
-        .output()
-        .map_err(|e| Error::MissingTool {
-            program: "ldd".into(),
-            where_: String::new(),
-            hint: format!("needed to find the shared libraries of binaries ({e})"),
-        })?;
+    ldd_with(binary, None)
+}
+
+/// `ldd` with `LD_LIBRARY_PATH` set (a Kong prefix's own library directories).
+fn ldd_with(binary: &Path, library_path: Option<&str>) -> Result<Vec<PathBuf>> {
+    let mut cmd = std::process::Command::new("ldd");
+    cmd.arg(binary);
+    if let Some(p) = library_path {
+        cmd.env("LD_LIBRARY_PATH", p);
+    }
+    let out = cmd.output().map_err(|e| Error::MissingTool {
+        program: "ldd".into(),
+        where_: String::new(),
+        hint: format!("needed to find the shared libraries of binaries ({e})"),
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -463,6 +470,10 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
             tree.dir(Path::new("/var/lib/postgresql"), 0o755);
             tree.dir(Path::new("/var/run/postgresql"), 0o1777);
         }
+        // A Kong built from source into a prefix (`PREFIX/bin/kong`): the whole prefix.
+        if let Some(prefix) = kong_prefix_of(&found) {
+            add_kong_prefix(&mut tree, &prefix, &mut seen_libs)?;
+        }
         if *name == "nginx" || found.ends_with("nginx") {
             for f in ["/etc/nginx/mime.types"] {
                 if Path::new(f).exists() {
@@ -502,6 +513,96 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
     })
 }
 
+/// The prefix of a Kong built from source whose `bin/kong` is `kong`: the directory above `bin`
+/// when it holds `openresty/` (docs/kong-from-source.md's layout).
+fn kong_prefix_of(kong: &Path) -> Option<PathBuf> {
+    if kong.file_name()? != "kong" {
+        return None;
+    }
+    let prefix = kong.parent()?.parent()?;
+    prefix
+        .join("openresty")
+        .is_dir()
+        .then(|| prefix.to_path_buf())
+}
+
+/// Puts a Kong prefix into the image at its own path, so `PERFLAB_KONG_PREFIX` means the same
+/// in the containers: every file of the prefix, the shared libraries its programs and Lua C
+/// modules need from the system (`ldd` with the prefix's library dirs on `LD_LIBRARY_PATH`, as
+/// the prefix's environment has them), and Perl with its module directories, since `bin/kong`
+/// runs on OpenResty's `resty`, a Perl script.
+fn add_kong_prefix(
+    tree: &mut Tree,
+    prefix: &Path,
+    seen_libs: &mut HashMap<PathBuf, ()>,
+) -> Result<()> {
+    let library_path = [
+        prefix.join("lib/lua/5.1"),
+        prefix.join("openresty/luajit/lib"),
+        prefix.join("lib"),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect::<Vec<_>>()
+    .join(":");
+    let files = tree.host_tree(prefix, &|_| false)?;
+    for f in files.iter().filter(|f| is_elf(f)) {
+        for lib in ldd_with(f, Some(&library_path))? {
+            if seen_libs.insert(lib.clone(), ()).is_none() {
+                tree.host_path(&lib)?;
+            }
+        }
+    }
+    let perl = which::which("perl").map_err(|_| Error::MissingTool {
+        program: "perl".into(),
+        where_: " on this machine's PATH".into(),
+        hint: "Kong's CLI runs on OpenResty's `resty`, a Perl script: apt-get install perl".into(),
+    })?;
+    let perl = tree.host_path(&perl)?;
+    for lib in ldd(&perl)? {
+        if seen_libs.insert(lib.clone(), ()).is_none() {
+            tree.host_path(&lib)?;
+        }
+    }
+    for dir in perl_module_dirs()? {
+        let modules = tree.host_tree(&dir, &|_| false)?;
+        for m in modules
+            .iter()
+            .filter(|m| m.extension().is_some_and(|e| e == "so"))
+        {
+            for lib in ldd(m)? {
+                if seen_libs.insert(lib.clone(), ()).is_none() {
+                    tree.host_path(&lib)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Perl's module directories on this machine (`@INC`) that exist.
+fn perl_module_dirs() -> Result<Vec<PathBuf>> {
+    let out = std::process::Command::new("perl")
+        .args(["-e", "print join(qq{\n}, @INC)"])
+        .output()
+        .map_err(|e| Error::Lab(format!("running perl to list its module directories: {e}")))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .collect())
+}
+
+/// True for an ELF file (a program or a shared library).
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF"
+}
+
 /// The binaries `image build` puts in: every required one, the role binaries found here and the
 /// PostgreSQL server programs when a server is installed
 /// (a missing role binary is left out with a warning: the role that needs it fails with a clear
@@ -523,6 +624,20 @@ pub fn default_binaries() -> Result<Vec<String>> {
             v.push(b.to_string());
         } else {
             tracing::warn!("{b} is not installed here; the lab image will not have it");
+        }
+    }
+    // A Kong built from source (docs/kong-from-source.md), when PERFLAB_KONG_PREFIX names one:
+    // its whole prefix goes in at the same path.
+    if let Some(p) = std::env::var_os("PERFLAB_KONG_PREFIX").filter(|p| !p.is_empty()) {
+        let kong = Path::new(&p).join("bin/kong");
+        if kong_prefix_of(&kong).is_some() && kong.is_file() {
+            v.push(kong.display().to_string());
+        } else {
+            tracing::warn!(
+                "PERFLAB_KONG_PREFIX={} has no bin/kong and openresty/: the lab image will not \
+                 have Kong",
+                kong.display()
+            );
         }
     }
     // PostgreSQL (Kong's traditional and hybrid modes, `start_postgres`), when installed here.

@@ -201,7 +201,7 @@ pub struct Session {
     load: Option<LoadInProgress>,
     warmups: u32,
     baseline_mode: bool,
-    profiler: Option<crate::role::profiler::RunningProfiler>,
+    profiler: Option<crate::role::profiler::RunningSampler>,
     last_profile: Option<crate::role::profiler::Profile>,
     postgres: Option<crate::role::postgres::Postgres>,
     /// CPU counts and boot ids per host (`name@address`): asked for every run, and a round trip
@@ -1256,12 +1256,17 @@ impl Session {
         }
     }
 
-    /// Attaches the perf profiler to the measured server (the first gateway instance, or the
-    /// upstream in baseline mode) until the next [`Session::wait_result`]. Call it before
-    /// [`Session::start_load`]; the run is then flagged `profiled`.
+    /// Attaches a profiler to the measured server (the first gateway instance, or the upstream
+    /// in baseline mode) until the next [`Session::wait_result`]. Call it before
+    /// [`Session::start_load`]; the run is then flagged `profiled`. `opts.tool` picks perf or
+    /// the Lua sampler ([`Session::start_lua_sampler`]).
     pub fn start_profiler(&mut self, opts: crate::role::profiler::ProfilerOptions) -> Result<()> {
+        use crate::role::profiler::{ProfilerTool, RunningSampler};
         if self.profiler.is_some() {
             return Err(Error::Usage("a profiler is already attached".into()));
+        }
+        if opts.tool == ProfilerTool::Lua {
+            return self.start_lua_sampler(opts.frequency_hz);
         }
         let (host, pgid, pid_file) = match self.gateways.values().next() {
             Some(g) => (g.host.clone(), g.proc.pid(), g.server_pid_file.clone()),
@@ -1273,14 +1278,40 @@ impl Session {
             }
         };
         let dir = host.lab_dir().join(format!("profile-{}", pgid));
-        self.profiler = Some(match pid_file {
+        self.profiler = Some(RunningSampler::Perf(match pid_file {
             Some(f) => {
                 let pids = crate::role::profiler::nginx_server_pids(host.as_ref(), &f)?;
                 let what = format!("the server of {}", f.display());
                 crate::role::profiler::start_profiler_on(host, pids, &what, &dir, opts)?
             }
             None => crate::role::profiler::start_profiler(host, pgid, &dir, opts)?,
-        });
+        }));
+        Ok(())
+    }
+
+    /// Starts perflab's Lua sampler in the workers of the first gateway instance (Kong only:
+    /// [`crate::role::lua_profiler`]) until the next [`Session::wait_result`], at
+    /// `frequency_hz` samples per second per worker.
+    pub fn start_lua_sampler(&mut self, frequency_hz: u32) -> Result<()> {
+        if self.profiler.is_some() {
+            return Err(Error::Usage("a profiler is already attached".into()));
+        }
+        let g = self.gateways.values().next().ok_or_else(|| {
+            Error::Usage("the Lua profiler needs a gateway: start Kong first".into())
+        })?;
+        let dir = g.lua_profiler_dir.clone().ok_or_else(|| {
+            Error::Usage(format!(
+                "the Lua profiler works with Kong only, not with {}: use the perf profiler",
+                g.kind
+            ))
+        })?;
+        let p = crate::role::lua_profiler::start_lua_profiler(
+            g.host.clone(),
+            g.proc.pid(),
+            &dir,
+            frequency_hz,
+        )?;
+        self.profiler = Some(crate::role::profiler::RunningSampler::Lua(p));
         Ok(())
     }
 

@@ -1659,3 +1659,419 @@ fn live_kong_actions_during_load() {
         }
     }
 }
+
+/// Entities and load of a Kong case with key-auth on its route (requests carry the key).
+const KEY_AUTH: &str = r#"[case.entities]
+services = 1
+routes_per_service = 1
+plugins = [{ name = "key-auth", config = {} }]
+consumers = 1
+[case.load]
+path = "/s1r1?apikey=key-1"
+connections = 20
+threads = 1
+"#;
+
+/// Writes `DIR/MODE.toml`: a one-repeat Kong case in `mode` (`hybrid/3`: three data planes)
+/// with `extra` lines in `[case]` and `body` (entities and load) after it.
+fn write_case(dir: &Path, mode: &str, extra: &[&str], body: &str) {
+    let (mode_name, data_planes) = mode.split_once('/').unwrap_or((mode, "1"));
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        "[case]\nname = \"{name}\"\ngateway = \"kong\"\nrepeats = 1\n{extra}\n\
+         upstream = \"\"\"\nlocation = /test {{ return 200 \"ok\"; }}\n\"\"\"\n{body}\
+         [case.gateway_settings]\nmode = \"{mode_name}\"\ndata_planes = {data_planes}\n\
+         kong_configs = {{ nginx_worker_processes = \"1\" }}\n",
+        name = mode.replace('/', "-"),
+        extra = extra.join("\n"),
+    );
+    std::fs::write(dir.join(format!("{}.toml", mode.replace('/', "-"))), text).unwrap();
+}
+
+/// Runs `perflab suite SUITE ARGS…` with quick-run flags and its own TMPDIR under `work`;
+/// returns the results folder, or everything perflab said when it failed.
+fn perflab_suite(work: &Path, suite: &Path, args: &[&str]) -> Result<PathBuf, String> {
+    let out_dir = work.join(format!("out-{}", std::process::id()));
+    let tmp = work.join("tmp");
+    for d in [&out_dir, &tmp] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let before: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+        .arg("suite")
+        .arg(suite)
+        .args(args)
+        .args([
+            "--cooldown-max",
+            "0",
+            "--warmup",
+            "1",
+            "--plain",
+            "--output",
+        ])
+        .arg(&out_dir)
+        .env("TMPDIR", &tmp)
+        .env_remove("PERF_TEST_DRIVER")
+        // Kong's default Admin GUI and status ports are fixed (8002, 8445, 8007): other labs
+        // on this machine may hold them.
+        .env("KONG_ADMIN_GUI_LISTEN", "off")
+        .env("KONG_STATUS_LISTEN", "off")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(said);
+    }
+    std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !before.contains(p))
+        .ok_or(said)
+}
+
+/// The run folders of a results folder, in run order.
+fn run_dirs(results: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// perflab's Lua profiler through the CLI against real Kong (DB-less, key-auth on the route so
+/// that plugin code runs): `perflab suite … --profiler lua` records LuaJIT's samples in Kong's
+/// worker and the run's flame graph names Kong's Lua functions with `file:line`. Runs wherever
+/// the live Kong test runs (`live_kong`).
+#[test]
+fn live_kong_lua_profiler_names_kongs_lua_functions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong Lua profiler test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong Lua profiler test: {why}");
+            return;
+        }
+    }
+    let suite = tmp.path().join("suite");
+    write_case(&suite, "dbless", &["profile = true"], KEY_AUTH);
+    let results = perflab_suite(
+        tmp.path(),
+        &suite,
+        &[
+            "--profiler",
+            "lua",
+            "--profile-hz",
+            "1000",
+            "--duration",
+            "4",
+        ],
+    )
+    .unwrap_or_else(|said| panic!("perflab suite failed:\n{said}"));
+    let run = run_dirs(&results).remove(0);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    let p = &record["profile"];
+    assert_eq!(p["tool"], "lua", "{p}");
+    assert_eq!(p["mode"]["lua"], "jit.profile", "{p}");
+    assert_eq!(p["frequency_hz"], 1000, "{p}");
+    let folded = std::fs::read_to_string(run.join("profile.folded")).unwrap();
+    assert_eq!(
+        perflab::report::flamegraph::total_count(&folded),
+        p["samples"].as_u64().unwrap()
+    );
+    // Every stack is a Lua stack of the worker; Kong's request phases show by function name
+    // and file:line (e.g. `access (kong/init.lua:1199)`), and so does the key-auth plugin.
+    assert!(
+        folded.lines().all(|l| l.starts_with("nginx worker (Lua);")),
+        "{folded}"
+    );
+    // A named Kong frame: `NAME (kong/….lua:LINE)`.
+    let named = |f: &str| -> bool {
+        let Some((name, place)) = f.split_once(" (") else {
+            return false;
+        };
+        let Some((file, line)) = place.trim_end_matches(')').rsplit_once(':') else {
+            return false;
+        };
+        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && file.starts_with("kong/")
+            && file.ends_with(".lua")
+            && !line.is_empty()
+            && line.chars().all(|c| c.is_ascii_digit())
+    };
+    let frames: std::collections::BTreeSet<&str> = folded
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ').map(|(stack, _)| stack))
+        .flat_map(|stack| stack.split(';'))
+        .filter(|f| named(f))
+        .collect();
+    println!(
+        "{} samples; {} distinct Kong frames, e.g. {:?}",
+        p["samples"],
+        frames.len(),
+        frames.iter().take(8).collect::<Vec<_>>()
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("(kong/init.lua:")),
+        "no Kong phase handler in:\n{folded}"
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("(kong/plugins/key-auth/")),
+        "no key-auth frame in:\n{folded}"
+    );
+    let svg = std::fs::read_to_string(run.join("profile.svg")).unwrap();
+    let first = frames.iter().next().unwrap();
+    assert!(svg.contains(first), "the flame graph shows {first}");
+}
+
+/// A real worker dump of perflab's Lua sampler (Kong 3.9.3 built from source, DB-less,
+/// key-auth, 250 Hz, recorded from `PREFIX/perflab-luaprof/PID-GEN.folded`) folds into stacks
+/// rooted at the worker, with every sample kept and Kong's frames named.
+#[test]
+fn a_recorded_lua_sampler_dump_folds_into_named_kong_frames() {
+    use perflab::role::lua_profiler::{ROOT_FRAME, fold_dumps};
+    let dump = std::fs::read_to_string(repo(
+        "tests/fixtures/lua-profile/kong-3.9.3-key-auth-worker.dump",
+    ))
+    .unwrap();
+    let recorded: u64 = dump
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    let folded = fold_dumps(&[dump.clone(), dump]);
+    assert_eq!(
+        perflab::report::flamegraph::total_count(&folded),
+        2 * recorded,
+        "two workers' samples are summed"
+    );
+    assert!(folded.lines().all(|l| l.starts_with(ROOT_FRAME)));
+    for frame in [
+        "do_authentication (kong/plugins/key-auth/handler.lua:116)",
+        "access (kong/init.lua:1203)",
+        "main chunk (access_by_lua(nginx-kong.conf:101):2)",
+        "[interpreted]",
+    ] {
+        assert!(folded.contains(frame), "{frame} missing");
+    }
+    // Paths are module paths, not the prefix's.
+    assert!(!folded.contains("/opt/kong-3.9.3"));
+}
+
+/// Kong on every driver, through the CLI: one suite of three Kong cases — DB-less (profiled
+/// with the Lua sampler), traditional with PostgreSQL, hybrid with three data planes — on the
+/// local driver, the docker driver (the built Kong in the lab image: `perflab image build` puts
+/// `PERFLAB_KONG_PREFIX` in) and the netns terraform lab (namespaces of this machine, which
+/// share its files). Every run must answer without errors and the DB-less run must carry a Lua
+/// profile naming Kong's code. Runs wherever the live Kong test runs; a driver whose engine
+/// or tools are missing here is skipped with its reason (`PERFLAB_KONG_LIVE_DRIVERS=local,docker`
+/// picks drivers).
+#[test]
+fn live_kong_suite_on_every_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong per-driver test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong per-driver test: {why}");
+            return;
+        }
+    }
+    let suite = tmp.path().join("suite");
+    write_case(&suite, "dbless", &["profile = true"], KEY_AUTH);
+    write_case(&suite, "traditional", &[], KEY_AUTH);
+    write_case(&suite, "hybrid/3", &[], KEY_AUTH);
+    let only = std::env::var("PERFLAB_KONG_LIVE_DRIVERS").ok();
+    let is_root = host
+        .run(&Cmd::new("id").arg("-u"), Duration::from_secs(10))
+        .is_ok_and(|o| o.stdout_text().trim() == "0");
+    let netns_state = tmp.path().join("netns-state");
+    let netns_opts: Vec<String> = [
+        "provider=netns".to_string(),
+        format!("lab=kong{}", std::process::id() % 10000),
+        "var.net_octet=233".to_string(),
+        format!("state-dir={}", netns_state.display()),
+        format!("modules-dir={}", repo("terraform").display()),
+        "ssh-wait=30".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["--driver-opt".to_string(), o])
+    .collect();
+    let mut summary = Vec::new();
+    for driver in ["local", "docker", "terraform"] {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|d| d == driver))
+        {
+            continue;
+        }
+        let mut args: Vec<String> = vec!["--driver".into(), driver.into()];
+        let skip = match driver {
+            "docker" => docker_engine_answers().err(),
+            "terraform" if !is_root => Some("the netns lab needs root".to_string()),
+            "terraform" => host
+                .which("terraform")
+                .is_none()
+                .then(|| "terraform is not installed".to_string()),
+            _ => None,
+        };
+        if let Some(why) = skip {
+            println!("SKIPPED {driver}: {why}");
+            summary.push(format!("{driver}: skipped ({why})"));
+            continue;
+        }
+        if driver == "docker" {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+                .args(["image", "build"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "perflab image build: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Its content-addressed tag: `perflab/lab:latest` may be rebuilt meanwhile by
+            // another lab on the same engine.
+            let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let tag = info["tag"].as_str().unwrap().to_string();
+            args.extend(["--driver-opt".to_string(), format!("image={tag}")]);
+        }
+        if driver == "terraform" {
+            args.extend(netns_opts.iter().cloned());
+        }
+        args.extend(["--profiler", "lua", "--duration", "2"].map(String::from));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = perflab_suite(tmp.path(), &suite, &argv);
+        if driver == "terraform" {
+            let mut teardown = vec!["teardown", "--driver", "terraform", "--full"];
+            teardown.extend(netns_opts.iter().map(String::as_str));
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+                .args(&teardown)
+                .env("CHECKPOINT_DISABLE", "1")
+                .output();
+        }
+        let results =
+            result.unwrap_or_else(|said| panic!("{driver}: perflab suite failed:\n{said}"));
+        let mut lines = Vec::new();
+        for run in run_dirs(&results) {
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+            let errors: u64 = r["errors"]
+                .as_object()
+                .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
+                .unwrap_or(0);
+            let line = format!(
+                "{driver} {}: {:.0} req/s, {errors} errors, {}",
+                r["case"],
+                r["rps"].as_f64().unwrap_or(0.0),
+                r["version_detail"]
+            );
+            assert!(r["requests"].as_u64().unwrap_or(0) > 0, "{line}");
+            assert_eq!(errors, 0, "{line}");
+            if r["flags"]["profiled"] == true {
+                assert_eq!(r["profile"]["tool"], "lua", "{line}");
+                let folded = std::fs::read_to_string(run.join("profile.folded")).unwrap();
+                assert!(folded.contains("(kong/init.lua:"), "{line}: {folded}");
+            }
+            lines.push(line);
+        }
+        assert_eq!(lines.len(), 3, "{driver}: {lines:?}");
+        summary.extend(lines);
+    }
+    println!("{}", summary.join("\n"));
+}
+
+/// Whether the docker engine (`DOCKER_HOST`, else the default socket) answers.
+fn docker_engine_answers() -> Result<(), String> {
+    let rt = perflab::driver::docker::runtime();
+    rt.block_on(perflab::driver::docker::connect(None))
+        .map(|_| ())
+        .map_err(|e| format!("no docker engine answers: {e:#}"))
+}
+
+/// Kong's `save_pgdump`/`load_pgdump` against real Kong through the session API (local
+/// driver): Kong in traditional mode on the session's PostgreSQL gets a key-auth route and a
+/// consumer through the Admin API; the database is dumped, Kong stopped, the dump restored (the
+/// service patched to the session's upstream), and a Kong started with no entities of its own
+/// then serves the dumped route: 401 without the key, 200 with it.
+#[test]
+fn live_kong_pgdump_round_trip_restores_kongs_entities() {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = local(tmp.path());
+    match live_kong(host.as_ref()) {
+        Ok(k) => println!("live Kong pgdump test against {k}"),
+        Err(why) => {
+            println!("SKIPPED live Kong pgdump test: {why}");
+            return;
+        }
+    }
+    let mut s = perflab::session::Session::new();
+    s.set_log_level("warn").unwrap();
+    s.set_retry_count(1);
+    let mut opts = perflab::driver::DriverOptions::new();
+    opts.insert("dir".into(), tmp.path().join("lab").display().to_string());
+    s.use_driver("local", &opts).unwrap();
+    s.setup().unwrap();
+    s.start_upstream(r#"location = /test { return 200 "ok"; }"#)
+        .unwrap();
+    s.start_postgres().unwrap();
+    let mut confs = toml::Table::new();
+    for k in ["admin_gui_listen", "status_listen"] {
+        confs.insert(k.into(), toml::Value::String("off".into()));
+    }
+    let key_auth = Plugin {
+        name: "key-auth".into(),
+        ..plugin_defaults()
+    };
+    let proxy = s
+        .start_kong(
+            "current",
+            &confs,
+            &entities(1, 1, vec![key_auth], 1),
+            "default",
+        )
+        .unwrap();
+    let status = |uri: &str| perflab::http::get_status(uri, Duration::from_secs(5)).unwrap();
+    assert_eq!(status(&format!("{proxy}/s1r1?apikey=key-1")), 200);
+    let dump = tmp.path().join("kong.sql");
+    s.save_pgdump(&dump).unwrap();
+    let sql = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        sql.contains("CREATE TABLE public.services"),
+        "a Kong schema"
+    );
+    assert!(sql.contains("key-1"), "the consumer's key is in the dump");
+    s.stop_kong().unwrap();
+
+    s.load_pgdump(&dump, false).unwrap();
+    let proxy = s
+        .start_kong("current", &confs, &entities(0, 0, vec![], 0), "default")
+        .unwrap();
+    // The restored route reaches Kong's router asynchronously.
+    let routed =
+        perflab::host::poll_until(Duration::from_secs(60), Duration::from_millis(500), || {
+            (status(&format!("{proxy}/s1r1?apikey=key-1")) == 200).then_some(())
+        });
+    assert!(routed.is_some(), "the dumped route never answered 200");
+    assert_eq!(
+        status(&format!("{proxy}/s1r1")),
+        401,
+        "key-auth came back too"
+    );
+    s.teardown(false).unwrap();
+}

@@ -2,6 +2,7 @@
 
 pub mod gateway;
 pub mod load;
+pub mod lua_profiler;
 pub mod postgres;
 pub mod profiler;
 pub mod upstream;

@@ -86,11 +86,64 @@ pub enum ProfileMode {
     Perf(CallGraph),
     /// `stap++` with the named sample script (e.g. `lj-lua-stacks.sxx`).
     Stapxx(String),
+    /// perflab's Lua sampler in the gateway's workers, with the named LuaJIT profiler
+    /// (`jit.profile`; [`crate::role::lua_profiler`]).
+    Lua(String),
+}
+
+impl ProfileMode {
+    /// The tool's name as results record it (`perf`, `stapxx`, `lua`).
+    pub fn tool(&self) -> &'static str {
+        match self {
+            ProfileMode::Perf(_) => "perf",
+            ProfileMode::Stapxx(_) => "stapxx",
+            ProfileMode::Lua(_) => "lua",
+        }
+    }
+}
+
+/// Which profiler a profiled run attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfilerTool {
+    /// `perf record` on the gateway's processes: native stacks (nginx, the kernel), every
+    /// gateway.
+    #[default]
+    Perf,
+    /// LuaJIT's sampler inside Kong's workers: Lua stacks with function names and `file:line`
+    /// ([`crate::role::lua_profiler`]); Kong only.
+    Lua,
+}
+
+impl fmt::Display for ProfilerTool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProfilerTool::Perf => "perf",
+            ProfilerTool::Lua => "lua",
+        })
+    }
+}
+
+impl std::str::FromStr for ProfilerTool {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "perf" => Ok(ProfilerTool::Perf),
+            "lua" => Ok(ProfilerTool::Lua),
+            other => Err(Error::Usage(format!(
+                "unknown profiler {other:?}: use `perf` (native stacks, every gateway) or `lua` \
+                 (Lua stacks of Kong)"
+            ))),
+        }
+    }
 }
 
 /// Options of [`start_profiler`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfilerOptions {
+    /// The profiler: perf (default) or Kong's Lua sampler. The fields below except
+    /// `frequency_hz` are perf's.
+    pub tool: ProfilerTool,
     /// The perf event to sample on. `cpu-clock` (a software timer) works everywhere, including
     /// VMs without hardware counters.
     pub event: String,
@@ -105,6 +158,7 @@ pub struct ProfilerOptions {
 impl Default for ProfilerOptions {
     fn default() -> Self {
         ProfilerOptions {
+            tool: ProfilerTool::Perf,
             event: "cpu-clock".to_string(),
             frequency_hz: 99,
             call_graph: CallGraph::Fp,
@@ -470,6 +524,25 @@ impl RunningProfiler {
             frequency: self.opts.frequency_hz,
             pids: self.pids.clone(),
         })
+    }
+}
+
+/// A running profiler of either [`ProfilerTool`].
+#[derive(Debug)]
+pub enum RunningSampler {
+    /// `perf record` ([`start_profiler`]).
+    Perf(RunningProfiler),
+    /// The Lua sampler ([`crate::role::lua_profiler::start_lua_profiler`]).
+    Lua(crate::role::lua_profiler::RunningLuaProfiler),
+}
+
+impl RunningSampler {
+    /// Stops the profiler and collects its profile.
+    pub fn stop_and_collect(self) -> Result<Profile> {
+        match self {
+            RunningSampler::Perf(p) => p.stop_and_collect(),
+            RunningSampler::Lua(p) => p.stop_and_collect(),
+        }
     }
 }
 

@@ -284,6 +284,7 @@ impl GatewayAdapter for CommandAdapter {
             config_files,
             version_detail: desc.name.clone(),
             host,
+            lua_profiler_dir: None,
         })
     }
 }

@@ -130,6 +130,7 @@ impl GatewayAdapter for HaproxyAdapter {
             config_files: vec![conf],
             version_detail: short,
             host,
+            lua_profiler_dir: None,
         })
     }
 }

@@ -84,6 +84,9 @@ pub struct RunningGateway {
     pub version_detail: String,
     /// The host it runs on.
     pub host: Arc<dyn Host>,
+    /// The control directory of perflab's Lua sampler on the host, where the gateway runs it
+    /// (Kong; [`crate::role::lua_profiler`]).
+    pub lua_profiler_dir: Option<PathBuf>,
 }
 
 /// One kind of gateway.

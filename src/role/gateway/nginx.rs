@@ -130,6 +130,7 @@ impl GatewayAdapter for NginxAdapter {
             config_files: vec![conf],
             version_detail: detail,
             host,
+            lua_profiler_dir: None,
         })
     }
 }

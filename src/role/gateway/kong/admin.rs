@@ -124,15 +124,19 @@ pub fn apply(
         let resp = from
             .http_request(&HttpCall::json(r.method, &url, Some(body)), timeout)
             .map_err(|e| Error::Lab(format!("kong admin API {} {url}: {e}", r.method)))?;
-        if !(200..300).contains(&resp.status) {
-            return Err(Error::Lab(format!(
-                "kong admin API refused {} {url} {} with HTTP {}: {}",
-                r.method,
-                r.body,
-                resp.status,
-                String::from_utf8_lossy(&resp.body).trim()
-            )));
-        }
+        check_answer(r, &url, resp.status, &resp.body)?;
     }
     Ok(())
+}
+
+fn check_answer(r: &AdminRequest, url: &str, status: u16, body: &[u8]) -> Result<()> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    Err(Error::Lab(format!(
+        "kong admin API refused {} {url} {} with HTTP {status}: {}",
+        r.method,
+        r.body,
+        String::from_utf8_lossy(body).trim()
+    )))
 }

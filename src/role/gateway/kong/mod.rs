@@ -1224,7 +1224,7 @@ impl GatewayAdapter for KongAdapter {
         if settings.base_version.is_some() {
             loc.base_version = settings.base_version.clone();
         }
-        let bin = resolve_binary(
+        let mut bin = resolve_binary(
             host.as_ref(),
             ctx.version,
             ctx.version_dir.as_deref(),
@@ -1238,6 +1238,19 @@ impl GatewayAdapter for KongAdapter {
                     .entry("lua_package_path".into())
                     .or_insert_with(|| lpp.clone());
             }
+        }
+        // perflab's Lua sampler, loaded into every instance (dormant until asked).
+        // (a built prefix's KONG_LUA_PACKAGE_PATH wins over kong.conf, so it gets the path too).
+        let lua_dir = ctx.prefix.join("perflab-lua");
+        for inst in plan.instances.iter_mut() {
+            crate::role::lua_profiler::add_to_kong_conf(&mut inst.conf, &lua_dir);
+        }
+        for (_, v) in bin
+            .env
+            .iter_mut()
+            .filter(|(k, _)| k == "KONG_LUA_PACKAGE_PATH")
+        {
+            *v = crate::role::lua_profiler::with_plugin_path(v, &lua_dir);
         }
         let busy = ports_in_use(host.as_ref(), &planned_ports(&plan));
         if !busy.is_empty() {
@@ -1260,7 +1273,9 @@ impl GatewayAdapter for KongAdapter {
             host.write_file(key, pair.key_pem.as_bytes())?;
             config_files.push(cert.clone());
         }
+        crate::role::lua_profiler::install_kong_plugin(host.as_ref(), &lua_dir)?;
         for inst in &plan.instances {
+            crate::role::lua_profiler::prepare_control_dir(host.as_ref(), &inst.prefix)?;
             host.write_file(&inst.conf_path, conf::render(&inst.conf).as_bytes())?;
             config_files.push(inst.conf_path.clone());
         }
@@ -1462,6 +1477,11 @@ impl GatewayAdapter for KongAdapter {
             config_files,
             version_detail: format!("{} ({})", bin.detail, plan.mode.as_str()),
             host,
+            lua_profiler_dir: Some(
+                traffic_inst
+                    .prefix
+                    .join(crate::role::lua_profiler::CONTROL_DIR),
+            ),
         })
     }
 }
