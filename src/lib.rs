@@ -8,12 +8,14 @@
 
 pub mod doctor;
 pub mod driver;
+pub mod cleanup;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;
 pub mod host;
 pub mod http;
 pub mod image;
+pub mod journal;
 pub mod multiplex;
 pub mod progress;
 pub mod redact;

@@ -681,55 +681,157 @@ fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
     lab.assert_nothing_left();
 }
 
-#[test]
-fn teardown_after_sigkill_stops_every_process_of_the_lab_wrk_included() {
-    let _g = lock();
-    let lab = Lab::new();
-    let out = lab.out();
-    let args = [
-        "suite",
-        "rps",
-        "--tags",
-        "simple-proxy",
-        "--gateway",
-        "nginx",
-        "--duration",
-        "20",
-        "--repeat",
-        "1",
-        "--warmup",
-        "0",
-        "--cooldown-max",
-        "0",
-        "--plain",
-        "--no-pin",
-        "--output",
-        &out,
-    ];
-    let (mut child, _err) = lab.spawn(&args);
-    wait_for(&mut child, "wrk runs", || {
-        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let left = lab.leftovers();
-    assert!(
-        left.iter().any(|p| p.contains("wrk")) && left.iter().any(|p| p.contains("nginx")),
-        "the killed lab's processes run on: {left:#?}"
-    );
-    let o = lab.run(&["teardown", "--driver", "local"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("removed 1 leftover lab folder(s)"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let start = Instant::now();
-    while !lab.leftovers().is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(100));
+/// A seeded generator for the interrupt points (splitmix64): the seed is printed, and
+/// `PERFLAB_TEST_SEED=N` replays a failure.
+struct Points(u64);
+
+impl Points {
+    fn from_env() -> Points {
+        let seed = std::env::var("PERFLAB_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
+        Points(seed)
     }
-    let left = lab.leftovers();
-    assert!(left.is_empty(), "left after teardown: {left:#?}");
+    /// A delay from `lo` to `hi` seconds.
+    fn delay(&mut self, lo: f64, hi: f64) -> Duration {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        Duration::from_secs_f64(lo + (hi - lo) * (z >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+/// The runs perflab printed as finished (`--plain` progress lines).
+fn printed_runs(stderr_text: &str) -> usize {
+    stderr_text
+        .lines()
+        .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
+        .count()
+}
+
+/// Runs stored with a result that parses, over every results folder.
+fn parsable_runs(lab: &Lab) -> usize {
+    lab.results_dirs()
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d.join("runs")).ok())
+        .flatten()
+        .flatten()
+        .filter(|r| {
+            std::fs::read(r.path().join("result.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<perflab::result::RunRecord>(&b).ok())
+                .is_some()
+        })
+        .count()
+}
+
+#[test]
+fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
+    let _g = lock();
+    let mut points = Points::from_env();
+    let signals = [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGKILL,
+    ];
+    for sig in signals {
+        let lab = Lab::new();
+        let out = lab.out();
+        let args = [
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+            "--duration",
+            "1",
+            "--repeat",
+            "3",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+            "--no-pin",
+            "--output",
+            &out,
+        ];
+        let at = points.delay(0.0, 5.0);
+        let (mut child, err) = lab.spawn(&args);
+        let start = Instant::now();
+        while start.elapsed() < at && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let finished_first = child.try_wait().unwrap().is_some();
+        if !finished_first {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        }
+        let status = child.wait().unwrap();
+        let text = std::fs::read_to_string(&err).unwrap();
+        if !finished_first && sig != nix::sys::signal::Signal::SIGKILL {
+            // A signal after the last run was written may still end in 130 (status
+            // `interrupted`): never 0 while the lab was stopping, never a crash.
+            assert_eq!(status.code(), Some(130), "{sig} at {at:?}:\n{text}");
+        }
+        // What the kernel and the lab's own handlers left before any teardown.
+        std::thread::sleep(Duration::from_millis(500));
+        let orphans = lab.leftovers();
+        let journals = std::fs::read_dir(lab.dir.path().join("cache/labs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        eprintln!(
+            "interrupt: {sig} at {:.2}s{}: {} orphan process(es) before teardown, {journals} journal(s)",
+            at.as_secs_f64(),
+            if finished_first { " (after the end)" } else { "" },
+            orphans.len()
+        );
+        for o in &orphans {
+            eprintln!("interrupt:   orphan {o}");
+        }
+        if sig != nix::sys::signal::Signal::SIGKILL {
+            assert!(orphans.is_empty(), "{sig}: left running: {orphans:#?}");
+        }
+        let o = lab.run(&["teardown", "--driver", "local"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        lab.assert_nothing_left();
+        if journals > 0
+            && let Some(d) = lab.results_dirs().pop()
+        {
+            let status = json(&d.join("manifest.json"))["status"].clone();
+            assert!(
+                status != "running",
+                "{sig}: the killed lab's results stay running"
+            );
+        }
+        let tmp_left: Vec<_> = std::fs::read_dir(lab.tmp())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(tmp_left.is_empty(), "{sig}: lab folders left: {tmp_left:?}");
+        let journals_left = std::fs::read_dir(lab.dir.path().join("cache/labs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(journals_left, 0, "{sig}: journals left");
+        let printed = printed_runs(&text);
+        let stored = parsable_runs(&lab);
+        assert!(
+            stored >= printed,
+            "{sig} at {at:?}: {printed} run(s) printed, {stored} on disk and parsable"
+        );
+        eprintln!("interrupt: {sig}: {printed} printed run(s), {stored} stored and parsable");
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

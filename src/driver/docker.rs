@@ -347,6 +347,8 @@ pub struct DockerDriver {
     /// Hosts by role, instance and image reference ("" for the lab image).
     hosts: HashMap<(Role, String, String), Arc<ContainerHost>>,
     containers: Vec<(String, String)>,
+    /// The lab's journal (removed by a full teardown).
+    journal: std::sync::Arc<crate::journal::Journal>,
 }
 
 impl DockerDriver {
@@ -449,7 +451,7 @@ impl DockerDriver {
                 .filter(|l| l.lab != lab_id)
                 .collect();
             if let Some(w) = leftover_warning(&others) {
-                tracing::warn!("{w}");
+                eprintln!("perflab: warning: {w}");
             }
             if network == NetworkMode::Bridge {
                 tracing::warn!(
@@ -480,6 +482,12 @@ impl DockerDriver {
                 }),
                 hosts: HashMap::new(),
                 containers: Vec::new(),
+                journal: {
+                    // Before the first container: the engine whose objects carry the lab's label.
+                    let j = crate::journal::Journal::create(lab_id, "docker")?;
+                    j.update(|r| r.docker_host = Some(addr.clone()))?;
+                    j
+                },
             })
         })
     }
@@ -769,6 +777,9 @@ impl Driver for DockerDriver {
                 let found = find_leftovers_async(&self.docker, Some(&self.lab_id)).await?;
                 remove_objects(&self.docker, &found).await
             })?;
+            if first_err.is_none() {
+                self.journal.remove();
+            }
         }
         match first_err {
             Some(e) => Err(e),

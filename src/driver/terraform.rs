@@ -185,6 +185,8 @@ pub struct TerraformDriver {
     apply_time: Option<Duration>,
     conns: HashMap<&'static str, SshConnection>,
     hosts: HashMap<(Role, String), Arc<SshHost>>,
+    modules_dir: PathBuf,
+    journal: Option<Arc<crate::journal::Journal>>,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -348,7 +350,68 @@ impl TerraformDriver {
             apply_time: None,
             conns: HashMap::new(),
             hosts: HashMap::new(),
+            modules_dir,
+            journal: None,
         })
+    }
+
+    /// Uses the machines an earlier apply left (their outputs), never applying: how `perflab
+    /// teardown` reaches the machines of a dead lab whose variables it does not know. Fails when
+    /// the state is gone (the machines were destroyed).
+    pub fn attach(&mut self) -> Result<()> {
+        if self.outputs.is_none() {
+            if !self.state_dir.join("terraform.tfstate").is_file() {
+                return Err(Error::Lab(format!(
+                    "no terraform state in {} (the machines were destroyed)",
+                    self.state_dir.display()
+                )));
+            }
+            self.outputs = Some(self.read_outputs()?);
+            self.reused = true;
+        }
+        Ok(())
+    }
+
+    /// Stops what a dead lab recorded in `dirs` (its pid files) and removes the dirs and the
+    /// lab's root dir, on every machine; returns how many process groups were signalled.
+    pub fn clean_dirs(&mut self, dirs: &[crate::journal::RemoteDir]) -> Result<usize> {
+        let mut stopped = 0;
+        for d in dirs {
+            let machine = match d.machine.as_str() {
+                "kong" => "kong",
+                "worker" => "worker",
+                _ => "db",
+            };
+            let c = self.connection(machine)?;
+            let script = format!(
+                "{}\nrm -rf {}",
+                crate::host::ssh::stop_recorded_script(
+                    &d.dir.join(".perflab-pids"),
+                    Duration::from_secs(5)
+                ),
+                crate::host::quote::quote(&d.dir.to_string_lossy())
+            );
+            let out = c.run_script(&script, None, Duration::from_secs(60))?;
+            stopped += out
+                .stdout_text()
+                .trim()
+                .parse::<usize>()
+                .unwrap_or_default();
+        }
+        self.remove_remote_root();
+        Ok(stopped)
+    }
+
+    /// Removes the lab's (empty) root dir on every connected machine.
+    fn remove_remote_root(&self) {
+        let root = crate::host::quote::quote(&self.remote_root().to_string_lossy());
+        for c in self.conns.values() {
+            let _ = c.run_script(
+                &format!("rmdir {root} 2>/dev/null; true"),
+                None,
+                Duration::from_secs(30),
+            );
+        }
     }
 
     /// The state dir (the copied module, terraform state, the key).
@@ -414,6 +477,17 @@ impl TerraformDriver {
                 self.outputs = Some(outs);
                 reused = true;
             }
+            // Written before anything runs on the machines (or they are created).
+            let journal = crate::journal::Journal::create(&self.lab_id, "terraform")?;
+            journal.update(|r| {
+                r.terraform = Some(crate::journal::TerraformLab {
+                    provider: self.provider.clone(),
+                    lab: self.lab.clone(),
+                    state_dir: self.state_dir.clone(),
+                    modules_dir: self.modules_dir.clone(),
+                })
+            })?;
+            self.journal = Some(journal);
             if !reused {
                 crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
                     .map_err(|e| Error::io(&self.state_dir, e))?;
@@ -609,8 +683,12 @@ impl TerraformDriver {
             host_keys,
             connect_timeout: self.ssh_connect_timeout,
             connect_wait: self.ssh_wait,
+            lab_root: Some(self.remote_root()),
         };
         let c = SshConnection::connect(&target)?;
+        if let Some(j) = &self.journal {
+            j.update(|r| r.ssh_control_dirs.push(c.control_dir().to_path_buf()))?;
+        }
         self.conns.insert(machine, c.clone());
         Ok(c)
     }
@@ -791,6 +869,9 @@ impl Driver for TerraformDriver {
         let dir = self
             .remote_root()
             .join(format!("{}-{instance}", role.as_str()));
+        if let Some(j) = &self.journal {
+            j.add_remote_dir(machine, &dir)?;
+        }
         let host = Arc::new(SshHost::new(conn, role.as_str(), &m.internal_ip, &dir)?);
         self.hosts.insert(key, host.clone());
         Ok(host)
@@ -806,14 +887,7 @@ impl Driver for TerraformDriver {
                 errors.push(e.to_string());
             }
         }
-        let root = crate::host::quote::quote(&self.remote_root().to_string_lossy());
-        for c in self.conns.values() {
-            let _ = c.run_script(
-                &format!("rmdir {root} 2>/dev/null; true"),
-                None,
-                Duration::from_secs(30),
-            );
-        }
+        self.remove_remote_root();
         self.hosts.clear();
         self.conns.clear();
         if full && self.state_dir.join("terraform.tfstate").is_file() {
@@ -823,6 +897,9 @@ impl Driver for TerraformDriver {
             self.outputs = None;
         }
         if errors.is_empty() {
+            if let Some(j) = self.journal.take() {
+                j.remove();
+            }
             Ok(())
         } else {
             Err(Error::Lab(format!(
