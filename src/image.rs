@@ -360,10 +360,9 @@ pub fn parse_ldd(binary: &str, text: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn ldd(binary: &Path) -> Result<Vec<PathBuf>> {
-    let out = std::process::Command::new("ldd")
-        .arg(binary)
-        .output()
-        .map_err(|e| Error::MissingTool {
+    let mut c = std::process::Command::new("ldd");
+    c.arg(binary);
+    let out = crate::host::process_group::output_tied(c).map_err(|e| Error::MissingTool {
             program: "ldd".into(),
             where_: String::new(),
             hint: format!("needed to find the shared libraries of binaries ({e})"),

@@ -607,7 +607,8 @@ impl TerraformDriver {
         for (k, v) in &self.tfvars {
             c.env(format!("TF_VAR_{k}"), v);
         }
-        let out = c.output().map_err(|e| {
+        // Tied to perflab: a killed perflab does not leave an apply running.
+        let out = crate::host::process_group::output_tied(c).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::MissingTool {
                     program: "terraform".into(),

@@ -222,6 +222,16 @@ pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("the spawning thread ended"))?
 }
 
+/// Runs `cmd` to its end, tied to perflab like [`spawn_tied`], and collects its output (as
+/// [`Command::output`]: stdin null, stdout and stderr captured).
+pub fn output_tied(mut cmd: Command) -> io::Result<std::process::Output> {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn_tied(cmd)?.wait_with_output()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
