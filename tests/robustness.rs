@@ -801,6 +801,7 @@ fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
         }
         if sig != nix::sys::signal::Signal::SIGKILL {
             assert!(orphans.is_empty(), "{sig}: left running: {orphans:#?}");
+            assert_eq!(journals, 0, "{sig}: an orderly end keeps its journal");
         }
         let o = lab.run(&["teardown", "--driver", "local"]);
         assert!(o.status.success(), "{}", stderr(&o));

@@ -673,6 +673,7 @@ impl DockerDriver {
 impl Drop for DockerDriver {
     fn drop(&mut self) {
         if self.containers.is_empty() && self.bridge.is_none() {
+            self.journal.remove();
             return;
         }
         let docker = self.docker.clone();
@@ -681,11 +682,12 @@ impl Drop for DockerDriver {
             let found = find_leftovers_async(&docker, Some(&lab)).await?;
             remove_objects(&docker, &found).await
         });
-        if let Err(e) = r {
-            tracing::warn!(
-                "could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
+        match r {
+            Ok(()) => self.journal.remove(),
+            Err(e) => eprintln!(
+                "perflab: warning: could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
                 self.lab_id
-            );
+            ),
         }
     }
 }
