@@ -673,10 +673,15 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
     )?;
     let own_pg = s.mode != Mode::Dbless && !probe.contains_key("pg_host");
     let pg_port = s.pg_port.unwrap_or(ctx.admin_port.saturating_add(3));
-    let postgres = own_pg.then(|| PostgresOptions {
-        port: pg_port,
-        ..PostgresOptions::default()
-    });
+    let postgres = if own_pg {
+        Some(PostgresOptions {
+            port: pg_port,
+            password: Some(crate::role::postgres::generate_password()?),
+            ..PostgresOptions::default()
+        })
+    } else {
+        None
+    };
     let mut db = conf::KongConf::new();
     if let Some(o) = &postgres {
         db.insert("database".into(), "postgres".into());
@@ -688,6 +693,9 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
         db.insert("pg_host".into(), db_addr);
         db.insert("pg_port".into(), o.port.to_string());
         db.insert("pg_user".into(), o.user.clone());
+        if let Some(pw) = &o.password {
+            db.insert("pg_password".into(), pw.clone());
+        }
         db.insert("pg_database".into(), o.database.clone());
     } else if s.mode != Mode::Dbless {
         db.insert("database".into(), "postgres".into());
