@@ -1025,3 +1025,58 @@ fn secrets_reach_no_file_of_the_results_folder() {
     }
     lab.assert_nothing_left();
 }
+
+/// The password perflab generates for Kong's own PostgreSQL (scram-sha-256) is written into
+/// kong.conf on the lab host, and the run folder keeps a copy of that file: the copy holds
+/// `<redacted>`, and no file of the results folder holds the password. Needs Kong
+/// (`PERFLAB_KONG_PREFIX` or `kong` on PATH); prints SKIPPED otherwise.
+#[test]
+fn kongs_generated_database_password_reaches_no_results_file() {
+    let has_kong = std::env::var("PERFLAB_KONG_PREFIX")
+        .is_ok_and(|p| Path::new(&p).join("bin/kong").is_file())
+        || Command::new("sh")
+            .args(["-c", "command -v kong"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !has_kong {
+        println!("SKIPPED: no Kong (set PERFLAB_KONG_PREFIX to a Kong built from source)");
+        return;
+    }
+    let _g = lock();
+    let lab = Lab::new();
+    // PostgreSQL runs as `postgres` when we are root: it must reach the lab dir; and its socket
+    // path (in the lab dir) must stay under 108 bytes: a short TMPDIR.
+    use std::os::unix::fs::PermissionsExt;
+    let short = tempfile::Builder::new().prefix("plk").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(short.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let out = lab.out();
+    let mut args = vec!["suite", "kong", "--tags", "simple-proxy", "--no-pin", "--output", &out];
+    args.extend_from_slice(FAST);
+    let mut c = lab.cmd(&args);
+    c.env("TMPDIR", short.path());
+    let o = lab.run_with(c, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = lab.results_dir();
+    let mut stack = vec![dir.clone()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned();
+            for line in text.lines().filter(|l| l.contains("pg_password")) {
+                seen += 1;
+                assert!(
+                    line.contains("<redacted>"),
+                    "{}: {line}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "the run folder keeps kong.conf: its pg_password line was expected");
+    let left: Vec<_> = std::fs::read_dir(short.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "lab folders left: {left:?}");
+}
