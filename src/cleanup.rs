@@ -132,7 +132,10 @@ pub fn clean(record: &Record) -> Cleaned {
             ("provider".to_string(), tf.provider.clone()),
             ("lab".to_string(), tf.lab.clone()),
             ("state-dir".to_string(), tf.state_dir.display().to_string()),
-            ("modules-dir".to_string(), tf.modules_dir.display().to_string()),
+            (
+                "modules-dir".to_string(),
+                tf.modules_dir.display().to_string(),
+            ),
         ]);
         let cleaned = crate::driver::terraform::TerraformDriver::new(&opts, &record.lab_id)
             .and_then(|mut d| {

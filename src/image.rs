@@ -363,10 +363,10 @@ fn ldd(binary: &Path) -> Result<Vec<PathBuf>> {
     let mut c = std::process::Command::new("ldd");
     c.arg(binary);
     let out = crate::host::process_group::output_tied(c).map_err(|e| Error::MissingTool {
-            program: "ldd".into(),
-            where_: String::new(),
-            hint: format!("needed to find the shared libraries of binaries ({e})"),
-        })?;
+        program: "ldd".into(),
+        where_: String::new(),
+        hint: format!("needed to find the shared libraries of binaries ({e})"),
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {

@@ -144,9 +144,11 @@ impl Journal {
                 lab_id: lab_id.to_string(),
                 driver: driver.to_string(),
                 owner_pid: pid,
-                owner_start_ticks: crate::host::process_group::start_ticks(pid as i32)
-                    .unwrap_or(0),
-                results_dir: RESULTS_DIR.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                owner_start_ticks: crate::host::process_group::start_ticks(pid as i32).unwrap_or(0),
+                results_dir: RESULTS_DIR
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
                 ..Default::default()
             }),
         };
@@ -165,7 +167,10 @@ impl Journal {
 
     /// A copy of what the journal holds now.
     pub fn snapshot(&self) -> Record {
-        self.record.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Changes the record and writes it.

@@ -6,9 +6,9 @@
 //! clients. Results go to the [`store`], statistics live in [`stats`], and reports re-render from
 //! the store.
 
+pub mod cleanup;
 pub mod doctor;
 pub mod driver;
-pub mod cleanup;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;

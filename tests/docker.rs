@@ -868,14 +868,23 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
         if sig != Signal::SIGKILL {
             // An orderly end cleans up and removes its journal itself.
             let j = std::fs::read_dir(&journals).map(|d| d.count()).unwrap_or(0);
-            assert_eq!((before, j), (0, 0), "{sig}: objects and journals left: {err}");
+            assert_eq!(
+                (before, j),
+                (0, 0),
+                "{sig}: objects and journals left: {err}"
+            );
         }
         eprintln!(
             "interrupt: {sig} at {:.2}s{}: {before} Docker object(s) of the lab before teardown",
             at.as_secs_f64(),
             if ended_first { " (after the end)" } else { "" },
         );
-        for lab in labs.iter().map(String::as_str).chain(["none"]).take(labs.len().max(1)) {
+        for lab in labs
+            .iter()
+            .map(String::as_str)
+            .chain(["none"])
+            .take(labs.len().max(1))
+        {
             let t = perflab_cli(tmp.path())
                 .args(["teardown", "--driver", "docker", "--driver-opt"])
                 .arg(format!("lab={lab}"))
@@ -903,7 +912,10 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
                     .is_ok()
             })
             .count();
-        assert!(stored >= printed, "{sig}: printed {printed}, stored {stored}");
+        assert!(
+            stored >= printed,
+            "{sig}: printed {printed}, stored {stored}"
+        );
         eprintln!("interrupt: {sig}: {printed} printed run(s), {stored} stored and parsable");
     }
 }

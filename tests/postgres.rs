@@ -190,9 +190,15 @@ fn a_password_is_required_over_tcp_and_kept_private() {
     let mut pg = start_postgres(host.clone(), &dir, opts.clone()).unwrap();
     assert_eq!(pg.password(), Some(password.as_str()));
     assert_eq!(pg.psql("SELECT current_user").unwrap().trim(), "kong");
-    let mode = std::fs::metadata(dir.join("pgpass")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join("pgpass"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "pgpass mode {mode:o}");
-    assert!(!dir.join("pwfile").exists(), "initdb's password file was kept");
+    assert!(
+        !dir.join("pwfile").exists(),
+        "initdb's password file was kept"
+    );
     let hba = std::fs::read_to_string(dir.join("pg_hba.conf")).unwrap();
     assert!(hba.contains("127.0.0.1/32 scram-sha-256"), "{hba}");
     assert!(!hba.contains("samenet trust"), "{hba}");
@@ -204,13 +210,25 @@ fn a_password_is_required_over_tcp_and_kept_private() {
         .unwrap();
     let psql = String::from_utf8_lossy(&bin.stdout).trim().to_string();
     let denied = std::process::Command::new(&psql)
-        .args(["-h", "127.0.0.1", "-p", &opts.port.to_string(), "-U", "kong", "-d", "kong_tests"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &opts.port.to_string(),
+            "-U",
+            "kong",
+            "-d",
+            "kong_tests",
+        ])
         .args(["-w", "-X", "-c", "SELECT 1"])
         .env_remove("PGPASSWORD")
         .env("PGPASSFILE", "/nonexistent")
         .output()
         .unwrap();
-    assert!(!denied.status.success(), "a login without the password was let in");
+    assert!(
+        !denied.status.success(),
+        "a login without the password was let in"
+    );
     let msg = String::from_utf8_lossy(&denied.stderr);
     assert!(msg.contains("password"), "{msg}");
     pg.stop().unwrap();

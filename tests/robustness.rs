@@ -793,7 +793,11 @@ fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
         eprintln!(
             "interrupt: {sig} at {:.2}s{}: {} orphan process(es) before teardown, {journals} journal(s)",
             at.as_secs_f64(),
-            if finished_first { " (after the end)" } else { "" },
+            if finished_first {
+                " (after the end)"
+            } else {
+                ""
+            },
             orphans.len()
         );
         for o in &orphans {
@@ -1047,10 +1051,21 @@ fn kongs_generated_database_password_reaches_no_results_file() {
     // PostgreSQL runs as `postgres` when we are root: it must reach the lab dir; and its socket
     // path (in the lab dir) must stay under 108 bytes: a short TMPDIR.
     use std::os::unix::fs::PermissionsExt;
-    let short = tempfile::Builder::new().prefix("plk").tempdir_in("/tmp").unwrap();
+    let short = tempfile::Builder::new()
+        .prefix("plk")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::fs::set_permissions(short.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let out = lab.out();
-    let mut args = vec!["suite", "kong", "--tags", "simple-proxy", "--no-pin", "--output", &out];
+    let mut args = vec![
+        "suite",
+        "kong",
+        "--tags",
+        "simple-proxy",
+        "--no-pin",
+        "--output",
+        &out,
+    ];
     args.extend_from_slice(FAST);
     let mut c = lab.cmd(&args);
     c.env("TMPDIR", short.path());
@@ -1076,7 +1091,10 @@ fn kongs_generated_database_password_reaches_no_results_file() {
             }
         }
     }
-    assert!(seen > 0, "the run folder keeps kong.conf: its pg_password line was expected");
+    assert!(
+        seen > 0,
+        "the run folder keeps kong.conf: its pg_password line was expected"
+    );
     let left: Vec<_> = std::fs::read_dir(short.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "lab folders left: {left:?}");
 }

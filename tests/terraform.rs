@@ -980,7 +980,11 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
             .output()
             .unwrap();
         let t_out = String::from_utf8_lossy(&t.stdout);
-        assert!(t.status.success(), "{t_out}{}", String::from_utf8_lossy(&t.stderr));
+        assert!(
+            t.status.success(),
+            "{t_out}{}",
+            String::from_utf8_lossy(&t.stderr)
+        );
         eprint!("{t_out}");
         let mut left = lab_processes(&netns, &needle, &sshd);
         for _ in 0..50 {
@@ -1010,10 +1014,17 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
                     .is_ok()
             })
             .count();
-        assert!(stored >= printed, "{sig}: printed {printed}, stored {stored}");
+        assert!(
+            stored >= printed,
+            "{sig}: printed {printed}, stored {stored}"
+        );
         eprintln!("interrupt: {sig}: {printed} printed run(s), {stored} stored and parsable");
         let full = lab.full_teardown();
-        assert!(full.status.success(), "{}", String::from_utf8_lossy(&full.stderr));
+        assert!(
+            full.status.success(),
+            "{}",
+            String::from_utf8_lossy(&full.stderr)
+        );
         let gone = lab.leftovers(&sshd);
         assert!(gone.is_empty(), "{sig}: after teardown --full: {gone:?}");
     }

@@ -229,11 +229,7 @@ impl Inner {
             .create_exec(
                 &self.container_id,
                 CreateExecOptions {
-                    cmd: Some(vec![
-                        "sh".to_string(),
-                        "-c".to_string(),
-                        shell_loop(),
-                    ]),
+                    cmd: Some(vec!["sh".to_string(), "-c".to_string(), shell_loop()]),
                     attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(false),
@@ -333,7 +329,10 @@ impl Inner {
     /// TERM to the group, up to `grace` for it to go, then KILL (one remote script).
     fn terminate(&self, pgid: u32, grace: Duration) -> Result<(), HostError> {
         // `sh` allows 30 s: the roles' grace periods are at most a few seconds.
-        self.sh_blocking(&stop_group_script(pgid, grace.min(Duration::from_secs(20)), ""), &[])?;
+        self.sh_blocking(
+            &stop_group_script(pgid, grace.min(Duration::from_secs(20)), ""),
+            &[],
+        )?;
         self.forget(pgid);
         Ok(())
     }

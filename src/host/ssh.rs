@@ -574,7 +574,11 @@ impl SshHost {
     /// Stops every process this host's lab dir records as started and still running (TERM to
     /// its group, up to `grace`, then KILL), by pid. Returns how many were signalled.
     pub fn stop_all(&self, grace: Duration) -> Result<usize, HostError> {
-        let out = self.script(&stop_recorded_script(&self.pids_dir(), grace), None, grace + SLACK)?;
+        let out = self.script(
+            &stop_recorded_script(&self.pids_dir(), grace),
+            None,
+            grace + SLACK,
+        )?;
         Ok(out.stdout_text().trim().parse().unwrap_or(0))
     }
 }

@@ -460,7 +460,12 @@ pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) ->
     let mut initdb = pg
         .server_cmd("initdb")
         .args(["-D", &data_s, "-U", &opts.user])
-        .args(["--auth-local=trust", "--encoding=UTF8", "--no-sync", "--no-instructions"]);
+        .args([
+            "--auth-local=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ]);
     if let Some(pw) = &pg.password {
         write_private(&pg, &pw_file, format!("{pw}\n").as_bytes())?;
         write_private(&pg, &pg.pass_file(), format!("*:*:*:*:{pw}\n").as_bytes())?;
