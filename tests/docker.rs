@@ -822,7 +822,7 @@ fn cli_teardown_removes_what_a_killed_run_left() {
 #[test]
 fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
     use nix::sys::signal::Signal;
-    let mut state = std::env::var("PERFLAB_TEST_SEED")
+    let seed = std::env::var("PERFLAB_TEST_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or_else(|| {
@@ -831,15 +831,10 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    eprintln!("interrupt points: seed {state} (replay with PERFLAB_TEST_SEED={state})");
+    eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
+    let mut rng = perflab::stats::Xoshiro256pp::new(seed);
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        // splitmix64
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let at = Duration::from_secs_f64(0.3 + 7.0 * (z >> 11) as f64 / (1u64 << 53) as f64);
+        let at = Duration::from_secs_f64(0.3 + 7.0 * rng.unit());
         let tmp = tempfile::tempdir().unwrap();
         let (mut child, output) = spawn_suite(tmp.path(), "3");
         let journals = tmp.path().join("labs");

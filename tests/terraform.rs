@@ -886,8 +886,9 @@ fn lab_processes(netns: &[String], needle: &str, sshd: &[u32]) -> Vec<(u32, Stri
     found
 }
 
-/// A seeded generator for interrupt points (splitmix64); `PERFLAB_TEST_SEED=N` replays.
-struct Points(u64);
+/// Seeded interrupt points (xoshiro256++ from the library): the seed is printed, and
+/// `PERFLAB_TEST_SEED=N` replays a failure.
+struct Points(perflab::stats::Xoshiro256pp);
 
 impl Points {
     fn from_env() -> Points {
@@ -901,15 +902,11 @@ impl Points {
                     .as_nanos() as u64
             });
         eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
-        Points(seed)
+        Points(perflab::stats::Xoshiro256pp::new(seed))
     }
+    /// A delay from `lo` to `hi` seconds.
     fn delay(&mut self, lo: f64, hi: f64) -> Duration {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        Duration::from_secs_f64(lo + (hi - lo) * (z >> 11) as f64 / (1u64 << 53) as f64)
+        Duration::from_secs_f64(lo + (hi - lo) * self.0.unit())
     }
 }
 
