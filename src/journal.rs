@@ -252,6 +252,16 @@ pub fn list() -> Vec<(PathBuf, Result<Record, String>)> {
     out
 }
 
+/// The ids of labs whose perflab process still runs (their objects are not leftovers).
+pub fn running_lab_ids() -> Vec<String> {
+    list()
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .filter(Record::owner_alive)
+        .map(|r| r.lab_id)
+        .collect()
+}
+
 /// The journals of labs whose perflab process is gone: what `perflab teardown` cleans, and
 /// what a new lab reports at its start.
 pub fn orphaned() -> Vec<(PathBuf, Record)> {

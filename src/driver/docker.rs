@@ -272,11 +272,17 @@ pub fn find_leftovers(docker_host: Option<&str>, lab_id: Option<&str>) -> Result
 }
 
 /// `perflab teardown`: removes what [`find_leftovers`] finds (every lab's objects when `lab_id`
-/// is `None`) and returns what was removed.
+/// is `None`, except those of labs whose perflab still runs, by their
+/// [journals](crate::journal)) and returns what was removed.
 pub fn remove_leftovers(docker_host: Option<&str>, lab_id: Option<&str>) -> Result<Vec<Leftover>> {
+    let running = crate::journal::running_lab_ids();
     runtime().block_on(async {
         let docker = connect(docker_host).await?;
-        let found = find_leftovers_async(&docker, lab_id).await?;
+        let found: Vec<Leftover> = find_leftovers_async(&docker, lab_id)
+            .await?
+            .into_iter()
+            .filter(|l| lab_id.is_some() || !running.contains(&l.lab))
+            .collect();
         remove_objects(&docker, &found).await?;
         Ok(found)
     })
