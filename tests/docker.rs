@@ -406,6 +406,12 @@ fn a_killed_lab_leaves_leftovers_that_teardown_finds_and_removes() {
     assert!(found.iter().all(|l| l.lab == lab));
     let warning = docker::leftover_warning(&found).unwrap();
     assert!(warning.contains(&lab) && warning.contains("perflab teardown"));
+    // The lab's journal names it and its engine, for `perflab teardown`.
+    let journal = perflab::journal::journals_dir().join(format!("{lab}.json"));
+    let record: perflab::journal::Record =
+        serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(record.docker_host.as_deref(), Some(engine()));
+    let _ = std::fs::remove_file(&journal);
     let removed = docker::remove_leftovers(Some(engine()), Some(&lab)).unwrap();
     assert_eq!(removed.len(), 3);
     assert!(labelled(&lab).is_empty());

@@ -187,6 +187,8 @@ pub struct TerraformDriver {
     hosts: HashMap<(Role, String), Arc<SshHost>>,
     modules_dir: PathBuf,
     journal: Option<Arc<crate::journal::Journal>>,
+    /// Set by [`TerraformDriver::attach`]: cleaning up after another lab, no journal of its own.
+    attached: bool,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -352,6 +354,7 @@ impl TerraformDriver {
             hosts: HashMap::new(),
             modules_dir,
             journal: None,
+            attached: false,
         })
     }
 
@@ -369,6 +372,7 @@ impl TerraformDriver {
             self.outputs = Some(self.read_outputs()?);
             self.reused = true;
         }
+        self.attached = true;
         Ok(())
     }
 
@@ -459,6 +463,36 @@ impl TerraformDriver {
     /// the same module and variables with all required outputs, else copies the module, runs
     /// `terraform init` and `apply`, and reads the outputs.
     pub fn up(&mut self) -> Result<&LabOutputs> {
+        if let Err(e) = self.bring_up() {
+            // Nothing ran on the machines yet: the journal has nothing to undo.
+            if let Some(j) = self.journal.take() {
+                j.remove();
+            }
+            return Err(e);
+        }
+        Ok(self.outputs.as_ref().expect("set by bring_up"))
+    }
+
+    /// Starts the lab's journal unless there is one, or the driver only cleans up after a dead
+    /// lab ([`TerraformDriver::attach`]).
+    fn ensure_journal(&mut self) -> Result<()> {
+        if self.journal.is_some() || self.attached {
+            return Ok(());
+        }
+        let journal = crate::journal::Journal::create(&self.lab_id, "terraform")?;
+        journal.update(|r| {
+            r.terraform = Some(crate::journal::TerraformLab {
+                provider: self.provider.clone(),
+                lab: self.lab.clone(),
+                state_dir: self.state_dir.clone(),
+                modules_dir: self.modules_dir.clone(),
+            })
+        })?;
+        self.journal = Some(journal);
+        Ok(())
+    }
+
+    fn bring_up(&mut self) -> Result<()> {
         if self.outputs.is_none() {
             let fp = self.fingerprint()?;
             let applied = std::fs::read_to_string(self.fingerprint_file())
@@ -478,16 +512,7 @@ impl TerraformDriver {
                 reused = true;
             }
             // Written before anything runs on the machines (or they are created).
-            let journal = crate::journal::Journal::create(&self.lab_id, "terraform")?;
-            journal.update(|r| {
-                r.terraform = Some(crate::journal::TerraformLab {
-                    provider: self.provider.clone(),
-                    lab: self.lab.clone(),
-                    state_dir: self.state_dir.clone(),
-                    modules_dir: self.modules_dir.clone(),
-                })
-            })?;
-            self.journal = Some(journal);
+            self.ensure_journal()?;
             if !reused {
                 crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
                     .map_err(|e| Error::io(&self.state_dir, e))?;
@@ -517,7 +542,7 @@ impl TerraformDriver {
             }
             self.reused = reused;
         }
-        Ok(self.outputs.as_ref().expect("set above"))
+        Ok(())
     }
 
     fn read_outputs(&self) -> Result<LabOutputs> {
@@ -870,6 +895,7 @@ impl Driver for TerraformDriver {
         let dir = self
             .remote_root()
             .join(format!("{}-{instance}", role.as_str()));
+        self.ensure_journal()?;
         if let Some(j) = &self.journal {
             j.add_remote_dir(machine, &dir)?;
         }
