@@ -320,15 +320,21 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
         "git checkouts: removed {n} from {}",
         perflab::version::worktrees_dir().display()
     );
-    if only.is_none() || only == Some("local") {
-        let found = perflab::driver::local::find_leftovers(&std::env::temp_dir());
-        let groups: usize = found.iter().map(|l| l.groups.len()).sum();
-        perflab::driver::local::remove_leftovers(&found)?;
-        println!(
-            "local: removed {} leftover lab folder(s), stopped {groups} process group(s)",
-            found.len()
-        );
+    // Every lab whose perflab process died, from its journal (all drivers).
+    let cleaned = perflab::cleanup::clean_dead_labs(only);
+    for c in &cleaned {
+        println!("{c}");
     }
+    let unfinished = cleaned.iter().filter(|c| !c.problems.is_empty()).count();
+    println!(
+        "labs: cleaned {} dead lab(s){}",
+        cleaned.len() - unfinished,
+        if unfinished > 0 {
+            format!(", {unfinished} not completely (their journals are kept: run teardown again)")
+        } else {
+            String::new()
+        }
+    );
     if only.is_none() || only == Some("docker") {
         // `--driver-opt lab=ID`: only that lab's objects (others may be running).
         let opts = crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?;
@@ -343,18 +349,17 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
             &crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?,
             "teardown",
         )?;
-        perflab::driver::Driver::teardown(&mut d, a.full)?;
-        println!(
-            "terraform: {} ({})",
-            if a.full {
-                "destroyed"
-            } else {
-                "cleaned the hosts, kept the machines"
-            },
-            d.state_dir().display()
-        );
+        if a.full {
+            perflab::driver::Driver::teardown(&mut d, true)?;
+            println!("terraform: destroyed ({})", d.state_dir().display());
+        } else {
+            println!(
+                "terraform: kept the machines ({}; --full destroys them)",
+                d.state_dir().display()
+            );
+        }
     } else if only.is_none() {
-        println!("terraform: not touched (use --driver terraform [--full])");
+        println!("terraform: machines kept (--driver terraform --full destroys them)");
     }
     Ok(EXIT_OK)
 }

@@ -227,10 +227,9 @@ pub fn host_info(host: &dyn Host) -> Value {
 
 /// sha256 of a file on this machine (`sha256sum` when on PATH: a debug build hashes slowly).
 fn sha256_local(path: &Path) -> Option<String> {
-    if let Ok(o) = std::process::Command::new("sha256sum")
-        .arg("--")
-        .arg(path)
-        .output()
+    let mut c = std::process::Command::new("sha256sum");
+    c.arg("--").arg(path);
+    if let Ok(o) = crate::host::process_group::output_tied(c)
         && o.status.success()
         && let Some(h) = String::from_utf8_lossy(&o.stdout).split_whitespace().next()
         && h.len() == 64

@@ -370,7 +370,7 @@ fn ldd_with(binary: &Path, library_path: Option<&str>) -> Result<Vec<PathBuf>> {
     if let Some(p) = library_path {
         cmd.env("LD_LIBRARY_PATH", p);
     }
-    let out = cmd.output().map_err(|e| Error::MissingTool {
+    let out = crate::host::process_group::output_tied(cmd).map_err(|e| Error::MissingTool {
         program: "ldd".into(),
         where_: String::new(),
         hint: format!("needed to find the shared libraries of binaries ({e})"),

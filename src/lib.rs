@@ -7,6 +7,7 @@
 //! the store.
 
 pub mod capacity;
+pub mod cleanup;
 pub mod doctor;
 pub mod driver;
 pub mod during;
@@ -18,6 +19,7 @@ pub mod host;
 pub mod http;
 pub mod image;
 pub mod install;
+pub mod journal;
 pub mod multiplex;
 pub mod progress;
 pub mod redact;

@@ -118,6 +118,15 @@ pub fn register(opts: &DriverOptions) {
     s.sort_by_key(|v| std::cmp::Reverse(v.len()));
 }
 
+/// Remembers one secret value (a password perflab generated), as [`register`] does for options.
+pub fn register_value(v: &str) {
+    let mut s = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    if v.len() >= MIN_SCRUB_LEN && !s.iter().any(|x| x == v) {
+        s.push(v.to_string());
+        s.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+}
+
 /// `data` with every registered secret value replaced by [`REDACTED`].
 pub fn scrub(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());

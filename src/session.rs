@@ -1450,6 +1450,9 @@ impl Session {
             );
             confs.insert("pg_port".into(), toml::Value::String(pg.port().to_string()));
             confs.insert("pg_user".into(), toml::Value::String(pg.user().to_string()));
+            if let Some(pw) = pg.password() {
+                confs.insert("pg_password".into(), toml::Value::String(pw.to_string()));
+            }
             confs.insert(
                 "pg_database".into(),
                 toml::Value::String(pg.database().to_string()),

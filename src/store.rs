@@ -170,6 +170,23 @@ static ACTIVE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
 /// Records (or clears) the results folder of the execution in progress.
 pub fn set_active(root: Option<&Path>) {
     *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = root.map(Path::to_path_buf);
+    crate::journal::set_results_dir(root);
+}
+
+/// Sets the status of the results folder `root` when its manifest still says `running` (a
+/// teardown after the process that wrote it was killed). Returns whether it changed it.
+pub fn mark_stale(root: &Path, status: &str) -> bool {
+    let store = Store {
+        root: root.to_path_buf(),
+    };
+    if let Ok(mut m) = store.manifest()
+        && m.status == "running"
+    {
+        m.status = status.to_string();
+        m.finished_unix_s = Some(now_unix());
+        return store.write_manifest(&m).is_ok();
+    }
+    false
 }
 
 /// After a panic: sets the status of the execution in progress to `failed: <reason>` (when its
@@ -183,14 +200,7 @@ pub fn mark_active_failed(reason: &str) -> Option<PathBuf> {
 /// and returns its folder. Never panics itself.
 pub fn mark_active(status: &str) -> Option<PathBuf> {
     let root = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take()?;
-    let store = Store { root: root.clone() };
-    if let Ok(mut m) = store.manifest()
-        && m.status == "running"
-    {
-        m.status = status.to_string();
-        m.finished_unix_s = Some(now_unix());
-        let _ = store.write_manifest(&m);
-    }
+    mark_stale(&root, status);
     Some(root)
 }
 

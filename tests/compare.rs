@@ -626,6 +626,82 @@ fn the_users_repository_is_untouched_even_when_interrupted() {
     assert_same(&before, &snapshot(&lab.repo));
 }
 
+/// Every path under `dir` with its modification time (nanoseconds).
+fn mtimes(dir: &Path) -> BTreeMap<PathBuf, u128> {
+    snapshot(dir)
+        .into_keys()
+        .map(|rel| {
+            let t = std::fs::symlink_metadata(dir.join(&rel))
+                .and_then(|m| m.modified())
+                .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+                .unwrap_or(0);
+            (rel, t)
+        })
+        .collect()
+}
+
+/// SIGKILL at a seeded point of a compare of two `git:` versions (`PERFLAB_TEST_SEED=N`
+/// replays), then `perflab teardown`: the user's repository (index, stash, staged, unstaged and
+/// untracked files) is byte-identical with the same mtimes, and no lab folder, checkout or
+/// journal is left.
+#[test]
+fn the_users_repository_is_untouched_after_a_kill_and_teardown() {
+    let lab = Lab::new();
+    make_dirty(&lab.repo);
+    let before = snapshot(&lab.repo);
+    let times = mtimes(&lab.repo);
+    let _g = lock();
+    let seed = std::env::var("PERFLAB_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let at = Duration::from_secs_f64(0.5 + 8.0 * perflab::stats::Xoshiro256pp::new(seed).unit());
+    eprintln!("kill point: {at:?} (seed {seed}; replay with PERFLAB_TEST_SEED={seed})");
+    let mut child = lab
+        .compare(&["git:A", "git:B"], 3, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < at && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    let (code, out, err) = run({
+        let mut c = lab.perflab();
+        c.arg("teardown");
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_same(&before, &snapshot(&lab.repo));
+    assert_eq!(
+        times,
+        mtimes(&lab.repo),
+        "mtimes in the user's repository changed"
+    );
+    let left: Vec<PathBuf> = std::fs::read_dir(&lab.tmpdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "lab folders left: {left:?}");
+    let journals = std::fs::read_dir(lab.cache.join("labs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(journals, 0, "journals left");
+    let checkouts = std::fs::read_dir(lab.cache.join("worktrees"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(checkouts, 0, "checkouts left");
+}
+
 #[test]
 fn bad_input_is_refused_with_a_clear_message() {
     let lab = Lab::new();

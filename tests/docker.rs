@@ -425,6 +425,12 @@ fn a_killed_lab_leaves_leftovers_that_teardown_finds_and_removes() {
     assert!(found.iter().all(|l| l.lab == lab));
     let warning = docker::leftover_warning(&found).unwrap();
     assert!(warning.contains(&lab) && warning.contains("perflab teardown"));
+    // The lab's journal names it and its engine, for `perflab teardown`.
+    let journal = perflab::journal::journals_dir().join(format!("{lab}.json"));
+    let record: perflab::journal::Record =
+        serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(record.docker_host.as_deref(), Some(engine()));
+    let _ = std::fs::remove_file(&journal);
     let removed = docker::remove_leftovers(Some(engine()), Some(&lab)).unwrap();
     assert_eq!(removed.len(), 3);
     assert!(labelled(&lab).is_empty());
@@ -833,6 +839,105 @@ fn cli_teardown_removes_what_a_killed_run_left() {
         text(&out)
     );
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+}
+
+/// SIGINT, SIGTERM and SIGKILL at seeded random points of a suite (`PERFLAB_TEST_SEED=N`
+/// replays): after `perflab teardown` no container, network or volume of the lab, no local
+/// process of it and no journal is left, and every run printed as finished is on disk and parses.
+#[test]
+fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
+    use nix::sys::signal::Signal;
+    let seed = std::env::var("PERFLAB_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
+    let mut rng = perflab::stats::Xoshiro256pp::new(seed);
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        let at = Duration::from_secs_f64(0.3 + 7.0 * rng.unit());
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut child, output) = spawn_suite(tmp.path(), "3");
+        let journals = tmp.path().join("labs");
+        let mut labs = std::collections::BTreeSet::new();
+        let start = std::time::Instant::now();
+        while start.elapsed() < at && child.try_wait().unwrap().is_none() {
+            // The journal names the lab before its first container exists.
+            for e in std::fs::read_dir(&journals).into_iter().flatten().flatten() {
+                if let Some(id) = e.file_name().to_string_lossy().strip_suffix(".json") {
+                    labs.insert(id.to_string());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _cleanups: Vec<Cleanup> = labs.iter().map(|l| Cleanup(l.clone())).collect();
+        let ended_first = child.try_wait().unwrap().is_some();
+        if !ended_first {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !ended_first && sig != Signal::SIGKILL {
+            assert_eq!(out.status.code(), Some(130), "{sig} at {at:?}: {err}");
+        }
+        let before: usize = labs.iter().map(|l| labelled(l).len()).sum();
+        if sig != Signal::SIGKILL {
+            // An orderly end cleans up and removes its journal itself.
+            let j = std::fs::read_dir(&journals).map(|d| d.count()).unwrap_or(0);
+            assert_eq!(
+                (before, j),
+                (0, 0),
+                "{sig}: objects and journals left: {err}"
+            );
+        }
+        eprintln!(
+            "interrupt: {sig} at {:.2}s{}: {before} Docker object(s) of the lab before teardown",
+            at.as_secs_f64(),
+            if ended_first { " (after the end)" } else { "" },
+        );
+        for lab in labs
+            .iter()
+            .map(String::as_str)
+            .chain(["none"])
+            .take(labs.len().max(1))
+        {
+            let t = perflab_cli(tmp.path())
+                .args(["teardown", "--driver", "docker", "--driver-opt"])
+                .arg(format!("lab={lab}"))
+                .output()
+                .unwrap();
+            assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+            eprint!("{}", String::from_utf8_lossy(&t.stdout));
+        }
+        for lab in &labs {
+            assert!(labelled(lab).is_empty(), "{sig}: {:?}", labelled(lab));
+        }
+        let left = std::fs::read_dir(&journals).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "{sig}: journals left");
+        let printed = err
+            .lines()
+            .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
+            .count();
+        let stored = std::fs::read_dir(&output)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| result_files(&d.path()))
+            .filter(|f| {
+                serde_json::from_slice::<perflab::result::RunRecord>(&std::fs::read(f).unwrap())
+                    .is_ok()
+            })
+            .count();
+        assert!(
+            stored >= printed,
+            "{sig}: printed {printed}, stored {stored}"
+        );
+        eprintln!("interrupt: {sig}: {printed} printed run(s), {stored} stored and parsable");
+    }
 }
 
 #[test]

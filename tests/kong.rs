@@ -177,6 +177,10 @@ fn traditional_plan_uses_own_postgres_and_perflab_defaults() {
     );
     assert_eq!(k["pg_user"], "kong");
     assert_eq!(k["pg_database"], "kong_tests");
+    // Kong's own database always has a generated password (scram-sha-256 in pg_hba.conf).
+    let pw = p.postgres.as_ref().unwrap().password.clone().unwrap();
+    assert_eq!(pw.len(), 32);
+    assert_eq!(k["pg_password"], pw);
     assert_eq!(k["log_level"], "debug");
     assert_eq!(p.postgres.as_ref().unwrap().port, 9002);
     assert_eq!(

@@ -87,6 +87,7 @@ fn postgres_starts_dumps_restores_patches_and_stops() {
         user: "kong".into(),
         database: "kong_tests".into(),
         version_bin_dir: None,
+        password: None,
     };
     let mut pg = start_postgres(host.clone(), &tmp.path().join("pg"), opts).unwrap();
     let pid = pg.pid();
@@ -176,4 +177,67 @@ fn a_busy_port_is_reported() {
         matches!(err, perflab::Error::PortInUse { port: p, .. } if p == port),
         "{err}"
     );
+}
+
+/// With a password (always on a non-loopback address; Kong's adapter always asks for one), TCP
+/// logins need it (scram-sha-256): psql of the role connects through its 0600 password file,
+/// a client without it is refused, and initdb's password file is gone.
+#[test]
+fn a_password_is_required_over_tcp_and_kept_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host: Arc<dyn Host> = Arc::new(LocalHost::new("local", tmp.path()).unwrap());
+    let password = perflab::role::postgres::generate_password().unwrap();
+    assert_eq!(password.len(), 32);
+    let opts = PostgresOptions {
+        port: free_port(),
+        password: Some(password.clone()),
+        ..PostgresOptions::default()
+    };
+    let dir = tmp.path().join("pg");
+    let mut pg = start_postgres(host.clone(), &dir, opts.clone()).unwrap();
+    assert_eq!(pg.password(), Some(password.as_str()));
+    assert_eq!(pg.psql("SELECT current_user").unwrap().trim(), "kong");
+    let mode = std::fs::metadata(dir.join("pgpass"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "pgpass mode {mode:o}");
+    assert!(
+        !dir.join("pwfile").exists(),
+        "initdb's password file was kept"
+    );
+    let hba = std::fs::read_to_string(dir.join("pg_hba.conf")).unwrap();
+    assert!(hba.contains("127.0.0.1/32 scram-sha-256"), "{hba}");
+    assert!(!hba.contains("samenet trust"), "{hba}");
+    // The same client, without the password file, over TCP.
+    let bin = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("command -v psql || ls -d /usr/lib/postgresql/*/bin/psql | tail -n1")
+        .output()
+        .unwrap();
+    let psql = String::from_utf8_lossy(&bin.stdout).trim().to_string();
+    let denied = std::process::Command::new(&psql)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &opts.port.to_string(),
+            "-U",
+            "kong",
+            "-d",
+            "kong_tests",
+        ])
+        .args(["-w", "-X", "-c", "SELECT 1"])
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(
+        !denied.status.success(),
+        "a login without the password was let in"
+    );
+    let msg = String::from_utf8_lossy(&denied.stderr);
+    assert!(msg.contains("password"), "{msg}");
+    pg.stop().unwrap();
 }

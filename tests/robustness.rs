@@ -686,55 +686,157 @@ fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
     lab.assert_nothing_left();
 }
 
-#[test]
-fn teardown_after_sigkill_stops_every_process_of_the_lab_wrk_included() {
-    let _g = lock();
-    let lab = Lab::new();
-    let out = lab.out();
-    let args = [
-        "suite",
-        "rps",
-        "--tags",
-        "simple-proxy",
-        "--gateway",
-        "nginx",
-        "--duration",
-        "20",
-        "--repeat",
-        "1",
-        "--warmup",
-        "0",
-        "--cooldown-max",
-        "0",
-        "--plain",
-        "--no-pin",
-        "--output",
-        &out,
-    ];
-    let (mut child, _err) = lab.spawn(&args);
-    wait_for(&mut child, "wrk runs", || {
-        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let left = lab.leftovers();
-    assert!(
-        left.iter().any(|p| p.contains("wrk")) && left.iter().any(|p| p.contains("nginx")),
-        "the killed lab's processes run on: {left:#?}"
-    );
-    let o = lab.run(&["teardown", "--driver", "local"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("removed 1 leftover lab folder(s)"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let start = Instant::now();
-    while !lab.leftovers().is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(100));
+/// Seeded interrupt points (xoshiro256++ from the library): the seed is printed, and
+/// `PERFLAB_TEST_SEED=N` replays a failure.
+struct Points(perflab::stats::Xoshiro256pp);
+
+impl Points {
+    fn from_env() -> Points {
+        let seed = std::env::var("PERFLAB_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
+        Points(perflab::stats::Xoshiro256pp::new(seed))
     }
-    let left = lab.leftovers();
-    assert!(left.is_empty(), "left after teardown: {left:#?}");
+    /// A delay from `lo` to `hi` seconds.
+    fn delay(&mut self, lo: f64, hi: f64) -> Duration {
+        Duration::from_secs_f64(lo + (hi - lo) * self.0.unit())
+    }
+}
+
+/// The runs perflab printed as finished (`--plain` progress lines).
+fn printed_runs(stderr_text: &str) -> usize {
+    stderr_text
+        .lines()
+        .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
+        .count()
+}
+
+/// Runs stored with a result that parses, over every results folder.
+fn parsable_runs(lab: &Lab) -> usize {
+    lab.results_dirs()
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d.join("runs")).ok())
+        .flatten()
+        .flatten()
+        .filter(|r| {
+            std::fs::read(r.path().join("result.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<perflab::result::RunRecord>(&b).ok())
+                .is_some()
+        })
+        .count()
+}
+
+#[test]
+fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
+    let _g = lock();
+    let mut points = Points::from_env();
+    let signals = [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGKILL,
+    ];
+    for sig in signals {
+        let lab = Lab::new();
+        let out = lab.out();
+        let args = [
+            "suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+            "--duration",
+            "1",
+            "--repeat",
+            "3",
+            "--warmup",
+            "0",
+            "--cooldown-max",
+            "0",
+            "--plain",
+            "--no-pin",
+            "--output",
+            &out,
+        ];
+        let at = points.delay(0.0, 5.0);
+        let (mut child, err) = lab.spawn(&args);
+        let start = Instant::now();
+        while start.elapsed() < at && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let finished_first = child.try_wait().unwrap().is_some();
+        if !finished_first {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        }
+        let status = child.wait().unwrap();
+        let text = std::fs::read_to_string(&err).unwrap();
+        if !finished_first && sig != nix::sys::signal::Signal::SIGKILL {
+            // A signal after the last run was written may still end in 130 (status
+            // `interrupted`): never 0 while the lab was stopping, never a crash.
+            assert_eq!(status.code(), Some(130), "{sig} at {at:?}:\n{text}");
+        }
+        // What the kernel and the lab's own handlers left before any teardown.
+        std::thread::sleep(Duration::from_millis(500));
+        let orphans = lab.leftovers();
+        let journals = std::fs::read_dir(lab.dir.path().join("cache/labs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        eprintln!(
+            "interrupt: {sig} at {:.2}s{}: {} orphan process(es) before teardown, {journals} journal(s)",
+            at.as_secs_f64(),
+            if finished_first {
+                " (after the end)"
+            } else {
+                ""
+            },
+            orphans.len()
+        );
+        for o in &orphans {
+            eprintln!("interrupt:   orphan {o}");
+        }
+        if sig != nix::sys::signal::Signal::SIGKILL {
+            assert!(orphans.is_empty(), "{sig}: left running: {orphans:#?}");
+            assert_eq!(journals, 0, "{sig}: an orderly end keeps its journal");
+        }
+        let o = lab.run(&["teardown", "--driver", "local"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        lab.assert_nothing_left();
+        if journals > 0
+            && let Some(d) = lab.results_dirs().pop()
+        {
+            let status = json(&d.join("manifest.json"))["status"].clone();
+            assert!(
+                status != "running",
+                "{sig}: the killed lab's results stay running"
+            );
+        }
+        let tmp_left: Vec<_> = std::fs::read_dir(lab.tmp())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(tmp_left.is_empty(), "{sig}: lab folders left: {tmp_left:?}");
+        let journals_left = std::fs::read_dir(lab.dir.path().join("cache/labs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(journals_left, 0, "{sig}: journals left");
+        let printed = printed_runs(&text);
+        let stored = parsable_runs(&lab);
+        assert!(
+            stored >= printed,
+            "{sig} at {at:?}: {printed} run(s) printed, {stored} on disk and parsable"
+        );
+        eprintln!("interrupt: {sig}: {printed} printed run(s), {stored} stored and parsable");
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -926,4 +1028,73 @@ fn secrets_reach_no_file_of_the_results_folder() {
         assert!(rec["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{rec}");
     }
     lab.assert_nothing_left();
+}
+
+/// The password perflab generates for Kong's own PostgreSQL (scram-sha-256) is written into
+/// kong.conf on the lab host, and the run folder keeps a copy of that file: the copy holds
+/// `<redacted>`, and no file of the results folder holds the password. Needs Kong
+/// (`PERFLAB_KONG_PREFIX` or `kong` on PATH); prints SKIPPED otherwise.
+#[test]
+fn kongs_generated_database_password_reaches_no_results_file() {
+    let has_kong = std::env::var("PERFLAB_KONG_PREFIX")
+        .is_ok_and(|p| Path::new(&p).join("bin/kong").is_file())
+        || Command::new("sh")
+            .args(["-c", "command -v kong"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !has_kong {
+        println!("SKIPPED: no Kong (set PERFLAB_KONG_PREFIX to a Kong built from source)");
+        return;
+    }
+    let _g = lock();
+    let lab = Lab::new();
+    // PostgreSQL runs as `postgres` when we are root: it must reach the lab dir; and its socket
+    // path (in the lab dir) must stay under 108 bytes: a short TMPDIR.
+    use std::os::unix::fs::PermissionsExt;
+    let short = tempfile::Builder::new()
+        .prefix("plk")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(short.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let out = lab.out();
+    let mut args = vec![
+        "suite",
+        "kong",
+        "--tags",
+        "simple-proxy",
+        "--no-pin",
+        "--output",
+        &out,
+    ];
+    args.extend_from_slice(FAST);
+    let mut c = lab.cmd(&args);
+    c.env("TMPDIR", short.path());
+    let o = lab.run_with(c, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = lab.results_dir();
+    let mut stack = vec![dir.clone()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned();
+            for line in text.lines().filter(|l| l.contains("pg_password")) {
+                seen += 1;
+                assert!(
+                    line.contains("<redacted>"),
+                    "{}: {line}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    assert!(
+        seen > 0,
+        "the run folder keeps kong.conf: its pg_password line was expected"
+    );
+    let left: Vec<_> = std::fs::read_dir(short.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "lab folders left: {left:?}");
 }

@@ -945,68 +945,145 @@ fn lab_processes(netns: &[String], needle: &str, sshd: &[u32]) -> Vec<(u32, Stri
     found
 }
 
-#[test]
-fn cli_sigint_mid_run_leaves_no_lab_process() {
-    let lab = CliLab::new("tfint", "234");
-    let mut child = {
-        use std::os::unix::process::CommandExt;
-        let mut c = lab.suite("3");
-        c.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0);
-        c.spawn().unwrap()
-    };
-    let pid = child.id();
-    // Wait for the first finished run (no time limit beyond the suite's own: it ends anyway).
-    let mut first = None;
-    while first.is_none() {
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("perflab ended before the first result: {st}");
-        }
-        first = results_dirs(&lab.output())
-            .first()
-            .and_then(|d| result_files(d).into_iter().next());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Ctrl-C as a terminal sends it: to the whole process group, which is perflab's own
-    // (`process_group(0)`), so its pid is the group id. Signalled with killpg directly: never
-    // through a `kill` command line, where a negative number can be read as something else.
-    let pgid = i32::try_from(pid).unwrap();
-    assert!(pgid > 1);
-    nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pgid),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    let dirs = results_dirs(&lab.output());
-    let manifest = json_file(&dirs[0].join("manifest.json"));
-    assert_eq!(manifest["status"], "interrupted", "{stderr}");
-    assert!(!result_files(&dirs[0]).is_empty());
+/// Seeded interrupt points (xoshiro256++ from the library): the seed is printed, and
+/// `PERFLAB_TEST_SEED=N` replays a failure.
+struct Points(perflab::stats::Xoshiro256pp);
 
-    // Nothing of the run is left on the hosts: no process in the lab's namespaces besides
-    // sshd, none with the run's dir (`/tmp/perflab-<time>-<pid>`) on its command line. sshd's
-    // per-connection processes end when the closed connection is noticed: wait for that.
-    let netns: Vec<String> = ["kong", "worker"]
-        .iter()
-        .filter_map(|h| netns_id(&format!("perflab-tfint-{h}")))
-        .collect();
-    assert_eq!(netns.len(), 2, "the lab must still be up");
-    let needle = format!("-{pid}/");
-    let sshd = lab.sshd_pids();
-    let mut left = lab_processes(&netns, &needle, &sshd);
-    for _ in 0..100 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        left = lab_processes(&netns, &needle, &sshd);
+impl Points {
+    fn from_env() -> Points {
+        let seed = std::env::var("PERFLAB_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
+        Points(perflab::stats::Xoshiro256pp::new(seed))
     }
-    assert!(left.is_empty(), "left running: {left:?}\n{stderr}");
-    let (_, dirs) = sh(&format!("ls -d /tmp/perflab-*-{pid} 2>/dev/null"));
-    assert!(dirs.trim().is_empty(), "lab dirs left: {dirs}");
+    /// A delay from `lo` to `hi` seconds.
+    fn delay(&mut self, lo: f64, hi: f64) -> Duration {
+        Duration::from_secs_f64(lo + (hi - lo) * self.0.unit())
+    }
+}
+
+/// SIGINT (to the process group, as a terminal sends it), SIGTERM and SIGKILL at seeded points
+/// of a suite on the netns lab (the lab applied by the same invocation, so a point may fall in
+/// `terraform apply`). After `teardown` the lab's machines run nothing of it and hold no lab
+/// dir; after `teardown --full` no namespace, veth, route or sshd is left; every printed run
+/// is on disk and parses.
+#[test]
+fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
+    use nix::sys::signal::Signal;
+    let lab = CliLab::new("tfint", "234");
+    let mut points = Points::from_env();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        let _ = std::fs::remove_dir_all(lab.output());
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            let mut c = lab.suite("3");
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .process_group(0);
+            c.spawn().unwrap()
+        };
+        let pid = child.id();
+        let at = points.delay(0.5, 9.0);
+        let start = std::time::Instant::now();
+        while start.elapsed() < at && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let ended_first = child.try_wait().unwrap().is_some();
+        let pgid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+        if !ended_first {
+            match sig {
+                // Signalled with killpg directly, never through a `kill` command line.
+                Signal::SIGINT => nix::sys::signal::killpg(pgid, sig).unwrap(),
+                _ => nix::sys::signal::kill(pgid, sig).unwrap(),
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !ended_first && sig != Signal::SIGKILL {
+            assert_eq!(out.status.code(), Some(130), "{sig} at {at:?}: {stderr}");
+        }
+        let netns: Vec<String> = ["kong", "worker"]
+            .iter()
+            .filter_map(|h| netns_id(&format!("perflab-tfint-{h}")))
+            .collect();
+        let needle = format!("-{pid}/");
+        let sshd = lab.sshd_pids();
+        // Orphans before any teardown (sshd's per-connection processes end when the closed
+        // connection is noticed; the remote shell stops its lab's programs then).
+        std::thread::sleep(Duration::from_secs(3));
+        let before = lab_processes(&netns, &needle, &sshd);
+        let (_, dirs_before) = sh(&format!("ls -d /tmp/perflab-*-{pid} 2>/dev/null"));
+        eprintln!(
+            "interrupt: {sig} at {:.2}s{}: {} orphan process(es), {} lab dir(s) before teardown",
+            at.as_secs_f64(),
+            if ended_first { " (after the end)" } else { "" },
+            before.len(),
+            dirs_before.lines().count()
+        );
+        for p in &before {
+            eprintln!("interrupt:   orphan {p:?}");
+        }
+        let t = lab
+            .perflab(&["teardown", "--driver", "terraform"])
+            .args(lab.driver_opts())
+            .output()
+            .unwrap();
+        let t_out = String::from_utf8_lossy(&t.stdout);
+        assert!(
+            t.status.success(),
+            "{t_out}{}",
+            String::from_utf8_lossy(&t.stderr)
+        );
+        eprint!("{t_out}");
+        let mut left = lab_processes(&netns, &needle, &sshd);
+        for _ in 0..50 {
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            left = lab_processes(&netns, &needle, &sshd);
+        }
+        assert!(left.is_empty(), "{sig}: left running: {left:?}\n{stderr}");
+        let (_, dirs) = sh(&format!("ls -d /tmp/perflab-*-{pid} 2>/dev/null"));
+        assert!(dirs.trim().is_empty(), "{sig}: lab dirs left: {dirs}");
+        let journals = std::fs::read_dir(lab.tmp.path().join("cache/perflab/labs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(journals, 0, "{sig}: journals left after teardown");
+        // Every run printed as finished is on disk and parses.
+        let printed = stderr
+            .lines()
+            .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
+            .count();
+        let stored = results_dirs(&lab.output())
+            .iter()
+            .flat_map(|d| result_files(d))
+            .filter(|f| {
+                serde_json::from_slice::<perflab::result::RunRecord>(&std::fs::read(f).unwrap())
+                    .is_ok()
+            })
+            .count();
+        assert!(
+            stored >= printed,
+            "{sig}: printed {printed}, stored {stored}"
+        );
+        eprintln!("interrupt: {sig}: {printed} printed run(s), {stored} stored and parsable");
+        let full = lab.full_teardown();
+        assert!(
+            full.status.success(),
+            "{}",
+            String::from_utf8_lossy(&full.stderr)
+        );
+        let gone = lab.leftovers(&sshd);
+        assert!(gone.is_empty(), "{sig}: after teardown --full: {gone:?}");
+    }
 }
 
 #[test]

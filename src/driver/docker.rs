@@ -273,11 +273,17 @@ pub fn find_leftovers(docker_host: Option<&str>, lab_id: Option<&str>) -> Result
 }
 
 /// `perflab teardown`: removes what [`find_leftovers`] finds (every lab's objects when `lab_id`
-/// is `None`) and returns what was removed.
+/// is `None`, except those of labs whose perflab still runs, by their
+/// [journals](crate::journal)) and returns what was removed.
 pub fn remove_leftovers(docker_host: Option<&str>, lab_id: Option<&str>) -> Result<Vec<Leftover>> {
+    let running = crate::journal::running_lab_ids();
     runtime().block_on(async {
         let docker = connect(docker_host).await?;
-        let found = find_leftovers_async(&docker, lab_id).await?;
+        let found: Vec<Leftover> = find_leftovers_async(&docker, lab_id)
+            .await?
+            .into_iter()
+            .filter(|l| lab_id.is_some() || !running.contains(&l.lab))
+            .collect();
         remove_objects(&docker, &found).await?;
         Ok(found)
     })
@@ -349,6 +355,8 @@ pub struct DockerDriver {
     hosts: HashMap<(Role, String, String), Arc<ContainerHost>>,
     containers: Vec<(String, String)>,
     load_hosts: u32,
+    /// The lab's journal (removed by a full teardown).
+    journal: std::sync::Arc<crate::journal::Journal>,
 }
 
 impl DockerDriver {
@@ -451,7 +459,7 @@ impl DockerDriver {
                 .filter(|l| l.lab != lab_id)
                 .collect();
             if let Some(w) = leftover_warning(&others) {
-                tracing::warn!("{w}");
+                eprintln!("perflab: warning: {w}");
             }
             if network == NetworkMode::Bridge {
                 tracing::warn!(
@@ -483,6 +491,12 @@ impl DockerDriver {
                 }),
                 hosts: HashMap::new(),
                 containers: Vec::new(),
+                journal: {
+                    // Before the first container: the engine whose objects carry the lab's label.
+                    let j = crate::journal::Journal::create(lab_id, "docker")?;
+                    j.update(|r| r.docker_host = Some(addr.clone()))?;
+                    j
+                },
             })
         })
     }
@@ -668,6 +682,7 @@ impl DockerDriver {
 impl Drop for DockerDriver {
     fn drop(&mut self) {
         if self.containers.is_empty() && self.bridge.is_none() {
+            self.journal.remove();
             return;
         }
         let docker = self.docker.clone();
@@ -676,11 +691,12 @@ impl Drop for DockerDriver {
             let found = find_leftovers_async(&docker, Some(&lab)).await?;
             remove_objects(&docker, &found).await
         });
-        if let Err(e) = r {
-            tracing::warn!(
-                "could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
+        match r {
+            Ok(()) => self.journal.remove(),
+            Err(e) => eprintln!(
+                "perflab: warning: could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
                 self.lab_id
-            );
+            ),
         }
     }
 }
@@ -776,6 +792,9 @@ impl Driver for DockerDriver {
                 let found = find_leftovers_async(&self.docker, Some(&self.lab_id)).await?;
                 remove_objects(&self.docker, &found).await
             })?;
+            if first_err.is_none() {
+                self.journal.remove();
+            }
         }
         match first_err {
             Some(e) => Err(e),

@@ -185,6 +185,10 @@ pub struct TerraformDriver {
     apply_time: Option<Duration>,
     conns: HashMap<&'static str, SshConnection>,
     hosts: HashMap<(Role, String), Arc<SshHost>>,
+    modules_dir: PathBuf,
+    journal: Option<Arc<crate::journal::Journal>>,
+    /// Set by [`TerraformDriver::attach`]: cleaning up after another lab, no journal of its own.
+    attached: bool,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -348,7 +352,70 @@ impl TerraformDriver {
             apply_time: None,
             conns: HashMap::new(),
             hosts: HashMap::new(),
+            modules_dir,
+            journal: None,
+            attached: false,
         })
+    }
+
+    /// Uses the machines an earlier apply left (their outputs), never applying: how `perflab
+    /// teardown` reaches the machines of a dead lab whose variables it does not know. Fails when
+    /// the state is gone (the machines were destroyed).
+    pub fn attach(&mut self) -> Result<()> {
+        if self.outputs.is_none() {
+            if !self.state_dir.join("terraform.tfstate").is_file() {
+                return Err(Error::Lab(format!(
+                    "no terraform state in {} (the machines were destroyed)",
+                    self.state_dir.display()
+                )));
+            }
+            self.outputs = Some(self.read_outputs()?);
+            self.reused = true;
+        }
+        self.attached = true;
+        Ok(())
+    }
+
+    /// Stops what a dead lab recorded in `dirs` (its pid files) and removes the dirs and the
+    /// lab's root dir, on every machine; returns how many process groups were signalled.
+    pub fn clean_dirs(&mut self, dirs: &[crate::journal::RemoteDir]) -> Result<usize> {
+        let mut stopped = 0;
+        for d in dirs {
+            let machine = match d.machine.as_str() {
+                "kong" => "kong",
+                "worker" => "worker",
+                _ => "db",
+            };
+            let c = self.connection(machine)?;
+            let script = format!(
+                "{}\nrm -rf {}",
+                crate::host::ssh::stop_recorded_script(
+                    &d.dir.join(".perflab-pids"),
+                    Duration::from_secs(5)
+                ),
+                crate::host::quote::quote(&d.dir.to_string_lossy())
+            );
+            let out = c.run_script(&script, None, Duration::from_secs(60))?;
+            stopped += out
+                .stdout_text()
+                .trim()
+                .parse::<usize>()
+                .unwrap_or_default();
+        }
+        self.remove_remote_root();
+        Ok(stopped)
+    }
+
+    /// Removes the lab's (empty) root dir on every connected machine.
+    fn remove_remote_root(&self) {
+        let root = crate::host::quote::quote(&self.remote_root().to_string_lossy());
+        for c in self.conns.values() {
+            let _ = c.run_script(
+                &format!("rmdir {root} 2>/dev/null; true"),
+                None,
+                Duration::from_secs(30),
+            );
+        }
     }
 
     /// The state dir (the copied module, terraform state, the key).
@@ -396,6 +463,36 @@ impl TerraformDriver {
     /// the same module and variables with all required outputs, else copies the module, runs
     /// `terraform init` and `apply`, and reads the outputs.
     pub fn up(&mut self) -> Result<&LabOutputs> {
+        if let Err(e) = self.bring_up() {
+            // Nothing ran on the machines yet: the journal has nothing to undo.
+            if let Some(j) = self.journal.take() {
+                j.remove();
+            }
+            return Err(e);
+        }
+        Ok(self.outputs.as_ref().expect("set by bring_up"))
+    }
+
+    /// Starts the lab's journal unless there is one, or the driver only cleans up after a dead
+    /// lab ([`TerraformDriver::attach`]).
+    fn ensure_journal(&mut self) -> Result<()> {
+        if self.journal.is_some() || self.attached {
+            return Ok(());
+        }
+        let journal = crate::journal::Journal::create(&self.lab_id, "terraform")?;
+        journal.update(|r| {
+            r.terraform = Some(crate::journal::TerraformLab {
+                provider: self.provider.clone(),
+                lab: self.lab.clone(),
+                state_dir: self.state_dir.clone(),
+                modules_dir: self.modules_dir.clone(),
+            })
+        })?;
+        self.journal = Some(journal);
+        Ok(())
+    }
+
+    fn bring_up(&mut self) -> Result<()> {
         if self.outputs.is_none() {
             let fp = self.fingerprint()?;
             let applied = std::fs::read_to_string(self.fingerprint_file())
@@ -414,6 +511,8 @@ impl TerraformDriver {
                 self.outputs = Some(outs);
                 reused = true;
             }
+            // Written before anything runs on the machines (or they are created).
+            self.ensure_journal()?;
             if !reused {
                 crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
                     .map_err(|e| Error::io(&self.state_dir, e))?;
@@ -443,7 +542,7 @@ impl TerraformDriver {
             }
             self.reused = reused;
         }
-        Ok(self.outputs.as_ref().expect("set above"))
+        Ok(())
     }
 
     fn read_outputs(&self) -> Result<LabOutputs> {
@@ -533,7 +632,8 @@ impl TerraformDriver {
         for (k, v) in &self.tfvars {
             c.env(format!("TF_VAR_{k}"), v);
         }
-        let out = c.output().map_err(|e| {
+        // Tied to perflab: a killed perflab does not leave an apply running.
+        let out = crate::host::process_group::output_tied(c).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::MissingTool {
                     program: "terraform".into(),
@@ -609,8 +709,12 @@ impl TerraformDriver {
             host_keys,
             connect_timeout: self.ssh_connect_timeout,
             connect_wait: self.ssh_wait,
+            lab_root: Some(self.remote_root()),
         };
         let c = SshConnection::connect(&target)?;
+        if let Some(j) = &self.journal {
+            j.update(|r| r.ssh_control_dirs.push(c.control_dir().to_path_buf()))?;
+        }
         self.conns.insert(machine, c.clone());
         Ok(c)
     }
@@ -793,6 +897,10 @@ impl Driver for TerraformDriver {
         let dir = self
             .remote_root()
             .join(format!("{}-{instance}", role.as_str()));
+        self.ensure_journal()?;
+        if let Some(j) = &self.journal {
+            j.add_remote_dir(machine, &dir)?;
+        }
         let host = Arc::new(SshHost::new(conn, role.as_str(), &m.internal_ip, &dir)?);
         self.hosts.insert(key, host.clone());
         Ok(host)
@@ -808,14 +916,7 @@ impl Driver for TerraformDriver {
                 errors.push(e.to_string());
             }
         }
-        let root = crate::host::quote::quote(&self.remote_root().to_string_lossy());
-        for c in self.conns.values() {
-            let _ = c.run_script(
-                &format!("rmdir {root} 2>/dev/null; true"),
-                None,
-                Duration::from_secs(30),
-            );
-        }
+        self.remove_remote_root();
         self.hosts.clear();
         self.conns.clear();
         if full && self.state_dir.join("terraform.tfstate").is_file() {
@@ -825,6 +926,9 @@ impl Driver for TerraformDriver {
             self.outputs = None;
         }
         if errors.is_empty() {
+            if let Some(j) = self.journal.take() {
+                j.remove();
+            }
             Ok(())
         } else {
             Err(Error::Lab(format!(

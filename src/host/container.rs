@@ -36,7 +36,7 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::quote::{join, quote};
-use super::remote_shell::{SHELL_LOOP, ShellPipes};
+use super::remote_shell::{ShellPipes, shell_loop, stop_group_script};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
 use crate::driver::docker::runtime;
 
@@ -98,7 +98,7 @@ type ExecStdout = tokio_util::io::StreamReader<
     bytes::Bytes,
 >;
 
-/// The container's long-lived shell: one attached exec of [`SHELL_LOOP`].
+/// The container's long-lived shell: one attached exec of [`shell_loop`].
 struct ContainerShell {
     pipes: ShellPipes<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>, ExecStdout>,
 }
@@ -229,11 +229,7 @@ impl Inner {
             .create_exec(
                 &self.container_id,
                 CreateExecOptions {
-                    cmd: Some(vec![
-                        "sh".to_string(),
-                        "-c".to_string(),
-                        SHELL_LOOP.to_string(),
-                    ]),
+                    cmd: Some(vec!["sh".to_string(), "-c".to_string(), shell_loop()]),
                     attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(false),
@@ -330,31 +326,13 @@ impl Inner {
         runtime().block_on(self.sh(script, args))
     }
 
-    fn group_alive(&self, pgid: u32) -> Result<bool, HostError> {
-        Ok(self
-            .sh_blocking(KILL_GROUP, &["0", &pgid.to_string()])?
-            .success())
-    }
-
-    /// TERM to the group, up to `grace` for it to go, then KILL.
+    /// TERM to the group, up to `grace` for it to go, then KILL (one remote script).
     fn terminate(&self, pgid: u32, grace: Duration) -> Result<(), HostError> {
-        let g = pgid.to_string();
-        self.sh_blocking(KILL_GROUP, &["TERM", &g])?;
-        let start = Instant::now();
-        while start.elapsed() < grace {
-            if !self.group_alive(pgid)? {
-                self.forget(pgid);
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.sh_blocking(KILL_GROUP, &["KILL", &g])?;
-        for _ in 0..100 {
-            if !self.group_alive(pgid)? {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // `sh` allows 30 s: the roles' grace periods are at most a few seconds.
+        self.sh_blocking(
+            &stop_group_script(pgid, grace.min(Duration::from_secs(20)), ""),
+            &[],
+        )?;
         self.forget(pgid);
         Ok(())
     }

@@ -5,17 +5,20 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::proc_stat::Snapshot;
 use super::process_group::{self, GroupGuard};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
+use crate::journal::Journal;
 
 /// This machine as a lab host. Services listen on loopback.
 #[derive(Debug)]
 pub struct LocalHost {
     name: String,
     lab_dir: PathBuf,
+    journal: Option<Arc<Journal>>,
 }
 
 impl LocalHost {
@@ -30,7 +33,15 @@ impl LocalHost {
         Ok(LocalHost {
             name: name.to_string(),
             lab_dir: lab_dir.to_path_buf(),
+            journal: None,
         })
+    }
+
+    /// Records every background process group in the lab's `journal`, so `perflab teardown`
+    /// can stop it should perflab die.
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     fn command(&self, cmd: &Cmd) -> Command {
@@ -88,13 +99,11 @@ impl Host for LocalHost {
     }
 
     fn run(&self, cmd: &Cmd, timeout: Duration) -> Result<CmdOutput, HostError> {
-        let mut child = self
-            .command(cmd)
-            .stdin(Stdio::null())
+        let mut c = self.command(cmd);
+        c.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.spawn_error(cmd, e))?;
+            .stderr(Stdio::piped());
+        let mut child = process_group::spawn_tied(c).map_err(|e| self.spawn_error(cmd, e))?;
         let mut guard = GroupGuard::new(child.id() as i32);
         let mut out_pipe = child.stdout.take().expect("piped");
         let mut err_pipe = child.stderr.take().expect("piped");
@@ -154,14 +163,13 @@ impl Host for LocalHost {
         let file2 = file
             .try_clone()
             .map_err(|e| self.file_error("opening", log, e))?;
-        let child = self
-            .command(cmd)
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(file2)
-            .spawn()
-            .map_err(|e| self.spawn_error(cmd, e))?;
-        let guard = GroupGuard::new(child.id() as i32);
+        let mut c = self.command(cmd);
+        c.stdin(Stdio::null()).stdout(file).stderr(file2);
+        let child = process_group::spawn_tied(c).map_err(|e| self.spawn_error(cmd, e))?;
+        let guard = match &self.journal {
+            Some(j) => GroupGuard::journaled(child.id() as i32, &cmd.program, j.clone()),
+            None => GroupGuard::new(child.id() as i32),
+        };
         Ok(Box::new(LocalProc {
             child,
             guard,

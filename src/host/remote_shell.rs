@@ -17,6 +17,12 @@
 //! costs a few forks (~5–10 ms). The loop needs `dd` with `iflag=fullblock`, `mktemp`, `wc`,
 //! `cat` and `rm` (coreutils; busybox too); without them it exits at once and the host falls
 //! back to one channel or exec per command.
+//!
+//! Stopping a process group on another machine is one script too ([`STOP_GROUPS`]: TERM, a
+//! grace period, KILL), used by every remote stop: a program's [`super::Proc::stop`], a host's
+//! stop of everything it recorded, a teardown from a journal, and the loop itself: when given a
+//! lab root, the loop stops every group recorded under it when it ends, so a controller that
+//! dies (its SSH connection drops, the loop's stdin closes) leaves nothing running.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -25,10 +31,53 @@ use super::CmdOutput;
 /// The first line the loop prints once it is ready.
 pub const READY: &str = "perflab-shell-ready";
 
-/// The remote side. Its temp dir is removed when the loop ends (its stdin closes).
-pub const SHELL_LOOP: &str = r#"dd if=/dev/null of=/dev/null bs=1 count=1 iflag=fullblock 2>/dev/null || exit 3
+/// Shell functions that stop process groups on a machine, the remote counterpart of
+/// [`super::process_group::terminate`]:
+/// - `stop_groups TICKS PGID…`: TERM to each group, up to TICKS × 50 ms for all to go, then KILL
+///   to what is left; sets `stopped` to the number of groups that were signalled;
+/// - `recorded_groups PIDS_DIR`: the pids recorded by the spawn wrapper in a host's
+///   `.perflab-pids` dir whose program has not ended (no `.exit` file next to it).
+pub const STOP_GROUPS: &str = r#"stop_groups() {
+  _t=$1; shift; stopped=0; _live=""
+  for _p in "$@"; do
+    if kill -TERM "-$_p" 2>/dev/null; then stopped=$((stopped+1)); _live="$_live $_p"; fi
+  done
+  _i=0
+  while [ -n "$_live" ] && [ "$_i" -lt "$_t" ]; do
+    _s=""; for _p in $_live; do kill -0 "-$_p" 2>/dev/null && _s="$_s $_p"; done
+    _live=$_s; [ -z "$_live" ] && break; sleep 0.05; _i=$((_i+1))
+  done
+  for _p in $_live; do kill -KILL "-$_p" 2>/dev/null; done
+  return 0
+}
+recorded_groups() {
+  for _f in "$1"/*.pid; do
+    [ -e "$_f" ] || continue
+    [ -e "${_f%.pid}.exit" ] && continue
+    _p=$(cat "$_f"); case $_p in ''|*[!0-9]*) continue;; esac
+    echo "$_p"
+  done
+}
+"#;
+
+/// Grace period, in 50 ms ticks, the loop gives a lab's programs when its connection drops.
+const DISCONNECT_GRACE_TICKS: u32 = 40;
+
+/// The remote side (after [`STOP_GROUPS`]), run as `sh -c SCRIPT sh [LAB_ROOT]`. Its temp dir is
+/// removed when the loop ends (its stdin closes); with a `LAB_ROOT`, the groups recorded in
+/// `LAB_ROOT/*/.perflab-pids` are stopped then too.
+const SHELL_LOOP_BODY: &str = r#"dd if=/dev/null of=/dev/null bs=1 count=1 iflag=fullblock 2>/dev/null || exit 3
 d=$(mktemp -d /tmp/perflab-sh.XXXXXX) || exit 3
-trap 'rm -rf "$d"' EXIT
+root=${1:-}
+on_exit() {
+  rm -rf "$d"
+  if [ -n "$root" ]; then
+    for pd in "$root"/*/.perflab-pids; do
+      [ -d "$pd" ] && stop_groups GRACE $(recorded_groups "$pd")
+    done
+  fi
+}
+trap on_exit EXIT
 trap 'exit 1' HUP TERM
 echo perflab-shell-ready
 take() { if [ "$1" -gt 0 ]; then dd bs="$1" count=1 iflag=fullblock of="$2" 2>/dev/null; else : > "$2"; fi; }
@@ -40,6 +89,27 @@ while IFS=' ' read -r n s i; do
   cat "$d/$n.out" "$d/$n.err"
   rm -f "$d/$n.sh" "$d/$n.in" "$d/$n.out" "$d/$n.err"
 done"#;
+
+/// The whole loop script.
+pub fn shell_loop() -> String {
+    format!(
+        "{STOP_GROUPS}{}",
+        SHELL_LOOP_BODY.replace("GRACE", &DISCONNECT_GRACE_TICKS.to_string())
+    )
+}
+
+/// A script that stops group `pgid` (TERM, up to `grace`, KILL), then runs `then`.
+pub fn stop_group_script(pgid: u32, grace: std::time::Duration, then: &str) -> String {
+    format!(
+        "{STOP_GROUPS}stop_groups {} {pgid}\n{then}",
+        grace_ticks(grace)
+    )
+}
+
+/// `grace` in the 50 ms ticks of `stop_groups`.
+pub fn grace_ticks(grace: std::time::Duration) -> u128 {
+    grace.as_millis().div_ceil(50)
+}
 
 /// The controller's side of one shell: its stdin and stdout, one command at a time.
 pub struct ShellPipes<W, R> {

@@ -32,7 +32,7 @@ use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use super::quote::{join, quote};
-use super::remote_shell::{SHELL_LOOP, ShellPipes};
+use super::remote_shell::{STOP_GROUPS, ShellPipes, grace_ticks, shell_loop, stop_group_script};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
 
 /// How the remote host's key is checked.
@@ -66,6 +66,9 @@ pub struct SshTarget {
     pub connect_timeout: Duration,
     /// Total time to keep retrying (fresh cloud machines take a while to accept SSH).
     pub connect_wait: Duration,
+    /// The lab's root dir on the machine: when the connection's remote shell ends (perflab
+    /// closed it, died, or lost the network), it stops the programs recorded under it.
+    pub lab_root: Option<PathBuf>,
 }
 
 impl SshTarget {
@@ -81,6 +84,7 @@ impl SshTarget {
             host_keys: HostKeyCheck::AcceptNew(key.with_extension("known_hosts")),
             connect_timeout: Duration::from_secs(5),
             connect_wait: Duration::from_secs(60),
+            lab_root: None,
         }
     }
 }
@@ -94,8 +98,9 @@ struct Conn {
     shell: Mutex<Option<Shell>>,
     /// Set when the remote shell could not start: every command then uses its own channel.
     no_shell: std::sync::atomic::AtomicBool,
+    lab_root: Option<PathBuf>,
     rt: tokio::runtime::Runtime,
-    _ctl_dir: tempfile::TempDir,
+    ctl_dir: tempfile::TempDir,
 }
 
 impl Drop for Conn {
@@ -208,10 +213,17 @@ impl SshConnection {
                 session: Some(Arc::new(session)),
                 shell: Mutex::new(None),
                 no_shell: std::sync::atomic::AtomicBool::new(false),
+                lab_root: target.lab_root.clone(),
                 rt,
-                _ctl_dir: ctl_dir,
+                ctl_dir,
             }),
         })
+    }
+
+    /// The local dir holding the connection's control socket (`*/master`): `ssh -S SOCKET -O
+    /// exit` ends the connection's master process should perflab die (see [`crate::journal`]).
+    pub fn control_dir(&self) -> &Path {
+        self.conn.ctl_dir.path()
     }
 
     /// `user@address` of the machine.
@@ -274,7 +286,7 @@ impl SshConnection {
         let c = &self.conn;
         if guard.is_none() {
             let session = c.session.clone().expect("open until dropped");
-            match c.rt.block_on(Shell::start(session)) {
+            match c.rt.block_on(Shell::start(session, c.lab_root.as_deref())) {
                 Ok(sh) => *guard = Some(sh),
                 Err(e) => {
                     tracing::debug!(
@@ -389,8 +401,10 @@ struct Shell {
 }
 
 impl Shell {
-    async fn start(session: Arc<Session>) -> Result<Shell, String> {
-        let mut cmd = session.arc_raw_command(format!("sh -c {}", quote(SHELL_LOOP)));
+    /// Starts the loop; with `lab_root`, it stops the lab's programs there when it ends.
+    async fn start(session: Arc<Session>, lab_root: Option<&Path>) -> Result<Shell, String> {
+        let root = lab_root.map(|r| quote(&path_str(r))).unwrap_or_default();
+        let mut cmd = session.arc_raw_command(format!("sh -c {} sh {root}", quote(&shell_loop())));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -560,28 +574,23 @@ impl SshHost {
     /// Stops every process this host's lab dir records as started and still running (TERM to
     /// its group, up to `grace`, then KILL), by pid. Returns how many were signalled.
     pub fn stop_all(&self, grace: Duration) -> Result<usize, HostError> {
-        let script = format!(
-            r#"d={dir}
-n=0; live=""
-for f in "$d"/*.pid; do
-  [ -e "$f" ] || continue
-  [ -e "${{f%.pid}}.exit" ] && continue
-  p=$(cat "$f"); case $p in ''|*[!0-9]*) continue;; esac
-  if kill -TERM "-$p" 2>/dev/null; then n=$((n+1)); live="$live $p"; fi
-done
-i=0
-while [ -n "$live" ] && [ $i -lt {ticks} ]; do
-  still=""; for p in $live; do kill -0 "-$p" 2>/dev/null && still="$still $p"; done
-  live=$still; [ -z "$live" ] && break; sleep 0.05; i=$((i+1))
-done
-for p in $live; do kill -KILL "-$p" 2>/dev/null; done
-echo $n"#,
-            dir = quote(&path_str(&self.pids_dir())),
-            ticks = grace.as_millis().div_ceil(50)
-        );
-        let out = self.script(&script, None, grace + SLACK)?;
+        let out = self.script(
+            &stop_recorded_script(&self.pids_dir(), grace),
+            None,
+            grace + SLACK,
+        )?;
         Ok(out.stdout_text().trim().parse().unwrap_or(0))
     }
+}
+
+/// A script that stops every group recorded in `pids_dir` and still running (TERM, `grace`,
+/// KILL) and prints how many it signalled.
+pub fn stop_recorded_script(pids_dir: &Path, grace: Duration) -> String {
+    format!(
+        "{STOP_GROUPS}stop_groups {} $(recorded_groups {})\necho $stopped",
+        grace_ticks(grace),
+        quote(&path_str(pids_dir))
+    )
 }
 
 fn path_str(p: &Path) -> String {
@@ -887,20 +896,13 @@ impl Proc for SshProc {
             return Ok(());
         }
         // Stop the group, then read the exit status the wrapper records, in one round trip.
-        let script = format!(
-            r#"p={pid}; e={e}
-if kill -TERM "-$p" 2>/dev/null; then
-  i=0
-  while kill -0 "-$p" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done
-  kill -KILL "-$p" 2>/dev/null
-fi
-i=0
+        let wait_exit = format!(
+            r#"e={e}; i=0
 while [ ! -e "$e" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done
 if [ -e "$e" ]; then cat "$e"; else echo gone; fi"#,
-            pid = self.pid,
             e = quote(&self.exit_file),
-            ticks = grace.as_millis().div_ceil(50)
         );
+        let script = stop_group_script(self.pid, grace, &wait_exit);
         let out = self
             .conn
             .run_script(&script, None, grace + SLACK)

@@ -7,6 +7,14 @@
 //! is private and short-lived, as in Kong's framework), a port of its own, the server as a
 //! background process in its own process group, and a readiness wait with `pg_isready`.
 //!
+//! TCP connections need a password (scram-sha-256) whenever the server is reachable from other
+//! machines (its lab address is not loopback) or the caller asks for one
+//! ([`PostgresOptions::password`], which Kong's adapter always sets): trusting a whole subnet
+//! lets anyone on it in. The password is generated from `/dev/urandom`, handed to `initdb`
+//! through a file that is removed at once, kept for the clients in a 0600 `pgpass` file in the
+//! server's directory, and registered with [`crate::redact`] so no results file ever holds it.
+//! The Unix socket (in the server's private directory) stays `trust`.
+//!
 //! PostgreSQL refuses to run as root. When the host's commands run as root (the lab machines
 //! do), every server-side program (`initdb`, `postgres`, `pg_ctl`) is started through
 //! `setpriv --reuid=postgres --regid=postgres --init-groups`, which `exec`s the program so the
@@ -43,6 +51,22 @@ pub struct PostgresOptions {
     /// Directory holding `initdb`, `postgres`, `pg_ctl`, `pg_dump`, `psql`, `pg_isready`; found
     /// on the host when `None` (PATH, then the newest `/usr/lib/postgresql/*/bin`).
     pub version_bin_dir: Option<String>,
+    /// The superuser's password for TCP connections (scram-sha-256). `None`: trust on loopback,
+    /// a generated password ([`generate_password`]) when the server listens on another address.
+    pub password: Option<String>,
+}
+
+/// A random password (32 hex digits from `/dev/urandom`), registered with [`crate::redact`] so
+/// that nothing the store writes contains it.
+pub fn generate_password() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::io("/dev/urandom", e))?;
+    let pw: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    crate::redact::register_value(&pw);
+    Ok(pw)
 }
 
 impl Default for PostgresOptions {
@@ -53,6 +77,7 @@ impl Default for PostgresOptions {
             user: "kong".to_string(),
             database: "kong_tests".to_string(),
             version_bin_dir: None,
+            password: None,
         }
     }
 }
@@ -69,6 +94,7 @@ pub struct Postgres {
     run_as: Option<String>,
     proc: Option<Box<dyn Proc>>,
     pid: u32,
+    password: Option<String>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -197,10 +223,24 @@ impl Postgres {
     }
 
     fn client_cmd(&self, program: &str, database: &str) -> Cmd {
-        Cmd::new(self.bin(program))
+        let cmd = Cmd::new(self.bin(program))
             .args(["-h", &self.address, "-p"])
             .arg(self.port.to_string())
-            .args(["-U", &self.user, "-d", database])
+            .args(["-U", &self.user, "-d", database]);
+        match &self.password {
+            Some(_) => cmd.env("PGPASSFILE", self.pass_file().display().to_string()),
+            None => cmd,
+        }
+    }
+
+    /// The clients' password file (0600), when the server has a password.
+    fn pass_file(&self) -> PathBuf {
+        self.dir.join("pgpass")
+    }
+
+    /// The superuser's password for TCP connections, when it has one.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
     }
 
     /// The connection string (`postgresql://user@address:port/database`).
@@ -386,7 +426,8 @@ fn server_cmd(run_as: &Option<String>, program: &str) -> Cmd {
 
 /// Starts a private PostgreSQL server on `host` with its data in `dir` (created; must not hold
 /// another server's data), listening on the host's lab address and `opts.port`, with trust
-/// authentication, and creates `opts.database` owned by the superuser `opts.user`.
+/// authentication on loopback and a password elsewhere (see the module docs), and creates
+/// `opts.database` owned by the superuser `opts.user`.
 pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) -> Result<Postgres> {
     let bin_dir = find_bin_dir(host.as_ref(), &opts.version_bin_dir)?;
     let uid = host.run(&Cmd::new("id").arg("-u"), Duration::from_secs(10))?;
@@ -417,7 +458,14 @@ pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) ->
         }
     }
 
+    let loopback = host.address().starts_with("127.") || host.address() == "::1";
+    let password = match (&opts.password, loopback) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => None,
+        (None, false) => Some(generate_password()?),
+    };
     let mut pg = Postgres {
+        password,
         host: host.clone(),
         dir: dir.to_path_buf(),
         address: host.address(),
@@ -430,29 +478,49 @@ pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) ->
         pid: 0,
     };
 
-    let initdb = pg
+    // The password reaches initdb through a file that only exists while it runs.
+    let pw_file = dir.join("pwfile");
+    let mut initdb = pg
         .server_cmd("initdb")
         .args(["-D", &data_s, "-U", &opts.user])
         .args([
-            "--auth=trust",
+            "--auth-local=trust",
             "--encoding=UTF8",
             "--no-sync",
             "--no-instructions",
-        ])
-        .cwd(dir);
-    let out = host.run(&initdb, Duration::from_secs(180))?;
+        ]);
+    if let Some(pw) = &pg.password {
+        write_private(&pg, &pw_file, format!("{pw}\n").as_bytes())?;
+        write_private(&pg, &pg.pass_file(), format!("*:*:*:*:{pw}\n").as_bytes())?;
+        initdb = initdb
+            .arg("--auth-host=scram-sha-256")
+            .arg(format!("--pwfile={}", pw_file.display()));
+    } else {
+        initdb = initdb.arg("--auth-host=trust");
+    }
+    let out = host.run(&initdb.cwd(dir), Duration::from_secs(180));
+    let _ = host.run(
+        &Cmd::new("rm").arg("-f").arg(pw_file.display().to_string()),
+        t,
+    );
+    let out = out?;
     if !out.success() {
         return Err(lab_err("initdb", &out));
     }
 
-    // Our own pg_hba.conf: trust on loopback and, when the lab address is not loopback, on the
-    // server's own subnets (the other lab hosts), as Kong's framework trusted its Docker network.
-    let mut hba = String::from(
-        "# written by perflab\nlocal all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n",
+    // Our own pg_hba.conf: the Unix socket (in the private dir) is trusted; TCP needs the
+    // password when there is one (always when other machines can reach the server), else is
+    // trusted on loopback only.
+    let tcp = if pg.password.is_some() {
+        "scram-sha-256"
+    } else {
+        "trust"
+    };
+    let mut hba = format!(
+        "# written by perflab\nlocal all all trust\nhost all all 127.0.0.1/32 {tcp}\nhost all all ::1/128 {tcp}\n"
     );
-    let loopback = pg.address.starts_with("127.") || pg.address == "::1";
     if !loopback {
-        hba.push_str("host all all samenet trust\n");
+        hba.push_str("host all all samenet scram-sha-256\n");
     }
     let hba_path = dir.join("pg_hba.conf");
     host.write_file(&hba_path, hba.as_bytes())?;
@@ -532,6 +600,27 @@ pub fn start_postgres(host: Arc<dyn Host>, dir: &Path, opts: PostgresOptions) ->
         &[&format!("CREATE DATABASE {}", quote_ident(&opts.database))],
     )?;
     Ok(pg)
+}
+
+/// Writes a file readable by its owner only (0600), owned by the server's user when the server
+/// runs as another user than the host's commands (initdb reads the password file as that user).
+fn write_private(pg: &Postgres, path: &Path, data: &[u8]) -> Result<()> {
+    pg.host.write_file(path, data)?;
+    let p = path.display().to_string();
+    let mut script = String::from("chmod 600 \"$1\"");
+    if path.file_name().is_some_and(|n| n == "pwfile")
+        && let Some(user) = &pg.run_as
+    {
+        script.push_str(&format!(" && chown {user}: \"$1\""));
+    }
+    let out = pg.host.run(
+        &Cmd::new("sh").arg("-c").arg(script).arg("sh").arg(&p),
+        Duration::from_secs(30),
+    )?;
+    if !out.success() {
+        return Err(lab_err(&format!("restricting {p} to its owner"), &out));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

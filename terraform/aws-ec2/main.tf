@@ -62,10 +62,14 @@ variable "seperate_db_node" {
   default     = false
 }
 
-variable "ssh_allowed_cidrs" {
-  description = "Who may reach SSH (and the controller-facing ports): narrow this to the controller's address."
-  type        = list(string)
-  default     = ["0.0.0.0/0"]
+variable "controller_cidr" {
+  description = "The controller's address as a CIDR (e.g. 203.0.113.7/32): the only source that may reach SSH. Lab ports are open on the private network only."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.controller_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.controller_cidr)
+    error_message = "controller_cidr must be the controller's address as a CIDR (e.g. 203.0.113.7/32), not the whole internet."
+  }
 }
 
 provider "aws" {
@@ -104,16 +108,18 @@ data "aws_ami" "ubuntu" {
 
 resource "aws_security_group" "perf" {
   name        = "perflab-${var.lab_id}"
-  description = "perflab lab ${var.lab_id}: SSH from the controller, everything between lab machines"
+  description = "perflab lab ${var.lab_id}: SSH from the controller only, lab ports between lab machines only"
 
   ingress {
-    description = "controller"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = var.ssh_allowed_cidrs
+    description = "SSH from the controller"
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [var.controller_cidr]
   }
 
+  # Members of this group reach each other on their private addresses: the lab's ports
+  # (gateway, upstream, PostgreSQL, admin API) are open to no one else.
   ingress {
     description = "between lab machines"
     from_port   = 0
@@ -122,6 +128,7 @@ resource "aws_security_group" "perf" {
     self        = true
   }
 
+  # Packages are installed over SSH (apt): outbound stays open.
   egress {
     from_port   = 0
     to_port     = 0

@@ -73,6 +73,16 @@ variable "seperate_db_node" {
   default     = false
 }
 
+variable "controller_cidr" {
+  description = "The controller's address as a CIDR (e.g. 203.0.113.7/32): the only source that may reach SSH. Lab ports are open on the private network only."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.controller_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.controller_cidr)
+    error_message = "controller_cidr must be the controller's address as a CIDR (e.g. 203.0.113.7/32), not the whole internet."
+  }
+}
+
 provider "digitalocean" {
   token = var.do_token
 }
@@ -110,6 +120,58 @@ resource "digitalocean_droplet" "machine" {
   size     = each.value
   ssh_keys = [digitalocean_ssh_key.perf.fingerprint]
   tags     = ["perflab-${var.lab_id}"]
+}
+
+# The region's default VPC, where the droplets are placed: lab traffic uses its addresses.
+data "digitalocean_vpc" "lab" {
+  region = var.do_region
+}
+
+# SSH from the controller only; every lab port only from the private network.
+resource "digitalocean_firewall" "perf" {
+  name        = "perflab-${var.lab_id}"
+  droplet_ids = [for d in digitalocean_droplet.machine : d.id]
+
+  inbound_rule {
+    protocol         = "tcp"
+    port_range       = "22"
+    source_addresses = [var.controller_cidr]
+  }
+
+  inbound_rule {
+    protocol         = "tcp"
+    port_range       = "1-65535"
+    source_addresses = [data.digitalocean_vpc.lab.ip_range]
+  }
+
+  inbound_rule {
+    protocol         = "udp"
+    port_range       = "1-65535"
+    source_addresses = [data.digitalocean_vpc.lab.ip_range]
+  }
+
+  inbound_rule {
+    protocol         = "icmp"
+    source_addresses = [data.digitalocean_vpc.lab.ip_range, var.controller_cidr]
+  }
+
+  # Packages are installed over SSH (apt): outbound stays open.
+  outbound_rule {
+    protocol              = "tcp"
+    port_range            = "1-65535"
+    destination_addresses = ["0.0.0.0/0", "::/0"]
+  }
+
+  outbound_rule {
+    protocol              = "udp"
+    port_range            = "1-65535"
+    destination_addresses = ["0.0.0.0/0", "::/0"]
+  }
+
+  outbound_rule {
+    protocol              = "icmp"
+    destination_addresses = ["0.0.0.0/0", "::/0"]
+  }
 }
 
 resource "digitalocean_project" "perf" {

@@ -77,6 +77,16 @@ variable "seperate_db_node" {
   default     = false
 }
 
+variable "controller_cidr" {
+  description = "The controller's address as a CIDR (e.g. 203.0.113.7/32): the only source that may reach SSH. Lab ports are open on the private network only."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.controller_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.controller_cidr)
+    error_message = "controller_cidr must be the controller's address as a CIDR (e.g. 203.0.113.7/32), not the whole internet."
+  }
+}
+
 provider "equinix" {
   auth_token = var.metal_auth_token
 }
@@ -107,6 +117,29 @@ locals {
   )
 }
 
+# Equinix Metal has no cloud firewall: each machine filters its own input at first boot
+# (nftables, in Ubuntu's base image): SSH from the controller, everything from the private
+# network (Metal's private addresses are in 10.0.0.0/8), nothing else.
+locals {
+  controller_family = strcontains(var.controller_cidr, ":") ? "ip6" : "ip"
+  host_firewall     = <<-EOT
+    #!/bin/sh
+    nft -f - <<'RULES'
+    table inet perflab {
+      chain input {
+        type filter hook input priority 0; policy drop;
+        iif lo accept
+        ct state established,related accept
+        ${local.controller_family} saddr ${var.controller_cidr} tcp dport 22 accept
+        ip saddr 10.0.0.0/8 accept
+        ${local.controller_family} saddr ${var.controller_cidr} meta l4proto { icmp, ipv6-icmp } accept
+        meta l4proto ipv6-icmp icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept
+      }
+    }
+    RULES
+  EOT
+}
+
 resource "equinix_metal_device" "machine" {
   for_each            = local.machines
   hostname            = "perflab-${var.lab_id}-${each.key}"
@@ -117,6 +150,7 @@ resource "equinix_metal_device" "machine" {
   project_id          = var.metal_project_id
   project_ssh_key_ids = [equinix_metal_project_ssh_key.perf.id]
   tags                = ["perflab-${var.lab_id}"]
+  user_data           = local.host_firewall
 }
 
 output "kong-ip" {

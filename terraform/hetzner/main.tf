@@ -74,10 +74,14 @@ variable "seperate_db_node" {
   default     = false
 }
 
-variable "ssh_allowed_cidrs" {
-  description = "Who may reach the public addresses: narrow this to the controller's address."
-  type        = list(string)
-  default     = ["0.0.0.0/0", "::/0"]
+variable "controller_cidr" {
+  description = "The controller's address as a CIDR (e.g. 203.0.113.7/32): the only source that may reach SSH. Lab ports are open on the private network only."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.controller_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.controller_cidr)
+    error_message = "controller_cidr must be the controller's address as a CIDR (e.g. 203.0.113.7/32), not the whole internet."
+  }
 }
 
 provider "hcloud" {
@@ -111,22 +115,25 @@ resource "hcloud_network_subnet" "perf" {
   ip_range     = "10.77.1.0/24"
 }
 
+# Hetzner's firewalls filter the public interface only: the lab's ports stay reachable on the
+# private network (10.77.1.0/24) and nowhere else; the public side answers SSH from the
+# controller and nothing more.
 resource "hcloud_firewall" "perf" {
   name = "perflab-${var.lab_id}"
 
   rule {
-    description = "controller"
+    description = "SSH from the controller"
     direction   = "in"
     protocol    = "tcp"
-    port        = "any"
-    source_ips  = var.ssh_allowed_cidrs
+    port        = "22"
+    source_ips  = [var.controller_cidr]
   }
 
   rule {
-    description = "controller (icmp)"
+    description = "ping from the controller"
     direction   = "in"
     protocol    = "icmp"
-    source_ips  = var.ssh_allowed_cidrs
+    source_ips  = [var.controller_cidr]
   }
 }
 

@@ -211,10 +211,13 @@ pub fn wrk_args(
 }
 
 /// The wrapper: `sh -c WRAPPER perflab-load TIMES_FILE wrk ARGS…` runs wrk with its args, then
-/// writes `times` to TIMES_FILE. The file (inside the lab's directory) is an argument rather
-/// than an environment variable so that the wrapper's command line names the lab: `perflab
-/// teardown` finds a killed lab's processes by that, and wrk shares the wrapper's process group.
-const WRAPPER: &str = "t=$1; shift; \"$@\"; rc=$?; times > \"$t\"; exit $rc";
+/// writes `times` to TIMES_FILE. wrk runs in the background and the wrapper waits for it, so a
+/// TERM to the wrapper alone (the parent-death signal it gets when perflab is killed, see
+/// [`crate::host::process_group::spawn_tied`]) reaches wrk too instead of orphaning it.
+const WRAPPER: &str = "t=$1; shift; \"$@\" & c=$!; trap 'kill -TERM \"$c\" 2>/dev/null' TERM; \
+                       wait \"$c\"; rc=$?; \
+                       while kill -0 \"$c\" 2>/dev/null; do wait \"$c\"; rc=$?; done; \
+                       times > \"$t\"; exit $rc";
 
 /// A load run in progress.
 pub struct RunningLoad {

@@ -915,10 +915,14 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
     )?;
     let own_pg = s.mode != Mode::Dbless && !probe.contains_key("pg_host");
     let ports = PortLayout::new(&s, ctx.proxy_port, ctx.admin_port, own_pg);
-    let postgres = ports.postgres.map(|port| PostgresOptions {
-        port,
-        ..PostgresOptions::default()
-    });
+    let postgres = match ports.postgres {
+        Some(port) => Some(PostgresOptions {
+            port,
+            password: Some(crate::role::postgres::generate_password()?),
+            ..PostgresOptions::default()
+        }),
+        None => None,
+    };
     let mut db = conf::KongConf::new();
     if let Some(o) = &postgres {
         db.insert("database".into(), "postgres".into());
@@ -930,6 +934,9 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
         db.insert("pg_host".into(), db_addr);
         db.insert("pg_port".into(), o.port.to_string());
         db.insert("pg_user".into(), o.user.clone());
+        if let Some(pw) = &o.password {
+            db.insert("pg_password".into(), pw.clone());
+        }
         db.insert("pg_database".into(), o.database.clone());
     } else if s.mode != Mode::Dbless {
         db.insert("database".into(), "postgres".into());
