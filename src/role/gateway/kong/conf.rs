@@ -204,9 +204,9 @@ impl Defaults<'_> {
     /// The defaults as properties: prefix, listens, error logs, `proxy_access_log = off`
     /// (Kong's framework used `/dev/null`; `off` skips the write entirely),
     /// `nginx_worker_processes`, `nginx_daemon = off` (Kong stays in the foreground, in the
-    /// process group perflab started), `anonymous_reports = off` (the lab's network rule) and
-    /// `admin_gui_listen = off` (Kong Manager would listen on every address, 0.0.0.0:8002 and
-    /// :8445, and collide with any other Kong on the machine).
+    /// process group perflab started) and `anonymous_reports = off` (the lab's network rule).
+    /// Listeners Kong opens by default (Kong Manager, status) are turned off per version by
+    /// [`unused_default_listeners`].
     pub fn to_conf(&self) -> KongConf {
         let mut c = KongConf::new();
         c.insert("prefix".into(), self.prefix.to_string());
@@ -218,7 +218,6 @@ impl Defaults<'_> {
         c.insert("nginx_worker_processes".into(), self.workers.to_string());
         c.insert("nginx_daemon".into(), "off".into());
         c.insert("anonymous_reports".into(), "off".into());
-        c.insert("admin_gui_listen".into(), "off".into());
         c
     }
 }

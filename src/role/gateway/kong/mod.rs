@@ -1209,12 +1209,7 @@ impl GatewayAdapter for KongAdapter {
         // Kong's framework spelled it PERF_TEST_USE_DAILY_IMAGE; both are honoured.
         let daily = env_value(&env, "PERFLAB_USE_DAILY_IMAGE")
             .or_else(|| env_value(&env, "PERF_TEST_USE_DAILY_IMAGE"));
-        image_for(
-            version,
-            version_dir,
-            &s,
-            daily,
-        )
+        image_for(version, version_dir, &s, daily)
     }
 
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
