@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use perflab::during::ActionKind;
 use perflab::entities::{Entities, Plugin};
 use perflab::host::{Cmd, Host, LocalHost};
 use perflab::role::gateway::kong::{
@@ -787,6 +788,7 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
             "balancer-1-target",
             "balancer-10-targets",
             "balancer-no-upstream",
+            "balancer-rebuild",
             "baseline",
             "hybrid-key-auth",
             "hybrid-many-routes",
@@ -795,8 +797,11 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
             "many-routes",
             "plugin-iterator-global-and-irrelevant",
             "plugin-iterator-global-only",
+            "prometheus-off-scrape",
+            "prometheus-scrape",
             "rate-limiting",
             "single-route",
+            "upstream-lock",
         ]
     );
     let tmp = tempfile::tempdir().unwrap();
@@ -818,7 +823,8 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
         .collect();
     for case in &suite.cases {
         let name = case.name.as_str();
-        // Kong's defaults, and Kong's upstream location.
+        // Kong's defaults, and Kong's upstream location (the upstream-lock scenario ran 60 s).
+        let seconds = if name == "upstream-lock" { 60.0 } else { 30.0 };
         assert_eq!(
             (
                 case.load.connections,
@@ -826,7 +832,7 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
                 case.load.duration,
                 case.repeats
             ),
-            (100, 5, 30.0, 3),
+            (100, 5, seconds, 3),
             "{name}"
         );
         assert!(case.upstream.config.contains("location = /test"), "{name}");
@@ -904,6 +910,70 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
                 assert_eq!(scoped, ["service", "route", "global"]);
             }
             "rate-limiting" => assert_eq!(e.plugins[0].name, "rate-limiting"),
+            "balancer-rebuild" => {
+                // The actions PATCH targets the case creates, by their fixed ids, every 3 s.
+                let ids: Vec<&str> = doc["upstreams"][0]["targets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["id"].as_str().unwrap())
+                    .collect();
+                let patched: Vec<&str> = case
+                    .during
+                    .iter()
+                    .map(|a| a.path.as_deref().unwrap())
+                    .collect();
+                assert_eq!(
+                    patched,
+                    [
+                        format!("/upstreams/u1/targets/{}", ids[2]),
+                        format!("/upstreams/u1/targets/{}", ids[7])
+                    ]
+                );
+                assert!(reqs.iter().any(|r| r.body["id"] == ids[2]), "{name}");
+                assert_eq!(
+                    case.during
+                        .iter()
+                        .map(|a| (a.at, a.every, a.method.as_deref()))
+                        .collect::<Vec<_>>(),
+                    [
+                        (3.0, Some(6.0), Some("PATCH")),
+                        (6.0, Some(6.0), Some("PATCH"))
+                    ]
+                );
+            }
+            "prometheus-scrape" | "prometheus-off-scrape" => {
+                assert_eq!(routes.len(), 2000, "{name}");
+                let globals = doc["plugins"].as_array().unwrap();
+                if name == "prometheus-scrape" {
+                    assert_eq!(globals[0]["name"], "prometheus");
+                } else {
+                    assert!(globals.is_empty());
+                }
+                assert!(s.seed.imports(reqs.len()), "{name}: seeded by import");
+                let a = &case.during[0];
+                assert_eq!(
+                    (a.action, a.path.as_deref(), a.at, a.every),
+                    (ActionKind::Scrape, Some("/metrics"), 9.0, Some(10.0))
+                );
+            }
+            "upstream-lock" => {
+                assert_eq!(s.mode, Mode::Hybrid);
+                let ups = doc["upstreams"].as_array().unwrap();
+                assert_eq!(ups.len(), 1000);
+                assert!(
+                    ups.iter()
+                        .all(|u| u["targets"].as_array().unwrap().len() == 4)
+                );
+                assert_eq!(doc["services"][999]["url"], "http://u1000/test");
+                assert!(routes.iter().any(|r| r == "/s1r1"));
+                for a in &case.during {
+                    assert_eq!(
+                        (a.method.as_deref(), a.path.as_deref()),
+                        (Some("PATCH"), Some("/routes/s1r1"))
+                    );
+                }
+            }
             other => panic!("a case this test does not know: {other}"),
         }
         if s.mode == Mode::Hybrid {
@@ -1443,16 +1513,21 @@ fn master_pids(log: &str) -> Vec<String> {
 /// Kong (short loads: 2 s, 2 repeats): each run answers without errors or non-2xx responses
 /// (so every route, key, target and plugin of the case is in place before the load: fix 8),
 /// and both repeats of a case ran against one Kong (fix 11: one nginx master in both runs'
-/// error logs). `PERFLAB_KONG_LIVE_SCENARIOS=key-auth,balancer` runs the cases whose names
-/// contain one of these words.
+/// error logs). The cases with actions during load run once with 31 s loads, long enough for
+/// their actions, each of which must succeed. `PERFLAB_KONG_LIVE_SCENARIOS=key-auth,balancer`
+/// runs the cases whose names contain one of these words.
 #[test]
 fn live_kong_scenarios_run_end_to_end() {
     let Some((tmp, _)) = live_lab("live Kong scenarios") else {
         return;
     };
     let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_SCENARIOS").ok();
+    // Cases with actions during load need loads long enough for their actions; they run apart.
     let suite = tmp.path().join("kong-scenarios");
-    std::fs::create_dir_all(&suite).unwrap();
+    let during_suite = tmp.path().join("kong-scenarios-during");
+    for d in [&suite, &during_suite] {
+        std::fs::create_dir_all(d).unwrap();
+    }
     for entry in std::fs::read_dir(repo("suites/kong")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -1462,47 +1537,62 @@ fn live_kong_scenarios_run_end_to_end() {
         {
             continue;
         }
-        std::fs::copy(&path, suite.join(path.file_name().unwrap())).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let to = if text.contains("[[case.during]]") {
+            &during_suite
+        } else {
+            &suite
+        };
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
     }
-    let out_dir = tmp.path().join("out");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .args([
-            "suite",
-            suite.to_str().unwrap(),
-            "--duration",
-            "2",
-            "--repeat",
-            "2",
-        ])
-        .args(["--cooldown-max", "0", "--output", out_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
-    assert!(out.status.success(), "perflab suite failed: {stderr}");
-    let results = std::fs::read_dir(&out_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_suite = |dir: &Path, duration: &str, repeat: &str| -> Vec<serde_json::Value> {
+        let out_dir = tmp.path().join(format!(
+            "out-{}",
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+            .args(["suite", dir.to_str().unwrap()])
+            .args(["--duration", duration, "--repeat", repeat])
+            .args([
+                "--cooldown-max",
+                "0",
+                "--output-dir",
+                out_dir.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+        assert!(out.status.success(), "perflab suite failed: {stderr}");
+        let mut runs = Vec::new();
+        for run in std::fs::read_dir(out_dir.join("runs")).unwrap() {
+            let dir = run.unwrap().path();
+            let mut r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+            r["dir"] = serde_json::json!(dir);
+            let case = r["case"].as_str().unwrap().to_string();
+            let errors: u64 = r["errors"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter_map(|v| v.as_u64())
+                .sum();
+            assert_eq!(errors, 0, "{case}: {}", r["errors"]);
+            assert!(r["requests"].as_u64().unwrap() > 0, "{case}");
+            runs.push(r);
+        }
+        runs
+    };
     let mut masters: std::collections::BTreeMap<String, Vec<Vec<String>>> = Default::default();
-    for run in std::fs::read_dir(results.join("runs")).unwrap() {
-        let dir = run.unwrap().path();
-        let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
-        let case = r["case"].as_str().unwrap().to_string();
-        let errors: u64 = r["errors"]
-            .as_object()
-            .unwrap()
-            .values()
-            .filter_map(|v| v.as_u64())
-            .sum();
-        assert_eq!(errors, 0, "{case}: {}", r["errors"]);
-        assert!(r["requests"].as_u64().unwrap() > 0, "{case}");
-        if r["gateway"] == "kong" {
-            let log = std::fs::read_to_string(dir.join("gateway-error.log")).unwrap();
-            masters.entry(case).or_default().push(master_pids(&log));
+    let has_cases = |d: &Path| std::fs::read_dir(d).unwrap().next().is_some();
+    if has_cases(&suite) {
+        for r in run_suite(&suite, "2", "2") {
+            if r["gateway"] == "kong" {
+                let dir = PathBuf::from(r["dir"].as_str().unwrap());
+                let log = std::fs::read_to_string(dir.join("gateway-error.log")).unwrap();
+                let case = r["case"].as_str().unwrap().to_string();
+                masters.entry(case).or_default().push(master_pids(&log));
+            }
         }
     }
     for (case, runs) in &masters {
@@ -1516,6 +1606,18 @@ fn live_kong_scenarios_run_end_to_end() {
             runs[0], runs[1],
             "{case}: both repeats against the same Kong"
         );
+    }
+    // Kong's scenarios with actions during load (balancer rebuild, prometheus scrapes, the
+    // upstream-lock PATCHes): every action answered 2xx while the load ran without errors.
+    if has_cases(&during_suite) {
+        for r in run_suite(&during_suite, "31", "1") {
+            let case = r["case"].as_str().unwrap();
+            let actions = r["during"]["actions"].as_array().unwrap();
+            assert!(!actions.is_empty(), "{case}");
+            for a in actions {
+                assert_eq!(a["ok"], true, "{case}: {a}");
+            }
+        }
     }
 }
 

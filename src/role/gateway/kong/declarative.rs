@@ -118,7 +118,7 @@ pub fn document(
             let targets: Vec<Value> = (1..=entities.targets_per_upstream)
                 .map(|t| {
                     let uri = &upstream_uris[(t as usize - 1) % upstream_uris.len()];
-                    let mut target = json!({ "target": host_port(uri) });
+                    let mut target = json!({ "id": target_id(u, t), "target": host_port(uri) });
                     if entities.target_weight_step > 0 {
                         target["weight"] = json!(t * entities.target_weight_step);
                     }
@@ -142,6 +142,14 @@ pub fn document(
         "consumers": consumers,
         "plugins": globals,
     }))
+}
+
+/// The id of target `t` of upstream `u{u}`: fixed, so that a case can address one target in an
+/// action during load (`PATCH /upstreams/u1/targets/<id>`, as Kong's balancer-rebuild scenario
+/// did by address) although its address (the upstream server's port) changes from run to run.
+/// Kong accepts a given `id` on creation, through the Admin API and in declarative files alike.
+pub fn target_id(upstream: u32, target: u32) -> String {
+    format!("00000000-0000-4000-8000-{upstream:06}{target:06}")
 }
 
 /// The document as pretty JSON text, ready for `declarative_config`.
