@@ -1451,7 +1451,8 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
             "nginx",
         ])
         .args(["--driver", "docker", "--driver-opt", &image_opt()])
-        .args(["--budget", "30s", "--burst", "1", "--segment", "6"])
+        // 50 s: room for two segments even when a loaded machine makes a block take 10 s.
+        .args(["--budget", "50s", "--burst", "1", "--segment", "6"])
         .args(["--warmup", "0", "--plain"])
         .arg("--output")
         .arg(&output)
