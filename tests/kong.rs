@@ -418,9 +418,9 @@ fn declarative_document_follows_kongs_format() {
     assert_eq!(
         d["upstreams"][0]["targets"],
         serde_json::json!([
-            {"target": "10.0.0.2:18088", "weight": 5},
-            {"target": "10.0.0.2:18089", "weight": 10},
-            {"target": "10.0.0.2:18088", "weight": 15},
+            {"id": "00000000-0000-4000-8000-000001000001", "target": "10.0.0.2:18088", "weight": 5},
+            {"id": "00000000-0000-4000-8000-000001000002", "target": "10.0.0.2:18089", "weight": 10},
+            {"id": "00000000-0000-4000-8000-000001000003", "target": "10.0.0.2:18088", "weight": 15},
         ])
     );
     let paths: Vec<String> = admin::requests(&d)
