@@ -14,7 +14,7 @@
 //! default. An image built elsewhere (e.g. `nix build` of a `dockerTools` image) is loaded with
 //! [`image_load`] (`docker load`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -412,7 +412,7 @@ const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files
 pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
     let mut tree = Tree::default();
     let mut infos = Vec::new();
-    let mut seen_libs: HashMap<PathBuf, ()> = HashMap::new();
+    let mut seen_libs: HashSet<PathBuf> = HashSet::new();
     let mut postgres_done = false;
     for name in binaries {
         let found = if name.contains('/') {
@@ -431,11 +431,7 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
             path: found.display().to_string(),
             sha256: sha256_hex(&data),
         });
-        for lib in ldd(&real)? {
-            if seen_libs.insert(lib.clone(), ()).is_none() {
-                tree.host_path(&lib)?;
-            }
-        }
+        add_libs(&mut tree, &mut seen_libs, ldd(&real)?)?;
         // A PostgreSQL server program: the server's data files, modules and time zones too.
         if let Some(version_dir) = real
             .strip_prefix("/usr/lib/postgresql")
@@ -454,16 +450,7 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
             let modules = tree.host_tree(&version_dir.join("lib"), &|n| {
                 n == "bitcode" || n.starts_with("llvmjit")
             })?;
-            for m in modules
-                .iter()
-                .filter(|m| m.extension().is_some_and(|e| e == "so"))
-            {
-                for lib in ldd(m)? {
-                    if seen_libs.insert(lib.clone(), ()).is_none() {
-                        tree.host_path(&lib)?;
-                    }
-                }
-            }
+            add_module_libs(&mut tree, &mut seen_libs, &modules)?;
             if Path::new("/usr/share/zoneinfo").is_dir() {
                 tree.host_tree(Path::new("/usr/share/zoneinfo"), &|_| false)?;
             }
@@ -487,11 +474,7 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
     }
     if Path::new("/bin/sh").exists() && !binaries.contains(&"/bin/sh") {
         let sh = tree.host_path(Path::new("/bin/sh"))?;
-        for lib in ldd(&sh)? {
-            if seen_libs.insert(lib.clone(), ()).is_none() {
-                tree.host_path(&lib)?;
-            }
-        }
+        add_libs(&mut tree, &mut seen_libs, ldd(&sh)?)?;
     }
     tree.data(Path::new("/etc/passwd"), PASSWD.as_bytes(), 0o644);
     tree.data(Path::new("/etc/group"), GROUP.as_bytes(), 0o644);
@@ -531,11 +514,7 @@ fn kong_prefix_of(kong: &Path) -> Option<PathBuf> {
 /// modules need from the system (`ldd` with the prefix's library dirs on `LD_LIBRARY_PATH`, as
 /// the prefix's environment has them), and Perl with its module directories, since `bin/kong`
 /// runs on OpenResty's `resty`, a Perl script.
-fn add_kong_prefix(
-    tree: &mut Tree,
-    prefix: &Path,
-    seen_libs: &mut HashMap<PathBuf, ()>,
-) -> Result<()> {
+fn add_kong_prefix(tree: &mut Tree, prefix: &Path, seen_libs: &mut HashSet<PathBuf>) -> Result<()> {
     let library_path = [
         prefix.join("lib/lua/5.1"),
         prefix.join("openresty/luajit/lib"),
@@ -547,11 +526,7 @@ fn add_kong_prefix(
     .join(":");
     let files = tree.host_tree(prefix, &|_| false)?;
     for f in files.iter().filter(|f| is_elf(f)) {
-        for lib in ldd_with(f, Some(&library_path))? {
-            if seen_libs.insert(lib.clone(), ()).is_none() {
-                tree.host_path(&lib)?;
-            }
-        }
+        add_libs(tree, seen_libs, ldd_with(f, Some(&library_path))?)?;
     }
     let perl = which::which("perl").map_err(|_| Error::MissingTool {
         program: "perl".into(),
@@ -559,23 +534,31 @@ fn add_kong_prefix(
         hint: "Kong's CLI runs on OpenResty's `resty`, a Perl script: apt-get install perl".into(),
     })?;
     let perl = tree.host_path(&perl)?;
-    for lib in ldd(&perl)? {
-        if seen_libs.insert(lib.clone(), ()).is_none() {
+    add_libs(tree, seen_libs, ldd(&perl)?)?;
+    for dir in perl_module_dirs()? {
+        let modules = tree.host_tree(&dir, &|_| false)?;
+        add_module_libs(tree, seen_libs, &modules)?;
+    }
+    Ok(())
+}
+
+/// Adds the shared libraries `libs` to the tree, each once (`seen` holds those already in).
+fn add_libs(tree: &mut Tree, seen: &mut HashSet<PathBuf>, libs: Vec<PathBuf>) -> Result<()> {
+    for lib in libs {
+        if seen.insert(lib.clone()) {
             tree.host_path(&lib)?;
         }
     }
-    for dir in perl_module_dirs()? {
-        let modules = tree.host_tree(&dir, &|_| false)?;
-        for m in modules
-            .iter()
-            .filter(|m| m.extension().is_some_and(|e| e == "so"))
-        {
-            for lib in ldd(m)? {
-                if seen_libs.insert(lib.clone(), ()).is_none() {
-                    tree.host_path(&lib)?;
-                }
-            }
-        }
+    Ok(())
+}
+
+/// Adds the shared libraries that the loadable modules (`.so`) among `files` need.
+fn add_module_libs(tree: &mut Tree, seen: &mut HashSet<PathBuf>, files: &[PathBuf]) -> Result<()> {
+    for m in files
+        .iter()
+        .filter(|m| m.extension().is_some_and(|e| e == "so"))
+    {
+        add_libs(tree, seen, ldd(m)?)?;
     }
     Ok(())
 }
