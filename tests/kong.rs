@@ -1177,9 +1177,16 @@ fn live_kong(host: &dyn Host) -> Result<String, String> {
 /// A temp dir PostgreSQL can reach (0711) and a local host on it, when a live Kong is found;
 /// `None` (and a `SKIPPED what: why` line) otherwise.
 fn live_lab(what: &str) -> Option<(tempfile::TempDir, Arc<dyn Host>)> {
+    live_lab_mode(what, Some(0o711))
+}
+
+/// [`live_lab`] with the temporary dir's mode set to `mode` (`None`: tempfile's own 0700).
+fn live_lab_mode(what: &str, mode: Option<u32>) -> Option<(tempfile::TempDir, Arc<dyn Host>)> {
     let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     let host = local(tmp.path());
     match live_kong(host.as_ref()) {
         Ok(k) => println!("{what} against {k}"),
@@ -1646,17 +1653,9 @@ fn large_cases_are_seeded_by_import_and_repeats_share_one_kong() {
 /// of the Admin API, each recorded with the traffic around it, and the load still routed after.
 #[test]
 fn live_kong_actions_during_load() {
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live Kong actions-during-load test against {k}"),
-        Err(why) => {
-            println!("SKIPPED live Kong actions-during-load test: {why}");
-            return;
-        }
-    }
+    let Some((tmp, _)) = live_lab("live Kong actions-during-load test") else {
+        return;
+    };
     let suite = tmp.path().join("suites/kong-during");
     std::fs::create_dir_all(&suite).unwrap();
     for (mode, admin_change) in [("traditional", true), ("dbless", false)] {
@@ -1861,15 +1860,9 @@ fn run_dirs(results: &Path) -> Vec<PathBuf> {
 /// the live Kong test runs (`live_kong`).
 #[test]
 fn live_kong_lua_profiler_names_kongs_lua_functions() {
-    let tmp = tempfile::tempdir().unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live Kong Lua profiler test against {k}"),
-        Err(why) => {
-            println!("SKIPPED live Kong Lua profiler test: {why}");
-            return;
-        }
-    }
+    let Some((tmp, _)) = live_lab_mode("live Kong Lua profiler test", None) else {
+        return;
+    };
     let suite = tmp.path().join("suite");
     write_case(&suite, "dbless", &["profile = true"], KEY_AUTH);
     let results = perflab_suite(
@@ -1985,17 +1978,9 @@ fn a_recorded_lua_sampler_dump_folds_into_named_kong_frames() {
 /// picks drivers).
 #[test]
 fn live_kong_suite_on_every_driver() {
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live Kong per-driver test against {k}"),
-        Err(why) => {
-            println!("SKIPPED live Kong per-driver test: {why}");
-            return;
-        }
-    }
+    let Some((tmp, host)) = live_lab_mode("live Kong per-driver test", Some(0o755)) else {
+        return;
+    };
     let suite = tmp.path().join("suite");
     write_case(&suite, "dbless", &["profile = true"], KEY_AUTH);
     write_case(&suite, "traditional", &[], KEY_AUTH);
@@ -2115,17 +2100,9 @@ fn docker_engine_answers() -> Result<(), String> {
 /// then serves the dumped route: 401 without the key, 200 with it.
 #[test]
 fn live_kong_pgdump_round_trip_restores_kongs_entities() {
-    let tmp = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
-        Ok(k) => println!("live Kong pgdump test against {k}"),
-        Err(why) => {
-            println!("SKIPPED live Kong pgdump test: {why}");
-            return;
-        }
-    }
+    let Some((tmp, _)) = live_lab_mode("live Kong pgdump test", Some(0o755)) else {
+        return;
+    };
     let mut s = perflab::session::Session::new();
     s.set_log_level("warn").unwrap();
     s.set_retry_count(1);
