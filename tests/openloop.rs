@@ -2,7 +2,7 @@
 //! gateway stall shows in the open-loop tail while wrk's closed loop hides it (coordinated
 //! omission).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn perflab(dir: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-fn run_dirs(output: &Path) -> Vec<std::path::PathBuf> {
+fn run_dirs(output: &Path) -> Vec<PathBuf> {
     let root = std::fs::read_dir(output)
         .unwrap()
         .flatten()
@@ -51,6 +51,14 @@ fn run_dirs(output: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     runs.sort();
     runs
+}
+
+/// Writes `case` as `DIR/suites/NAME/NAME.toml`, a suite of one case, and returns the suite.
+fn one_case_suite(dir: &Path, name: &str, case: &str) -> PathBuf {
+    let suite = dir.join("suites").join(name);
+    std::fs::create_dir_all(&suite).unwrap();
+    std::fs::write(suite.join(format!("{name}.toml")), case).unwrap();
+    suite
 }
 
 const CASE: &str = r#"
@@ -71,9 +79,7 @@ warmup = 0
 fn open_loop_load_holds_the_asked_rate_and_keeps_its_histogram() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
-    let suite = tmp.path().join("suites").join("open");
-    std::fs::create_dir_all(&suite).unwrap();
-    std::fs::write(suite.join("open.toml"), CASE).unwrap();
+    let suite = one_case_suite(tmp.path(), "open", CASE);
     let output = tmp.path().join("output");
     let out = perflab(
         tmp.path(),
@@ -138,13 +144,11 @@ fn open_loop_load_holds_the_asked_rate_and_keeps_its_histogram() {
 fn rate_flag_turns_a_closed_case_open_and_bad_rates_are_refused() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
-    let suite = tmp.path().join("suites").join("closed");
-    std::fs::create_dir_all(&suite).unwrap();
-    std::fs::write(
-        suite.join("c.toml"),
-        CASE.replace("kind = \"open\"\nrate = 1000\n", ""),
-    )
-    .unwrap();
+    let suite = one_case_suite(
+        tmp.path(),
+        "closed",
+        &CASE.replace("kind = \"open\"\nrate = 1000\n", ""),
+    );
     let output = tmp.path().join("output");
     let bad = perflab(
         tmp.path(),
@@ -152,12 +156,16 @@ fn rate_flag_turns_a_closed_case_open_and_bad_rates_are_refused() {
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--rate"));
-    std::fs::write(suite.join("c.toml"), CASE.replace("kind = \"open\"\n", "")).unwrap();
+    std::fs::write(
+        suite.join("closed.toml"),
+        CASE.replace("kind = \"open\"\n", ""),
+    )
+    .unwrap();
     let bad = perflab(tmp.path(), &["suite", suite.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("rate is for open-loop load"));
     std::fs::write(
-        suite.join("c.toml"),
+        suite.join("closed.toml"),
         CASE.replace("kind = \"open\"\nrate = 1000\n", ""),
     )
     .unwrap();
@@ -299,9 +307,7 @@ http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1200 }
 fn capacity_search_converges_on_a_rate_limited_gateway() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
-    let suite = tmp.path().join("suites").join("limited");
-    std::fs::create_dir_all(&suite).unwrap();
-    std::fs::write(suite.join("limited.toml"), LIMITED).unwrap();
+    let suite = one_case_suite(tmp.path(), "limited", LIMITED);
     let output = tmp.path().join("output");
     // Latency is not the limit here (the machine is shared); errors are.
     let out = perflab(
