@@ -73,25 +73,29 @@ pub struct CapacityArgs {
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
     /// The latency percentile judged (above 0, below 100).
-    #[arg(long, default_value_t = 99.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 99.0)]
     pub percentile: f64,
     /// The percentile must stay at or under this many milliseconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub target_ms: f64,
     /// Failed requests must stay at or under this share of those sent, percent.
-    #[arg(long = "max-errors", default_value_t = 0.1)]
+    #[arg(
+        long = "max-errors",
+        allow_negative_numbers = true,
+        default_value_t = 0.1
+    )]
     pub max_errors: f64,
     /// First rate tried, requests per second.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000.0)]
     pub start_rate: f64,
     /// Highest rate tried, requests per second.
-    #[arg(long, default_value_t = 1_000_000.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1_000_000.0)]
     pub max_rate: f64,
     /// Stop when the failing rate is within this many percent above the passing one.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 5.0)]
     pub precision: f64,
     /// Most runs per case.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 20)]
     pub max_steps: u32,
     /// Shared run options (`--repeat` is ignored: each rate is one run).
     #[command(flatten)]

@@ -308,6 +308,38 @@ fn bad_inputs_are_refused_naming_the_input_and_leave_nothing() {
         2,
         &["'0'", "--repeat"],
     );
+    // capacity's numbers: negative ones reach perflab's own bounds, not clap's "unexpected
+    // argument".
+    for (flag, value, words) in [
+        ("--target-ms", "-1", "--target-ms must be a positive number"),
+        (
+            "--target-ms",
+            "inf",
+            "--target-ms must be a positive number",
+        ),
+        (
+            "--percentile",
+            "-3",
+            "--percentile must be above 0 and below 100",
+        ),
+        (
+            "--start-rate",
+            "-5",
+            "--start-rate and --max-rate must satisfy",
+        ),
+        (
+            "--precision",
+            "NaN",
+            "--precision must be from 0.1 to 100 percent",
+        ),
+    ] {
+        let mut args = vec!["capacity", "rps", "--tags", "baseline"];
+        if flag != "--target-ms" {
+            args.extend(["--target-ms", "10"]);
+        }
+        args.extend([flag, value]);
+        check(&lab, &args, 2, &[words]);
+    }
     // Case files: the file, the field and the bound are named.
     let cases: &[(&str, &str, &[&str])] = &[
         (
