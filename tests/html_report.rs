@@ -26,7 +26,10 @@ fn which(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// Runs headless chromium with a private profile on `url` plus `args`; returns stdout.
+/// Runs headless chromium with a private profile on `url` plus `args`; returns stdout. The
+/// page needs no network, and the browser gets none: its own background services are off and
+/// every request it could still make goes to a proxy on a closed loopback port (the network
+/// rule: traffic only to loopback).
 fn browse(profile: &Path, args: &[&str], url: &str) -> String {
     let out = Command::new(chromium())
         .args([
@@ -39,6 +42,12 @@ fn browse(profile: &Path, args: &[&str], url: &str) -> String {
             "--disable-background-networking",
             "--disable-breakpad",
             "--disable-crash-reporter",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-domain-reliability",
+            "--no-default-browser-check",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
             "--virtual-time-budget=10000",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
