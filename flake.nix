@@ -33,14 +33,14 @@
           images = import ./nix/images.nix { inherit pkgs plib; };
           app = description: {
             type = "app";
-            program = "${built.perf}/bin/perflab";
+            program = "${built.perflab-wrapped}/bin/perflab";
             meta = { inherit description; };
           };
         in
         {
           packages = {
-            inherit (built) perflab perf;
-            default = built.perf;
+            inherit (built) perflab perflab-wrapped;
+            default = built.perflab-wrapped;
           } // images;
 
           apps = {

@@ -37,7 +37,7 @@ let
 
   sys = "x86_64-linux";
   pk = out.packages.${sys};
-  perfArgs = pk.perf.stubArgs;
+  wrappedArgs = pk.perflab-wrapped.stubArgs;
   perflabArgs = pk.perflab.stubArgs;
   shells = out.devShells.${sys};
   checks = out.checks.${sys};
@@ -57,8 +57,9 @@ let
                [ "aarch64-linux" "x86_64-linux" ] [ "aarch64-linux" "x86_64-linux" ] ]; }
     { name = "packages";
       got = attrNames pk;
-      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-lab" "image-worker" "perf" "perflab" ]; }
-    { name = "default is perf"; got = pk.default.name; want = pk.perf.name; }
+      want = [ "default" "image-gateway-haproxy" "image-gateway-nginx" "image-lab" "image-worker" "perflab" "perflab-wrapped" ]; }
+    { name = "default is perflab-wrapped"; got = pk.default.name; want = pk.perflab-wrapped.name; }
+    { name = "no package named perf (Linux perf is a tool on its PATH)"; got = pk ? perf; want = false; }
     { name = "aarch64 package is built for aarch64"; got = out.packages.aarch64-linux.perflab.system; want = "aarch64-linux"; }
 
     # perflab's own revision is compiled in (src/fingerprint.rs, PERFLAB_BUILD_COMMIT)
@@ -85,25 +86,25 @@ let
       got = [ (names perflabArgs.buildInputs) (names perflabArgs.nativeBuildInputs) ];
       want = [ [ "zlib" ] [ "pkg-config" ] ]; }
 
-    # perf wrapper
-    { name = "perf wraps perflab"; got = names perfArgs.paths; want = [ pk.perflab.name ]; }
-    { name = "perf sets the nixpkgs rev";
-      got = contains "--set PERFLAB_NIXPKGS_REV '0123456789abcdef0123456789abcdef01234567'" perfArgs.postBuild; want = true; }
-    { name = "perf says toolchain nix"; got = contains "--set PERFLAB_TOOLCHAIN 'nix'" perfArgs.postBuild; want = true; }
-    { name = "perf without a rev says dirty";
-      got = contains "--set PERFLAB_NIXPKGS_REV 'dirty'" outDirty.packages.${sys}.perf.stubArgs.postBuild; want = true; }
-    { name = "perf PATH has every tool and the terraform shim";
-      got = all (t: contains "-${t}/bin" perfArgs.postBuild)
+    # perflab-wrapped
+    { name = "perflab-wrapped wraps perflab"; got = names wrappedArgs.paths; want = [ pk.perflab.name ]; }
+    { name = "perflab-wrapped sets the nixpkgs rev";
+      got = contains "--set PERFLAB_NIXPKGS_REV '0123456789abcdef0123456789abcdef01234567'" wrappedArgs.postBuild; want = true; }
+    { name = "perflab-wrapped says toolchain nix"; got = contains "--set PERFLAB_TOOLCHAIN 'nix'" wrappedArgs.postBuild; want = true; }
+    { name = "perflab-wrapped without a rev says dirty";
+      got = contains "--set PERFLAB_NIXPKGS_REV 'dirty'" outDirty.packages.${sys}.perflab-wrapped.stubArgs.postBuild; want = true; }
+    { name = "perflab-wrapped PATH has every tool and the terraform shim";
+      got = all (t: contains "-${t}/bin" wrappedArgs.postBuild)
         [ "wrk" "nginx" "haproxy" "perf" "inferno" "postgresql" "openssh" "opentofu" "curl"
           "util-linux" "iproute2" "coreutils" "procps" "git" "run-perflab-terraform-shim" ];
       want = true; }
-    { name = "perf checks every expected binary"; got = all (b: contains "'${b}'" perfArgs.postBuild) plib.expectedBins; want = true; }
+    { name = "perflab-wrapped checks every expected binary"; got = all (b: contains "'${b}'" wrappedArgs.postBuild) plib.expectedBins; want = true; }
 
     # apps
     { name = "apps"; got = attrNames out.apps.${sys}; want = [ "default" "perf" ]; }
     { name = "apps.perf runs the wrapped perflab";
       got = { inherit (out.apps.${sys}.perf) type program; };
-      want = { type = "app"; program = "${pk.perf}/bin/perflab"; }; }
+      want = { type = "app"; program = "${pk.perflab-wrapped}/bin/perflab"; }; }
     { name = "apps.default = apps.perf"; got = out.apps.${sys}.default.program; want = out.apps.${sys}.perf.program; }
 
     # dev shells

@@ -1,5 +1,5 @@
 # Docker images for the docker driver, built from the same nixpkgs
-# derivations as the `perf` package. Each is a gzipped `docker save` archive
+# derivations as the `perflab-wrapped` package. Each is a gzipped `docker save` archive
 # (`nix build .#image-worker` leaves it at ./result) for
 # `perflab image load result` or `docker load -i result`.
 #

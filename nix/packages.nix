@@ -1,4 +1,4 @@
-# perflab's derivations for one system: the package, the wrapped `perf`
+# perflab's derivations for one system: the package, `perflab-wrapped`
 # package with its runtime tools, the cargo checks and the dev shells.
 #
 # Arguments:
@@ -71,8 +71,9 @@ let
 
   # perflab with every runtime tool on PATH (prepended: the user's PATH stays
   # reachable behind it, e.g. for sudo or a docker CLI).
-  perf = pkgs.symlinkJoin {
-    name = "perflab-perf-${version}";
+  # Named so it is not mistaken for Linux `perf` (which it puts on PATH).
+  perflab-wrapped = pkgs.symlinkJoin {
+    name = "perflab-wrapped-${version}";
     paths = [ perflab ];
     nativeBuildInputs = [ pkgs.makeWrapper ];
     postBuild = ''
@@ -83,7 +84,7 @@ let
       # Fail the build, not a benchmark, when a tool is missing or renamed.
       for bin in ${lib.escapeShellArgs plib.expectedBins}; do
         if ! PATH=${lib.escapeShellArg runtimePath} command -v "$bin" >/dev/null; then
-          echo "perflab-perf: runtime tool '$bin' not found on the wrapper's PATH" >&2
+          echo "perflab-wrapped: runtime tool '$bin' not found on the wrapper's PATH" >&2
           exit 1
         fi
       done
@@ -114,7 +115,7 @@ let
 
   checks = {
     build = perflab;
-    wrapper = perf;
+    wrapper = perflab-wrapped;
     clippy = cargoCheck "clippy" "cargo clippy --all-targets --offline --locked -- -D warnings";
     fmt = cargoCheck "fmt" "cargo fmt --all --check";
     # Unit tests only: the integration tests need dockerd, sshd, perf,
@@ -140,5 +141,5 @@ let
   devShells = lib.mapAttrs mkShell plib.devShells;
 in
 {
-  inherit perflab perf checks devShells toolchain terraformShim;
+  inherit perflab perflab-wrapped checks devShells toolchain terraformShim;
 }
