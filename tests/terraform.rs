@@ -1223,7 +1223,10 @@ fn cli_open_loop_runs_on_two_load_hosts_of_the_netns_lab() {
     let rec = json_file(&files[0]);
     let manifest = json_file(&dirs[0].join("manifest.json"));
     let machines = &manifest["driver_info"]["machines"];
-    assert_eq!(machines["load"][0]["internal_ip"], "10.237.1.3", "{machines}");
+    assert_eq!(
+        machines["load"][0]["internal_ip"], "10.237.1.3",
+        "{machines}"
+    );
     assert_no_via("10.237.0.10");
 
     // The rate was split: each host asked for half and sent about half.
@@ -1295,11 +1298,10 @@ fn cli_open_loop_runs_on_two_load_hosts_of_the_netns_lab() {
     assert!(rec["open_loop"].is_null(), "{rec}");
     assert!(rec["requests"].as_u64().unwrap() > 0);
     assert!(
-        rec["notes"]
-            .as_array()
+        rec["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|n| n.as_str().unwrap().contains("wrk ran on one load host of 2")),
+            .contains("wrk ran on one load host of 2")),
         "{rec}"
     );
 

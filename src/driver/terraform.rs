@@ -893,9 +893,8 @@ fn declares_variable(dir: &Path, name: &str) -> bool {
         .map(|rd| {
             rd.flatten().any(|e| {
                 e.path().extension().is_some_and(|x| x == "tf")
-                    && std::fs::read_to_string(e.path()).is_ok_and(|t| {
-                        t.lines().any(|l| l.trim_start().starts_with(&decl))
-                    })
+                    && std::fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with(&decl)))
             })
         })
         .unwrap_or(false)
@@ -1248,7 +1247,10 @@ mod tests {
             { "ip": "10.0.0.10" }
         ]);
         let hosts = load_hosts_output(&v).unwrap();
-        assert_eq!(hosts[1].internal_ip, "10.0.0.10", "internal_ip defaults to ip");
+        assert_eq!(
+            hosts[1].internal_ip, "10.0.0.10",
+            "internal_ip defaults to ip"
+        );
         let outs = LabOutputs {
             kong: Machine {
                 ip: "k".into(),
