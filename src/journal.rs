@@ -37,7 +37,7 @@ pub struct LocalGroup {
 /// A lab directory on a machine reached over SSH (its `.perflab-pids/` names what runs there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteDir {
-    /// The machine (`kong`, `worker`, `db`: a terraform module output).
+    /// The machine (`kong`, `worker`, `db`, `load-N`: from a terraform module's outputs).
     pub machine: String,
     /// The directory on that machine.
     pub dir: PathBuf,

@@ -562,6 +562,34 @@ fn module_without_required_outputs_is_a_clear_error() {
     d.teardown(true).unwrap();
 }
 
+/// `load_hosts=2` with a module that takes no `load_host_count` is refused before terraform
+/// creates anything.
+#[test]
+fn load_hosts_with_a_module_without_the_count_is_refused_before_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
+    let mut d = TerraformDriver::new(
+        &options(&[
+            ("provider", "no-outputs"),
+            ("state-dir", tmp.path().to_str().unwrap()),
+            ("modules-dir", fixtures.to_str().unwrap()),
+            ("load_hosts", "2"),
+        ]),
+        "tfnocount",
+    )
+    .unwrap();
+    assert_eq!(d.load_hosts(), 2);
+    let e = d.host(Role::Worker, "load-2").err().expect("no count");
+    assert!(matches!(e, perflab::Error::Usage(_)), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("load_hosts=2") && e.contains("load_host_count"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("terraform.tfstate").exists());
+    d.teardown(true).unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // End to end through the CLI binary: `perflab suite rps --driver terraform` on a netns lab.
 // Every test has its own lab name, /16 and state dir, so they can run side by side.
@@ -621,6 +649,11 @@ impl CliLab {
     }
 
     fn suite(&self, repeat: &str) -> Command {
+        self.suite_with(repeat, &[])
+    }
+
+    /// [`CliLab::suite`] with more arguments (`--rate`, more `--driver-opt`s).
+    fn suite_with(&self, repeat: &str, extra: &[&str]) -> Command {
         let out = self.output();
         let args = vec![
             "suite",
@@ -649,7 +682,7 @@ impl CliLab {
         ];
         let opts = self.driver_opts();
         let mut c = self.perflab(&args);
-        c.args(&opts);
+        c.args(&opts).args(extra);
         c
     }
 
@@ -688,16 +721,17 @@ impl CliLab {
         left
     }
 
+    /// The pids of the lab's sshd, one per host (kong, worker and any load host).
     fn sshd_pids(&self) -> Vec<u32> {
-        ["kong", "worker"]
-            .iter()
-            .filter_map(|h| {
-                std::fs::read_to_string(self.state().join(format!("lab/sshd-{h}.pid")))
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()
+        let Ok(dir) = std::fs::read_dir(self.state().join("lab")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("sshd-") && name.ends_with(".pid")
             })
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
             .collect()
     }
 }
@@ -1156,4 +1190,130 @@ fn cli_multiplexed_compare_runs_on_the_netns_lab() {
     let first_segment: Vec<_> = urls.iter().filter(|(s, _, _)| *s == 0).collect();
     assert_eq!(first_segment.len(), 2, "{urls:?}");
     assert_ne!(first_segment[0].2, first_segment[1].2);
+}
+
+/// Packets sent by the internal-plane link (`int0`) of a lab namespace.
+fn int0_tx_packets(netns: &str) -> u64 {
+    let (ok, out) = sh(&format!("ip -n {netns} -s -j link show int0"));
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+}
+
+/// Two load hosts on the netns lab (`--driver-opt load_hosts=2`): the module adds a namespace
+/// `load-2` with its own addresses and sshd; an open-loop run splits the rate between the worker
+/// and load-2, each sends its share from its own namespace, and the run keeps both hosts'
+/// histograms (in `open-load.json`) and their merge (`latency.hdr`). wrk, whose percentiles
+/// cannot be merged, runs on the first load host and says so. `teardown --full` removes every
+/// namespace and sshd.
+#[test]
+fn cli_open_loop_runs_on_two_load_hosts_of_the_netns_lab() {
+    use perflab::role::load::histogram;
+    let lab = CliLab::new("tfload", "237");
+    let two = ["--driver-opt", "load_hosts=2"];
+    let out = lab
+        .suite_with("1", &[&two[..], &["--rate", "400"]].concat())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "suite failed: {stderr}");
+    let dirs = results_dirs(&lab.output());
+    let files = result_files(&dirs[0]);
+    assert_eq!(files.len(), 1, "{stderr}");
+    let rec = json_file(&files[0]);
+    let manifest = json_file(&dirs[0].join("manifest.json"));
+    let machines = &manifest["driver_info"]["machines"];
+    assert_eq!(
+        machines["load"][0]["internal_ip"], "10.237.1.3",
+        "{machines}"
+    );
+    assert_no_via("10.237.0.10");
+
+    // The rate was split: each host asked for half and sent about half.
+    let ol = &rec["open_loop"];
+    assert_eq!(ol["load_hosts"], 2, "{rec}");
+    assert_eq!(ol["rate_asked"], 400.0);
+    let hosts = ol["hosts"].as_array().unwrap();
+    let names: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(names, ["worker", "load-2"]);
+    let achieved: Vec<f64> = hosts
+        .iter()
+        .map(|h| h["rate_achieved"].as_f64().unwrap())
+        .collect();
+    for h in hosts {
+        assert_eq!(h["rate_asked"], 200.0, "{h}");
+        assert!(h["cpu_s"].as_f64().unwrap() > 0.0, "{h}");
+        assert!(h["load_saturated"].is_boolean(), "{h}");
+    }
+    let share = achieved[1] / (achieved[0] + achieved[1]);
+    assert!((0.4..=0.6).contains(&share), "shares {achieved:?}");
+
+    // Both hosts' histograms are in the run folder; the run's histogram is their merge.
+    let run_dir = files[0].parent().unwrap();
+    let reports: Vec<_> = std::fs::read_to_string(run_dir.join("open-load.json"))
+        .unwrap()
+        .lines()
+        .map(|l| perflab::role::load::open::parse_report(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2);
+    let parts: Vec<_> = reports
+        .iter()
+        .map(|r| histogram::decode_base64(&r.histogram).unwrap())
+        .collect();
+    let merged = histogram::decode(&std::fs::read(run_dir.join("latency.hdr")).unwrap()).unwrap();
+    assert_eq!(merged.len(), parts[0].len() + parts[1].len());
+    assert_eq!(merged.len(), rec["requests"].as_u64().unwrap());
+    let union = histogram::merge(&parts);
+    let p99 = histogram::percentile_ms(&merged, 99.0).unwrap();
+    assert_eq!(Some(p99), histogram::percentile_ms(&union, 99.0));
+    assert_eq!(rec["latency_ms"]["p99"].as_f64(), Some(p99));
+    // load-2 sent its share from its own namespace (at least one packet per request).
+    let sent_2 = reports[1].sent;
+    assert!(sent_2 > 0);
+    assert!(
+        int0_tx_packets("perflab-tfload-load-2") >= sent_2,
+        "load-2 sent {sent_2} requests but its link sent fewer packets"
+    );
+    for (h, p) in hosts.iter().zip(&parts) {
+        eprintln!(
+            "two load hosts: {} asked {} req/s, achieved {:.1} req/s, {} requests, own p99 {:.2} ms",
+            h["host"].as_str().unwrap(),
+            h["rate_asked"],
+            h["rate_achieved"].as_f64().unwrap(),
+            p.len(),
+            histogram::percentile_ms(p, 99.0).unwrap()
+        );
+    }
+    eprintln!(
+        "two load hosts: merged {} requests, p99 {p99:.2} ms",
+        merged.len()
+    );
+
+    // wrk on the same (reused) lab runs on the first load host only, and says so.
+    let out = lab.suite_with("1", &two).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "wrk suite failed: {stderr}");
+    let dirs = results_dirs(&lab.output());
+    let rec = json_file(&result_files(&dirs[1])[0]);
+    assert!(rec["open_loop"].is_null(), "{rec}");
+    assert!(rec["requests"].as_u64().unwrap() > 0);
+    assert!(
+        rec["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("wrk ran on one load host of 2")),
+        "{rec}"
+    );
+
+    // teardown --full leaves no namespace (load-2 and the switch included), veth, route or sshd.
+    let sshd = lab.sshd_pids();
+    assert_eq!(sshd.len(), 3, "{sshd:?}");
+    let out = lab.full_teardown();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = lab.leftovers(&sshd);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

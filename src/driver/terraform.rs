@@ -12,7 +12,8 @@
 //!   the machines.
 //! - The module contract is Kong's (outputs `kong-ip`, `kong-internal-ip`, `worker-ip`,
 //!   `worker-internal-ip`, optional `db-ip`/`db-internal-ip`, a key `id_rsa`), extended with
-//!   optional `ssh-user`, `known_hosts` and `toolchain` outputs. See docs/terraform.md.
+//!   optional `ssh-user`, `known_hosts` and `toolchain` outputs, and for several load hosts a
+//!   `load_host_count` variable and a `load-hosts` output. See docs/terraform.md.
 //! - Every terraform call gets `CHECKPOINT_DISABLE=1` (no call home), `TF_IN_AUTOMATION=1` and
 //!   an existing empty CLI config file.
 
@@ -58,7 +59,16 @@ pub const OPTIONS: &[&str] = &[
     "ssh-connect-timeout",
     "host-keys",
     "cool-down-load",
+    "load_hosts",
 ];
+
+/// The terraform variable the driver sets from the `load_hosts` option: how many load hosts
+/// (the worker included) the module must create.
+pub const LOAD_HOST_COUNT_VAR: &str = "load_host_count";
+
+/// The module output listing every load host (`[{ip, internal_ip}, ...]`, the worker first).
+/// A module without it has one load host, the worker.
+pub const LOAD_HOSTS_OUTPUT: &str = "load-hosts";
 
 /// Kong's environment variables (spec.helpers.perf `use_defaults`) and the terraform variables
 /// they feed, per provider. `hetzner` is perflab's own.
@@ -154,6 +164,9 @@ pub struct LabOutputs {
     pub worker: Machine,
     /// A separate database machine, when the module has one.
     pub db: Option<Machine>,
+    /// Every load host, the worker first (module output `load-hosts`; just the worker when the
+    /// module has no such output).
+    pub load_hosts: Vec<Machine>,
     /// The private key file.
     pub key: PathBuf,
     /// The SSH user.
@@ -162,6 +175,43 @@ pub struct LabOutputs {
     pub known_hosts: Option<PathBuf>,
     /// How programs get onto the machines (module output `toolchain`).
     pub toolchain: Option<String>,
+}
+
+impl LabOutputs {
+    /// The machine called `name`: `kong`, `worker`, `db` (the kong machine when the lab has no
+    /// database machine), or `load-N`, the N-th load host (`load-1` is the worker).
+    pub fn machine(&self, name: &str) -> Option<&Machine> {
+        match name {
+            "kong" => Some(&self.kong),
+            "worker" => Some(&self.worker),
+            "db" => Some(self.db.as_ref().unwrap_or(&self.kong)),
+            _ => {
+                let n: usize = name.strip_prefix("load-")?.parse().ok()?;
+                self.load_hosts.get(n.checked_sub(1)?)
+            }
+        }
+    }
+}
+
+/// Reads the `load-hosts` output's value: a non-empty list of `{ip, internal_ip}` objects
+/// (`internal_ip` defaults to `ip`).
+fn load_hosts_output(value: &serde_json::Value) -> Option<Vec<Machine>> {
+    let list = value.as_array().filter(|l| !l.is_empty())?;
+    list.iter()
+        .map(|m| {
+            let field = |k: &str| {
+                m.get(k)
+                    .and_then(|v| v.as_str())
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+            };
+            let ip = field("ip")?.to_string();
+            Some(Machine {
+                internal_ip: field("internal_ip").unwrap_or(&ip).to_string(),
+                ip,
+            })
+        })
+        .collect()
 }
 
 /// The terraform driver. See the module docs.
@@ -178,12 +228,13 @@ pub struct TerraformDriver {
     ssh_connect_timeout: Duration,
     host_keys: String,
     cool_down_load: f64,
+    load_hosts: u32,
     preps: usize,
     last_prep: Option<serde_json::Value>,
     outputs: Option<LabOutputs>,
     reused: bool,
     apply_time: Option<Duration>,
-    conns: HashMap<&'static str, SshConnection>,
+    conns: HashMap<String, SshConnection>,
     hosts: HashMap<(Role, String), Arc<SshHost>>,
     modules_dir: PathBuf,
     journal: Option<Arc<crate::journal::Journal>>,
@@ -226,7 +277,9 @@ impl TerraformDriver {
     /// source tree's `terraform/`), `var.NAME=VALUE` (terraform variables, passed as
     /// `TF_VAR_NAME`), `ssh-user`, `ssh-port`, `ssh-wait` (seconds of connect retries, default
     /// 180), `ssh-connect-timeout` (per attempt, default 10), `host-keys` (`module` — the
-    /// module's known_hosts when it has one, else `accept-new` into a lab-owned file — or `no`).
+    /// module's known_hosts when it has one, else `accept-new` into a lab-owned file — or `no`),
+    /// `load_hosts` (load hosts, the worker included, default 1; passed to the module as
+    /// [`LOAD_HOST_COUNT_VAR`]).
     pub fn new(options: &DriverOptions, lab_id: &str) -> Result<Self> {
         for k in options.keys() {
             if !k.starts_with("var.") && !OPTIONS.contains(&k.as_str()) {
@@ -272,8 +325,10 @@ impl TerraformDriver {
             Some(d) => PathBuf::from(d),
             None => perflab_cache().join("terraform").join(&provider).join(&lab),
         };
+        let load_hosts = super::load_hosts_option(options)?;
         let mut tfvars = BTreeMap::new();
         tfvars.insert("lab_id".to_string(), lab.clone());
+        tfvars.insert(LOAD_HOST_COUNT_VAR.to_string(), load_hosts.to_string());
         if std::env::var_os("PERF_TEST_SEPERATE_DB_NODE").is_some() {
             tfvars.insert("seperate_db_node".to_string(), "true".to_string());
         }
@@ -345,6 +400,7 @@ impl TerraformDriver {
                     })?,
                 None => DEFAULT_COOL_DOWN_LOAD,
             },
+            load_hosts,
             preps: 0,
             last_prep: None,
             outputs: None,
@@ -381,12 +437,7 @@ impl TerraformDriver {
     pub fn clean_dirs(&mut self, dirs: &[crate::journal::RemoteDir]) -> Result<usize> {
         let mut stopped = 0;
         for d in dirs {
-            let machine = match d.machine.as_str() {
-                "kong" => "kong",
-                "worker" => "worker",
-                _ => "db",
-            };
-            let c = self.connection(machine)?;
+            let c = self.connection(&d.machine)?;
             let script = format!(
                 "{}\nrm -rf {}",
                 crate::host::ssh::stop_recorded_script(
@@ -493,6 +544,16 @@ impl TerraformDriver {
     }
 
     fn bring_up(&mut self) -> Result<()> {
+        // Refused before anything is created: a module without the variable would give one.
+        if self.load_hosts > 1 && !declares_variable(&self.module_src, LOAD_HOST_COUNT_VAR) {
+            return Err(usage(format!(
+                "driver option load_hosts={}: terraform module \"{}\" ({}) takes no \
+                 {LOAD_HOST_COUNT_VAR} variable, so it has one load host (see docs/terraform.md)",
+                self.load_hosts,
+                self.provider,
+                self.module_src.display()
+            )));
+        }
         if self.outputs.is_none() {
             let fp = self.fingerprint()?;
             let applied = std::fs::read_to_string(self.fingerprint_file())
@@ -542,6 +603,17 @@ impl TerraformDriver {
             }
             self.reused = reused;
         }
+        let outs = self.outputs.as_ref().expect("set above");
+        if outs.load_hosts.len() < self.load_hosts as usize {
+            return Err(usage(format!(
+                "driver option load_hosts={}: terraform module \"{}\" gives {} load host(s) \
+                 (output {LOAD_HOSTS_OUTPUT}); a module that takes several declares the variable \
+                 {LOAD_HOST_COUNT_VAR} and lists them in {LOAD_HOSTS_OUTPUT} (see docs/terraform.md)",
+                self.load_hosts,
+                self.provider,
+                outs.load_hosts.len()
+            )));
+        }
         Ok(())
     }
 
@@ -582,6 +654,17 @@ impl TerraformDriver {
             internal_ip: get("db-internal-ip").unwrap_or_else(|| ip.clone()),
             ip,
         });
+        let worker = machine("worker-ip", "worker-internal-ip");
+        let load_hosts = match v.get(LOAD_HOSTS_OUTPUT).and_then(|o| o.get("value")) {
+            None | Some(serde_json::Value::Null) => vec![worker.clone()],
+            Some(list) => load_hosts_output(list).ok_or_else(|| {
+                Error::Lab(format!(
+                    "terraform module \"{}\": output {LOAD_HOSTS_OUTPUT} must be a list of \
+                     {{ ip, internal_ip }} objects, the worker first (see docs/terraform.md), not {list}",
+                    self.provider
+                ))
+            })?,
+        };
         let key = match get("id_rsa") {
             Some(k) if k.starts_with("-----BEGIN") => {
                 let p = self.state_dir.join("id_rsa");
@@ -600,8 +683,9 @@ impl TerraformDriver {
         }
         Ok(LabOutputs {
             kong: machine("kong-ip", "kong-internal-ip"),
-            worker: machine("worker-ip", "worker-internal-ip"),
+            worker,
             db,
+            load_hosts,
             key,
             ssh_user: self
                 .ssh_user
@@ -682,16 +766,18 @@ impl TerraformDriver {
         )))
     }
 
-    fn connection(&mut self, machine: &'static str) -> Result<SshConnection> {
+    /// The SSH connection to `machine` (a name of [`LabOutputs::machine`]), made once.
+    fn connection(&mut self, machine: &str) -> Result<SshConnection> {
         if let Some(c) = self.conns.get(machine) {
             return Ok(c.clone());
         }
         let outs = self.up()?.clone();
-        let m = match machine {
-            "kong" => &outs.kong,
-            "worker" => &outs.worker,
-            _ => outs.db.as_ref().unwrap_or(&outs.kong),
-        };
+        let m = outs.machine(machine).ok_or_else(|| {
+            Error::Lab(format!(
+                "the terraform lab has no machine {machine} (its load hosts: {})",
+                outs.load_hosts.len()
+            ))
+        })?;
         if self.provider == DEFAULT_PROVIDER {
             check_route(&m.ip)?;
         }
@@ -715,7 +801,7 @@ impl TerraformDriver {
         if let Some(j) = &self.journal {
             j.update(|r| r.ssh_control_dirs.push(c.control_dir().to_path_buf()))?;
         }
-        self.conns.insert(machine, c.clone());
+        self.conns.insert(machine.to_string(), c.clone());
         Ok(c)
     }
 
@@ -798,6 +884,20 @@ fn list_modules(dir: &Path) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// True when a `.tf` file of the module in `dir` declares `variable "NAME"`.
+fn declares_variable(dir: &Path, name: &str) -> bool {
+    let decl = format!("variable \"{name}\"");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                e.path().extension().is_some_and(|x| x == "tf")
+                    && std::fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with(&decl)))
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Files of a module that are not copied or hashed: terraform's own state and caches.
@@ -884,14 +984,15 @@ impl Driver for TerraformDriver {
             return Ok(h.clone());
         }
         let outs = self.up()?.clone();
-        let (machine, m) = match role {
-            Role::Gateway => ("kong", &outs.kong),
-            Role::Worker => ("worker", &outs.worker),
-            Role::Database => match &outs.db {
-                Some(db) => ("db", db),
-                None => ("kong", &outs.kong),
-            },
+        let machine = match role {
+            Role::Gateway => "kong",
+            // Load host `load-N` is its own machine when the lab has one, else the worker.
+            Role::Worker if outs.machine(instance).is_some() => instance,
+            Role::Worker => "worker",
+            Role::Database if outs.db.is_some() => "db",
+            Role::Database => "kong",
         };
+        let m = outs.machine(machine).expect("a machine of the lab");
         let conn = self.connection(machine)?;
         // The netns machines share one filesystem: every role gets its own dir.
         let dir = self
@@ -901,9 +1002,18 @@ impl Driver for TerraformDriver {
         if let Some(j) = &self.journal {
             j.add_remote_dir(machine, &dir)?;
         }
-        let host = Arc::new(SshHost::new(conn, role.as_str(), &m.internal_ip, &dir)?);
+        let name = if machine.starts_with("load-") {
+            machine
+        } else {
+            role.as_str()
+        };
+        let host = Arc::new(SshHost::new(conn, name, &m.internal_ip, &dir)?);
         self.hosts.insert(key, host.clone());
         Ok(host)
+    }
+
+    fn load_hosts(&self) -> u32 {
+        self.load_hosts
     }
 
     fn teardown(&mut self, full: bool) -> Result<()> {
@@ -947,7 +1057,9 @@ impl Driver for TerraformDriver {
             "state_dir": self.state_dir,
             "machines": outs.map(|o| serde_json::json!({
                 "kong": o.kong, "worker": o.worker, "db": o.db,
+                "load": o.load_hosts.get(1..).unwrap_or_default(),
             })),
+            "load_hosts": self.load_hosts,
             "ssh_user": outs.map(|o| o.ssh_user.clone()),
             "toolchain": outs.and_then(|o| o.toolchain.clone()).unwrap_or_else(|| "installed over SSH".into()),
             "infrastructure": match (outs, self.reused) {
@@ -1126,6 +1238,61 @@ mod tests {
         assert!(m.contains(&("PERF_TEST_METAL_AUTH_TOKEN", "metal_auth_token")));
         assert_eq!(env_tfvars("digitalocean").len(), 5);
         assert!(env_tfvars("netns").is_empty());
+    }
+
+    #[test]
+    fn load_hosts_output_lists_machines_worker_first() {
+        let v = serde_json::json!([
+            { "ip": "10.0.0.6", "internal_ip": "10.1.0.2" },
+            { "ip": "10.0.0.10" }
+        ]);
+        let hosts = load_hosts_output(&v).unwrap();
+        assert_eq!(
+            hosts[1].internal_ip, "10.0.0.10",
+            "internal_ip defaults to ip"
+        );
+        let outs = LabOutputs {
+            kong: Machine {
+                ip: "k".into(),
+                internal_ip: "ki".into(),
+            },
+            worker: hosts[0].clone(),
+            db: None,
+            load_hosts: hosts,
+            key: PathBuf::new(),
+            ssh_user: "root".into(),
+            known_hosts: None,
+            toolchain: None,
+        };
+        assert_eq!(outs.machine("load-2").unwrap().ip, "10.0.0.10");
+        assert_eq!(outs.machine("load-1"), Some(&outs.worker));
+        assert_eq!(outs.machine("db"), Some(&outs.kong));
+        assert!(outs.machine("load-3").is_none() && outs.machine("load-0").is_none());
+        for bad in [
+            serde_json::json!([]),
+            serde_json::json!("10.0.0.6"),
+            serde_json::json!([{ "internal_ip": "10.1.0.2" }]),
+        ] {
+            assert!(load_hosts_output(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_module_takes_a_load_host_count() {
+        let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform");
+        for e in std::fs::read_dir(&modules).unwrap().flatten() {
+            assert!(
+                declares_variable(&e.path(), LOAD_HOST_COUNT_VAR),
+                "{}",
+                e.path().display()
+            );
+            let tf = std::fs::read_to_string(e.path().join("main.tf")).unwrap();
+            assert!(
+                tf.contains(&format!("output \"{LOAD_HOSTS_OUTPUT}\"")),
+                "{}",
+                e.path().display()
+            );
+        }
     }
 
     #[test]

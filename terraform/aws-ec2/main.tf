@@ -1,6 +1,6 @@
-# Two (or three) Ubuntu machines on AWS EC2. Credentials come from the standard AWS_* environment
-# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE), never from
-# variables on a command line. SSH user: ubuntu (passwordless sudo).
+# Two (or three, and more with load_host_count > 1) Ubuntu machines on AWS EC2. Credentials come
+# from the standard AWS_* environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+# or AWS_PROFILE), never from variables on a command line. SSH user: ubuntu (passwordless sudo).
 
 terraform {
   required_version = ">= 1.4"
@@ -54,6 +54,16 @@ variable "ec2_os" {
   description = "AMI name filter of the Ubuntu image, owner Canonical (PERF_TEST_EC2_OS)."
   type        = string
   default     = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+}
+
+variable "load_host_count" {
+  description = "Load hosts, the worker included: machines load-2, load-3, ... like the worker are added (set by perflab from --driver-opt load_hosts=N)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.load_host_count >= 1 && var.load_host_count <= 16 && floor(var.load_host_count) == var.load_host_count
+    error_message = "load_host_count: an integer from 1 to 16."
+  }
 }
 
 variable "seperate_db_node" {
@@ -142,12 +152,15 @@ resource "aws_security_group" "perf" {
 }
 
 locals {
+  # Load hosts beyond the worker (load_host_count - 1 of them).
+  extra_load_hosts = [for i in range(2, var.load_host_count + 1) : "load-${i}"]
   machines = merge(
     {
       kong   = var.ec2_instance_type
       worker = var.ec2_instance_worker_type
     },
-    var.seperate_db_node ? { db = var.ec2_instance_db_type } : {}
+    var.seperate_db_node ? { db = var.ec2_instance_db_type } : {},
+    { for name in local.extra_load_hosts : name => var.ec2_instance_worker_type }
   )
 }
 
@@ -190,6 +203,14 @@ output "db-ip" {
 
 output "db-internal-ip" {
   value = var.seperate_db_node ? aws_instance.machine["db"].private_ip : ""
+}
+
+output "load-hosts" {
+  description = "Every load host, the worker first."
+  value = [for name in concat(["worker"], local.extra_load_hosts) : {
+    ip          = aws_instance.machine[name].public_ip
+    internal_ip = aws_instance.machine[name].private_ip
+  }]
 }
 
 output "id_rsa" {

@@ -39,6 +39,24 @@ variable "db_internal_ip" {
   default     = ""
 }
 
+variable "load_ips" {
+  description = "Load hosts besides the worker (load-2, load-3, ...): addresses the controller uses for SSH."
+  type        = list(string)
+  default     = []
+}
+
+variable "load_internal_ips" {
+  description = "Addresses the other machines use for the load hosts of load_ips, in the same order (default: load_ips)."
+  type        = list(string)
+  default     = []
+}
+
+variable "load_host_count" {
+  description = "Set by perflab (--driver-opt load_hosts=N): load hosts asked for, the worker included; load_ips must name the N - 1 others."
+  type        = number
+  default     = 1
+}
+
 variable "ssh_key_path" {
   description = "Absolute path of the private key for ssh_user on every machine."
   type        = string
@@ -88,6 +106,18 @@ output "db-ip" {
 
 output "db-internal-ip" {
   value = var.db_internal_ip != "" ? var.db_internal_ip : var.db_ip
+}
+
+output "load-hosts" {
+  description = "Every load host, the worker first."
+  value = concat(
+    [{ ip = var.worker_ip, internal_ip = var.worker_internal_ip != "" ? var.worker_internal_ip : var.worker_ip }],
+    [for i, ip in var.load_ips : { ip = ip, internal_ip = length(var.load_internal_ips) > i ? var.load_internal_ips[i] : ip }]
+  )
+  precondition {
+    condition     = var.load_host_count <= 1 + length(var.load_ips)
+    error_message = "load_host_count is ${var.load_host_count}: name the ${var.load_host_count - 1} load host(s) besides the worker in load_ips (--driver-opt 'var.load_ips=[\"203.0.113.8\"]')."
+  }
 }
 
 output "id_rsa" {

@@ -1,5 +1,6 @@
-# Two (or three) Ubuntu droplets on DigitalOcean. The API token comes from TF_VAR_do_token (or
-# PERF_TEST_DIGITALOCEAN_TOKEN, which perflab passes as TF_VAR_do_token). SSH user: root.
+# Two (or three, and more with load_host_count > 1) Ubuntu droplets on DigitalOcean. The API token
+# comes from TF_VAR_do_token (or PERF_TEST_DIGITALOCEAN_TOKEN, which perflab passes as
+# TF_VAR_do_token). SSH user: root.
 
 terraform {
   required_version = ">= 1.4"
@@ -67,6 +68,16 @@ variable "do_os" {
   default     = "ubuntu-24-04-x64"
 }
 
+variable "load_host_count" {
+  description = "Load hosts, the worker included: machines load-2, load-3, ... like the worker are added (set by perflab from --driver-opt load_hosts=N)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.load_host_count >= 1 && var.load_host_count <= 16 && floor(var.load_host_count) == var.load_host_count
+    error_message = "load_host_count: an integer from 1 to 16."
+  }
+}
+
 variable "seperate_db_node" {
   description = "Create a separate database droplet (PERF_TEST_SEPERATE_DB_NODE; Kong's spelling)."
   type        = bool
@@ -103,12 +114,15 @@ resource "digitalocean_ssh_key" "perf" {
 }
 
 locals {
+  # Load hosts beyond the worker (load_host_count - 1 of them).
+  extra_load_hosts = [for i in range(2, var.load_host_count + 1) : "load-${i}"]
   machines = merge(
     {
       kong   = var.do_size
       worker = var.do_worker_size
     },
-    var.seperate_db_node ? { db = var.do_db_size } : {}
+    var.seperate_db_node ? { db = var.do_db_size } : {},
+    { for name in local.extra_load_hosts : name => var.do_worker_size }
   )
 }
 
@@ -203,6 +217,14 @@ output "db-ip" {
 
 output "db-internal-ip" {
   value = var.seperate_db_node ? digitalocean_droplet.machine["db"].ipv4_address_private : ""
+}
+
+output "load-hosts" {
+  description = "Every load host, the worker first."
+  value = [for name in concat(["worker"], local.extra_load_hosts) : {
+    ip          = digitalocean_droplet.machine[name].ipv4_address
+    internal_ip = digitalocean_droplet.machine[name].ipv4_address_private
+  }]
 }
 
 output "id_rsa" {

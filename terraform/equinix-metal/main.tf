@@ -1,4 +1,5 @@
-# Two (or three) Ubuntu bare-metal machines on Equinix Metal, as in Kong's framework.
+# Two (or three, and more with load_host_count > 1) Ubuntu bare-metal machines on Equinix Metal, as
+# in Kong's framework.
 #
 # NOTE: Equinix has announced the end of service of Equinix Metal (June 2026); this module is
 # kept for reproducing older results and may stop working at any time. See README.md.
@@ -71,6 +72,16 @@ variable "metal_os" {
   default     = "ubuntu_22_04"
 }
 
+variable "load_host_count" {
+  description = "Load hosts, the worker included: machines load-2, load-3, ... like the worker are added (set by perflab from --driver-opt load_hosts=N)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.load_host_count >= 1 && var.load_host_count <= 16 && floor(var.load_host_count) == var.load_host_count
+    error_message = "load_host_count: an integer from 1 to 16."
+  }
+}
+
 variable "seperate_db_node" {
   description = "Create a separate database machine (PERF_TEST_SEPERATE_DB_NODE; Kong's spelling)."
   type        = bool
@@ -108,12 +119,15 @@ resource "equinix_metal_project_ssh_key" "perf" {
 }
 
 locals {
+  # Load hosts beyond the worker (load_host_count - 1 of them).
+  extra_load_hosts = [for i in range(2, var.load_host_count + 1) : "load-${i}"]
   machines = merge(
     {
       kong   = var.metal_plan
       worker = var.metal_worker_plan
     },
-    var.seperate_db_node ? { db = var.metal_db_plan } : {}
+    var.seperate_db_node ? { db = var.metal_db_plan } : {},
+    { for name in local.extra_load_hosts : name => var.metal_worker_plan }
   )
 }
 
@@ -175,6 +189,14 @@ output "db-ip" {
 
 output "db-internal-ip" {
   value = var.seperate_db_node ? equinix_metal_device.machine["db"].access_private_ipv4 : ""
+}
+
+output "load-hosts" {
+  description = "Every load host, the worker first."
+  value = [for name in concat(["worker"], local.extra_load_hosts) : {
+    ip          = equinix_metal_device.machine[name].access_public_ipv4
+    internal_ip = equinix_metal_device.machine[name].access_private_ipv4
+  }]
 }
 
 output "id_rsa" {

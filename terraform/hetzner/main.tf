@@ -1,6 +1,6 @@
-# Two (or three) Ubuntu servers on Hetzner Cloud, joined by a private network for the load
-# traffic. The API token comes from TF_VAR_hcloud_token (or PERF_TEST_HETZNER_TOKEN, which perflab
-# passes as TF_VAR_hcloud_token). SSH user: root.
+# Two (or three, and more with load_host_count > 1) Ubuntu servers on Hetzner Cloud, joined by a
+# private network for the load traffic. The API token comes from TF_VAR_hcloud_token (or
+# PERF_TEST_HETZNER_TOKEN, which perflab passes as TF_VAR_hcloud_token). SSH user: root.
 
 terraform {
   required_version = ">= 1.4"
@@ -66,6 +66,16 @@ variable "hcloud_image" {
   description = "Image (PERF_TEST_HETZNER_IMAGE)."
   type        = string
   default     = "ubuntu-24.04"
+}
+
+variable "load_host_count" {
+  description = "Load hosts, the worker included: machines load-2, load-3, ... like the worker are added (set by perflab from --driver-opt load_hosts=N)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.load_host_count >= 1 && var.load_host_count <= 16 && floor(var.load_host_count) == var.load_host_count
+    error_message = "load_host_count: an integer from 1 to 16."
+  }
 }
 
 variable "seperate_db_node" {
@@ -138,12 +148,15 @@ resource "hcloud_firewall" "perf" {
 }
 
 locals {
+  # Load hosts beyond the worker (load_host_count - 1 of them): load-N at 10.77.1.(40+N).
+  extra_load_hosts = [for i in range(2, var.load_host_count + 1) : "load-${i}"]
   machines = merge(
     {
       kong   = { type = var.hcloud_server_type, ip = "10.77.1.10" }
       worker = { type = var.hcloud_worker_server_type, ip = "10.77.1.20" }
     },
-    var.seperate_db_node ? { db = { type = var.hcloud_db_server_type, ip = "10.77.1.30" } } : {}
+    var.seperate_db_node ? { db = { type = var.hcloud_db_server_type, ip = "10.77.1.30" } } : {},
+    { for i, name in local.extra_load_hosts : name => { type = var.hcloud_worker_server_type, ip = "10.77.1.${42 + i}" } }
   )
 }
 
@@ -189,6 +202,14 @@ output "db-ip" {
 
 output "db-internal-ip" {
   value = var.seperate_db_node ? local.machines["db"].ip : ""
+}
+
+output "load-hosts" {
+  description = "Every load host, the worker first."
+  value = [for name in concat(["worker"], local.extra_load_hosts) : {
+    ip          = hcloud_server.machine[name].ipv4_address
+    internal_ip = local.machines[name].ip
+  }]
 }
 
 output "id_rsa" {

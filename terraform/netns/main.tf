@@ -1,4 +1,5 @@
-# A two-host lab made of network namespaces on this machine: a local rehearsal of a cloud lab.
+# A lab of network namespaces on this machine (kong, worker and load_host_count - 1 more load
+# hosts): a local rehearsal of a cloud lab.
 #
 # Uses only the built-in `terraform_data` resource and `local-exec`, so `terraform init` needs
 # no provider download. Needs root (ip netns, sshd). See scripts/up.sh for what is created and
@@ -28,21 +29,44 @@ variable "net_octet" {
   }
 }
 
+variable "load_host_count" {
+  description = "Load hosts, the worker included: load_host_count - 1 namespaces load-2, load-3, ... are added (set by perflab from --driver-opt load_hosts=N)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.load_host_count >= 1 && var.load_host_count <= 16 && floor(var.load_host_count) == var.load_host_count
+    error_message = "load_host_count: an integer from 1 to 16."
+  }
+}
+
 locals {
   net = "10.${var.net_octet}"
   dir = abspath(path.root)
+  # Host i (0 kong, 1 worker, 2.. load-2, load-3, ...) gets the SSH-plane /30 at 10.N.0.4i
+  # (root side .4i+1, host .4i+2) and 10.N.1.(i+1) on the internal plane; `code` names its
+  # veths (pl<tag><code>0 ...), which must fit in 15 characters.
+  hosts = [for i in range(var.load_host_count + 1) : {
+    name        = i == 0 ? "kong" : (i == 1 ? "worker" : "load-${i}")
+    code        = i == 0 ? "k" : (i == 1 ? "w" : tostring(i))
+    root_ip     = "${local.net}.0.${4 * i + 1}"
+    ip          = "${local.net}.0.${4 * i + 2}"
+    internal_ip = "${local.net}.1.${i + 1}"
+  }]
   lab = {
     lab_id             = var.lab_id
     net                = local.net
     tag                = substr(sha1(var.lab_id), 0, 6)
     dir                = local.dir
     scripts            = abspath("${path.module}/scripts")
-    kong_ip            = "${local.net}.0.2"
-    worker_ip          = "${local.net}.0.6"
-    kong_internal_ip   = "${local.net}.1.1"
-    worker_internal_ip = "${local.net}.1.2"
-    id_rsa             = "${local.dir}/id_rsa"
-    known_hosts        = "${local.dir}/lab/known_hosts"
+    kong_ip            = local.hosts[0].ip
+    worker_ip          = local.hosts[1].ip
+    kong_internal_ip   = local.hosts[0].internal_ip
+    worker_internal_ip = local.hosts[1].internal_ip
+    # One line per host for up.sh: name code root-address address internal-address.
+    hosts       = join("\n", [for h in local.hosts : "${h.name} ${h.code} ${h.root_ip} ${h.ip} ${h.internal_ip}"])
+    load_hosts  = [for h in slice(local.hosts, 1, length(local.hosts)) : { ip = h.ip, internal_ip = h.internal_ip }]
+    id_rsa      = "${local.dir}/id_rsa"
+    known_hosts = "${local.dir}/lab/known_hosts"
   }
 }
 
@@ -53,15 +77,12 @@ resource "terraform_data" "lab" {
   provisioner "local-exec" {
     command = "sh \"$SCRIPTS/up.sh\""
     environment = {
-      SCRIPTS    = self.input.scripts
-      LAB        = self.input.lab_id
-      NET        = self.input.net
-      TAG        = self.input.tag
-      DIR        = self.input.dir
-      KONG_IP    = self.input.kong_ip
-      WORKER_IP  = self.input.worker_ip
-      KONG_INT   = self.input.kong_internal_ip
-      WORKER_INT = self.input.worker_internal_ip
+      SCRIPTS = self.input.scripts
+      LAB     = self.input.lab_id
+      NET     = self.input.net
+      TAG     = self.input.tag
+      DIR     = self.input.dir
+      HOSTS   = self.input.hosts
     }
   }
 
@@ -100,8 +121,13 @@ output "worker-internal-ip" {
   value       = terraform_data.lab.output.worker_internal_ip
 }
 
+output "load-hosts" {
+  description = "Every load host, the worker first: load_host_count namespaces, each with its own addresses."
+  value       = terraform_data.lab.output.load_hosts
+}
+
 output "id_rsa" {
-  description = "Path of the private key authorized for root on both hosts (ed25519; name kept from Kong's contract)."
+  description = "Path of the private key authorized for root on every host (ed25519; name kept from Kong's contract)."
   value       = terraform_data.lab.output.id_rsa
 }
 
@@ -111,7 +137,7 @@ output "ssh-user" {
 }
 
 output "known_hosts" {
-  description = "A known_hosts file with both hosts' keys (they change on every apply)."
+  description = "A known_hosts file with every host's key (they change on every apply)."
   value       = terraform_data.lab.output.known_hosts
 }
 

@@ -1,15 +1,23 @@
 #!/bin/sh
-# Removes the netns lab (and leftovers of a crashed one): every process in its namespaces, the
-# namespaces, the host-side veths, the guard route (only when this lab owns it) and the generated
-# keys. Idempotent. Called by main.tf with LAB, NET, TAG and DIR in the environment.
+# Removes the netns lab (and leftovers of a crashed one, whatever its number of load hosts):
+# every process in its namespaces, the namespaces, the host-side veths, the guard route (only
+# when this lab owns it) and the generated keys. Idempotent. Called by main.tf with LAB, NET, TAG
+# and DIR in the environment.
 set -u
 : "${LAB:?}" "${NET:?}" "${TAG:?}" "${DIR:?}"
 
 STATE=/run/perflab-netns
 OWNER="$STATE/$NET.owner"
+# Every host a lab can have (main.tf allows up to 16 load hosts), and its veth code.
+HOSTS="kong:k worker:w net:-"
+i=2
+while [ $i -le 16 ]; do
+    HOSTS="$HOSTS load-$i:$i"
+    i=$((i + 1))
+done
 
-for host in kong worker; do
-    ns="perflab-$LAB-$host"
+for host in $HOSTS; do
+    ns="perflab-$LAB-${host%%:*}"
     [ -e "/run/netns/$ns" ] || continue
     pids=$(ip netns pids "$ns" 2>/dev/null)
     [ -z "$pids" ] || kill -TERM $pids 2>/dev/null
@@ -22,10 +30,15 @@ for host in kong worker; do
     ip netns del "$ns"
 done
 
-for link in k0 k1 w0 w1 ki wi; do
-    if ip link show "pl$TAG$link" >/dev/null 2>&1; then
-        ip link del "pl$TAG$link" 2>/dev/null
-    fi
+# Veths of a half-built lab that are still in the root namespace.
+for host in $HOSTS; do
+    code=${host#*:}
+    [ "$code" != - ] || continue
+    for end in 0 1 i b; do
+        if ip link show "pl$TAG$code$end" >/dev/null 2>&1; then
+            ip link del "pl$TAG$code$end" 2>/dev/null
+        fi
+    done
 done
 
 if [ "$(cat "$OWNER" 2>/dev/null)" = "$LAB" ]; then
