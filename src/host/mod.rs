@@ -16,8 +16,10 @@ pub mod local;
 pub mod proc_stat;
 pub mod process_group;
 pub mod quote;
+pub mod remote_process;
 pub mod remote_shell;
 pub mod ssh;
+pub mod terminate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
