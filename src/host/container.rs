@@ -6,10 +6,11 @@
 //! inspects and stops several programs over a run, and CPU accounting needs them all in one PID
 //! namespace whose `/proc` shows exactly the role's processes.
 //!
-//! Process groups work as on the local host: each command runs under `setsid`, and a tiny
-//! wrapper script records the group id in a pid file inside the container, so a timed-out `run`
-//! or a `stop` can signal the whole group (`kill -TERM -PGID`). The wrapper receives the lab's
-//! values through environment variables (removed again before the program starts).
+//! Process groups work as on the local host: each command runs under `setsid`. For `run`, a
+//! tiny wrapper script records the group id in a pid file inside the container, so a timeout can
+//! kill the whole group; it receives the lab's values through environment variables (removed
+//! again before the program starts). Background programs (`spawn`, their polling and stop) are
+//! the remote-process core shared with SSH hosts ([`super::remote_process`]).
 //!
 //! A Docker exec costs 0.1–0.3 s, so short commands (`run`, and the helpers that read, move and
 //! remove files or poll pids) go through one long-lived shell per container instead
@@ -17,7 +18,7 @@
 //! running a script per command. There, values reach the script as exported variables and
 //! arguments quoted by [`super::quote`], the one quoting function. When the shell is busy (a
 //! long command on another thread) or cannot start (an image without `dd`/`mktemp`/`wc`), a
-//! command gets its own exec, as before. Background programs (`spawn`) always get their own.
+//! command gets its own exec, as before.
 //!
 //! The [`Host`] trait is synchronous; Docker's API is async. The host blocks on a shared Tokio
 //! runtime ([`crate::driver::docker::runtime`]); it must not be called from inside a runtime.

@@ -3,7 +3,7 @@
 //! Starting a command on another machine or in a container is slow: a new SSH channel costs
 //! ~0.2 s (sshd starts a session and a login shell), a Docker exec 0.1–0.3 s. A run needs a few
 //! dozen small commands (read a file, check a port, write a config, poll a pid), so those costs
-//! add up to seconds per run. Instead, a host starts one shell running [`SHELL_LOOP`] and sends
+//! add up to seconds per run. Instead, a host starts one shell running [`shell_loop`] and sends
 //! it every command:
 //!
 //! - down its stdin: `<seq> <script bytes> <stdin bytes>\n`, then the script, then its stdin;

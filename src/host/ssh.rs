@@ -5,7 +5,7 @@
 //!   OpenSSH's mux protocol over a control socket), shared by every role placed on that machine.
 //! - A new SSH channel costs ~0.2 s (sshd starts a session and a login shell each time), and a
 //!   run needs ~20 remote commands. So commands go through one long-lived remote shell per
-//!   connection ([`Shell`]): the script and its stdin are sent length-prefixed on the shell's
+//!   connection ([`ShellSlot`]): the script and its stdin are sent length-prefixed on the shell's
 //!   stdin, run as `sh FILE` with files for stdin/stdout/stderr, and the exit status and output
 //!   come back length-prefixed. A command costs a few forks instead of a channel. When the shell
 //!   is busy (another thread) or cannot start, a command uses a channel of its own, as before.
@@ -14,11 +14,13 @@
 //!   blocks on it.
 //! - Remote commands are shell strings, unavoidably: every word goes through
 //!   [`crate::host::quote`], the one quoting function.
-//! - A background program must not keep the SSH channel open (`cd x && nohup prog &` hangs it):
-//!   it is started by a wrapper with every fd redirected, in its own session (so its pid is its
-//!   process group id and stopping signals the whole group), and the wrapper records the pid and,
-//!   later, the exit status in files under the host's lab dir. Those pid files also let a
-//!   teardown stop what the lab started, by pid, never by name.
+//! - Background programs are started, watched and stopped by the remote-process core that
+//!   container hosts share ([`super::remote_process`]): a wrapper with every fd redirected (`cd x
+//!   && nohup prog &` would hang the channel), each program in its own session and group, pid
+//!   and exit files under the host's lab dir. Those pid files also let a teardown stop what the
+//!   lab started, by pid, never by name.
+//! - Every remote command is a `tracing` debug event (host, seconds, shell or channel, its first
+//!   line): `PERFLAB_LOG=perflab::host::ssh=debug` shows them, for counting round trips.
 //! - Host keys change on every apply: the known_hosts file is the lab's own (from the terraform
 //!   module, or a lab-owned file filled on first contact), never the user's.
 
