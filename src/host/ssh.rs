@@ -515,7 +515,7 @@ impl SshHost {
             lab_dir: lab_dir.to_path_buf(),
             found: Mutex::new(HashMap::new()),
         };
-        let out = h.script(
+        let out = h.scripts.script(
             &format!("mkdir -p {}", quote(&path_str(&pids_dir(lab_dir)))),
             None,
             Duration::from_secs(30),
@@ -529,15 +529,6 @@ impl SshHost {
     /// The connection this host uses.
     pub fn connection(&self) -> &SshConnection {
         &self.scripts.conn
-    }
-
-    fn script(
-        &self,
-        script: &str,
-        stdin: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<CmdOutput, HostError> {
-        self.scripts.script(script, stdin, timeout)
     }
 
     fn file_err(&self, op: &'static str, path: &Path, reason: String) -> HostError {
@@ -582,7 +573,7 @@ impl Host for SshHost {
             .map(|s| s.to_string())
             .collect();
         let start = Instant::now();
-        let out = self.script(
+        let out = self.scripts.script(
             &command_line(cmd, &wrapper),
             None,
             timeout + TRANSPORT_SLACK,
@@ -649,7 +640,7 @@ impl Host for SshHost {
             p = quote(&p)
         );
         let timeout = Duration::from_secs(60) + Duration::from_millis(data.len() as u64 / 1000);
-        let out = self.script(&script, Some(data), timeout)?;
+        let out = self.scripts.script(&script, Some(data), timeout)?;
         if out.success() {
             Ok(())
         } else {
@@ -658,7 +649,7 @@ impl Host for SshHost {
     }
 
     fn read_file(&self, path: &Path) -> Result<Vec<u8>, HostError> {
-        let out = self.script(
+        let out = self.scripts.script(
             &format!("cat {}", quote(&path_str(path))),
             None,
             Duration::from_secs(300),
@@ -675,7 +666,7 @@ impl Host for SshHost {
         if p.trim_end_matches('/').is_empty() {
             return Err(self.file_err("removing", path, "refusing to remove /".to_string()));
         }
-        let out = self.script(
+        let out = self.scripts.script(
             &format!("rm -rf {}", quote(&p)),
             None,
             Duration::from_secs(120),
