@@ -244,7 +244,6 @@ impl SshConnection {
         let c = &self.conn;
         let started = Instant::now();
         let fits = stdin.is_none_or(|d| d.len() <= SHELL_MAX_STDIN);
-        let mut via = "channel";
         let in_shell = match fits {
             true => c.rt.block_on(c.shell.run(
                 &c.name,
@@ -260,9 +259,11 @@ impl SshConnection {
             )),
             false => None,
         };
-        if in_shell.is_some() {
-            via = "shell";
-        }
+        let via = if in_shell.is_some() {
+            "shell"
+        } else {
+            "channel"
+        };
         let result = match in_shell {
             Some(ShellRun::Done(out)) => Ok(out),
             Some(ShellRun::Failed(e)) => Err(other(
