@@ -194,9 +194,9 @@ impl HostError {
 /// A background process on a host, in its own process group.
 ///
 /// The same on every host: [`Proc::stop`] is the lab's one stop routine ([`terminate`]: TERM,
-/// up to `grace` for the group to go, then KILL), and a handle dropped without a stop, whose
-/// program has not been seen to end, KILLs its group at once (the last resort; an orderly lab
-/// stops what it started). Local processes: [`local`]; SSH and container hosts share one core:
+/// up to `grace` for the group to go, then KILL), and a handle dropped without a stop KILLs
+/// what still runs of its group at once (the last resort; an orderly lab stops what it
+/// started). Local processes: [`local`]; SSH and container hosts share one core:
 /// [`remote_process`].
 pub trait Proc: Send {
     /// The process id on its host (also its process group id).

@@ -23,9 +23,10 @@
 //!   the time asked, so a wait is one round trip, not one per poll.
 //! - **stop** ([`RemoteProc::terminate`]): one script runs the lab's stop routine
 //!   ([`super::terminate`]: the signal, the grace period, KILL) and then reads the exit status.
-//! - **drop**: a handle dropped without a stop, whose program has not been seen to end, KILLs
-//!   its group at once, without grace: the last resort, as on the local host (see
-//!   [`super::Proc`]).
+//! - **drop**: a handle dropped without a stop KILLs what still runs of its group at once,
+//!   without grace: the last resort, as on the local host (see [`super::Proc`]). A poll that
+//!   sees the leader end also says whether anything of its group is left, so a program that
+//!   ended with an empty group costs no round trip when its handle goes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,6 +161,7 @@ echo "pid $(cat {pidf})""#,
                 pid,
                 exit_file,
                 exit: None,
+                group_may_run: true,
             }),
             Err(_) => Err(spawn_error(host.as_ref(), cmd, out.combined_text())),
         },
@@ -214,6 +216,9 @@ pub struct RemoteProc {
     pid: u32,
     exit_file: String,
     exit: Option<i32>,
+    /// False once the group is known to be empty (stopped, or seen empty when its leader
+    /// ended): then neither a stop nor a drop has anything to signal.
+    group_may_run: bool,
 }
 
 /// Exit status as the [`Proc`] trait reports it: a shell's 128+N becomes -N.
@@ -225,11 +230,11 @@ fn decode_status(code: i32) -> i32 {
     }
 }
 
-/// Reads what a poll or stop script printed: the exit status, `running`, or `gone` (the
-/// wrapper ended without recording a status: it was killed, so its program is taken as killed
-/// too, -9).
+/// Reads the first line a poll or stop script printed: the exit status, `running`, or `gone`
+/// (the wrapper ended without recording a status: it was killed, so its program is taken as
+/// killed too, -9).
 fn read_state(text: &str) -> Option<Option<i32>> {
-    match text.trim() {
+    match text.lines().next().unwrap_or("").trim() {
         "running" => Some(None),
         "gone" => Some(Some(-9)),
         n => n.parse::<i32>().ok().map(|c| Some(decode_status(c))),
@@ -247,7 +252,9 @@ impl RemoteProc {
             r#"e={e}; i=0
 while [ ! -e "$e" ] && kill -0 {pid} 2>/dev/null && [ $i -lt {ms} ]; do sleep 0.05; i=$((i+50)); done
 if [ ! -e "$e" ] && ! kill -0 {pid} 2>/dev/null; then sleep 0.2; fi
-if [ -e "$e" ]; then cat "$e"; elif kill -0 {pid} 2>/dev/null; then echo running; else echo gone; fi"#,
+if [ -e "$e" ]; then cat "$e"; elif kill -0 {pid} 2>/dev/null; then echo running; else echo gone; fi
+[ -e "$e" ] || ! kill -0 {pid} 2>/dev/null && kill -0 -{pid} 2>/dev/null && echo group
+true"#,
             e = quote(&self.exit_file),
             pid = self.pid,
             ms = wait.as_millis(),
@@ -261,13 +268,19 @@ if [ -e "$e" ]; then cat "$e"; elif kill -0 {pid} 2>/dev/null; then echo running
                 out.combined_text()
             ),
         })?;
+        // Once the leader has ended, only what is left of its group needs a stop or a drop.
+        if self.exit.is_some() {
+            self.group_may_run = out.stdout_text().lines().any(|l| l.trim() == "group");
+        }
         Ok(self.exit)
     }
 
     /// Stops the program's group with the lab's one routine ([`super::terminate`]: `signal`,
-    /// up to `grace`, then KILL) and reads its exit status, in one round trip.
+    /// up to `grace`, then KILL) and reads its exit status, in one round trip. The group is
+    /// signalled even after its leader ended, as on the local host: what it left behind (a
+    /// worker whose master died) is stopped too.
     pub fn terminate(&mut self, signal: Signal, grace: Duration) -> Result<(), HostError> {
-        if self.exit.is_some() {
+        if !self.group_may_run {
             return Ok(());
         }
         let wait_exit = format!(
@@ -280,7 +293,8 @@ if [ -e "$e" ]; then cat "$e"; else echo gone; fi"#,
         let out = self.host.run_script(&script, grace + TRANSPORT_SLACK)?;
         match read_state(&out.stdout_text()) {
             Some(Some(code)) if out.success() => {
-                self.exit = Some(code);
+                self.exit = self.exit.or(Some(code));
+                self.group_may_run = false;
                 Ok(())
             }
             _ => Err(HostError::Other {
@@ -311,7 +325,7 @@ impl Proc for RemoteProc {
 
 impl Drop for RemoteProc {
     fn drop(&mut self) {
-        if self.exit.is_none()
+        if self.group_may_run
             && let Err(e) = self.terminate(Signal::SIGKILL, Duration::ZERO)
         {
             tracing::warn!(host = self.host.name(), pid = self.pid, error = %e,
@@ -441,6 +455,32 @@ mod tests {
             members_since(pid as i32, 0).is_empty(),
             "the dropped program's group still runs"
         );
+        // A leader that ended by itself and left a child in its group: the drop stops the child.
+        let leaver = Cmd::new("sh")
+            .args(["-c", "sleep 30 & echo $! > \"$0\""])
+            .arg(dir.path().join("child.pid").display().to_string());
+        let mut ended = spawn(host.clone(), dir.path(), &leaver, &log).unwrap();
+        assert_eq!(
+            ended.wait_timeout(Duration::from_secs(10)).unwrap(),
+            Some(0)
+        );
+        let child: i32 = std::fs::read_to_string(dir.path().join("child.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(crate::host::process_group::start_ticks(child).is_some());
+        let leader = ended.pid() as i32;
+        drop(ended);
+        assert!(
+            members_since(leader, 0).is_empty(),
+            "the leader's child runs on"
+        );
+        // One that ended with an empty group leaves nothing to signal.
+        let mut done = spawn(host.clone(), dir.path(), &Cmd::new("true"), &log).unwrap();
+        assert_eq!(done.wait_timeout(Duration::from_secs(10)).unwrap(), Some(0));
+        assert!(!done.group_may_run);
+
         let a = spawn(host.clone(), dir.path(), &Cmd::new("sleep").arg("30"), &log).unwrap();
         let b = spawn(host.clone(), dir.path(), &stubborn, &log).unwrap();
         let pids = [a.pid(), b.pid()];
