@@ -24,8 +24,9 @@ use nix::unistd::Pid;
 
 /// Shell functions that stop process groups where they run:
 /// - `stop_groups SIGNAL GRACE_MS PGID…`: SIGNAL (a name: `TERM`, `INT`, `KILL`…) to each group,
-///   up to GRACE_MS milliseconds for all of them to go, then KILL to what is left, and up to one
-///   more second for that to take effect; sets `stopped` to the number of groups signalled;
+///   up to GRACE_MS milliseconds for all of them to go (checked every 10 ms), then KILL to what
+///   is left, and up to one more second for that to take effect; sets `stopped` to the number
+///   of groups signalled;
 /// - `recorded_groups PIDS_DIR`: the pids recorded by the spawn wrapper of
 ///   [`super::remote_process`] in a `.perflab-pids` dir whose program has not ended (no `.exit`
 ///   file next to it).
@@ -37,12 +38,12 @@ pub const STOP_GROUPS: &str = r#"stop_groups() {
   _gone() { _s=""; for _p in $_live; do kill -0 "-$_p" 2>/dev/null && _s="$_s $_p"; done; _live=$_s; }
   _w=0
   while [ -n "$_live" ] && [ "$_w" -lt "$_ms" ]; do
-    _gone; [ -z "$_live" ] && break; sleep 0.02; _w=$((_w+20))
+    _gone; [ -z "$_live" ] && break; sleep 0.01; _w=$((_w+10))
   done
   for _p in $_live; do kill -KILL "-$_p" 2>/dev/null; done
   _w=0
   while [ -n "$_live" ] && [ "$_w" -lt 1000 ]; do
-    _gone; [ -z "$_live" ] && break; sleep 0.02; _w=$((_w+20))
+    _gone; [ -z "$_live" ] && break; sleep 0.01; _w=$((_w+10))
   done
   return 0
 }
@@ -89,7 +90,8 @@ pub fn locally(pgid: i32, signal: Signal, grace: Duration, mut reap: impl FnMut(
             if !matches!(stopper.try_wait(), Ok(None)) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // Often: the script sees the group gone only once its leader is reaped.
+            std::thread::sleep(Duration::from_millis(2));
         },
         Err(e) => {
             tracing::warn!(pgid, error = %e, "cannot start sh to stop a process group; killing it");
