@@ -66,7 +66,12 @@ pub fn stop_local_groups(groups: &[LocalGroup]) -> usize {
     let mut n = 0;
     for g in groups {
         if !crate::host::process_group::members_since(g.pgid, g.start_ticks).is_empty() {
-            crate::host::process_group::terminate(g.pgid, Duration::from_secs(3), || {});
+            crate::host::terminate::locally(
+                g.pgid,
+                nix::sys::signal::Signal::SIGTERM,
+                Duration::from_secs(3),
+                || {},
+            );
             n += 1;
         }
     }

@@ -253,6 +253,28 @@ fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
     p.stop(Duration::from_secs(5)).unwrap();
     assert!(!p.is_running());
     assert_eq!(p.wait_timeout(Duration::from_secs(1)).unwrap(), Some(-15));
+    // A handle dropped without a stop kills its group, as on every host.
+    let dropped = gw
+        .spawn(
+            &Cmd::new("sh").arg("-c").arg("sleep 102 & sleep 102"),
+            &gw.lab_dir().join("dropped.log"),
+        )
+        .unwrap();
+    let pid = dropped.pid().to_string();
+    drop(dropped);
+    let group = gw
+        .run(
+            &Cmd::new("sh").arg("-c").arg(
+                r#"for s in /proc/[0-9]*/stat; do { read -r l < "$s"; } 2>/dev/null || continue; set -- ${l##*) }; [ "$3" = "$0" ] && [ "$1" != Z ] && echo "$s"; done; true"#,
+            ).arg(&pid),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(
+        group.stdout_text().trim().is_empty(),
+        "a dropped program's group runs on: {}",
+        group.stdout_text()
+    );
 
     // Files: write, read back, missing file, remove.
     let f = gw.lab_dir().join("sub/dir/file.txt");

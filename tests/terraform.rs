@@ -246,6 +246,23 @@ fn netns_lab_lifecycle() {
     let log =
         String::from_utf8(worker.read_file(&worker.lab_dir().join("q.log")).unwrap()).unwrap();
     assert!(log.contains("out") && log.contains("err"), "{log}");
+    // A handle dropped without a stop kills its group, as on every host.
+    let dropped = worker
+        .spawn(
+            &Cmd::new("sh").arg("-c").arg("sleep 60 & sleep 60"),
+            &worker.lab_dir().join("dropped.log"),
+        )
+        .unwrap();
+    let pid = dropped.pid();
+    drop(dropped);
+    // Zombies do not count: this machine's PID 1 reaps orphans only now and then.
+    let (_, group) = sh(&format!(
+        "ps -o pid=,stat=,args= -g {pid} | awk '$2 !~ /^Z/' || true"
+    ));
+    assert!(
+        group.trim().is_empty(),
+        "a dropped program's group runs on: {group}"
+    );
     assert!(
         worker
             .spawn(

@@ -440,7 +440,7 @@ impl TerraformDriver {
             let c = self.connection(&d.machine)?;
             let script = format!(
                 "{}\nrm -rf {}",
-                crate::host::ssh::stop_recorded_script(
+                crate::host::remote_process::stop_recorded_script(
                     &d.dir.join(".perflab-pids"),
                     Duration::from_secs(5)
                 ),

@@ -6,10 +6,11 @@
 //! inspects and stops several programs over a run, and CPU accounting needs them all in one PID
 //! namespace whose `/proc` shows exactly the role's processes.
 //!
-//! Process groups work as on the local host: each command runs under `setsid`, and a tiny
-//! wrapper script records the group id in a pid file inside the container, so a timed-out `run`
-//! or a `stop` can signal the whole group (`kill -TERM -PGID`). The wrapper receives the lab's
-//! values through environment variables (removed again before the program starts).
+//! Process groups work as on the local host: each command runs under `setsid`. For `run`, a
+//! tiny wrapper script records the group id in a pid file inside the container, so a timeout can
+//! kill the whole group; it receives the lab's values through environment variables (removed
+//! again before the program starts). Background programs (`spawn`, their polling and stop) are
+//! the remote-process core shared with SSH hosts ([`super::remote_process`]).
 //!
 //! A Docker exec costs 0.1–0.3 s, so short commands (`run`, and the helpers that read, move and
 //! remove files or poll pids) go through one long-lived shell per container instead
@@ -17,15 +18,15 @@
 //! running a script per command. There, values reach the script as exported variables and
 //! arguments quoted by [`super::quote`], the one quoting function. When the shell is busy (a
 //! long command on another thread) or cannot start (an image without `dd`/`mktemp`/`wc`), a
-//! command gets its own exec, as before. Background programs (`spawn`) always get their own.
+//! command gets its own exec, as before.
 //!
 //! The [`Host`] trait is synchronous; Docker's API is async. The host blocks on a shared Tokio
 //! runtime ([`crate::driver::docker::runtime`]); it must not be called from inside a runtime.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -34,9 +35,12 @@ use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
+use nix::sys::signal::Signal;
 
 use super::quote::{join, quote};
-use super::remote_shell::{ShellPipes, shell_loop, stop_group_script};
+use super::remote_process::{self, ScriptHost, pids_dir, stop_recorded};
+use super::remote_shell::{LiveShell, ShellPipes, ShellRun, ShellSlot, shell_loop};
+use super::terminate;
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
 use crate::driver::docker::runtime;
 
@@ -56,29 +60,8 @@ trap '' TERM
 kill -TERM -$$ 2>/dev/null
 exit $rc"#;
 
-/// Starts a background program as the leader of a new session and group (`setsid` in a forked
-/// child does not fork again, so the program keeps the pid `$!`), output to the log file.
-/// Reports "pid N", "missing PROG" or "nolog" through the pid file (written atomically with
-/// `mv`), then waits for the program and leaves its exit status in `PIDFILE.exit`. The waiting
-/// shell is outside the program's group, so stopping the group does not touch it.
-const SPAWN_SCRIPT: &str = r#"f=$PERFLAB_PIDFILE; l=$PERFLAB_LOG; p=$PERFLAB_PROG; unset PERFLAB_PIDFILE PERFLAB_LOG PERFLAB_PROG
-say() { echo "$1" >"$2.tmp"; mv "$2.tmp" "$2"; }
-for x in "$0" "$p"; do
-  command -v "$x" >/dev/null 2>&1 || { say "missing $x" "$f"; exit 127; }
-done
-mkdir -p "${l%/*}" 2>/dev/null
-if ! ( : >"$l" ) 2>/dev/null; then say "nolog" "$f"; exit 1; fi
-setsid "$0" "$@" >"$l" 2>&1 </dev/null &
-pid=$!
-say "pid $pid" "$f"
-wait $pid
-say $? "$f.exit""#;
-
 /// Reads a pid file and removes it; prints nothing while it does not exist.
 const TAKE_PIDFILE: &str = r#"cat "$1" 2>/dev/null && rm -f "$1""#;
-
-/// Signals a whole group: `$1` signal name, `$2` the group id.
-const KILL_GROUP: &str = r#"kill -"$1" -"$2" 2>/dev/null"#;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -98,10 +81,11 @@ type ExecStdout = tokio_util::io::StreamReader<
     bytes::Bytes,
 >;
 
+/// The stdin of an attached exec.
+type ExecStdin = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
 /// The container's long-lived shell: one attached exec of [`shell_loop`].
-struct ContainerShell {
-    pipes: ShellPipes<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>, ExecStdout>,
-}
+type ContainerShell = LiveShell<ExecStdin, ExecStdout, ()>;
 
 /// What a container host and its processes share: the engine, the container, names for messages.
 struct Inner {
@@ -109,12 +93,8 @@ struct Inner {
     docker: Docker,
     container_id: String,
     image: String,
-    /// Groups started by `spawn` and not yet stopped.
-    live: Mutex<Vec<u32>>,
     /// The long-lived shell short commands run in (started on first use).
-    shell: tokio::sync::Mutex<Option<ContainerShell>>,
-    /// Set when the shell could not start: every command then gets its own exec.
-    no_shell: std::sync::atomic::AtomicBool,
+    shell: ShellSlot<ExecStdin, ExecStdout, ()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -260,7 +240,7 @@ impl Inner {
             tokio::time::timeout(Duration::from_secs(30), ShellPipes::connect(input, stdout))
                 .await
                 .map_err(|_| "the shell did not start within 30 s".to_string())??;
-        Ok(ContainerShell { pipes })
+        Ok(LiveShell { pipes, keep: () })
     }
 
     /// Runs `script` in the long-lived shell: `None` when the shell cannot be used now (busy
@@ -270,78 +250,66 @@ impl Inner {
         script: &str,
         timeout: Duration,
     ) -> Option<Result<Option<CmdOutput>, HostError>> {
-        if self.no_shell.load(Ordering::Relaxed) {
-            return None;
-        }
-        let mut guard = self.shell.try_lock().ok()?;
-        if guard.is_none() {
-            match self.start_shell().await {
-                Ok(sh) => *guard = Some(sh),
-                Err(e) => {
-                    tracing::debug!(
-                        "{}: no long-lived shell ({e}); one exec per command",
-                        self.name
-                    );
-                    self.no_shell.store(true, Ordering::Relaxed);
-                    return None;
-                }
+        let ran = self
+            .shell
+            .run(
+                &self.name,
+                || self.start_shell(),
+                script.as_bytes(),
+                &[],
+                timeout,
+            )
+            .await?;
+        Some(match ran {
+            ShellRun::Done(out) => Ok(Some(out)),
+            ShellRun::Failed(e) => Err(self.other(format!("the container's shell failed: {e}"))),
+            ShellRun::TimedOut => Ok(None),
+        })
+    }
+
+    /// Runs a script in the long-lived shell, or in an exec of its own when the shell cannot
+    /// be used now.
+    async fn script(&self, script: &str, timeout: Duration) -> Result<CmdOutput, HostError> {
+        let ran = match self.shell_run(script, timeout).await {
+            Some(r) => r?,
+            None => {
+                let argv = ["sh", "-c", script].map(String::from).to_vec();
+                self.exec_collect(argv, Vec::new(), None, timeout).await?
             }
-        }
-        let sh = guard.as_mut()?;
-        match tokio::time::timeout(timeout, sh.pipes.run(script.as_bytes(), &[])).await {
-            Ok(Ok(out)) => Some(Ok(Some(out))),
-            Ok(Err(e)) => {
-                // In an unknown state: the next command starts a new shell.
-                *guard = None;
-                Some(Err(self.other(format!("the container's shell failed: {e}"))))
-            }
-            Err(_) => {
-                *guard = None;
-                Some(Ok(None))
-            }
-        }
+        };
+        ran.ok_or_else(|| HostError::Timeout {
+            host: self.name.clone(),
+            command: script.lines().next().unwrap_or("").to_string(),
+            timeout,
+        })
     }
 
     /// A small helper command (sh script with arguments), 30 s limit.
-    async fn sh(&self, script: &str, args: &[&str]) -> Result<CmdOutput, HostError> {
-        let limit = Duration::from_secs(30);
-        let text = format!("set -- {}\n{script}", join(args));
-        if let Some(r) = self.shell_run(&text, limit).await {
-            return r?
-                .ok_or_else(|| self.other(format!("helper `{script}` did not finish in 30 s")));
-        }
-        let mut argv = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            script.to_string(),
-            "sh".to_string(),
-        ];
-        argv.extend(args.iter().map(|a| a.to_string()));
-        self.exec_collect(argv, Vec::new(), None, Duration::from_secs(30))
-            .await?
-            .ok_or_else(|| self.other(format!("helper `{script}` did not finish in 30 s")))
-    }
-
     fn sh_blocking(&self, script: &str, args: &[&str]) -> Result<CmdOutput, HostError> {
-        runtime().block_on(self.sh(script, args))
+        let text = format!("set -- {}\n{script}", join(args));
+        runtime().block_on(self.script(&text, Duration::from_secs(30)))
+    }
+}
+
+impl ScriptHost for Inner {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// TERM to the group, up to `grace` for it to go, then KILL (one remote script).
-    fn terminate(&self, pgid: u32, grace: Duration) -> Result<(), HostError> {
-        // `sh` allows 30 s: the roles' grace periods are at most a few seconds.
-        self.sh_blocking(
-            &stop_group_script(pgid, grace.min(Duration::from_secs(20)), ""),
-            &[],
-        )?;
-        self.forget(pgid);
-        Ok(())
+    fn run_script(&self, script: &str, timeout: Duration) -> Result<CmdOutput, HostError> {
+        runtime().block_on(self.script(script, timeout))
     }
 
-    fn forget(&self, pgid: u32) {
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|g| *g != pgid);
+    fn missing_program(&self, program: &str) -> HostError {
+        HostError::Spawn {
+            host: self.name.clone(),
+            program: program.to_string(),
+            reason: format!(
+                "`{program}` is not in the container image {} (rebuild it with `perflab image build` \
+                 on a machine where {program} is installed, or pass --driver-opt image=IMAGE)",
+                self.image
+            ),
+        }
     }
 }
 
@@ -371,9 +339,7 @@ impl ContainerHost {
                 docker,
                 container_id: container_id.to_string(),
                 image: image.to_string(),
-                live: Mutex::new(Vec::new()),
-                shell: tokio::sync::Mutex::new(None),
-                no_shell: std::sync::atomic::AtomicBool::new(false),
+                shell: ShellSlot::default(),
             }),
             address: address.to_string(),
             lab_dir: lab_dir.to_path_buf(),
@@ -396,30 +362,13 @@ impl ContainerHost {
         &self.inner.container_id
     }
 
-    /// Stops every group this host spawned and has not stopped yet (TERM, `grace`, KILL).
+    /// Stops every program this host started and that still runs (TERM, `grace`, KILL).
     pub fn stop_all(&self, grace: Duration) -> Result<(), HostError> {
-        let groups: Vec<u32> = self
-            .inner
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for g in groups {
-            self.inner.terminate(g, grace)?;
-        }
-        Ok(())
+        stop_recorded(self.inner.as_ref(), &pids_dir(&self.lab_dir), grace).map(|_| ())
     }
 
     fn missing(&self, program: &str) -> HostError {
-        HostError::Spawn {
-            host: self.inner.name.clone(),
-            program: program.to_string(),
-            reason: format!(
-                "`{program}` is not in the container image {} (rebuild it with `perflab image build` \
-                 on a machine where {program} is installed, or pass --driver-opt image=IMAGE)",
-                self.inner.image
-            ),
-        }
+        self.inner.missing_program(program)
     }
 
     fn file_error(&self, op: &'static str, path: &Path, reason: impl ToString) -> HostError {
@@ -500,7 +449,9 @@ impl Host for ContainerHost {
             for _ in 0..50 {
                 let taken = inner.sh_blocking(TAKE_PIDFILE, &[&pidfile])?;
                 if let Ok(pgid) = taken.stdout_text().trim().parse::<u32>() {
-                    inner.sh_blocking(KILL_GROUP, &["KILL", &pgid.to_string()])?;
+                    let kill =
+                        terminate::script(Signal::SIGKILL, Duration::ZERO, &pgid.to_string(), "");
+                    inner.sh_blocking(&kill, &[])?;
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -533,82 +484,8 @@ impl Host for ContainerHost {
     }
 
     fn spawn(&self, cmd: &Cmd, log: &Path) -> Result<Box<dyn Proc>, HostError> {
-        let inner = &self.inner;
-        let pidfile = pidfile("spawn");
-        let log_s = log.display().to_string();
-        let mut argv: Vec<String> = ["sh", "-c", SPAWN_SCRIPT]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        argv.extend(cmd.argv());
-        let env = Self::exec_env(
-            cmd,
-            &[
-                ("PERFLAB_PIDFILE", &pidfile),
-                ("PERFLAB_LOG", &log_s),
-                ("PERFLAB_PROG", &cmd.program),
-            ],
-        );
-        let cwd = cmd.cwd.as_ref().map(|d| d.display().to_string());
-        runtime().block_on(async {
-            let id = inner.create_exec(argv, env, cwd, false).await?;
-            inner
-                .docker
-                .start_exec(
-                    &id,
-                    Some(StartExecOptions {
-                        detach: true,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .map_err(|e| HostError::Spawn {
-                    host: inner.name.clone(),
-                    program: cmd.program.clone(),
-                    reason: format!("docker exec: {e}"),
-                })
-                .map(|_| ())
-        })?;
-        let start = Instant::now();
-        let report = loop {
-            let out = inner.sh_blocking(TAKE_PIDFILE, &[&pidfile])?;
-            let text = out.stdout_text();
-            if out.success() && !text.trim().is_empty() {
-                break text.trim().to_string();
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err(HostError::Spawn {
-                    host: inner.name.clone(),
-                    program: cmd.program.clone(),
-                    reason: "the process did not report its pid within 10 s (is `sh`, `setsid` \
-                             and `mv` in the image?)"
-                        .into(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        if let Some(prog) = report.strip_prefix("missing ") {
-            return Err(self.missing(prog));
-        }
-        if report == "nolog" {
-            return Err(self.file_error("creating", log, "cannot create the log file"));
-        }
-        let pid = report
-            .strip_prefix("pid ")
-            .and_then(|p| p.parse::<u32>().ok())
-            .ok_or_else(|| inner.other(format!("unexpected spawn report {report:?}")))?;
-        inner
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(pid);
-        Ok(Box::new(ContainerProc {
-            inner: inner.clone(),
-            pid,
-            exit_file: format!("{pidfile}.exit"),
-            exit: None,
-            done: false,
-        }))
+        let proc = remote_process::spawn(self.inner.clone(), &pids_dir(&self.lab_dir), cmd, log)?;
+        Ok(Box::new(proc))
     }
 
     fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), HostError> {
@@ -718,97 +595,5 @@ impl Host for ContainerHost {
             return Err(self.file_error("removing", path, out.combined_text()));
         }
         Ok(())
-    }
-}
-
-/// A background process in a container, leader of its own process group there. Dropping it
-/// without [`Proc::stop`] kills the group as a last resort.
-#[derive(Debug)]
-pub struct ContainerProc {
-    inner: Arc<Inner>,
-    pid: u32,
-    /// Where the waiting shell leaves the exit status.
-    exit_file: String,
-    exit: Option<i32>,
-    done: bool,
-}
-
-impl ContainerProc {
-    /// The exit status the waiting shell recorded (`-signal` when killed), once it is there.
-    fn exit_code(&mut self) -> Option<i32> {
-        if self.exit.is_none() {
-            for _ in 0..50 {
-                let out = self
-                    .inner
-                    .sh_blocking(TAKE_PIDFILE, &[&self.exit_file])
-                    .ok()?;
-                if let Ok(code) = out.stdout_text().trim().parse::<i32>() {
-                    // The shell's `$?`: 128 + N when killed by signal N.
-                    self.exit = Some(if code > 128 { -(code - 128) } else { code });
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        self.exit
-    }
-}
-
-impl Proc for ContainerProc {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    fn is_running(&mut self) -> bool {
-        if self.done {
-            return false;
-        }
-        // `kill -0 PID`: the process exists (Docker's init reaps exited ones at once).
-        let alive = self
-            .inner
-            .sh_blocking(KILL_GROUP, &["0", &self.pid.to_string()])
-            .map(|o| o.success())
-            .unwrap_or(false);
-        if !alive {
-            self.done = true;
-            self.inner.forget(self.pid);
-        }
-        alive
-    }
-
-    /// Polls until the group is gone; the code is the program's exit status (`-signal` when
-    /// killed), or -1 when the waiting shell could not record it.
-    fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError> {
-        let start = Instant::now();
-        loop {
-            if !self.is_running() {
-                return Ok(Some(self.exit_code().unwrap_or(-1)));
-            }
-            if start.elapsed() >= timeout {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
-        if !self.done {
-            self.inner.terminate(self.pid, grace)?;
-            self.done = true;
-            // Collects the status (and removes the waiting shell's file).
-            self.exit_code();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ContainerProc {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self
-                .inner
-                .sh_blocking(KILL_GROUP, &["KILL", &self.pid.to_string()]);
-            self.inner.forget(self.pid);
-        }
     }
 }

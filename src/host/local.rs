@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use super::proc_stat::Snapshot;
 use super::process_group::{self, GroupGuard};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
@@ -286,7 +288,7 @@ impl Proc for LocalProc {
     fn stop(&mut self, grace: Duration) -> Result<(), HostError> {
         let pgid = self.child.id() as i32;
         let child = &mut self.child;
-        process_group::terminate(pgid, grace, || {
+        super::terminate::locally(pgid, Signal::SIGTERM, grace, || {
             let _ = child.try_wait();
         });
         let _ = self.child.try_wait();

@@ -16,8 +16,10 @@ pub mod local;
 pub mod proc_stat;
 pub mod process_group;
 pub mod quote;
+pub mod remote_process;
 pub mod remote_shell;
 pub mod ssh;
+pub mod terminate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -190,6 +192,12 @@ impl HostError {
 }
 
 /// A background process on a host, in its own process group.
+///
+/// The same on every host: [`Proc::stop`] is the lab's one stop routine ([`terminate`]: TERM,
+/// up to `grace` for the group to go, then KILL), and a handle dropped without a stop KILLs
+/// what still runs of its group at once (the last resort; an orderly lab stops what it
+/// started). Local processes: [`local`]; SSH and container hosts share one core:
+/// [`remote_process`].
 pub trait Proc: Send {
     /// The process id on its host (also its process group id).
     fn pid(&self) -> u32;
@@ -197,7 +205,8 @@ pub trait Proc: Send {
     fn is_running(&mut self) -> bool;
     /// Waits up to `timeout` for it to exit; `Some(code)` when it did (`-signal` when killed).
     fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, HostError>;
-    /// Stops the whole process group: TERM, up to `grace` to exit, then KILL.
+    /// Stops the whole process group with [`terminate`]: TERM, up to `grace` to exit, then
+    /// KILL.
     fn stop(&mut self, grace: Duration) -> Result<(), HostError>;
 }
 

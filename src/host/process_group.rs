@@ -1,9 +1,9 @@
 //! Process groups of local children: stop politely, and never leave one behind.
 //!
 //! Every program the lab starts on this machine gets its own process group, so stopping a role
-//! stops everything it forked (nginx workers, a shell's children). Stopping is TERM, a grace
-//! period, then KILL ([`terminate`]; hosts on other machines run the same steps as one remote
-//! script, [`super::remote_shell::STOP_GROUPS`]). Live groups are kept in a registry so that a
+//! stops everything it forked (nginx workers, a shell's children). Stopping is the lab's one
+//! routine, [`super::terminate`] (TERM, a grace period, then KILL), the same on every host.
+//! Live groups are kept in a registry so that a
 //! second Ctrl-C (or a panic) can kill them all at once; [`GroupGuard`] kills its group on drop
 //! as the last resort, and removes it from the lab's [journal](crate::journal).
 //!
@@ -19,7 +19,6 @@ use std::io;
 use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -61,31 +60,6 @@ pub fn kill_all() {
 pub fn group_alive(pgid: i32) -> bool {
     // Signal 0 checks for existence without delivering anything.
     nix::sys::signal::killpg(Pid::from_raw(pgid), None).is_ok()
-}
-
-/// Sends TERM to the group, waits up to `grace` for it to vanish, then sends KILL.
-/// `reap` is called while waiting so that a direct child can be reaped (zombies keep the group
-/// alive).
-pub fn terminate(pgid: i32, grace: Duration, mut reap: impl FnMut()) {
-    let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-    let start = Instant::now();
-    while start.elapsed() < grace {
-        reap();
-        if !group_alive(pgid) {
-            unregister(pgid);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    for _ in 0..100 {
-        reap();
-        if !group_alive(pgid) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    unregister(pgid);
 }
 
 /// Kills a process group with KILL when dropped, unless disarmed.
@@ -236,6 +210,7 @@ pub fn output_tied(mut cmd: Command) -> io::Result<std::process::Output> {
 mod tests {
     use super::*;
     use std::os::unix::process::CommandExt;
+    use std::time::Duration;
 
     #[test]
     fn a_child_of_a_finished_thread_keeps_running() {
@@ -255,7 +230,7 @@ mod tests {
         assert!(start_ticks(pid).is_some());
         assert_eq!(members_since(pid, start_ticks(pid).unwrap()), vec![pid]);
         assert!(members_since(pid, start_ticks(pid).unwrap() + 1).is_empty());
-        terminate(pid, Duration::from_secs(2), || {
+        super::super::terminate::locally(pid, Signal::SIGTERM, Duration::from_secs(2), || {
             let _ = child.try_wait();
         });
         assert!(!group_alive(pid));

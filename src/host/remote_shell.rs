@@ -3,7 +3,7 @@
 //! Starting a command on another machine or in a container is slow: a new SSH channel costs
 //! ~0.2 s (sshd starts a session and a login shell), a Docker exec 0.1–0.3 s. A run needs a few
 //! dozen small commands (read a file, check a port, write a config, poll a pid), so those costs
-//! add up to seconds per run. Instead, a host starts one shell running [`SHELL_LOOP`] and sends
+//! add up to seconds per run. Instead, a host starts one shell running [`shell_loop`] and sends
 //! it every command:
 //!
 //! - down its stdin: `<seq> <script bytes> <stdin bytes>\n`, then the script, then its stdin;
@@ -18,50 +18,25 @@
 //! `cat` and `rm` (coreutils; busybox too); without them it exits at once and the host falls
 //! back to one channel or exec per command.
 //!
-//! Stopping a process group on another machine is one script too ([`STOP_GROUPS`]: TERM, a
-//! grace period, KILL), used by every remote stop: a program's [`super::Proc::stop`], a host's
-//! stop of everything it recorded, a teardown from a journal, and the loop itself: when given a
-//! lab root, the loop stops every group recorded under it when it ends, so a controller that
-//! dies (its SSH connection drops, the loop's stdin closes) leaves nothing running.
+//! When given a lab root, the loop stops every group recorded under it when it ends (the lab's
+//! one stop routine, [`STOP_GROUPS`]), so a controller that dies (its SSH connection drops, the
+//! loop's stdin closes) leaves nothing running. Starting, watching and stopping background
+//! programs through such a shell is [`super::remote_process`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::CmdOutput;
+use super::terminate::STOP_GROUPS;
 
 /// The first line the loop prints once it is ready.
 pub const READY: &str = "perflab-shell-ready";
 
-/// Shell functions that stop process groups on a machine, the remote counterpart of
-/// [`super::process_group::terminate`]:
-/// - `stop_groups TICKS PGID…`: TERM to each group, up to TICKS × 50 ms for all to go, then KILL
-///   to what is left; sets `stopped` to the number of groups that were signalled;
-/// - `recorded_groups PIDS_DIR`: the pids recorded by the spawn wrapper in a host's
-///   `.perflab-pids` dir whose program has not ended (no `.exit` file next to it).
-pub const STOP_GROUPS: &str = r#"stop_groups() {
-  _t=$1; shift; stopped=0; _live=""
-  for _p in "$@"; do
-    if kill -TERM "-$_p" 2>/dev/null; then stopped=$((stopped+1)); _live="$_live $_p"; fi
-  done
-  _i=0
-  while [ -n "$_live" ] && [ "$_i" -lt "$_t" ]; do
-    _s=""; for _p in $_live; do kill -0 "-$_p" 2>/dev/null && _s="$_s $_p"; done
-    _live=$_s; [ -z "$_live" ] && break; sleep 0.05; _i=$((_i+1))
-  done
-  for _p in $_live; do kill -KILL "-$_p" 2>/dev/null; done
-  return 0
-}
-recorded_groups() {
-  for _f in "$1"/*.pid; do
-    [ -e "$_f" ] || continue
-    [ -e "${_f%.pid}.exit" ] && continue
-    _p=$(cat "$_f"); case $_p in ''|*[!0-9]*) continue;; esac
-    echo "$_p"
-  done
-}
-"#;
-
-/// Grace period, in 50 ms ticks, the loop gives a lab's programs when its connection drops.
-const DISCONNECT_GRACE_TICKS: u32 = 40;
+/// Grace period, in milliseconds, the loop gives a lab's programs when its connection drops.
+const DISCONNECT_GRACE_MS: u32 = 2000;
 
 /// The remote side (after [`STOP_GROUPS`]), run as `sh -c SCRIPT sh [LAB_ROOT]`. Its temp dir is
 /// removed when the loop ends (its stdin closes); with a `LAB_ROOT`, the groups recorded in
@@ -73,7 +48,7 @@ on_exit() {
   rm -rf "$d"
   if [ -n "$root" ]; then
     for pd in "$root"/*/.perflab-pids; do
-      [ -d "$pd" ] && stop_groups GRACE $(recorded_groups "$pd")
+      [ -d "$pd" ] && stop_groups TERM GRACE $(recorded_groups "$pd")
     done
   fi
 }
@@ -94,21 +69,98 @@ done"#;
 pub fn shell_loop() -> String {
     format!(
         "{STOP_GROUPS}{}",
-        SHELL_LOOP_BODY.replace("GRACE", &DISCONNECT_GRACE_TICKS.to_string())
+        SHELL_LOOP_BODY.replace("GRACE", &DISCONNECT_GRACE_MS.to_string())
     )
 }
 
-/// A script that stops group `pgid` (TERM, up to `grace`, KILL), then runs `then`.
-pub fn stop_group_script(pgid: u32, grace: std::time::Duration, then: &str) -> String {
-    format!(
-        "{STOP_GROUPS}stop_groups {} {pgid}\n{then}",
-        grace_ticks(grace)
-    )
+/// A host's long-lived shell, started on first use and shared by its threads one command at a
+/// time. SSH and container hosts keep one each; only how a shell is started differs. `K` is
+/// what must live as long as the shell (the SSH channel's child handle).
+pub struct ShellSlot<W, R, K> {
+    shell: tokio::sync::Mutex<Option<LiveShell<W, R, K>>>,
+    /// Set when the shell could not start: every command then goes its own way.
+    unavailable: AtomicBool,
 }
 
-/// `grace` in the 50 ms ticks of `stop_groups`.
-pub fn grace_ticks(grace: std::time::Duration) -> u128 {
-    grace.as_millis().div_ceil(50)
+/// A started shell: its pipes and what keeps it alive.
+pub struct LiveShell<W, R, K> {
+    /// The shell's stdin and stdout.
+    pub pipes: ShellPipes<W, R>,
+    /// Kept as long as the shell runs.
+    pub keep: K,
+}
+
+/// How a command sent to a [`ShellSlot`] ended.
+pub enum ShellRun {
+    /// It ran; its status and output.
+    Done(CmdOutput),
+    /// The shell failed (it ended, or answered out of step); the next command starts a new one.
+    Failed(std::io::Error),
+    /// No answer within the time allowed; the next command starts a new shell.
+    TimedOut,
+}
+
+impl<W: AsyncWrite + Unpin, R: AsyncRead + Unpin, K> Default for ShellSlot<W, R, K> {
+    fn default() -> Self {
+        ShellSlot {
+            shell: tokio::sync::Mutex::new(None),
+            unavailable: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin, R: AsyncRead + Unpin, K> ShellSlot<W, R, K> {
+    /// Runs `script` with `input` in the shell, starting it with `start` first if needed.
+    /// `None` when the shell cannot be used now: another thread's command holds it, or it could
+    /// not start (then it is not tried again; `host` names it in the debug event).
+    pub async fn run<F>(
+        &self,
+        host: &str,
+        start: impl FnOnce() -> F,
+        script: &[u8],
+        input: &[u8],
+        timeout: Duration,
+    ) -> Option<ShellRun>
+    where
+        F: Future<Output = Result<LiveShell<W, R, K>, String>>,
+    {
+        if self.unavailable.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut guard = self.shell.try_lock().ok()?;
+        if guard.is_none() {
+            match start().await {
+                Ok(sh) => *guard = Some(sh),
+                Err(error) => {
+                    tracing::debug!(
+                        host,
+                        error,
+                        "no long-lived shell; one channel or exec per command"
+                    );
+                    self.unavailable.store(true, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let sh = guard.as_mut()?;
+        let ran = tokio::time::timeout(timeout, sh.pipes.run(script, input)).await;
+        Some(match ran {
+            Ok(Ok(out)) => ShellRun::Done(out),
+            Ok(Err(e)) => {
+                *guard = None;
+                ShellRun::Failed(e)
+            }
+            Err(_) => {
+                *guard = None;
+                ShellRun::TimedOut
+            }
+        })
+    }
+
+    /// Takes the shell out (to close it).
+    pub fn take(&mut self) -> Option<LiveShell<W, R, K>> {
+        self.shell.get_mut().take()
+    }
 }
 
 /// The controller's side of one shell: its stdin and stdout, one command at a time.
