@@ -3,8 +3,11 @@
 use std::io::Read;
 
 use anyhow::Context;
+use perflab::driver::DriverKind;
 use perflab::error::{EXIT_MISSING_TOOL, EXIT_OK};
 use perflab::progress::Mode;
+use perflab::role::gateway::GatewayKind;
+use perflab::role::profiler::ProfilerTool;
 use perflab::runner::{Execution, Overrides, RunRequest};
 use perflab::session::CooldownOptions;
 use perflab::suite::{Case, filter_tags, load_suite, override_gateway};
@@ -142,10 +145,10 @@ fn open_in_browser(page: &std::path::Path) {
             .map_err(|e| format!("cannot start {b}: {e}"))
     });
     match started {
-        Some(Ok(_)) => eprintln!("perflab: opened {}", page.display()),
-        Some(Err(e)) => eprintln!("perflab: {e}; open {} by hand", page.display()),
-        None => eprintln!(
-            "perflab: no browser found (set $BROWSER or install xdg-utils); open {}",
+        Some(Ok(_)) => tracing::info!("opened {}", page.display()),
+        Some(Err(e)) => tracing::warn!("{e}; open {} by hand", page.display()),
+        None => tracing::warn!(
+            "no browser found (set $BROWSER or install xdg-utils); open {}",
             page.display()
         ),
     }
@@ -154,8 +157,8 @@ fn open_in_browser(page: &std::path::Path) {
 fn select_cases(suite: &str, run: &RunArgs) -> perflab::Result<(String, Vec<Case>)> {
     let s = load_suite(suite)?;
     let mut cases = filter_tags(s.cases, &run.tags)?;
-    if let Some(g) = &run.gateway {
-        cases = override_gateway(cases, g)?;
+    if let Some(g) = run.gateway {
+        cases = override_gateway(cases, g);
     }
     let o = overrides(run);
     let cases = cases
@@ -190,14 +193,7 @@ pub fn request(
     versions: Vec<Version>,
     run: &RunArgs,
 ) -> perflab::Result<RunRequest> {
-    if !perflab::driver::DRIVERS.contains(&run.driver.as_str()) {
-        return Err(Error::Usage(format!(
-            "unknown driver \"{}\": expected one of {}",
-            run.driver,
-            perflab::driver::DRIVERS.join(", ")
-        )));
-    }
-    if run.driver != "docker"
+    if run.driver != DriverKind::Docker
         && let Some(v) = versions
             .iter()
             .find(|v| matches!(v.kind, perflab::version::VersionKind::Image { .. }))
@@ -208,8 +204,10 @@ pub fn request(
             v.label, run.driver
         )));
     }
-    if run.profiler == "lua"
-        && let Some(c) = cases.iter().find(|c| c.profile && c.gateway != "kong")
+    if run.profiler == ProfilerTool::Lua
+        && let Some(c) = cases
+            .iter()
+            .find(|c| c.profile && c.gateway != GatewayKind::Kong)
     {
         return Err(Error::Usage(format!(
             "--profiler lua samples Kong's Lua code, but case {} runs {}: use --profiler perf, \
@@ -238,7 +236,7 @@ pub fn request(
         suite,
         cases,
         versions,
-        driver: run.driver.clone(),
+        driver: run.driver,
         driver_options: crate::cli::driver_options(&run.driver_opt, run.provider.as_deref())?,
         output: run.output.clone(),
         output_dir: run.output_dir.clone(),
@@ -255,13 +253,8 @@ pub fn request(
         keep_going: run.keep_going,
         port_base: run.port_base,
         profiler: perflab::role::profiler::ProfilerOptions {
-            tool: run.profiler.parse()?,
-            call_graph: run.call_graph.parse().map_err(|_| {
-                Error::Usage(format!(
-                    "--call-graph must be fp or dwarf, not \"{}\"",
-                    run.call_graph
-                ))
-            })?,
+            tool: run.profiler,
+            call_graph: run.call_graph,
             frequency_hz: run.profile_hz.max(1),
             ..Default::default()
         },
@@ -272,7 +265,7 @@ fn finish_suite(exec: Execution) -> anyhow::Result<i32> {
     let opts = report::ReportOptions::default();
     let text = report::render_all(&exec.store, &opts)?;
     print!("{text}");
-    eprintln!("perflab: results in {}", exec.store.root().display());
+    tracing::info!("results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),
         Some(e) => Err(e.into()),
@@ -305,23 +298,14 @@ fn import_wrk(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
 }
 
 fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
-    let only = a.driver.as_deref();
-    if let Some(d) = only
-        && !perflab::driver::DRIVERS.contains(&d)
-    {
-        return Err(Error::Usage(format!(
-            "unknown driver \"{d}\": expected one of {}",
-            perflab::driver::DRIVERS.join(", ")
-        ))
-        .into());
-    }
+    let only = a.driver;
     let n = perflab::version::clean_worktrees()?;
     println!(
         "git checkouts: removed {n} from {}",
         perflab::version::worktrees_dir().display()
     );
     // Every lab whose perflab process died, from its journal (all drivers).
-    let cleaned = perflab::cleanup::clean_dead_labs(only);
+    let cleaned = perflab::cleanup::clean_dead_labs(only.map(|d| d.to_string()).as_deref());
     for c in &cleaned {
         println!("{c}");
     }
@@ -335,7 +319,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
             String::new()
         }
     );
-    if only.is_none() || only == Some("docker") {
+    if only.is_none() || only == Some(DriverKind::Docker) {
         // `--driver-opt lab=ID`: only that lab's objects (others may be running).
         let opts = crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?;
         match perflab::driver::docker::remove_leftovers(None, opts.get("lab").map(String::as_str)) {
@@ -344,7 +328,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
             Err(e) => return Err(e.into()),
         }
     }
-    if only == Some("terraform") {
+    if only == Some(DriverKind::Terraform) {
         let mut d = perflab::driver::terraform::TerraformDriver::new(
             &crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?,
             "teardown",
@@ -398,8 +382,8 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     let given = crate::cli::driver_options(&a.driver_opt, None)?;
     let missing: Vec<&String> = dropped.iter().filter(|k| !given.contains_key(*k)).collect();
     if !missing.is_empty() {
-        eprintln!(
-            "perflab: driver option(s) {} were recorded redacted; pass them again with \
+        tracing::warn!(
+            "driver option(s) {} were recorded redacted; pass them again with \
              --driver-opt KEY=VALUE (or through the environment, e.g. TF_VAR_NAME)",
             missing
                 .iter()
@@ -447,7 +431,7 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     if let Some(line) = rendered.lines().last() {
         println!("{line}");
     }
-    eprintln!("perflab: new results in {}", exec.store.root().display());
+    tracing::info!("new results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),
         Some(e) => Err(e.into()),
@@ -475,7 +459,7 @@ fn gateway_cases(suite: &str, run: &RunArgs) -> perflab::Result<(String, Vec<Cas
     let (name, cases) = select_cases(suite, run)?;
     let cases: Vec<Case> = cases
         .into_iter()
-        .filter(|c| c.gateway != "baseline")
+        .filter(|c| c.gateway != GatewayKind::Baseline)
         .collect();
     if cases.is_empty() {
         return Err(Error::Usage(
@@ -507,13 +491,16 @@ pub fn calibrate(
     let (suite, mut cases) = gateway_cases(&a.suite, &a.run)?;
     cases.truncate(1);
     for v in &versions {
-        v.prepare(&cases[0].gateway)?;
+        v.prepare(&cases[0].gateway.to_string())?;
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
-    let (key, machine) = cal::machine_key(&a.run.driver, &driver_options);
-    eprintln!(
-        "perflab: calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
-        label, cases[0].id, a.bursts, a.blocks
+    let (key, machine) = cal::machine_key(a.run.driver, &driver_options);
+    tracing::info!(
+        "calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
+        label,
+        cases[0].id,
+        a.bursts,
+        a.blocks
     );
     let mut measured = Vec::new();
     for &b in &a.bursts {
@@ -569,8 +556,8 @@ pub fn calibrate(
             block_sd_pct: sd,
             results: exec.store.root().to_path_buf(),
         };
-        eprintln!(
-            "perflab: burst {b} s: {} blocks, switch {:.2} s, block SD {}",
+        tracing::info!(
+            "burst {b} s: {} blocks, switch {:.2} s, block SD {}",
             bc.blocks,
             bc.switch_s,
             bc.block_sd_pct
@@ -632,15 +619,6 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             Error::Usage("--fail-on-regression is a percentage between 0 and 100".into()).into(),
         );
     }
-    for f in &a.formats {
-        if report::export::exporter(f).is_none() {
-            return Err(Error::Usage(format!(
-                "unknown format \"{f}\": expected one of {}",
-                report::export::FORMATS.join(", ")
-            ))
-            .into());
-        }
-    }
     let budget_s = perflab::multiplex::parse_duration(&a.budget).ok_or_else(|| {
         Error::Usage(format!(
             "--budget \"{}\" is not a duration: use seconds or a unit, e.g. 90s, 2m, 1h",
@@ -653,7 +631,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     // before the first run.
     for v in &versions {
         for c in &cases {
-            v.prepare(&c.gateway)?;
+            v.prepare(&c.gateway.to_string())?;
         }
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
@@ -667,7 +645,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             run: a.run.clone(),
         })?)
     } else if a.design == crate::cli::Design::Multiplexed {
-        perflab::multiplex::calibrate::load(&a.run.driver, &driver_options)
+        perflab::multiplex::calibrate::load(a.run.driver, &driver_options)
     } else {
         None
     };
@@ -729,20 +707,21 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
                         c.block_wall_s * req.versions.len() as f64 / 2.0,
                         budget_s,
                     );
-                    eprintln!(
-                        "perflab: calibrated ({} block SD {:.2}% at {} s bursts): ~{blocks} blocks per case in {budget_s:.0} s; smallest detectable slowdown ≈{:.1}% (90% power)",
+                    tracing::info!(
+                        "calibrated ({} block SD {:.2}% at {} s bursts): ~{blocks} blocks per case in {budget_s:.0} s; smallest detectable slowdown ≈{:.1}% (90% power)",
                         c.primary_metric,
                         c.block_sd_pct,
                         c.burst_s,
                         100.0 * mde
                     );
                 }
-                Some(_) => eprintln!(
-                    "perflab: burst or metric differ from this machine's calibration: the detectable effect is printed after the run"
+                Some(_) => tracing::info!(
+                    "burst or metric differ from this machine's calibration: the detectable effect is printed after the run"
                 ),
-                None => eprintln!(
-                    "perflab: no calibration for this machine (run `perflab calibrate` to see the detectable effect before comparing); using {} s bursts and {}",
-                    opts.burst_s, opts.primary_metric
+                None => tracing::info!(
+                    "no calibration for this machine (run `perflab calibrate` to see the detectable effect before comparing); using {} s bursts and {}",
+                    opts.burst_s,
+                    opts.primary_metric
                 ),
             }
             perflab::multiplex::run::execute(req, opts)?
@@ -758,7 +737,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     };
     let text = report::render_all(&exec.store, &opts)?;
     print!("{text}");
-    eprintln!("perflab: results in {}", exec.store.root().display());
+    tracing::info!("results in {}", exec.store.root().display());
     if let Some(e) = exec.error {
         return Err(e.into());
     }
@@ -785,8 +764,8 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
                 })
                 .collect();
             if !regressions.is_empty() {
-                eprintln!(
-                    "perflab: slower (95% confidence) by at least {pct}%: {}",
+                tracing::error!(
+                    "slower (95% confidence) by at least {pct}%: {}",
                     regressions.join("; ")
                 );
                 return Ok(perflab::error::EXIT_REGRESSION);
@@ -846,7 +825,7 @@ fn capacity(a: crate::cli::CapacityArgs) -> anyhow::Result<i32> {
     let req = request("capacity", &a.suite, (suite, cases), versions, &a.run)?;
     let (exec, results) = perflab::capacity::run(req, &opts)?;
     print!("{}", perflab::capacity::markdown(&results));
-    eprintln!("perflab: results in {}", exec.store.root().display());
+    tracing::info!("results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),
         Some(e) => Err(e.into()),

@@ -21,6 +21,7 @@ pub mod image;
 pub mod install;
 pub mod journal;
 pub mod multiplex;
+pub mod names;
 pub mod progress;
 pub mod redact;
 pub mod report;

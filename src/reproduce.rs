@@ -47,7 +47,7 @@ pub fn reproduce(
         suite: manifest.suite.clone(),
         cases,
         versions: manifest.version_specs.clone(),
-        driver: manifest.driver.clone(),
+        driver: manifest.driver,
         driver_options: manifest.driver_options.clone(),
         output: output.to_path_buf(),
         output_dir: None,

@@ -65,7 +65,7 @@ impl Overrides {
             c.load.rate = Some(r);
         }
         c.load.validate()?;
-        crate::during::validate(&c.during, c.load.duration, &c.gateway).map_err(|e| {
+        crate::during::validate(&c.during, c.load.duration, c.gateway).map_err(|e| {
             Error::Usage(format!(
                 "case {}: {e} (after the command line's --duration {}s)",
                 c.id, c.load.duration
@@ -86,7 +86,7 @@ pub struct RunRequest {
     /// Versions, baseline first.
     pub versions: Vec<Version>,
     /// Driver name and options.
-    pub driver: String,
+    pub driver: crate::driver::DriverKind,
     /// Driver options.
     pub driver_options: DriverOptions,
     /// Results root (`output/`): each execution makes its own folder inside.
@@ -196,7 +196,7 @@ pub fn run_lab(
         suite: req.suite.clone(),
         cases: req.cases.iter().map(|c| c.id.clone()).collect(),
         versions: req.versions.iter().map(|v| v.label.clone()).collect(),
-        driver: req.driver.clone(),
+        driver: req.driver,
         driver_info: serde_json::Value::Null,
         options: req.options.clone(),
         runs_planned,
@@ -216,7 +216,7 @@ pub fn run_lab(
     session.port_base = req.port_base;
     let mut runs = Vec::new();
     let result = (|| -> Result<()> {
-        session.use_driver(&req.driver, &req.driver_options)?;
+        session.use_driver(req.driver, &req.driver_options)?;
         session.setup()?;
         manifest.driver_info = session.driver_info();
         manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
@@ -251,7 +251,7 @@ pub fn run_lab(
                 .display(),
             rec.notes.first().cloned().unwrap_or_default()
         );
-        eprintln!("perflab: warning: {line}");
+        tracing::warn!("{line}");
         manifest.gateway_deaths.push(line);
     }
     store.write_manifest(&manifest)?;
@@ -329,10 +329,11 @@ fn keeps_gateway(
     planned: &PlannedRun,
     next: Option<&PlannedRun>,
 ) -> bool {
-    case.gateway != "baseline"
-        && next.is_some_and(|n| n.case == planned.case && n.version == planned.version)
-        && crate::role::gateway::adapter(&case.gateway)
-            .is_ok_and(|a| a.keeps_for_repeats(&case.gateway_settings))
+    next.is_some_and(|n| n.case == planned.case && n.version == planned.version)
+        && case
+            .gateway
+            .adapter()
+            .is_some_and(|a| a.keeps_for_repeats(&case.gateway_settings))
 }
 
 /// Runs `case` (the plan's case `planned.case`, possibly with other load options, as a
@@ -353,7 +354,7 @@ pub(crate) fn run_one(
 ) -> Result<RunRecord> {
     let version = &req.versions[planned.version];
     progress.starting(planned, case, version);
-    let baseline = case.gateway == "baseline";
+    let baseline = case.gateway == crate::role::gateway::GatewayKind::Baseline;
     if *current_case != Some(planned.case) {
         session.set_baseline_mode(baseline);
         session.start_upstream_with(&case.upstream)?;
@@ -374,9 +375,9 @@ pub(crate) fn run_one(
             .map(|g| g.version_detail.clone())
             .unwrap_or_default()
     } else {
-        let dir = version.prepare(&case.gateway)?;
+        let dir = version.prepare(&case.gateway.to_string())?;
         let started = session.start_gateway_in(
-            &case.gateway,
+            case.gateway,
             adapter_label(&version.label),
             dir,
             &case.entities,
@@ -478,7 +479,7 @@ pub(crate) fn run_one(
         &m,
         &req.suite,
         &case.id,
-        &case.gateway,
+        &case.gateway.to_string(),
         &version.label,
         &version_detail,
         planned.repeat,

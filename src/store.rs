@@ -59,8 +59,8 @@ pub struct Manifest {
     pub cases: Vec<String>,
     /// Versions, baseline first.
     pub versions: Vec<String>,
-    /// Driver name.
-    pub driver: String,
+    /// Driver.
+    pub driver: crate::driver::DriverKind,
     /// Driver facts.
     pub driver_info: serde_json::Value,
     /// The resolved options (overrides, pinning, thresholds).

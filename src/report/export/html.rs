@@ -201,7 +201,7 @@ pub fn render(p: &HtmlPage) -> String {
             h,
             "<p id=\"status\">{} · driver <code>{}</code> · versions {} · status <b>{}</b> · started {}</p>",
             escape(&m.kind),
-            escape(&m.driver),
+            escape(&m.driver.to_string()),
             m.versions
                 .iter()
                 .map(|v| format!("<code>{}</code>", escape(v)))
