@@ -227,10 +227,16 @@ pub fn request(
     } else {
         Mode::Auto
     };
-    let options = serde_json::json!({
-        "tags": run.tags, "gateway": run.gateway, "overrides": overrides(run), "pin_cpus": !run.no_pin,
-        "cooldown_max_s": run.cooldown_max, "noisy_background_pct": run.noisy_pct, "driver_options": run.driver_opt,
-    });
+    let options = perflab::manifest::ManifestOptions {
+        tags: run.tags.clone(),
+        gateway: run.gateway,
+        overrides: Some(overrides(run)),
+        pin_cpus: Some(!run.no_pin),
+        cooldown_max_s: Some(run.cooldown_max),
+        noisy_background_pct: Some(run.noisy_pct),
+        driver_options: run.driver_opt.clone(),
+        ..Default::default()
+    };
     Ok(RunRequest {
         kind: kind.into(),
         suite,

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::driver::DriverOptions;
 use crate::result::RunRecord;
@@ -19,7 +19,7 @@ use crate::version::Version;
 use crate::{Error, Result};
 
 /// Overrides applied to every case (from the command line).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Overrides {
     /// Seconds of load.
     pub duration: Option<f64>,
@@ -100,7 +100,7 @@ pub struct RunRequest {
     /// The command line, for the manifest.
     pub command: Vec<String>,
     /// Resolved options, for the manifest.
-    pub options: serde_json::Value,
+    pub options: crate::manifest::ManifestOptions,
     /// Show a progress bar (else log lines).
     pub progress: crate::progress::Mode,
     /// Fixed first port (see [`Session::port_base`]).
@@ -203,7 +203,7 @@ pub fn run_lab(
         started_unix_s: now_unix(),
         finished_unix_s: None,
         status: "running".into(),
-        fingerprint: serde_json::Value::Null,
+        fingerprint: None,
         case_specs: req.cases.clone(),
         version_specs: req.versions.clone(),
         driver_options: req.driver_options.clone(),
@@ -219,14 +219,16 @@ pub fn run_lab(
         session.use_driver(req.driver, &req.driver_options)?;
         session.setup()?;
         manifest.driver_info = session.driver_info();
-        manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
+        manifest.fingerprint = Some(crate::fingerprint::collect(&mut session, &req.versions));
         store.write_manifest(&manifest)?;
         body(&mut session, &store, &mut runs)?;
         // A signal that came after the last run's load (while its files were written or the
         // gateway stopped) still ends the execution as interrupted.
         crate::signals::check()
     })();
-    crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
+    if let Some(fp) = &mut manifest.fingerprint {
+        crate::fingerprint::finish(fp, &mut session, &runs);
+    }
     // Hosts made during the runs (containers of version images) are known only now.
     let info = session.driver_info();
     if !info.is_null() {

@@ -1138,7 +1138,10 @@ fn a_killed_labs_leftovers_are_warned_about_by_default_and_not_with_quiet() {
     let _g = lock();
     let lab = Lab::new();
     let out = lab.out();
-    let suite = lab.suite("direct", "[case]\nname = \"direct\"\ngateway = \"baseline\"\n");
+    let suite = lab.suite(
+        "direct",
+        "[case]\nname = \"direct\"\ngateway = \"baseline\"\n",
+    );
     let mut args = vec!["suite", suite.as_str(), "--no-pin", "--output", &out];
     let (mut child, _) = lab.spawn(&[&args[..], &["--duration", "60", "--plain"]].concat());
     let journals = lab.dir.path().join("cache/labs");
