@@ -5,6 +5,7 @@ use std::io::Read;
 use anyhow::Context;
 use perflab::driver::DriverKind;
 use perflab::error::{EXIT_MISSING_TOOL, EXIT_OK};
+use perflab::manifest::InvocationKind;
 use perflab::progress::Mode;
 use perflab::role::gateway::GatewayKind;
 use perflab::role::profiler::ProfilerTool;
@@ -22,8 +23,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Suite(a) => {
             let versions = vec![Version::parse(&a.gateway_version, &a.repo)?];
             let cases = select_cases(&a.suite, &a.run)?;
-            let exec =
-                perflab::runner::execute(request("suite", &a.suite, cases, versions, &a.run)?)?;
+            let exec = perflab::runner::execute(request(
+                InvocationKind::Suite,
+                &a.suite,
+                cases,
+                versions,
+                &a.run,
+            )?)?;
             finish_suite(exec)
         }
         Command::Compare(a) => crate::commands::compare(a),
@@ -187,7 +193,7 @@ fn overrides(run: &RunArgs) -> Overrides {
 
 /// Builds the runner's request from flags (validating the driver name first).
 pub fn request(
-    kind: &str,
+    kind: InvocationKind,
     _suite_arg: &str,
     (suite, cases): (String, Vec<Case>),
     versions: Vec<Version>,
@@ -238,7 +244,7 @@ pub fn request(
         ..Default::default()
     };
     Ok(RunRequest {
-        kind: kind.into(),
+        kind,
         suite,
         cases,
         versions,
@@ -522,7 +528,7 @@ pub fn calibrate(
             include_flagged: false,
         };
         let req = request(
-            "calibrate",
+            InvocationKind::Calibrate,
             &a.suite,
             (format!("{suite}-calibration"), cases.clone()),
             versions.clone(),
@@ -661,7 +667,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
         .or_else(|| calibration.as_ref().map(|c| c.primary_metric.clone()))
         .unwrap_or_else(|| "rps".into());
     let mut req = request(
-        "compare",
+        InvocationKind::Compare,
         &a.suite,
         (suite.clone(), cases),
         versions,
@@ -828,7 +834,13 @@ fn capacity(a: crate::cli::CapacityArgs) -> anyhow::Result<i32> {
             Ok(c)
         })
         .collect::<perflab::Result<Vec<_>>>()?;
-    let req = request("capacity", &a.suite, (suite, cases), versions, &a.run)?;
+    let req = request(
+        InvocationKind::Capacity,
+        &a.suite,
+        (suite, cases),
+        versions,
+        &a.run,
+    )?;
     let (exec, results) = perflab::capacity::run(req, &opts)?;
     print!("{}", perflab::capacity::markdown(&results));
     tracing::info!("results in {}", exec.store.root().display());

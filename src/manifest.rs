@@ -26,9 +26,8 @@ pub struct Manifest {
     pub schema: String,
     /// perflab's version.
     pub perflab_version: String,
-    /// The command that made the folder: `suite`, `compare`, `calibrate`, `capacity` or
-    /// `reproduce`.
-    pub kind: String,
+    /// The command that made the folder.
+    pub kind: InvocationKind,
     /// The command line.
     pub command: Vec<String>,
     /// Suite name.
@@ -68,6 +67,25 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_deaths: Vec<String>,
 }
+
+/// The command that made a results folder (`manifest.json`'s `kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InvocationKind {
+    /// `perflab suite`.
+    #[default]
+    Suite,
+    /// `perflab compare`.
+    Compare,
+    /// The A/A folder of `perflab calibrate` (or `compare --calibrate`).
+    Calibrate,
+    /// `perflab capacity`.
+    Capacity,
+    /// `perflab reproduce`.
+    Reproduce,
+}
+
+crate::impl_names!(InvocationKind => "invocation kind");
 
 /// The resolved options an invocation ran with (`manifest.json`'s `options`). Every field has a
 /// default, so manifests from older perflab versions load.
@@ -125,6 +143,18 @@ mod tests {
         let runs = store.load_runs().unwrap();
         assert_eq!(runs.len(), 4);
         assert!(runs.iter().any(|r| r.gateway == "nginx"));
+    }
+
+    #[test]
+    fn the_schema_lists_every_invocation_kind() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/manifest.schema.json"
+        )))
+        .unwrap();
+        let listed: Vec<String> =
+            serde_json::from_value(schema["properties"]["kind"]["enum"].clone()).unwrap();
+        assert_eq!(listed, crate::names::names::<InvocationKind>());
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub(crate) mod tests {
         serde_matches_clap::<CallGraph>();
         serde_matches_clap::<ProfilerTool>();
         serde_matches_clap::<LoadKind>();
+        serde_matches_clap::<crate::manifest::InvocationKind>();
     }
 
     #[test]

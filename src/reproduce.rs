@@ -43,7 +43,7 @@ pub fn reproduce(
     }
     let recorded = &manifest.options;
     let req = RunRequest {
-        kind: "reproduce".into(),
+        kind: crate::manifest::InvocationKind::Reproduce,
         suite: manifest.suite.clone(),
         cases,
         versions: manifest.version_specs.clone(),

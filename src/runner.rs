@@ -78,7 +78,7 @@ impl Overrides {
 /// Everything an execution needs.
 pub struct RunRequest {
     /// `suite`, `compare` or `reproduce`.
-    pub kind: String,
+    pub kind: crate::manifest::InvocationKind,
     /// Suite name.
     pub suite: String,
     /// Cases, overrides applied.
@@ -191,7 +191,7 @@ pub fn run_lab(
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),
         perflab_version: env!("CARGO_PKG_VERSION").into(),
-        kind: req.kind.clone(),
+        kind: req.kind,
         command: req.command.clone(),
         suite: req.suite.clone(),
         cases: req.cases.iter().map(|c| c.id.clone()).collect(),

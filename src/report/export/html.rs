@@ -200,7 +200,7 @@ pub fn render(p: &HtmlPage) -> String {
         let _ = writeln!(
             h,
             "<p id=\"status\">{} · driver <code>{}</code> · versions {} · status <b>{}</b> · started {}</p>",
-            escape(&m.kind),
+            escape(&m.kind.to_string()),
             escape(&m.driver.to_string()),
             m.versions
                 .iter()
