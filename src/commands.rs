@@ -191,7 +191,8 @@ fn overrides(run: &RunArgs) -> Overrides {
     }
 }
 
-/// Builds the runner's request from flags (validating the driver name first).
+/// Builds the runner's request from flags (refusing combinations clap cannot see: an image
+/// version without the docker driver, the Lua profiler on a gateway other than Kong).
 pub fn request(
     kind: InvocationKind,
     _suite_arg: &str,
