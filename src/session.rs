@@ -44,11 +44,11 @@ type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);
 /// Log levels, as Kong's framework named them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
-    /// Everything, including each command.
+    /// Everything, including each command (default: the `tracing` subscriber filters).
     Debug,
     /// Progress.
     Info,
-    /// Notable events (default).
+    /// Notable events.
     Notice,
     /// Warnings.
     Warn,
@@ -235,7 +235,7 @@ impl Session {
     pub fn new() -> Self {
         Session {
             driver: None,
-            log_level: LogLevel::Notice,
+            log_level: LogLevel::Debug,
             retry_count: 3,
             charts: true,
             lab_id: new_lab_id(),
@@ -316,15 +316,16 @@ impl Session {
         self.charts
     }
 
-    /// Logs through `tracing` (the binary's subscriber prints it on stderr) when `level` is at
-    /// or above the session's [`Session::set_log_level`].
+    /// Logs through `tracing` (the binary's subscriber prints it on stderr, `-v` for debug and
+    /// info) when `level` is at or above the session's [`Session::set_log_level`] (default:
+    /// everything, the subscriber filters).
     fn log(&self, level: LogLevel, msg: &str) {
         if level < self.log_level {
             return;
         }
         match level {
-            LogLevel::Debug => tracing::debug!("{msg}"),
-            LogLevel::Info | LogLevel::Notice => tracing::info!("{msg}"),
+            LogLevel::Debug | LogLevel::Info => tracing::debug!("{msg}"),
+            LogLevel::Notice => tracing::info!("{msg}"),
             LogLevel::Warn => tracing::warn!("{msg}"),
             LogLevel::Error | LogLevel::Crit => tracing::error!("{msg}"),
         }
