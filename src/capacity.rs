@@ -309,8 +309,8 @@ pub fn run(req: RunRequest, opts: &CapacityOptions) -> Result<(Execution, Vec<Ca
                         .unwrap_or(f64::INFINITY);
                     let step = judge(&rec, opts, latency);
                     if !quiet {
-                        eprintln!(
-                            "perflab: capacity {} {}: {:.0} req/s asked, {:.0} sent, p{} {:.3} ms, errors {:.2}%: {}",
+                        tracing::info!(
+                            "capacity {} {}: {:.0} req/s asked, {:.0} sent, p{} {:.3} ms, errors {:.2}%: {}",
                             case.id,
                             version.label,
                             step.rate_asked,

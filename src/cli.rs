@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
-use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
+use perflab::driver::DriverKind;
+use perflab::report::export::ExportFormat;
+use perflab::role::gateway::GatewayKind;
+use perflab::role::profiler::{CallGraph, ProfilerTool};
 
 /// perflab: a reproducible benchmark lab for HTTP API gateways.
 #[derive(Debug, Parser)]
@@ -13,6 +16,38 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// More log output on stderr: -v debug, -vv trace ($PERFLAB_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Errors only on stderr: no warnings, notes or progress ($PERFLAB_LOG overrides the log
+    /// part).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl Cli {
+    /// Parses the command line and hands the global `--quiet` to the run options that use it.
+    pub fn parse_args() -> Cli {
+        let mut cli = <Cli as Parser>::parse();
+        let quiet = cli.quiet;
+        if let Some(run) = cli.command.run_args_mut() {
+            run.quiet = quiet;
+        }
+        cli
+    }
+}
+
+impl Command {
+    /// The shared run options of a command that makes runs.
+    pub fn run_args_mut(&mut self) -> Option<&mut RunArgs> {
+        match self {
+            Command::Suite(a) => Some(&mut a.run),
+            Command::Compare(a) => Some(&mut a.run),
+            Command::Calibrate(a) => Some(&mut a.run),
+            Command::Capacity(a) => Some(&mut a.run),
+            _ => None,
+        }
+    }
 }
 
 /// Subcommands.
@@ -134,9 +169,8 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
     /// Where the lab runs: processes here, containers, or provisioned machines over SSH.
-    #[arg(long, default_value = "local", env = "PERF_TEST_DRIVER",
-          value_parser = PossibleValuesParser::new(perflab::driver::DRIVERS))]
-    pub driver: String,
+    #[arg(long, value_enum, default_value_t = DriverKind::Local, env = "PERF_TEST_DRIVER")]
+    pub driver: DriverKind,
     /// Driver option KEY=VALUE (repeatable), e.g. provider=netns, network=bridge.
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,
@@ -145,8 +179,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub provider: Option<String>,
     /// Run gateway cases against this gateway kind instead of the ones they list.
-    #[arg(long, value_parser = PossibleValuesParser::new(perflab::role::gateway::GATEWAYS))]
-    pub gateway: Option<String>,
+    #[arg(long, value_enum)]
+    pub gateway: Option<GatewayKind>,
     /// Seconds of load per run (1 to 86400).
     #[arg(long, allow_negative_numbers = true, value_parser = duration_s, env = "PERF_TEST_LOAD_DURATION")]
     pub duration: Option<f64>,
@@ -186,12 +220,12 @@ pub struct RunArgs {
     /// 1 to 65434); default: free ports are picked.
     #[arg(long, value_name = "PORT", allow_negative_numbers = true, value_parser = port_base)]
     pub port_base: Option<u16>,
-    /// Profiler of profiled runs: perf (native stacks, every gateway) or lua (Kong's Lua stacks with function names and file:line, from LuaJIT's sampler in its workers).
-    #[arg(long, default_value = "perf", value_parser = ["perf", "lua"])]
-    pub profiler: String,
-    /// Stack unwinding of profiled runs: fp (frame pointers) or dwarf (full stacks of stripped binaries, more data).
-    #[arg(long, default_value = "fp", value_parser = ["fp", "dwarf"])]
-    pub call_graph: String,
+    /// Profiler of profiled runs.
+    #[arg(long, value_enum, default_value_t = ProfilerTool::Perf)]
+    pub profiler: ProfilerTool,
+    /// Stack unwinding of profiled runs (perf).
+    #[arg(long, value_enum, default_value_t = CallGraph::Fp)]
+    pub call_graph: CallGraph,
     /// Sampling frequency of profiled runs, per second (1 to 10000).
     #[arg(long, default_value_t = 99, allow_negative_numbers = true, value_parser = profile_hz)]
     pub profile_hz: u32,
@@ -202,8 +236,8 @@ pub struct RunArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,
-    /// No progress output.
-    #[arg(long, short)]
+    /// No progress output: the global `--quiet` (set by [`Cli::parse_args`]).
+    #[arg(skip)]
     pub quiet: bool,
 }
 
@@ -278,9 +312,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "PCT", allow_negative_numbers = true, value_parser = regression_pct)]
     pub fail_on_regression: Option<f64>,
     /// Output formats (comma-separated or repeated; default: all).
-    #[arg(long = "format", value_delimiter = ',',
-          value_parser = PossibleValuesParser::new(perflab::report::export::FORMATS))]
-    pub formats: Vec<String>,
+    #[arg(long = "format", value_enum, value_delimiter = ',')]
+    pub formats: Vec<ExportFormat>,
     /// Include flagged runs (with errors) in verdicts.
     #[arg(long)]
     pub include_flagged: bool,
@@ -324,9 +357,8 @@ pub struct ReportArgs {
     /// A results folder (output/<time>-<suite>).
     pub dir: PathBuf,
     /// Output formats for comparisons (comma-separated or repeated; default: all).
-    #[arg(long = "format", value_delimiter = ',',
-          value_parser = PossibleValuesParser::new(perflab::report::export::FORMATS))]
-    pub formats: Vec<String>,
+    #[arg(long = "format", value_enum, value_delimiter = ',')]
+    pub formats: Vec<ExportFormat>,
     /// Restart design only: noise band in percent (default 0: none; 0 to 100).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = percent)]
     pub noise_band: f64,
@@ -398,8 +430,8 @@ pub struct TeardownArgs {
     #[arg(long, env = "PERF_TEST_TEARDOWN_ALL")]
     pub full: bool,
     /// Only this driver's leftovers (default: all).
-    #[arg(long, value_parser = PossibleValuesParser::new(perflab::driver::DRIVERS))]
-    pub driver: Option<String>,
+    #[arg(long, value_enum)]
+    pub driver: Option<DriverKind>,
     /// Driver option KEY=VALUE (repeatable).
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,

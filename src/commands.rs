@@ -3,8 +3,12 @@
 use std::io::Read;
 
 use anyhow::Context;
+use perflab::driver::DriverKind;
 use perflab::error::{EXIT_MISSING_TOOL, EXIT_OK};
+use perflab::manifest::InvocationKind;
 use perflab::progress::Mode;
+use perflab::role::gateway::GatewayKind;
+use perflab::role::profiler::ProfilerTool;
 use perflab::runner::{Execution, Overrides, RunRequest};
 use perflab::session::CooldownOptions;
 use perflab::suite::{Case, filter_tags, load_suite, override_gateway};
@@ -19,8 +23,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Suite(a) => {
             let versions = vec![Version::parse(&a.gateway_version, &a.repo)?];
             let cases = select_cases(&a.suite, &a.run)?;
-            let exec =
-                perflab::runner::execute(request("suite", &a.suite, cases, versions, &a.run)?)?;
+            let exec = perflab::runner::execute(request(
+                InvocationKind::Suite,
+                &a.suite,
+                cases,
+                versions,
+                &a.run,
+            )?)?;
             finish_suite(exec)
         }
         Command::Compare(a) => crate::commands::compare(a),
@@ -142,10 +151,10 @@ fn open_in_browser(page: &std::path::Path) {
             .map_err(|e| format!("cannot start {b}: {e}"))
     });
     match started {
-        Some(Ok(_)) => eprintln!("perflab: opened {}", page.display()),
-        Some(Err(e)) => eprintln!("perflab: {e}; open {} by hand", page.display()),
-        None => eprintln!(
-            "perflab: no browser found (set $BROWSER or install xdg-utils); open {}",
+        Some(Ok(_)) => tracing::info!("opened {}", page.display()),
+        Some(Err(e)) => tracing::warn!("{e}; open {} by hand", page.display()),
+        None => tracing::warn!(
+            "no browser found (set $BROWSER or install xdg-utils); open {}",
             page.display()
         ),
     }
@@ -154,8 +163,8 @@ fn open_in_browser(page: &std::path::Path) {
 fn select_cases(suite: &str, run: &RunArgs) -> perflab::Result<(String, Vec<Case>)> {
     let s = load_suite(suite)?;
     let mut cases = filter_tags(s.cases, &run.tags)?;
-    if let Some(g) = &run.gateway {
-        cases = override_gateway(cases, g)?;
+    if let Some(g) = run.gateway {
+        cases = override_gateway(cases, g);
     }
     let o = overrides(run);
     let cases = cases
@@ -182,22 +191,16 @@ fn overrides(run: &RunArgs) -> Overrides {
     }
 }
 
-/// Builds the runner's request from flags (validating the driver name first).
+/// Builds the runner's request from flags (refusing combinations clap cannot see: an image
+/// version without the docker driver, the Lua profiler on a gateway other than Kong).
 pub fn request(
-    kind: &str,
+    kind: InvocationKind,
     _suite_arg: &str,
     (suite, cases): (String, Vec<Case>),
     versions: Vec<Version>,
     run: &RunArgs,
 ) -> perflab::Result<RunRequest> {
-    if !perflab::driver::DRIVERS.contains(&run.driver.as_str()) {
-        return Err(Error::Usage(format!(
-            "unknown driver \"{}\": expected one of {}",
-            run.driver,
-            perflab::driver::DRIVERS.join(", ")
-        )));
-    }
-    if run.driver != "docker"
+    if run.driver != DriverKind::Docker
         && let Some(v) = versions
             .iter()
             .find(|v| matches!(v.kind, perflab::version::VersionKind::Image { .. }))
@@ -208,8 +211,10 @@ pub fn request(
             v.label, run.driver
         )));
     }
-    if run.profiler == "lua"
-        && let Some(c) = cases.iter().find(|c| c.profile && c.gateway != "kong")
+    if run.profiler == ProfilerTool::Lua
+        && let Some(c) = cases
+            .iter()
+            .find(|c| c.profile && c.gateway != GatewayKind::Kong)
     {
         return Err(Error::Usage(format!(
             "--profiler lua samples Kong's Lua code, but case {} runs {}: use --profiler perf, \
@@ -229,16 +234,22 @@ pub fn request(
     } else {
         Mode::Auto
     };
-    let options = serde_json::json!({
-        "tags": run.tags, "gateway": run.gateway, "overrides": overrides(run), "pin_cpus": !run.no_pin,
-        "cooldown_max_s": run.cooldown_max, "noisy_background_pct": run.noisy_pct, "driver_options": run.driver_opt,
-    });
+    let options = perflab::manifest::ManifestOptions {
+        tags: run.tags.clone(),
+        gateway: run.gateway,
+        overrides: Some(overrides(run)),
+        pin_cpus: Some(!run.no_pin),
+        cooldown_max_s: Some(run.cooldown_max),
+        noisy_background_pct: Some(run.noisy_pct),
+        driver_options: run.driver_opt.clone(),
+        ..Default::default()
+    };
     Ok(RunRequest {
-        kind: kind.into(),
+        kind,
         suite,
         cases,
         versions,
-        driver: run.driver.clone(),
+        driver: run.driver,
         driver_options: crate::cli::driver_options(&run.driver_opt, run.provider.as_deref())?,
         output: run.output.clone(),
         output_dir: run.output_dir.clone(),
@@ -255,13 +266,8 @@ pub fn request(
         keep_going: run.keep_going,
         port_base: run.port_base,
         profiler: perflab::role::profiler::ProfilerOptions {
-            tool: run.profiler.parse()?,
-            call_graph: run.call_graph.parse().map_err(|_| {
-                Error::Usage(format!(
-                    "--call-graph must be fp or dwarf, not \"{}\"",
-                    run.call_graph
-                ))
-            })?,
+            tool: run.profiler,
+            call_graph: run.call_graph,
             frequency_hz: run.profile_hz.max(1),
             ..Default::default()
         },
@@ -272,7 +278,7 @@ fn finish_suite(exec: Execution) -> anyhow::Result<i32> {
     let opts = report::ReportOptions::default();
     let text = report::render_all(&exec.store, &opts)?;
     print!("{text}");
-    eprintln!("perflab: results in {}", exec.store.root().display());
+    tracing::info!("results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),
         Some(e) => Err(e.into()),
@@ -305,23 +311,14 @@ fn import_wrk(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
 }
 
 fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
-    let only = a.driver.as_deref();
-    if let Some(d) = only
-        && !perflab::driver::DRIVERS.contains(&d)
-    {
-        return Err(Error::Usage(format!(
-            "unknown driver \"{d}\": expected one of {}",
-            perflab::driver::DRIVERS.join(", ")
-        ))
-        .into());
-    }
+    let only = a.driver;
     let n = perflab::version::clean_worktrees()?;
     println!(
         "git checkouts: removed {n} from {}",
         perflab::version::worktrees_dir().display()
     );
     // Every lab whose perflab process died, from its journal (all drivers).
-    let cleaned = perflab::cleanup::clean_dead_labs(only);
+    let cleaned = perflab::cleanup::clean_dead_labs(only.map(|d| d.to_string()).as_deref());
     for c in &cleaned {
         println!("{c}");
     }
@@ -335,7 +332,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
             String::new()
         }
     );
-    if only.is_none() || only == Some("docker") {
+    if only.is_none() || only == Some(DriverKind::Docker) {
         // `--driver-opt lab=ID`: only that lab's objects (others may be running).
         let opts = crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?;
         match perflab::driver::docker::remove_leftovers(None, opts.get("lab").map(String::as_str)) {
@@ -344,7 +341,7 @@ fn teardown(a: crate::cli::TeardownArgs) -> anyhow::Result<i32> {
             Err(e) => return Err(e.into()),
         }
     }
-    if only == Some("terraform") {
+    if only == Some(DriverKind::Terraform) {
         let mut d = perflab::driver::terraform::TerraformDriver::new(
             &crate::cli::driver_options(&a.driver_opt, a.provider.as_deref())?,
             "teardown",
@@ -398,8 +395,8 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     let given = crate::cli::driver_options(&a.driver_opt, None)?;
     let missing: Vec<&String> = dropped.iter().filter(|k| !given.contains_key(*k)).collect();
     if !missing.is_empty() {
-        eprintln!(
-            "perflab: driver option(s) {} were recorded redacted; pass them again with \
+        tracing::warn!(
+            "driver option(s) {} were recorded redacted; pass them again with \
              --driver-opt KEY=VALUE (or through the environment, e.g. TF_VAR_NAME)",
             missing
                 .iter()
@@ -447,7 +444,7 @@ fn reproduce(a: crate::cli::ReproduceArgs) -> anyhow::Result<i32> {
     if let Some(line) = rendered.lines().last() {
         println!("{line}");
     }
-    eprintln!("perflab: new results in {}", exec.store.root().display());
+    tracing::info!("new results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),
         Some(e) => Err(e.into()),
@@ -475,7 +472,7 @@ fn gateway_cases(suite: &str, run: &RunArgs) -> perflab::Result<(String, Vec<Cas
     let (name, cases) = select_cases(suite, run)?;
     let cases: Vec<Case> = cases
         .into_iter()
-        .filter(|c| c.gateway != "baseline")
+        .filter(|c| c.gateway != GatewayKind::Baseline)
         .collect();
     if cases.is_empty() {
         return Err(Error::Usage(
@@ -507,13 +504,16 @@ pub fn calibrate(
     let (suite, mut cases) = gateway_cases(&a.suite, &a.run)?;
     cases.truncate(1);
     for v in &versions {
-        v.prepare(&cases[0].gateway)?;
+        v.prepare(&cases[0].gateway.to_string())?;
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
-    let (key, machine) = cal::machine_key(&a.run.driver, &driver_options);
-    eprintln!(
-        "perflab: calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
-        label, cases[0].id, a.bursts, a.blocks
+    let (key, machine) = cal::machine_key(a.run.driver, &driver_options);
+    tracing::info!(
+        "calibrating {machine} with {} (case {}) against itself, bursts {:?} s, {} blocks each",
+        label,
+        cases[0].id,
+        a.bursts,
+        a.blocks
     );
     let mut measured = Vec::new();
     for &b in &a.bursts {
@@ -529,7 +529,7 @@ pub fn calibrate(
             include_flagged: false,
         };
         let req = request(
-            "calibrate",
+            InvocationKind::Calibrate,
             &a.suite,
             (format!("{suite}-calibration"), cases.clone()),
             versions.clone(),
@@ -569,8 +569,8 @@ pub fn calibrate(
             block_sd_pct: sd,
             results: exec.store.root().to_path_buf(),
         };
-        eprintln!(
-            "perflab: burst {b} s: {} blocks, switch {:.2} s, block SD {}",
+        tracing::info!(
+            "burst {b} s: {} blocks, switch {:.2} s, block SD {}",
             bc.blocks,
             bc.switch_s,
             bc.block_sd_pct
@@ -632,15 +632,6 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             Error::Usage("--fail-on-regression is a percentage between 0 and 100".into()).into(),
         );
     }
-    for f in &a.formats {
-        if report::export::exporter(f).is_none() {
-            return Err(Error::Usage(format!(
-                "unknown format \"{f}\": expected one of {}",
-                report::export::FORMATS.join(", ")
-            ))
-            .into());
-        }
-    }
     let budget_s = perflab::multiplex::parse_duration(&a.budget).ok_or_else(|| {
         Error::Usage(format!(
             "--budget \"{}\" is not a duration: use seconds or a unit, e.g. 90s, 2m, 1h",
@@ -653,7 +644,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     // before the first run.
     for v in &versions {
         for c in &cases {
-            v.prepare(&c.gateway)?;
+            v.prepare(&c.gateway.to_string())?;
         }
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
@@ -667,7 +658,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
             run: a.run.clone(),
         })?)
     } else if a.design == crate::cli::Design::Multiplexed {
-        perflab::multiplex::calibrate::load(&a.run.driver, &driver_options)
+        perflab::multiplex::calibrate::load(a.run.driver, &driver_options)
     } else {
         None
     };
@@ -677,7 +668,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
         .or_else(|| calibration.as_ref().map(|c| c.primary_metric.clone()))
         .unwrap_or_else(|| "rps".into());
     let mut req = request(
-        "compare",
+        InvocationKind::Compare,
         &a.suite,
         (suite.clone(), cases),
         versions,
@@ -729,20 +720,21 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
                         c.block_wall_s * req.versions.len() as f64 / 2.0,
                         budget_s,
                     );
-                    eprintln!(
-                        "perflab: calibrated ({} block SD {:.2}% at {} s bursts): ~{blocks} blocks per case in {budget_s:.0} s; smallest detectable slowdown ≈{:.1}% (90% power)",
+                    tracing::info!(
+                        "calibrated ({} block SD {:.2}% at {} s bursts): ~{blocks} blocks per case in {budget_s:.0} s; smallest detectable slowdown ≈{:.1}% (90% power)",
                         c.primary_metric,
                         c.block_sd_pct,
                         c.burst_s,
                         100.0 * mde
                     );
                 }
-                Some(_) => eprintln!(
-                    "perflab: burst or metric differ from this machine's calibration: the detectable effect is printed after the run"
+                Some(_) => tracing::info!(
+                    "burst or metric differ from this machine's calibration: the detectable effect is printed after the run"
                 ),
-                None => eprintln!(
-                    "perflab: no calibration for this machine (run `perflab calibrate` to see the detectable effect before comparing); using {} s bursts and {}",
-                    opts.burst_s, opts.primary_metric
+                None => tracing::info!(
+                    "no calibration for this machine (run `perflab calibrate` to see the detectable effect before comparing); using {} s bursts and {}",
+                    opts.burst_s,
+                    opts.primary_metric
                 ),
             }
             perflab::multiplex::run::execute(req, opts)?
@@ -758,7 +750,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     };
     let text = report::render_all(&exec.store, &opts)?;
     print!("{text}");
-    eprintln!("perflab: results in {}", exec.store.root().display());
+    tracing::info!("results in {}", exec.store.root().display());
     if let Some(e) = exec.error {
         return Err(e.into());
     }
@@ -785,8 +777,8 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
                 })
                 .collect();
             if !regressions.is_empty() {
-                eprintln!(
-                    "perflab: slower (95% confidence) by at least {pct}%: {}",
+                tracing::error!(
+                    "slower (95% confidence) by at least {pct}%: {}",
                     regressions.join("; ")
                 );
                 return Ok(perflab::error::EXIT_REGRESSION);
@@ -843,10 +835,16 @@ fn capacity(a: crate::cli::CapacityArgs) -> anyhow::Result<i32> {
             Ok(c)
         })
         .collect::<perflab::Result<Vec<_>>>()?;
-    let req = request("capacity", &a.suite, (suite, cases), versions, &a.run)?;
+    let req = request(
+        InvocationKind::Capacity,
+        &a.suite,
+        (suite, cases),
+        versions,
+        &a.run,
+    )?;
     let (exec, results) = perflab::capacity::run(req, &opts)?;
     print!("{}", perflab::capacity::markdown(&results));
-    eprintln!("perflab: results in {}", exec.store.root().display());
+    tracing::info!("results in {}", exec.store.root().display());
     match exec.error {
         None => Ok(EXIT_OK),
         Some(e) => Err(e.into()),

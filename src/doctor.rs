@@ -1,151 +1,17 @@
 //! `perflab doctor`: what each driver needs, what was found (path and version), what is
-//! missing and how to install it — plus the environment fingerprint of this machine.
+//! missing and how to install it — plus the environment fingerprint of this machine. The
+//! programs and their install hints are [`crate::tools::TOOLS`], the table the fingerprint
+//! records too.
 
 use std::time::Duration;
 
 use crate::host::{Cmd, Host, LocalHost};
-
-/// One requirement.
-#[derive(Debug, Clone)]
-pub struct Requirement {
-    /// Which driver or feature needs it.
-    pub needed_by: &'static str,
-    /// Program name.
-    pub program: &'static str,
-    /// Arguments that print its version.
-    pub version_args: &'static [&'static str],
-    /// Required (true) or only for some cases (false).
-    pub required: bool,
-    /// How to install it on Debian/Ubuntu.
-    pub install: &'static str,
-}
-
-/// Everything perflab may use.
-pub const REQUIREMENTS: &[Requirement] = &[
-    Requirement {
-        needed_by: "local",
-        program: "wrk",
-        version_args: &["-v"],
-        required: true,
-        install: "apt-get install wrk",
-    },
-    Requirement {
-        needed_by: "local",
-        program: "nginx",
-        version_args: &["-v"],
-        required: true,
-        install: "apt-get install nginx-light",
-    },
-    Requirement {
-        needed_by: "local",
-        program: "taskset",
-        version_args: &["--version"],
-        required: false,
-        install: "apt-get install util-linux (CPU pinning)",
-    },
-    Requirement {
-        needed_by: "haproxy cases",
-        program: "haproxy",
-        version_args: &["-v"],
-        required: false,
-        install: "apt-get install haproxy",
-    },
-    Requirement {
-        needed_by: "flame graphs",
-        program: "perf",
-        version_args: &["--version"],
-        required: false,
-        install: "apt-get install linux-perf",
-    },
-    Requirement {
-        needed_by: "kong",
-        program: "kong",
-        version_args: &["version"],
-        required: false,
-        install: "see docs/kong.md (Kong's own packages), or PERFLAB_KONG_PREFIX=<a Kong built from source> (docs/kong-from-source.md)",
-    },
-    Requirement {
-        needed_by: "kong (PostgreSQL)",
-        program: "pg_ctl",
-        version_args: &["--version"],
-        required: false,
-        install: "apt-get install postgresql",
-    },
-    Requirement {
-        needed_by: "kong (pgdump)",
-        program: "pg_dump",
-        version_args: &["--version"],
-        required: false,
-        install: "apt-get install postgresql-client",
-    },
-    Requirement {
-        needed_by: "docker",
-        program: "dockerd",
-        version_args: &["--version"],
-        required: false,
-        install: "apt-get install docker.io, then scripts/start-dockerd.sh",
-    },
-    Requirement {
-        needed_by: "terraform",
-        program: "terraform",
-        version_args: &["version"],
-        required: false,
-        install: "HashiCorp's terraform (or OpenTofu as `terraform`)",
-    },
-    Requirement {
-        needed_by: "terraform",
-        program: "ssh",
-        version_args: &["-V"],
-        required: false,
-        install: "apt-get install openssh-client",
-    },
-    Requirement {
-        needed_by: "terraform netns",
-        program: "sshd",
-        version_args: &["-V"],
-        required: false,
-        install: "apt-get install openssh-server",
-    },
-    Requirement {
-        needed_by: "terraform netns",
-        program: "ip",
-        version_args: &["-V"],
-        required: false,
-        install: "apt-get install iproute2",
-    },
-    Requirement {
-        needed_by: "git: versions",
-        program: "git",
-        version_args: &["--version"],
-        required: false,
-        install: "apt-get install git (only for your own use; perflab uses libgit2)",
-    },
-];
 
 /// Whether perflab runs in a Nix shell or from the Nix store, where packages come from nixpkgs
 /// rather than apt.
 pub fn running_under_nix() -> bool {
     std::env::var_os("IN_NIX_SHELL").is_some()
         || std::env::current_exe().is_ok_and(|p| p.starts_with("/nix/store"))
-}
-
-/// The nixpkgs attribute that provides a program (as the flake's `nix/` uses them); `None` for
-/// programs nixpkgs does not package the way perflab needs (Kong).
-pub fn nix_package(program: &str) -> Option<&'static str> {
-    Some(match program {
-        "wrk" => "wrk",
-        "nginx" => "nginx",
-        "taskset" => "util-linux",
-        "haproxy" => "haproxy",
-        "perf" => "linuxPackages.perf",
-        "pg_ctl" | "pg_dump" => "postgresql",
-        "dockerd" => "docker",
-        "terraform" => "opentofu",
-        "ssh" | "sshd" => "openssh",
-        "ip" => "iproute2",
-        "git" => "git",
-        _ => return None,
-    })
 }
 
 /// Checks every requirement on the local machine; returns the report text and whether all
@@ -173,7 +39,7 @@ pub fn check() -> (String, bool) {
             "(running under Nix: install hints name nixpkgs attributes)\n",
         );
     }
-    for r in REQUIREMENTS {
+    for r in crate::tools::TOOLS {
         let prefixed = (r.program == "kong")
             .then_some(())
             .and(kong_prefix.as_ref());
@@ -234,7 +100,7 @@ pub fn check() -> (String, bool) {
                     ok = false;
                 }
                 let status = if r.required { "MISSING" } else { "missing" };
-                let install = match nix_package(r.program).filter(|_| under_nix) {
+                let install = match r.nix_package.filter(|_| under_nix) {
                     Some(attr) => format!(
                         "nix develop (the flake's dev shells have it) or nix shell nixpkgs#{attr}"
                     ),
@@ -270,23 +136,9 @@ pub fn check() -> (String, bool) {
     out.push_str(
         "\nfingerprint of this machine (every manifest.json records it; docs/reproducibility.md):\n",
     );
-    out.push_str(&crate::fingerprint::compact(&crate::fingerprint::local()));
-    (out, ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_requirement_but_kong_has_a_nix_package() {
-        for r in REQUIREMENTS {
-            assert_eq!(
-                nix_package(r.program).is_none(),
-                r.program == "kong",
-                "{}",
-                r.program
-            );
-        }
+    match crate::fingerprint::local() {
+        Some(fp) => out.push_str(&crate::fingerprint::compact(&fp)),
+        None => out.push_str("  (this machine could not be inspected)\n"),
     }
+    (out, ok)
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::role::gateway::GatewayKind;
 use crate::role::load::series::{Series, quantile_ms};
 
 /// Seconds before an action's start and after its end that count as "around" it.
@@ -97,8 +98,10 @@ pub struct DuringAction {
     pub port: Option<Listener>,
 }
 
-/// Gateway kinds without an admin API or a status listener in the lab.
-const NO_ADMIN: &[&str] = &["baseline", "nginx", "haproxy"];
+/// Whether a gateway kind has an admin API or a status listener in the lab.
+fn has_admin(kind: GatewayKind) -> bool {
+    matches!(kind, GatewayKind::Kong | GatewayKind::Command)
+}
 
 impl DuringAction {
     /// The listener an `http` or `scrape` action goes to.
@@ -113,7 +116,7 @@ impl DuringAction {
 
     /// Checks one action against the case: the run's `duration` and the gateway `kind`.
     /// Messages start with the field they are about.
-    pub fn validate(&self, duration_s: f64, kind: &str) -> Result<(), String> {
+    pub fn validate(&self, duration_s: f64, kind: GatewayKind) -> Result<(), String> {
         if !self.at.is_finite() || self.at < 0.0 {
             return Err(format!(
                 "at must be a number of seconds from 0 (got {})",
@@ -146,7 +149,7 @@ impl DuringAction {
                 ));
             }
         }
-        if kind == "baseline" {
+        if kind == GatewayKind::Baseline {
             return Err(format!(
                 "action: a baseline case has no gateway to act on (action \"{a}\")"
             ));
@@ -177,7 +180,7 @@ impl DuringAction {
                 "method must be an upper-case HTTP method such as GET, POST, PATCH (got \"{m}\")"
             ));
         }
-        if self.listener() != Listener::Proxy && NO_ADMIN.contains(&kind) {
+        if self.listener() != Listener::Proxy && !has_admin(kind) {
             return Err(format!(
                 "port: gateway {kind} has no {} listener in the lab; use port = \"proxy\" or another gateway",
                 self.listener().as_str()
@@ -201,7 +204,11 @@ impl DuringAction {
 }
 
 /// Checks a case's actions; the message names the action (`during[2]`) and the field.
-pub fn validate(actions: &[DuringAction], duration_s: f64, kind: &str) -> Result<(), String> {
+pub fn validate(
+    actions: &[DuringAction],
+    duration_s: f64,
+    kind: GatewayKind,
+) -> Result<(), String> {
     for (i, a) in actions.iter().enumerate() {
         a.validate(duration_s, kind)
             .map_err(|e| format!("during[{}].{e}", i + 1))?;
@@ -538,38 +545,46 @@ mod tests {
     #[test]
     fn validates_with_messages_that_name_the_field() {
         let ok = action("at = 5\nevery = 3\naction = \"http\"\nmethod = \"PATCH\"\npath = \"/x\"");
-        assert!(ok.validate(10.0, "kong").is_ok());
+        assert!(ok.validate(10.0, GatewayKind::Kong).is_ok());
         let cases = [
-            ("at = -1\naction = \"reload\"", "nginx", "at must be"),
+            (
+                "at = -1\naction = \"reload\"",
+                GatewayKind::Nginx,
+                "at must be",
+            ),
             (
                 "at = 10\naction = \"reload\"",
-                "nginx",
+                GatewayKind::Nginx,
                 "before the end of the load",
             ),
             (
                 "at = 1\nevery = 0\naction = \"reload\"",
-                "nginx",
+                GatewayKind::Nginx,
                 "every must be at least",
             ),
             (
                 "at = 1\naction = \"http\"\npath = \"/x\"",
-                "nginx",
+                GatewayKind::Nginx,
                 "port: gateway nginx has no admin",
             ),
-            ("at = 1\naction = \"http\"", "kong", "path is needed"),
+            (
+                "at = 1\naction = \"http\"",
+                GatewayKind::Kong,
+                "path is needed",
+            ),
             (
                 "at = 1\naction = \"scrape\"\nmethod = \"POST\"\npath = \"/m\"",
-                "kong",
+                GatewayKind::Kong,
                 "method is only for",
             ),
             (
                 "at = 1\naction = \"reload\"",
-                "baseline",
+                GatewayKind::Baseline,
                 "baseline case has no gateway",
             ),
             (
                 "at = 1\naction = \"http\"\nmethod = \"patch\"\npath = \"/x\"",
-                "kong",
+                GatewayKind::Kong,
                 "upper-case",
             ),
         ];
@@ -587,7 +602,7 @@ mod tests {
         let e = validate(
             &[ok.clone(), action("at = 1\naction = \"http\"")],
             10.0,
-            "kong",
+            GatewayKind::Kong,
         )
         .unwrap_err();
         assert!(e.starts_with("during[2].path"), "{e}");

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::driver::Role;
@@ -21,17 +22,134 @@ use crate::result::RunRecord;
 use crate::session::Session;
 use crate::version::Version;
 
-/// The tools whose path, version and hash are recorded on each lab host (terraform, which runs
-/// on the controller, is recorded there when the terraform driver is used).
-pub const TOOLS: &[(&str, &[&str])] = &[
-    ("wrk", &["-v"]),
-    ("nginx", &["-v"]),
-    ("haproxy", &["-v"]),
-    ("perf", &["--version"]),
-    ("taskset", &["--version"]),
-    ("pg_ctl", &["--version"]),
-    ("kong", &["version"]),
-];
+/// The environment fingerprint of an invocation (`manifest.json`'s `fingerprint`). Every field
+/// has a default, so fingerprints written by older perflab versions (with fewer fields) load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fingerprint {
+    /// When [`collect`] ran (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected_unix_s: Option<f64>,
+    /// perflab's own identity.
+    pub perflab: PerflabInfo,
+    /// The driver's network mode (`loopback`, `host`, `bridge`, …).
+    pub network: Option<String>,
+    /// The driver's facts ([`crate::driver::Driver::describe`]: its own keys per driver).
+    pub driver: Value,
+    /// Facts per host, by role (`gateway`, `worker`; `local` for doctor's machine).
+    pub hosts: BTreeMap<String, HostFacts>,
+    /// The [`crate::tools::on_lab_hosts`] tools per host (by role; `gateway image:<ref>` for a
+    /// version that runs from an image).
+    pub tools: BTreeMap<String, BTreeMap<String, ToolInfo>>,
+    /// Tools on the machine perflab runs on (terraform, with the terraform driver).
+    pub controller_tools: BTreeMap<String, ToolInfo>,
+    /// The versions in play.
+    pub versions: Vec<Version>,
+    /// What each version's gateway reported itself to be (`kind: detail`), by version label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_versions: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// The distinct load commands run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_commands: Option<BTreeSet<String>>,
+    /// When [`finish`] ran (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_unix_s: Option<f64>,
+}
+
+/// perflab's own identity ([`perflab_info`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PerflabInfo {
+    /// perflab's version.
+    pub version: Option<String>,
+    /// The commit it was built from.
+    pub commit: Option<String>,
+    /// Whether tracked files differed from that commit.
+    pub dirty: Option<bool>,
+    /// The running binary.
+    pub binary: Option<String>,
+    /// sha256 of the running binary.
+    pub binary_sha256: Option<String>,
+    /// The nixpkgs revision, when built by the flake.
+    pub nixpkgs_rev: Option<String>,
+    /// The toolchain (`system` outside Nix).
+    pub toolchain: Option<String>,
+}
+
+/// Facts about one host ([`host_info`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostFacts {
+    /// The host's name in the lab.
+    pub name: Option<String>,
+    /// The address other hosts reach it at.
+    pub address: Option<String>,
+    /// CPU model name.
+    pub cpu_model: Option<String>,
+    /// CPUs online.
+    pub cpus_online: Option<u64>,
+    /// Physical cores.
+    pub cores: Option<u32>,
+    /// Sockets.
+    pub sockets: Option<u32>,
+    /// Whether SMT (hyper-threading) is on.
+    pub smt: Option<bool>,
+    /// Kernel release.
+    pub kernel: Option<String>,
+    /// CPU frequency governor of cpu0.
+    pub governor: Option<String>,
+    /// Transparent huge pages setting (`always [madvise] never`).
+    pub thp: Option<String>,
+    /// `/proc/loadavg` at the start.
+    pub load_before: Option<String>,
+    /// `/proc/loadavg` at the end ([`finish`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_after: Option<String>,
+    /// The boot id (tells two boots of one machine apart).
+    pub boot_id: Option<String>,
+    /// Container runtime and virtualisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerInfo>,
+}
+
+/// A host's container runtime and virtualisation ([`container_info`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerInfo {
+    /// `docker`, `podman`, `kubernetes`, `lxc`, … or `none`.
+    pub runtime: Option<String>,
+    /// What told: `systemd-detect-virt -c`, a marker file, or `no marker found`.
+    pub detected_by: Option<String>,
+    /// `kvm`, `vm (hypervisor CPU flag)`, … or `none`.
+    pub virtualization: Option<String>,
+}
+
+/// One tool on one host ([`tool_info`]): absent, or where it is, what it says and its hash.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolInfo {
+    /// Whether it is on PATH.
+    pub found: bool,
+    /// Its path on PATH.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The file the path resolves to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+    /// The first non-blank line of its version output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// sha256 of the resolved file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl ToolInfo {
+    /// A tool that is not on PATH.
+    fn missing() -> ToolInfo {
+        ToolInfo::default()
+    }
+}
 
 fn read_text(host: &dyn Host, path: &str) -> Option<String> {
     host.read_file(Path::new(path))
@@ -91,9 +209,9 @@ pub fn sha256_on_host(host: &dyn Host, path: &str) -> String {
 }
 
 /// Facts about one tool on one host: path, the file it resolves to, version text, sha256.
-pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
+pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> ToolInfo {
     let Some(path) = host.which(name) else {
-        return json!({ "found": false });
+        return ToolInfo::missing();
     };
     let version = host
         .run(
@@ -122,7 +240,13 @@ pub fn tool_info(host: &dyn Host, name: &str, version_args: &[&str]) -> Value {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| path.clone());
     let sha = file_sha256(host, &real);
-    json!({ "found": true, "path": path, "resolved": real, "version": version, "sha256": sha })
+    ToolInfo {
+        found: true,
+        path: Some(path),
+        resolved: Some(real),
+        version: Some(version),
+        sha256: Some(sha),
+    }
 }
 
 fn cpuinfo_field<T: std::str::FromStr>(cpuinfo: &str, key: &str) -> Option<T> {
@@ -136,7 +260,7 @@ fn cpuinfo_field<T: std::str::FromStr>(cpuinfo: &str, key: &str) -> Option<T> {
 /// The host's container runtime and virtualisation, from `systemd-detect-virt` where it exists,
 /// else from the usual markers (`/.dockerenv`, `/run/.containerenv`, `/proc/1/cgroup`, the
 /// `hypervisor` CPU flag).
-pub fn container_info(host: &dyn Host, cpuinfo: &str) -> Value {
+pub fn container_info(host: &dyn Host, cpuinfo: &str) -> ContainerInfo {
     let detect = |flag: &str| {
         host.run(
             &Cmd::new("systemd-detect-virt").arg(flag),
@@ -179,12 +303,16 @@ pub fn container_info(host: &dyn Host, cpuinfo: &str) -> Value {
             "none".into()
         }
     });
-    json!({ "runtime": runtime, "detected_by": detected_by, "virtualization": virtualization })
+    ContainerInfo {
+        runtime: Some(runtime),
+        detected_by: Some(detected_by),
+        virtualization: Some(virtualization),
+    }
 }
 
 /// Facts about one host: CPU (model, online CPUs, physical cores, SMT), kernel, governor, THP,
 /// container runtime, and the load average now (`load_before`; [`finish`] adds `load_after`).
-pub fn host_info(host: &dyn Host) -> Value {
+pub fn host_info(host: &dyn Host) -> HostFacts {
     let cpuinfo = read_text(host, "/proc/cpuinfo").unwrap_or_default();
     let model: Option<String> = cpuinfo_field(&cpuinfo, "model name");
     let siblings: Option<u32> = cpuinfo_field(&cpuinfo, "siblings");
@@ -208,21 +336,25 @@ pub fn host_info(host: &dyn Host) -> Value {
             _ => None,
         },
     };
-    json!({
-        "name": host.name(),
-        "address": host.address(),
-        "cpu_model": model,
-        "cpus_online": crate::session::cpu_count(host),
-        "cores": cores_per_socket.map(|c| c * sockets),
-        "sockets": sockets,
-        "smt": smt,
-        "kernel": read_text(host, "/proc/sys/kernel/osrelease"),
-        "governor": read_text(host, "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "thp": read_text(host, "/sys/kernel/mm/transparent_hugepage/enabled"),
-        "load_before": read_text(host, "/proc/loadavg"),
-        "boot_id": read_text(host, "/proc/sys/kernel/random/boot_id"),
-        "container": container_info(host, &cpuinfo),
-    })
+    HostFacts {
+        name: Some(host.name().to_string()),
+        address: Some(host.address()),
+        cpu_model: model,
+        cpus_online: Some(crate::session::cpu_count(host) as u64),
+        cores: cores_per_socket.map(|c| c * sockets),
+        sockets: Some(sockets),
+        smt,
+        kernel: read_text(host, "/proc/sys/kernel/osrelease"),
+        governor: read_text(
+            host,
+            "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+        ),
+        thp: read_text(host, "/sys/kernel/mm/transparent_hugepage/enabled"),
+        load_before: read_text(host, "/proc/loadavg"),
+        load_after: None,
+        boot_id: read_text(host, "/proc/sys/kernel/random/boot_id"),
+        container: Some(container_info(host, &cpuinfo)),
+    }
 }
 
 /// sha256 of a file on this machine (`sha256sum` when on PATH: a debug build hashes slowly).
@@ -254,7 +386,7 @@ pub fn packaged_commit(c: &str) -> (Option<String>, Option<bool>) {
 /// else read from the source checkout at run time, with `dirty`
 /// when tracked files differ from it), the sha256 of the running binary, and — when run from
 /// the flake — the nixpkgs revision (`PERFLAB_NIXPKGS_REV`) and toolchain.
-pub fn perflab_info() -> Value {
+pub fn perflab_info() -> PerflabInfo {
     let given = std::env::var("PERFLAB_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())
@@ -277,18 +409,18 @@ pub fn perflab_info() -> Value {
         },
     };
     let exe = std::env::current_exe().ok();
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "commit": commit,
-        "dirty": dirty,
-        "binary": exe.as_ref().map(|p| p.display().to_string()),
-        "binary_sha256": exe.as_deref().and_then(sha256_local),
-        "nixpkgs_rev": std::env::var("PERFLAB_NIXPKGS_REV").ok(),
-        "toolchain": std::env::var("PERFLAB_TOOLCHAIN").unwrap_or_else(|_| "system".into()),
-    })
+    PerflabInfo {
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        commit,
+        dirty,
+        binary: exe.as_ref().map(|p| p.display().to_string()),
+        binary_sha256: exe.as_deref().and_then(sha256_local),
+        nixpkgs_rev: std::env::var("PERFLAB_NIXPKGS_REV").ok(),
+        toolchain: Some(std::env::var("PERFLAB_TOOLCHAIN").unwrap_or_else(|_| "system".into())),
+    }
 }
 
-/// Asks a host about every tool of [`TOOLS`] in one command (a round trip costs 0.1–0.3 s on
+/// Asks a host about every tool of [`crate::tools::on_lab_hosts`] in one command (a round trip costs 0.1–0.3 s on
 /// container and SSH hosts): for each, `T <name>`, then `P <path>` (or nothing when it is not
 /// on PATH), `V <first non-blank line of its version output>`, `R <resolved path>` and, where
 /// `sha256sum` exists, `S <sha256>`. Arguments: `name nargs args…` per tool.
@@ -310,14 +442,14 @@ while [ $# -gt 0 ]; do
   fi
 done"#;
 
-/// The [`TOOLS`] of a host (path, version, resolved path, hash), asked in one command; the
-/// same as [`tool_info`] tool by tool.
-pub fn tools_of(host: &dyn Host) -> Value {
+/// The [`crate::tools::on_lab_hosts`] tools of a host (path, version, resolved path, hash),
+/// asked in one command; the same as [`tool_info`] tool by tool.
+pub fn tools_of(host: &dyn Host) -> BTreeMap<String, ToolInfo> {
     let mut argv: Vec<String> = Vec::new();
-    for (name, args) in TOOLS {
-        argv.push((*name).to_string());
-        argv.push(args.len().to_string());
-        argv.extend(args.iter().map(|a| a.to_string()));
+    for t in crate::tools::on_lab_hosts() {
+        argv.push(t.program.to_string());
+        argv.push(t.version_args.len().to_string());
+        argv.extend(t.version_args.iter().map(|a| a.to_string()));
     }
     // When the script cannot run at all, every tool is asked for on its own below.
     let out = host
@@ -331,7 +463,7 @@ pub fn tools_of(host: &dyn Host) -> Value {
         )
         .map(|o| o.stdout_text())
         .unwrap_or_default();
-    let mut t = serde_json::Map::new();
+    let mut t = BTreeMap::new();
     for block in out.split("\nT ").map(|b| b.trim_start_matches("T ")) {
         let Some(name) = block
             .lines()
@@ -348,7 +480,7 @@ pub fn tools_of(host: &dyn Host) -> Value {
                 .map(|v| v.trim().to_string())
         };
         let info = match field("P ") {
-            None => json!({ "found": false }),
+            None => ToolInfo::missing(),
             Some(path) => {
                 let real = field("R ")
                     .filter(|r| !r.is_empty())
@@ -360,42 +492,44 @@ pub fn tools_of(host: &dyn Host) -> Value {
                     }
                     None => file_sha256(host, &real),
                 };
-                json!({
-                    "found": true,
-                    "path": path,
-                    "resolved": real,
-                    "version": field("V ").unwrap_or_default(),
-                    "sha256": sha,
-                })
+                ToolInfo {
+                    found: true,
+                    path: Some(path),
+                    resolved: Some(real),
+                    version: Some(field("V ").unwrap_or_default()),
+                    sha256: Some(sha),
+                }
             }
         };
         t.insert(name.to_string(), info);
     }
     // Tools the script gave no answer for, one by one.
-    for (name, args) in TOOLS {
-        if !t.contains_key(*name) {
-            t.insert((*name).into(), tool_info(host, name, args));
+    for tool in crate::tools::on_lab_hosts() {
+        if !t.contains_key(tool.program) {
+            t.insert(
+                tool.program.into(),
+                tool_info(host, tool.program, tool.version_args),
+            );
         }
     }
-    Value::Object(t)
+    t
 }
 
 /// Everything, for a session's hosts and the versions in play, at the start of an invocation.
 /// [`finish`] completes it at the end.
-pub fn collect(session: &mut Session, versions: &[Version]) -> Value {
-    let mut hosts = serde_json::Map::new();
-    let mut tools = serde_json::Map::new();
-    let driver = session.driver_info();
+pub fn collect(session: &mut Session, versions: &[Version]) -> Fingerprint {
+    let mut hosts = BTreeMap::new();
+    let mut tools: BTreeMap<String, BTreeMap<String, ToolInfo>> = BTreeMap::new();
     // The local driver's roles are one machine: hash its tools once.
-    let same_machine = driver["driver"] == "local";
+    let same_machine = session.driver_name() == "local";
     for role in [Role::Gateway, Role::Worker] {
         if let Ok(h) = session.host(role, "default") {
-            hosts.insert(role.as_str().into(), host_info(h.as_ref()));
+            hosts.insert(role.as_str().to_string(), host_info(h.as_ref()));
             let t = match tools.values().next() {
                 Some(t) if same_machine => t.clone(),
                 _ => tools_of(h.as_ref()),
             };
-            tools.insert(role.as_str().into(), t);
+            tools.insert(role.as_str().to_string(), t);
         }
     }
     // A version that is an image runs its gateway in a container of that image: its tools are
@@ -412,49 +546,43 @@ pub fn collect(session: &mut Session, versions: &[Version]) -> Value {
             tools.insert(format!("gateway {}", v.label), tools_of(h.as_ref()));
         }
     }
-    // Again: the images just made are in it now.
+    // Asked after the hosts are made: the images just made are in it now.
     let driver = session.driver_info();
-    let mut controller = serde_json::Map::new();
-    if driver["driver"] == "terraform"
+    let mut controller_tools = BTreeMap::new();
+    if session.driver_name() == "terraform"
         && let Ok(local) = crate::host::LocalHost::new("controller", &std::env::temp_dir())
     {
-        controller.insert(
-            "terraform".into(),
-            tool_info(&local, "terraform", &["version"]),
-        );
+        let t = crate::tools::tool("terraform").map_or(&[][..], |t| t.version_args);
+        controller_tools.insert("terraform".into(), tool_info(&local, "terraform", t));
     }
-    json!({
-        "collected_unix_s": crate::store::now_unix(),
-        "perflab": perflab_info(),
-        "network": driver.get("network").cloned().unwrap_or(Value::Null),
-        "driver": driver,
-        "hosts": hosts,
-        "tools": tools,
-        "controller_tools": controller,
-        "versions": versions,
-    })
+    Fingerprint {
+        collected_unix_s: Some(crate::store::now_unix()),
+        perflab: perflab_info(),
+        network: driver
+            .get("network")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        driver,
+        hosts,
+        tools,
+        controller_tools,
+        versions: versions.to_vec(),
+        ..Default::default()
+    }
 }
 
 /// Completes a fingerprint made by [`collect`] once the runs are done: each host's load
 /// average now (`load_after`), what each version's gateway reported itself to be, and the
-/// distinct load commands run. Does nothing when `fp` is not a fingerprint (setup failed).
-pub fn finish(fp: &mut Value, session: &mut Session, runs: &[RunRecord]) {
-    let Some(obj) = fp.as_object_mut() else {
-        return;
-    };
-    if let Some(hosts) = obj.get_mut("hosts").and_then(Value::as_object_mut) {
-        for (name, info) in hosts.iter_mut() {
-            let role = match name.as_str() {
-                "gateway" => Role::Gateway,
-                "worker" => Role::Worker,
-                _ => continue,
-            };
-            if let (Ok(h), Some(info)) = (session.host(role, "default"), info.as_object_mut()) {
-                info.insert(
-                    "load_after".into(),
-                    json!(read_text(h.as_ref(), "/proc/loadavg")),
-                );
-            }
+/// distinct load commands run.
+pub fn finish(fp: &mut Fingerprint, session: &mut Session, runs: &[RunRecord]) {
+    for (name, info) in fp.hosts.iter_mut() {
+        let role = match name.as_str() {
+            "gateway" => Role::Gateway,
+            "worker" => Role::Worker,
+            _ => continue,
+        };
+        if let Ok(h) = session.host(role, "default") {
+            info.load_after = read_text(h.as_ref(), "/proc/loadavg");
         }
     }
     let mut gateways: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -466,39 +594,41 @@ pub fn finish(fp: &mut Value, session: &mut Session, runs: &[RunRecord]) {
             .insert(format!("{}: {}", r.gateway, r.version_detail));
         commands.insert(r.load_command.clone());
     }
-    obj.insert("gateway_versions".into(), json!(gateways));
-    obj.insert("load_commands".into(), json!(commands));
-    obj.insert("finished_unix_s".into(), json!(crate::store::now_unix()));
+    fp.gateway_versions = Some(gateways);
+    fp.load_commands = Some(commands);
+    fp.finished_unix_s = Some(crate::store::now_unix());
 }
 
 /// The fingerprint of this machine alone (what `perflab doctor` shows): host facts, tools and
 /// perflab's identity, without a lab.
-pub fn local() -> Value {
-    let Ok(host) = crate::host::LocalHost::new("local", &std::env::temp_dir()) else {
-        return Value::Null;
-    };
-    json!({
-        "perflab": perflab_info(),
-        "hosts": { "local": host_info(&host) },
-        "tools": { "local": tools_of(&host) },
+pub fn local() -> Option<Fingerprint> {
+    let host = crate::host::LocalHost::new("local", &std::env::temp_dir()).ok()?;
+    Some(Fingerprint {
+        perflab: perflab_info(),
+        hosts: [("local".to_string(), host_info(&host))].into(),
+        tools: [("local".to_string(), tools_of(&host))].into(),
+        ..Default::default()
     })
 }
 
-fn show(v: &Value) -> String {
+/// A value for people: `-` when absent, `yes`/`no` for booleans.
+fn show<T: std::fmt::Display>(v: &Option<T>) -> String {
     match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
-        other => other.to_string(),
+        None => "-".into(),
+        Some(v) => v.to_string(),
     }
 }
 
-fn short(v: &Value, n: usize) -> String {
+fn short(v: &Option<String>, n: usize) -> String {
     show(v).chars().take(n).collect()
 }
 
+fn yes_no(v: Option<bool>) -> Option<&'static str> {
+    v.map(|b| if b { "yes" } else { "no" })
+}
+
 /// The selected value of a sysfs multiple-choice file (`always [madvise] never` → `madvise`).
-fn selected(v: &Value) -> String {
+fn selected(v: &Option<String>) -> String {
     let s = show(v);
     match (s.find('['), s.find(']')) {
         (Some(a), Some(b)) if a < b => s[a + 1..b].to_string(),
@@ -507,51 +637,60 @@ fn selected(v: &Value) -> String {
 }
 
 /// A compact, human-readable form of a fingerprint: a few lines per host and one per tool found.
-pub fn compact(fp: &Value) -> String {
+pub fn compact(fp: &Fingerprint) -> String {
     let mut out = String::new();
-    let p = &fp["perflab"];
+    let p = &fp.perflab;
     out.push_str(&format!(
         "  perflab   {} · commit {}{} · binary sha256 {} · nixpkgs {} · toolchain {}\n",
-        show(&p["version"]),
-        short(&p["commit"], 12),
-        if p["dirty"] == true { " (dirty)" } else { "" },
-        short(&p["binary_sha256"], 16),
-        short(&p["nixpkgs_rev"], 12),
-        show(&p["toolchain"]),
+        show(&p.version),
+        short(&p.commit, 12),
+        if p.dirty == Some(true) {
+            " (dirty)"
+        } else {
+            ""
+        },
+        short(&p.binary_sha256, 16),
+        short(&p.nixpkgs_rev, 12),
+        show(&p.toolchain),
     ));
-    if let Some(n) = fp.get("network") {
-        out.push_str(&format!("  network   {}\n", show(n)));
+    if let Some(n) = &fp.network {
+        out.push_str(&format!("  network   {n}\n"));
     }
-    for (role, h) in fp["hosts"].as_object().into_iter().flatten() {
-        let c = &h["container"];
+    for (role, h) in &fp.hosts {
+        let c = h.container.clone().unwrap_or_default();
         out.push_str(&format!(
             "  {role:<9} {} · {} CPUs online, {} cores, SMT {} · container {} · virtualization {}\n",
-            show(&h["cpu_model"]),
-            show(&h["cpus_online"]),
-            show(&h["cores"]),
-            if h["smt"] == true { "on" } else if h["smt"] == false { "off" } else { "?" },
-            show(&c["runtime"]),
-            show(&c["virtualization"]),
+            show(&h.cpu_model),
+            show(&h.cpus_online),
+            show(&h.cores),
+            match h.smt {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "?",
+            },
+            show(&c.runtime),
+            show(&c.virtualization),
         ));
         out.push_str(&format!(
             "  {:<9} kernel {} · governor {} · THP {} · load {}{}\n",
             "",
-            show(&h["kernel"]),
-            show(&h["governor"]),
-            selected(&h["thp"]),
-            show(&h["load_before"]),
-            h.get("load_after")
-                .map(|l| format!(" → {}", show(l)))
+            show(&h.kernel),
+            show(&h.governor),
+            selected(&h.thp),
+            show(&h.load_before),
+            h.load_after
+                .as_ref()
+                .map(|l| format!(" → {l}"))
                 .unwrap_or_default(),
         ));
-        for (name, t) in fp["tools"][role.as_str()].as_object().into_iter().flatten() {
-            if t["found"] == true {
+        for (name, t) in fp.tools.get(role).into_iter().flatten() {
+            if t.found {
                 out.push_str(&format!(
                     "  {:<9} {name:<10} {} sha256 {} · {}\n",
                     "",
-                    show(&t["resolved"]),
-                    short(&t["sha256"], 16),
-                    show(&t["version"]),
+                    show(&t.resolved),
+                    short(&t.sha256, 16),
+                    show(&t.version),
                 ));
             }
         }
@@ -559,43 +698,41 @@ pub fn compact(fp: &Value) -> String {
     out
 }
 
-/// Host facts whose change can move the numbers.
-const HOST_KEYS: &[&str] = &[
-    "cpu_model",
-    "cpus_online",
-    "cores",
-    "sockets",
-    "smt",
-    "kernel",
-    "governor",
-    "thp",
-];
-
 /// What differs between two fingerprints, as one line per difference (`gateway kernel: A → B`):
 /// perflab's version, commit and binary, the nixpkgs revision, driver and network mode, each
 /// host's CPU, cores, SMT, kernel, governor, THP and container runtime, each tool's presence and
 /// sha256 (with versions), and what each version's gateway reported. Load, times, addresses
 /// and boot ids are not compared (they differ between any two invocations). A field absent from
 /// either side (a fingerprint from an older perflab) is skipped.
-pub fn differences(a: &Value, b: &Value) -> Vec<String> {
+pub fn differences(a: &Fingerprint, b: &Fingerprint) -> Vec<String> {
     let mut out = Vec::new();
-    let mut cmp = |what: String, x: Option<&Value>, y: Option<&Value>| {
+    let mut cmp = |what: String, x: Option<String>, y: Option<String>| {
         if let (Some(x), Some(y)) = (x, y)
             && x != y
         {
-            out.push(format!("{what}: {} → {}", show(x), show(y)));
+            out.push(format!("{what}: {x} → {y}"));
         }
     };
-    for (key, what) in [
-        ("version", "perflab version"),
-        ("commit", "perflab commit"),
-        ("dirty", "perflab checkout dirty"),
-        ("binary_sha256", "perflab binary sha256"),
-        ("nixpkgs_rev", "nixpkgs revision"),
-        ("toolchain", "toolchain"),
+    let (pa, pb) = (&a.perflab, &b.perflab);
+    for (what, x, y) in [
+        ("perflab version", &pa.version, &pb.version),
+        ("perflab commit", &pa.commit, &pb.commit),
+        (
+            "perflab binary sha256",
+            &pa.binary_sha256,
+            &pb.binary_sha256,
+        ),
+        ("nixpkgs revision", &pa.nixpkgs_rev, &pb.nixpkgs_rev),
+        ("toolchain", &pa.toolchain, &pb.toolchain),
     ] {
-        cmp(what.into(), a["perflab"].get(key), b["perflab"].get(key));
+        cmp(what.into(), x.clone(), y.clone());
     }
+    cmp(
+        "perflab checkout dirty".into(),
+        yes_no(pa.dirty).map(str::to_string),
+        yes_no(pb.dirty).map(str::to_string),
+    );
+    // The driver's facts are its own (free-form per driver): compared as they were recorded.
     for key in [
         "driver",
         "network",
@@ -604,94 +741,79 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
         "version_images",
         "provider",
     ] {
-        cmp(
-            format!("driver {key}"),
-            a["driver"].get(key),
-            b["driver"].get(key),
-        );
+        let fact = |fp: &Fingerprint| {
+            fp.driver.get(key).map(|v| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            })
+        };
+        cmp(format!("driver {key}"), fact(a), fact(b));
     }
-    let roles = |v: &Value, k: &str| -> BTreeSet<String> {
-        v[k].as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-    let host_roles: BTreeSet<String> = roles(a, "hosts")
-        .union(&roles(b, "hosts"))
-        .cloned()
-        .collect();
-    for role in &host_roles {
-        let (ha, hb) = (&a["hosts"][role.as_str()], &b["hosts"][role.as_str()]);
-        for key in HOST_KEYS {
-            cmp(
-                format!("{role} {}", key.replace('_', " ")),
-                ha.get(*key),
-                hb.get(*key),
-            );
-        }
-        for key in ["runtime", "virtualization"] {
-            cmp(
-                format!("{role} container {key}"),
-                ha["container"].get(key),
-                hb["container"].get(key),
-            );
+    for (role, ha) in &a.hosts {
+        let Some(hb) = b.hosts.get(role) else {
+            continue;
+        };
+        let facts = |h: &HostFacts| -> Vec<(&'static str, Option<String>)> {
+            let c = h.container.clone();
+            vec![
+                ("cpu model", h.cpu_model.clone()),
+                ("cpus online", h.cpus_online.map(|n| n.to_string())),
+                ("cores", h.cores.map(|n| n.to_string())),
+                ("sockets", h.sockets.map(|n| n.to_string())),
+                ("smt", yes_no(h.smt).map(str::to_string)),
+                ("kernel", h.kernel.clone()),
+                // A governor nobody can read (a container, a VM) is "-", not absent.
+                ("governor", Some(show(&h.governor))),
+                ("thp", h.thp.clone()),
+                ("container runtime", c.as_ref().map(|c| show(&c.runtime))),
+                (
+                    "container virtualization",
+                    c.as_ref().map(|c| show(&c.virtualization)),
+                ),
+            ]
+        };
+        for ((what, x), (_, y)) in facts(ha).into_iter().zip(facts(hb)) {
+            cmp(format!("{role} {what}"), x, y);
         }
     }
-    let tool_roles: BTreeSet<String> = roles(a, "tools")
-        .union(&roles(b, "tools"))
-        .cloned()
-        .collect();
-    for role in &tool_roles {
-        let (ta, tb) = (&a["tools"][role.as_str()], &b["tools"][role.as_str()]);
-        let names: BTreeSet<String> = [ta, tb]
-            .iter()
-            .filter_map(|t| t.as_object())
-            .flat_map(|o| o.keys().cloned())
-            .collect();
-        for name in names {
-            let (x, y) = (&ta[name.as_str()], &tb[name.as_str()]);
-            if x.is_null() || y.is_null() {
+    for (role, ta) in &a.tools {
+        let Some(tb) = b.tools.get(role) else {
+            continue;
+        };
+        for (name, x) in ta {
+            let Some(y) = tb.get(name) else {
                 continue;
-            }
-            if x["found"] != y["found"] {
-                let state = |t: &Value| {
-                    if t["found"] == true {
-                        format!("found ({})", show(&t["resolved"]))
+            };
+            if x.found != y.found {
+                let state = |t: &ToolInfo| {
+                    if t.found {
+                        format!("found ({})", show(&t.resolved))
                     } else {
                         "missing".to_string()
                     }
                 };
                 out.push(format!("{role} tool {name}: {} → {}", state(x), state(y)));
-            } else if x["sha256"] != y["sha256"] {
-                let version = if x["version"] != y["version"] {
-                    format!(
-                        " (version {} → {})",
-                        show(&x["version"]),
-                        show(&y["version"])
-                    )
+            } else if x.sha256 != y.sha256 {
+                let version = if x.version != y.version {
+                    format!(" (version {} → {})", show(&x.version), show(&y.version))
                 } else {
                     " (same version text)".to_string()
                 };
                 out.push(format!(
                     "{role} tool {name}: sha256 {} → {}{version}",
-                    short(&x["sha256"], 16),
-                    short(&y["sha256"], 16)
+                    short(&x.sha256, 16),
+                    short(&y.sha256, 16)
                 ));
             }
         }
     }
-    if let (Some(ga), Some(gb)) = (
-        a.get("gateway_versions").and_then(Value::as_object),
-        b.get("gateway_versions").and_then(Value::as_object),
-    ) {
+    if let (Some(ga), Some(gb)) = (&a.gateway_versions, &b.gateway_versions) {
         for (label, x) in ga {
             if let Some(y) = gb.get(label)
                 && x != y
             {
-                let join = |v: &Value| {
-                    v.as_array()
-                        .map(|a| a.iter().map(show).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_else(|| show(v))
-                };
+                let join = |v: &BTreeSet<String>| v.iter().cloned().collect::<Vec<_>>().join(", ");
                 out.push(format!(
                     "gateway of version {label}: {} → {}",
                     join(x),
@@ -706,6 +828,7 @@ pub fn differences(a: &Value, b: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn packaged_commits_say_whether_the_tree_was_dirty() {
@@ -720,7 +843,7 @@ mod tests {
         assert_eq!(packaged_commit("dirty"), (None, Some(true)));
     }
 
-    fn fp() -> Value {
+    fn fp_json() -> Value {
         json!({
             "perflab": { "version": "0.1.0", "commit": "abc", "binary_sha256": "11", "nixpkgs_rev": null },
             "driver": { "driver": "local", "network": "loopback" },
@@ -736,24 +859,33 @@ mod tests {
         })
     }
 
+    /// The typed fingerprint of a JSON one (as `manifest.json` holds it).
+    fn typed(v: Value) -> Fingerprint {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn fp() -> Fingerprint {
+        typed(fp_json())
+    }
+
     #[test]
     fn same_fingerprint_has_no_differences_whatever_the_load() {
-        let mut b = fp();
+        let mut b = fp_json();
         b["hosts"]["gateway"]["load_before"] = json!("9.00 9.00 9.00 9/900 9");
         b["hosts"]["gateway"]["boot_id"] = json!("y");
-        assert!(differences(&fp(), &b).is_empty());
+        assert!(differences(&fp(), &typed(b)).is_empty());
     }
 
     #[test]
     fn differences_name_the_field_and_both_values() {
-        let mut b = fp();
+        let mut b = fp_json();
         b["hosts"]["gateway"]["kernel"] = json!("6.18.44");
         b["hosts"]["gateway"]["governor"] = json!("performance");
         b["tools"]["gateway"]["wrk"]["sha256"] = json!("bbbb");
         b["tools"]["gateway"]["kong"] = json!({ "found": true, "resolved": "/usr/bin/kong" });
         b["perflab"]["commit"] = json!("def");
         b["gateway_versions"]["current"] = json!(["nginx: nginx/1.24.0"]);
-        let d = differences(&fp(), &b);
+        let d = differences(&fp(), &typed(b));
         for want in [
             "gateway kernel: 6.1.0 → 6.18.44",
             "gateway governor: - → performance",
@@ -769,7 +901,7 @@ mod tests {
 
     #[test]
     fn fields_missing_from_an_older_fingerprint_are_skipped() {
-        let mut old = fp();
+        let mut old = fp_json();
         old["hosts"]["gateway"]
             .as_object_mut()
             .unwrap()
@@ -778,7 +910,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("cores");
-        assert!(differences(&old, &fp()).is_empty());
+        assert!(differences(&typed(old), &fp()).is_empty());
     }
 
     #[test]

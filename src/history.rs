@@ -66,44 +66,38 @@ pub struct History {
 /// A short, stable id of the machine a fingerprint describes: the first 10 hex digits of the
 /// sha256 of the hardware and kernel facts of every host role and the driver name (load,
 /// addresses and boot ids left out), plus those facts in words.
-pub fn machine_id(fp: &serde_json::Value) -> (String, String) {
+pub fn machine_id(fp: Option<&crate::fingerprint::Fingerprint>) -> (String, String) {
+    use serde_json::{Value, json};
     let mut facts = serde_json::Map::new();
     let mut words = Vec::new();
-    if let Some(hosts) = fp.get("hosts").and_then(|h| h.as_object()) {
-        for (role, h) in hosts {
-            let pick: serde_json::Map<String, serde_json::Value> = [
-                "cpu_model",
-                "cores",
-                "cpus_online",
-                "sockets",
-                "smt",
-                "kernel",
-            ]
-            .iter()
-            .map(|k| (k.to_string(), h.get(*k).cloned().unwrap_or_default()))
-            .chain(std::iter::once((
-                "virtualization".to_string(),
-                h.pointer("/container/virtualization")
-                    .cloned()
-                    .unwrap_or_default(),
-            )))
-            .collect();
-            let desc = format!(
-                "{role}: {} × {}, kernel {}",
-                h.get("cpu_model").and_then(|v| v.as_str()).unwrap_or("?"),
-                h.get("cpus_online").unwrap_or(&serde_json::Value::Null),
-                h.get("kernel").and_then(|v| v.as_str()).unwrap_or("?")
-            );
-            if !words.contains(&desc) {
-                words.push(desc);
-            }
-            facts.insert(role.clone(), serde_json::Value::Object(pick));
+    for (role, h) in fp.map(|f| &f.hosts).into_iter().flatten() {
+        // The same canonical JSON as fingerprints have always been hashed by (absent = null).
+        let pick = json!({
+            "cpu_model": h.cpu_model,
+            "cores": h.cores,
+            "cpus_online": h.cpus_online,
+            "sockets": h.sockets,
+            "smt": h.smt,
+            "kernel": h.kernel,
+            "virtualization": h.container.as_ref().and_then(|c| c.virtualization.clone()),
+        });
+        let desc = format!(
+            "{role}: {} × {}, kernel {}",
+            h.cpu_model.as_deref().unwrap_or("?"),
+            h.cpus_online.map_or("null".into(), |n| n.to_string()),
+            h.kernel.as_deref().unwrap_or("?")
+        );
+        if !words.contains(&desc) {
+            words.push(desc);
         }
+        facts.insert(role.clone(), pick);
     }
-    let driver = fp.pointer("/driver/driver").cloned().unwrap_or_default();
+    let driver = fp
+        .and_then(|f| f.driver.get("driver").cloned())
+        .unwrap_or_default();
     words.push(format!("driver {}", driver.as_str().unwrap_or("?")));
     facts.insert("driver".into(), driver);
-    let canonical = serde_json::Value::Object(facts).to_string();
+    let canonical = Value::Object(facts).to_string();
     let id = crate::fingerprint::sha256_hex(canonical.as_bytes())[..10].to_string();
     (id, words.join("; "))
 }
@@ -170,7 +164,7 @@ fn points_of(folder: &Path) -> Result<Vec<HistoryPoint>> {
     let store = Store::open(folder)?;
     let manifest = store.manifest()?;
     let runs = store.load_runs()?;
-    let (machine, machine_description) = machine_id(&manifest.fingerprint);
+    let (machine, machine_description) = machine_id(manifest.fingerprint.as_ref());
     let compare: Option<CompareReport> = std::fs::read(folder.join("compare.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -340,9 +334,12 @@ mod tests {
                     "kernel": "6.1", "load_before": load, "boot_id": boot}}
             })
         };
-        let (a, words) = machine_id(&fp("EPYC", "0.1", "x"));
-        let (b, _) = machine_id(&fp("EPYC", "3.0", "y"));
-        let (c, _) = machine_id(&fp("Xeon", "0.1", "x"));
+        let typed = |v: serde_json::Value| -> crate::fingerprint::Fingerprint {
+            serde_json::from_value(v).unwrap()
+        };
+        let (a, words) = machine_id(Some(&typed(fp("EPYC", "0.1", "x"))));
+        let (b, _) = machine_id(Some(&typed(fp("EPYC", "3.0", "y"))));
+        let (c, _) = machine_id(Some(&typed(fp("Xeon", "0.1", "x"))));
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), 10);

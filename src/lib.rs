@@ -20,7 +20,9 @@ pub mod http;
 pub mod image;
 pub mod install;
 pub mod journal;
+pub mod manifest;
 pub mod multiplex;
+pub mod names;
 pub mod progress;
 pub mod redact;
 pub mod report;
@@ -33,6 +35,7 @@ pub mod signals;
 pub mod stats;
 pub mod store;
 pub mod suite;
+pub mod tools;
 pub mod version;
 
 pub use error::{Error, Result};

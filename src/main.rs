@@ -2,8 +2,7 @@
 
 mod cli;
 mod commands;
-
-use clap::Parser;
+mod logging;
 
 fn main() {
     // Behave like other Unix tools when the reader of our output goes away (`| head`).
@@ -20,7 +19,8 @@ fn main() {
         std::env::set_var("CHECKPOINT_DISABLE", "1");
     }
     install_panic_hook();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
+    logging::init(cli.verbose, cli.quiet);
     // A panic is a bug, but it must still end in order: unwinding drops the session (which tears
     // the lab down), then the results folder in progress is marked `failed` and the process exits
     // with the documented status (EXIT_INTERNAL) instead of Rust's 101.

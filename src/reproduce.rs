@@ -41,33 +41,35 @@ pub fn reproduce(
     for c in &mut cases {
         c.repeats = repeat.unwrap_or_else(|| recorded_repeats(&c.id));
     }
-    let opt = |k: &str| manifest.options.get(k).cloned();
+    let recorded = &manifest.options;
     let req = RunRequest {
-        kind: "reproduce".into(),
+        kind: crate::manifest::InvocationKind::Reproduce,
         suite: manifest.suite.clone(),
         cases,
         versions: manifest.version_specs.clone(),
-        driver: manifest.driver.clone(),
+        driver: manifest.driver,
         driver_options: manifest.driver_options.clone(),
         output: output.to_path_buf(),
         output_dir: None,
-        pin_cpus: opt("pin_cpus").and_then(|v| v.as_bool()).unwrap_or(true),
+        pin_cpus: recorded.pin_cpus.unwrap_or(true),
         cooldown: CooldownOptions {
             // A hand-edited manifest must not panic here: bounded as --cooldown-max is.
             max_wait: std::time::Duration::from_secs_f64(
-                opt("cooldown_max_s")
-                    .and_then(|v| v.as_f64())
+                recorded
+                    .cooldown_max_s
                     .filter(|s| s.is_finite())
                     .unwrap_or(10.0)
                     .clamp(0.0, 3600.0),
             ),
-            noisy_background_pct: opt("noisy_background_pct")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10.0),
+            noisy_background_pct: recorded.noisy_background_pct.unwrap_or(10.0),
             ..Default::default()
         },
         command: std::env::args().collect(),
-        options: serde_json::json!({ "reproducing": old.root(), "recorded_options": manifest.options }),
+        options: crate::manifest::ManifestOptions {
+            reproducing: Some(old.root().to_path_buf()),
+            recorded_options: Some(Box::new(recorded.clone())),
+            ..Default::default()
+        },
         progress: crate::progress::Mode::Auto,
         profile: false,
         keep_going: false,
@@ -151,11 +153,11 @@ pub fn report(
 /// the fingerprints match. A change of CPU, kernel, governor or a tool's binary can explain a
 /// changed figure by itself, so it is shown next to the verdicts.
 pub fn environment_report(recorded: &Manifest, now: &Manifest) -> String {
-    if recorded.fingerprint.is_null() || now.fingerprint.is_null() {
+    let (Some(recorded), Some(now)) = (&recorded.fingerprint, &now.fingerprint) else {
         return "warning: environment not compared: one of the two results has no fingerprint\n"
             .into();
-    }
-    let diffs = crate::fingerprint::differences(&recorded.fingerprint, &now.fingerprint);
+    };
+    let diffs = crate::fingerprint::differences(recorded, now);
     if diffs.is_empty() {
         return "environment: same as recorded (CPU, kernel, governor, THP, container, tools' sha256, perflab, gateway versions)\n".into();
     }

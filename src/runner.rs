@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::driver::DriverOptions;
 use crate::result::RunRecord;
@@ -19,7 +19,7 @@ use crate::version::Version;
 use crate::{Error, Result};
 
 /// Overrides applied to every case (from the command line).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Overrides {
     /// Seconds of load.
     pub duration: Option<f64>,
@@ -65,7 +65,7 @@ impl Overrides {
             c.load.rate = Some(r);
         }
         c.load.validate()?;
-        crate::during::validate(&c.during, c.load.duration, &c.gateway).map_err(|e| {
+        crate::during::validate(&c.during, c.load.duration, c.gateway).map_err(|e| {
             Error::Usage(format!(
                 "case {}: {e} (after the command line's --duration {}s)",
                 c.id, c.load.duration
@@ -78,7 +78,7 @@ impl Overrides {
 /// Everything an execution needs.
 pub struct RunRequest {
     /// `suite`, `compare` or `reproduce`.
-    pub kind: String,
+    pub kind: crate::manifest::InvocationKind,
     /// Suite name.
     pub suite: String,
     /// Cases, overrides applied.
@@ -86,7 +86,7 @@ pub struct RunRequest {
     /// Versions, baseline first.
     pub versions: Vec<Version>,
     /// Driver name and options.
-    pub driver: String,
+    pub driver: crate::driver::DriverKind,
     /// Driver options.
     pub driver_options: DriverOptions,
     /// Results root (`output/`): each execution makes its own folder inside.
@@ -100,7 +100,7 @@ pub struct RunRequest {
     /// The command line, for the manifest.
     pub command: Vec<String>,
     /// Resolved options, for the manifest.
-    pub options: serde_json::Value,
+    pub options: crate::manifest::ManifestOptions,
     /// Show a progress bar (else log lines).
     pub progress: crate::progress::Mode,
     /// Fixed first port (see [`Session::port_base`]).
@@ -191,19 +191,19 @@ pub fn run_lab(
     let mut manifest = Manifest {
         schema: crate::store::MANIFEST_SCHEMA.into(),
         perflab_version: env!("CARGO_PKG_VERSION").into(),
-        kind: req.kind.clone(),
+        kind: req.kind,
         command: req.command.clone(),
         suite: req.suite.clone(),
         cases: req.cases.iter().map(|c| c.id.clone()).collect(),
         versions: req.versions.iter().map(|v| v.label.clone()).collect(),
-        driver: req.driver.clone(),
+        driver: req.driver,
         driver_info: serde_json::Value::Null,
         options: req.options.clone(),
         runs_planned,
         started_unix_s: now_unix(),
         finished_unix_s: None,
         status: "running".into(),
-        fingerprint: serde_json::Value::Null,
+        fingerprint: None,
         case_specs: req.cases.clone(),
         version_specs: req.versions.clone(),
         driver_options: req.driver_options.clone(),
@@ -216,17 +216,19 @@ pub fn run_lab(
     session.port_base = req.port_base;
     let mut runs = Vec::new();
     let result = (|| -> Result<()> {
-        session.use_driver(&req.driver, &req.driver_options)?;
+        session.use_driver(req.driver, &req.driver_options)?;
         session.setup()?;
         manifest.driver_info = session.driver_info();
-        manifest.fingerprint = crate::fingerprint::collect(&mut session, &req.versions);
+        manifest.fingerprint = Some(crate::fingerprint::collect(&mut session, &req.versions));
         store.write_manifest(&manifest)?;
         body(&mut session, &store, &mut runs)?;
         // A signal that came after the last run's load (while its files were written or the
         // gateway stopped) still ends the execution as interrupted.
         crate::signals::check()
     })();
-    crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
+    if let Some(fp) = &mut manifest.fingerprint {
+        crate::fingerprint::finish(fp, &mut session, &runs);
+    }
     // Hosts made during the runs (containers of version images) are known only now.
     let info = session.driver_info();
     if !info.is_null() {
@@ -251,7 +253,7 @@ pub fn run_lab(
                 .display(),
             rec.notes.first().cloned().unwrap_or_default()
         );
-        eprintln!("perflab: warning: {line}");
+        tracing::warn!("{line}");
         manifest.gateway_deaths.push(line);
     }
     store.write_manifest(&manifest)?;
@@ -329,10 +331,11 @@ fn keeps_gateway(
     planned: &PlannedRun,
     next: Option<&PlannedRun>,
 ) -> bool {
-    case.gateway != "baseline"
-        && next.is_some_and(|n| n.case == planned.case && n.version == planned.version)
-        && crate::role::gateway::adapter(&case.gateway)
-            .is_ok_and(|a| a.keeps_for_repeats(&case.gateway_settings))
+    next.is_some_and(|n| n.case == planned.case && n.version == planned.version)
+        && case
+            .gateway
+            .adapter()
+            .is_some_and(|a| a.keeps_for_repeats(&case.gateway_settings))
 }
 
 /// Runs `case` (the plan's case `planned.case`, possibly with other load options, as a
@@ -353,7 +356,7 @@ pub(crate) fn run_one(
 ) -> Result<RunRecord> {
     let version = &req.versions[planned.version];
     progress.starting(planned, case, version);
-    let baseline = case.gateway == "baseline";
+    let baseline = case.gateway == crate::role::gateway::GatewayKind::Baseline;
     if *current_case != Some(planned.case) {
         session.set_baseline_mode(baseline);
         session.start_upstream_with(&case.upstream)?;
@@ -374,9 +377,9 @@ pub(crate) fn run_one(
             .map(|g| g.version_detail.clone())
             .unwrap_or_default()
     } else {
-        let dir = version.prepare(&case.gateway)?;
+        let dir = version.prepare(&case.gateway.to_string())?;
         let started = session.start_gateway_in(
-            &case.gateway,
+            case.gateway,
             adapter_label(&version.label),
             dir,
             &case.entities,
@@ -478,7 +481,7 @@ pub(crate) fn run_one(
         &m,
         &req.suite,
         &case.id,
-        &case.gateway,
+        &case.gateway.to_string(),
         &version.label,
         &version_detail,
         planned.repeat,

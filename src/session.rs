@@ -6,13 +6,14 @@
 //!
 //! ```no_run
 //! use perflab::session::Session;
+//! use perflab::role::gateway::GatewayKind;
 //! use perflab::role::load::wrk::LoadOptions;
 //! # fn main() -> perflab::Result<()> {
 //! let mut s = Session::new();
 //! s.use_defaults()?;                       // PERF_TEST_DRIVER (default local), debug, 3 retries
 //! s.setup()?;
 //! let upstream = s.start_upstream("location / { return 200; }")?;
-//! s.start_gateway("nginx", "current", &Default::default(), &Default::default(), "default")?;
+//! s.start_gateway(GatewayKind::Nginx, "current", &Default::default(), &Default::default(), "default")?;
 //! s.start_load(&LoadOptions { duration: 5.0, connections: 50, threads: 2, ..Default::default() })?;
 //! let m = s.wait_result(std::time::Duration::from_secs(60))?;
 //! println!("{} requests/s ({upstream})", m.outcome.result.rps);
@@ -43,11 +44,11 @@ type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);
 /// Log levels, as Kong's framework named them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
-    /// Everything, including each command.
+    /// Everything, including each command (default: the `tracing` subscriber filters).
     Debug,
     /// Progress.
     Info,
-    /// Notable events (default).
+    /// Notable events.
     Notice,
     /// Warnings.
     Warn,
@@ -234,7 +235,7 @@ impl Session {
     pub fn new() -> Self {
         Session {
             driver: None,
-            log_level: LogLevel::Notice,
+            log_level: LogLevel::Debug,
             retry_count: 3,
             charts: true,
             lab_id: new_lab_id(),
@@ -260,17 +261,20 @@ impl Session {
     pub fn use_defaults(&mut self) -> Result<()> {
         self.set_log_level("debug")?;
         self.set_retry_count(3);
-        let name = std::env::var("PERF_TEST_DRIVER").unwrap_or_else(|_| "local".into());
-        self.use_driver(&name, &DriverOptions::new())
+        let kind = match std::env::var("PERF_TEST_DRIVER") {
+            Ok(name) => name.parse()?,
+            Err(_) => driver::DriverKind::Local,
+        };
+        self.use_driver(kind, &DriverOptions::new())
     }
 
-    /// Selects the driver (`local`, `docker`, `terraform`) with its options.
-    pub fn use_driver(&mut self, name: &str, options: &DriverOptions) -> Result<()> {
+    /// Selects the driver with its options (`"docker".parse()?` for a driver named by a string).
+    pub fn use_driver(&mut self, kind: driver::DriverKind, options: &DriverOptions) -> Result<()> {
         if let Some(mut d) = self.driver.take() {
             d.teardown(false)?;
         }
         let lab_id = self.lab_id.clone();
-        let d = self.retry("use_driver", || driver::create(name, options, &lab_id))?;
+        let d = self.retry("use_driver", || kind.create(options, &lab_id))?;
         self.driver = Some(d);
         Ok(())
     }
@@ -312,9 +316,18 @@ impl Session {
         self.charts
     }
 
+    /// Logs through `tracing` (the binary's subscriber prints it on stderr, `-v` for debug and
+    /// info) when `level` is at or above the session's [`Session::set_log_level`] (default:
+    /// everything, the subscriber filters).
     fn log(&self, level: LogLevel, msg: &str) {
-        if level >= self.log_level {
-            eprintln!("perflab: {msg}");
+        if level < self.log_level {
+            return;
+        }
+        match level {
+            LogLevel::Debug | LogLevel::Info => tracing::debug!("{msg}"),
+            LogLevel::Notice => tracing::info!("{msg}"),
+            LogLevel::Warn => tracing::warn!("{msg}"),
+            LogLevel::Error | LogLevel::Crit => tracing::error!("{msg}"),
         }
     }
 
@@ -552,7 +565,7 @@ impl Session {
     /// proxy URI. Call it again with another `instance` name to run several at once.
     pub fn start_gateway(
         &mut self,
-        kind: &str,
+        kind: gateway::GatewayKind,
         version: &str,
         entities: &Entities,
         settings: &toml::Table,
@@ -565,7 +578,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     pub fn start_gateway_in(
         &mut self,
-        kind: &str,
+        kind: gateway::GatewayKind,
         version: &str,
         version_dir: Option<PathBuf>,
         entities: &Entities,
@@ -583,7 +596,7 @@ impl Session {
             .as_ref()
             .map(|u| u.uris.clone())
             .ok_or_else(|| Error::Usage("start the upstream before the gateway".into()))?;
-        let adapter = gateway::adapter(kind)?;
+        let adapter = kind.require_adapter()?;
         let image = match version.strip_prefix("image:") {
             Some(reference) => Some(GatewayImage::new(reference)),
             None if self.driver()?.runs_images() => {
@@ -737,7 +750,7 @@ impl Session {
         self.gateway_pids.clear();
         let mut first_err = None;
         for (_, mut gw) in std::mem::take(&mut self.gateways) {
-            let adapter = gateway::adapter(&gw.kind)?;
+            let adapter = gw.kind.require_adapter()?;
             if let Err(e) = adapter.stop(&mut gw) {
                 first_err.get_or_insert(e);
             }
@@ -1185,7 +1198,7 @@ impl Session {
             let mut body = None;
             if a.action == ActionKind::Reload {
                 let t = Instant::now();
-                let r = gateway::adapter(&gw.kind)?.reload(gw);
+                let r = gw.kind.require_adapter()?.reload(gw);
                 rec.duration_s = t.elapsed().as_secs_f64();
                 rec.ok = r.is_ok();
                 rec.error = r.err().map(|e| format!("{e:#}"));
@@ -1397,7 +1410,13 @@ impl Session {
         instance: &str,
     ) -> Result<String> {
         let settings = self.kong_settings(kong_confs, "traditional");
-        self.start_gateway("kong", version, entities, &settings, instance)
+        self.start_gateway(
+            gateway::GatewayKind::Kong,
+            version,
+            entities,
+            &settings,
+            instance,
+        )
     }
 
     /// Kong's historical `start_hybrid_kong`: a control plane and a data plane sharing a cluster
@@ -1409,7 +1428,13 @@ impl Session {
         entities: &Entities,
     ) -> Result<String> {
         let settings = self.kong_settings(kong_confs, "hybrid");
-        self.start_gateway("kong", version, entities, &settings, "default")
+        self.start_gateway(
+            gateway::GatewayKind::Kong,
+            version,
+            entities,
+            &settings,
+            "default",
+        )
     }
 
     /// The migrate-only verb: runs Kong `version`'s migrations (`kong migrations bootstrap`,

@@ -20,11 +20,11 @@ pub fn install() {
         let n = COUNT.fetch_add(1, Ordering::SeqCst);
         INTERRUPTED.store(true, Ordering::SeqCst);
         if n == 0 {
-            eprintln!(
-                "perflab: interrupted: stopping the lab and keeping finished runs (press Ctrl-C again to stop at once)"
+            tracing::warn!(
+                "interrupted: stopping the lab and keeping finished runs (press Ctrl-C again to stop at once)"
             );
         } else {
-            eprintln!("perflab: stopping at once");
+            tracing::warn!("stopping at once");
             crate::host::process_group::kill_all();
             // The runner will not get to write its final status: the folder must not stay
             // `running`.

@@ -14,8 +14,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::result::RunRecord;
 use crate::{Error, Result};
 
@@ -39,56 +37,7 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The schema identifier of `manifest.json`.
-pub const MANIFEST_SCHEMA: &str = "perflab.manifest/1";
-
-/// What an invocation asked for and how it ended.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Always [`MANIFEST_SCHEMA`].
-    pub schema: String,
-    /// perflab's version.
-    pub perflab_version: String,
-    /// `suite` or `compare` or `reproduce`.
-    pub kind: String,
-    /// The command line.
-    pub command: Vec<String>,
-    /// Suite name.
-    pub suite: String,
-    /// Case ids in the plan.
-    pub cases: Vec<String>,
-    /// Versions, baseline first.
-    pub versions: Vec<String>,
-    /// Driver name.
-    pub driver: String,
-    /// Driver facts.
-    pub driver_info: serde_json::Value,
-    /// The resolved options (overrides, pinning, thresholds).
-    pub options: serde_json::Value,
-    /// Runs planned.
-    pub runs_planned: usize,
-    /// Start time (Unix seconds).
-    pub started_unix_s: f64,
-    /// End time, once finished.
-    pub finished_unix_s: Option<f64>,
-    /// `running`, `complete`, `interrupted` or `failed: <reason>`.
-    pub status: String,
-    /// The environment fingerprint.
-    pub fingerprint: serde_json::Value,
-    /// The resolved cases (overrides applied), so the runs can be reproduced.
-    #[serde(default)]
-    pub case_specs: Vec<crate::suite::Case>,
-    /// The resolved versions.
-    #[serde(default)]
-    pub version_specs: Vec<crate::version::Version>,
-    /// Pinning, cool-down and driver settings needed to reproduce (secret values redacted).
-    #[serde(default)]
-    pub driver_options: crate::driver::DriverOptions,
-    /// Runs during which the gateway died, one line each (run folder: what died). Such runs are
-    /// kept, flagged `gateway_died` and left out of the statistics.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub gateway_deaths: Vec<String>,
-}
+pub use crate::manifest::{MANIFEST_SCHEMA, Manifest};
 
 /// The name of the link in a results root that points at the newest results folder.
 pub const LATEST: &str = "latest";
@@ -300,10 +249,13 @@ impl Store {
         let mut m = m.clone();
         m.driver_options = crate::redact::driver_options(&m.driver_options);
         m.command = crate::redact::argv(&m.command);
-        redact_json(&mut m.options);
-        redact_json(&mut m.driver_info);
-        redact_json(&mut m.fingerprint);
-        let text = serde_json::to_vec_pretty(&m).map_err(|e| Error::Lab(e.to_string()))?;
+        let mut v = serde_json::to_value(&m).map_err(|e| Error::Lab(e.to_string()))?;
+        for free_text in ["options", "driver_info", "fingerprint"] {
+            if let Some(x) = v.get_mut(free_text) {
+                redact_json(x);
+            }
+        }
+        let text = serde_json::to_vec_pretty(&v).map_err(|e| Error::Lab(e.to_string()))?;
         self.write("manifest.json", &text)?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::entities::Entities;
-use crate::role::gateway::GATEWAYS;
+use crate::role::gateway::GatewayKind;
 use crate::role::load::wrk::LoadOptions;
 use crate::{Error, Result};
 
@@ -144,10 +144,10 @@ pub struct CaseSpec {
     pub tags: Vec<String>,
     /// One gateway kind.
     #[serde(default)]
-    pub gateway: Option<String>,
+    pub gateway: Option<GatewayKind>,
     /// Several gateway kinds (the case runs once per kind).
     #[serde(default)]
-    pub gateways: Vec<String>,
+    pub gateways: Vec<GatewayKind>,
     /// The upstream.
     #[serde(default)]
     pub upstream: UpstreamSpec,
@@ -186,7 +186,7 @@ pub struct Case {
     /// Tags (including the name and the gateway kind).
     pub tags: BTreeSet<String>,
     /// Gateway kind.
-    pub gateway: String,
+    pub gateway: GatewayKind,
     /// Upstream settings.
     pub upstream: UpstreamTable,
     /// Entities.
@@ -254,8 +254,8 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         )));
     }
     let mut kinds = spec.gateways.clone();
-    if let Some(g) = &spec.gateway {
-        kinds.insert(0, g.clone());
+    if let Some(g) = spec.gateway {
+        kinds.insert(0, g);
     }
     if kinds.is_empty() {
         return Err(bad(format!(
@@ -265,17 +265,10 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
     }
     let mut out = Vec::new();
     for kind in kinds {
-        if !GATEWAYS.contains(&kind.as_str()) {
-            return Err(bad(format!(
-                "unknown gateway \"{kind}\" in case \"{}\": expected one of {}",
-                spec.name,
-                GATEWAYS.join(", ")
-            )));
-        }
         spec.load
             .validate()
             .map_err(|e| out_of_bounds(format!("load.{e}")))?;
-        crate::during::validate(&spec.during, spec.load.duration, &kind).map_err(|e| {
+        crate::during::validate(&spec.during, spec.load.duration, kind).map_err(|e| {
             // The line of the action's `[[case.during]]` header (messages start `during[N].`).
             let n: usize = e
                 .strip_prefix("during[")
@@ -296,8 +289,8 @@ pub fn parse_case_file(path: &Path, text: &str) -> Result<Vec<Case>> {
         })?;
         let mut tags: BTreeSet<String> = spec.tags.iter().cloned().collect();
         tags.insert(spec.name.clone());
-        tags.insert(kind.clone());
-        let id = if kind == "baseline" {
+        tags.insert(kind.to_string());
+        let id = if kind == GatewayKind::Baseline {
             spec.name.clone()
         } else {
             format!("{}@{kind}", spec.name)
@@ -535,31 +528,25 @@ pub fn filter_tags(cases: Vec<Case>, tags: &[String]) -> Result<Vec<Case>> {
 }
 
 /// Restricts every gateway case to one kind (`--gateway`); baseline cases stay.
-pub fn override_gateway(cases: Vec<Case>, kind: &str) -> Result<Vec<Case>> {
-    if !GATEWAYS.contains(&kind) {
-        return Err(Error::Usage(format!(
-            "unknown gateway \"{kind}\": expected one of {}",
-            GATEWAYS.join(", ")
-        )));
-    }
+pub fn override_gateway(cases: Vec<Case>, kind: GatewayKind) -> Vec<Case> {
     let mut out: Vec<Case> = Vec::new();
     for mut c in cases {
-        if c.gateway == "baseline" {
+        if c.gateway == GatewayKind::Baseline {
             out.push(c);
         } else if out
             .iter()
-            .all(|o| o.name != c.name || o.gateway == "baseline")
+            .all(|o| o.name != c.name || o.gateway == GatewayKind::Baseline)
         {
-            c.tags.remove(&c.gateway);
+            c.tags.remove(&c.gateway.to_string());
             c.tags.remove(&c.id);
-            c.gateway = kind.to_string();
+            c.gateway = kind;
             c.id = format!("{}@{kind}", c.name);
             c.tags.insert(kind.to_string());
             c.tags.insert(c.id.clone());
             out.push(c);
         }
     }
-    Ok(out)
+    out
 }
 
 /// One run in a plan.
@@ -583,7 +570,11 @@ pub struct PlannedRun {
 pub fn interleave(cases: &[Case], versions: usize, extra_profiled: bool) -> Vec<PlannedRun> {
     let mut v = Vec::new();
     for (ci, c) in cases.iter().enumerate() {
-        let versions_here = if c.gateway == "baseline" { 1 } else { versions };
+        let versions_here = if c.gateway == GatewayKind::Baseline {
+            1
+        } else {
+            versions
+        };
         for repeat in 1..=c.repeats {
             for version in 0..versions_here {
                 v.push(PlannedRun {
@@ -642,7 +633,12 @@ mod tests {
             "[case]\nname = \"x\"\ngateway = \"envoyy\"\n",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("unknown gateway \"envoyy\""), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("a.toml:3:")
+                && e.contains("unknown variant `envoyy`, expected one of `baseline`, `nginx`"),
+            "{e}"
+        );
         let e = parse_case_file(Path::new("a.toml"), "[case]\nname = \"x\"\ngateway = \"nginx\"\n[case.load]\nconnections = 1\nthreads = 2\n").unwrap_err();
         assert!(
             e.to_string()
@@ -746,7 +742,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let out = override_gateway(cases, "haproxy").unwrap();
+        let out = override_gateway(cases, GatewayKind::Haproxy);
         let ids: Vec<&str> = out.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec!["simple-proxy@haproxy", "baseline"]);
     }

@@ -1259,7 +1259,9 @@ fn kong_releases_resolve_to_kong_images_on_docker() {
     // pull=never: the engine must not go to Docker Hub; the error names the image it wanted.
     let mut d = driver("kong-release", &[("pull", "never")]);
     let _cleanup = Cleanup(d.lab_id().to_string());
-    let adapter = perflab::role::gateway::adapter("kong").unwrap();
+    let adapter = perflab::role::gateway::GatewayKind::Kong
+        .require_adapter()
+        .unwrap();
     let settings = toml::Table::new();
     for (version, wanted) in [
         ("3.9.1", "kong:3.9.1"),

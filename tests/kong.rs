@@ -836,11 +836,15 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
             "{name}"
         );
         assert!(case.upstream.config.contains("location = /test"), "{name}");
-        if case.gateway == "baseline" {
+        if case.gateway == perflab::role::gateway::GatewayKind::Baseline {
             assert_eq!(case.load.path, "/test");
             continue;
         }
-        assert_eq!(case.gateway, "kong", "{name}");
+        assert_eq!(
+            case.gateway,
+            perflab::role::gateway::GatewayKind::Kong,
+            "{name}"
+        );
         let s = KongSettings::from_table(&case.gateway_settings).unwrap();
         let e = &case.entities;
         e.check().unwrap();
@@ -2108,7 +2112,8 @@ fn live_kong_pgdump_round_trip_restores_kongs_entities() {
     s.set_retry_count(1);
     let mut opts = perflab::driver::DriverOptions::new();
     opts.insert("dir".into(), tmp.path().join("lab").display().to_string());
-    s.use_driver("local", &opts).unwrap();
+    s.use_driver(perflab::driver::DriverKind::Local, &opts)
+        .unwrap();
     s.setup().unwrap();
     s.start_upstream(r#"location = /test { return 200 "ok"; }"#)
         .unwrap();

@@ -216,7 +216,8 @@ fn session_with(dir: &Path, extra: &[(&str, &str)]) -> Session {
     for (k, v) in extra {
         opts.insert(k.to_string(), v.to_string());
     }
-    s.use_driver("local", &opts).unwrap();
+    s.use_driver(perflab::driver::DriverKind::Local, &opts)
+        .unwrap();
     s.setup().unwrap();
     s
 }
@@ -248,7 +249,7 @@ fn a_gateway_stall_shows_in_the_open_loop_p99() {
     s.start_upstream("location / { return 200 \"hi\\n\"; }")
         .unwrap();
     s.start_gateway(
-        "nginx",
+        perflab::role::gateway::GatewayKind::Nginx,
         "current",
         &Default::default(),
         &Default::default(),
@@ -372,7 +373,7 @@ fn two_load_hosts_split_the_rate_and_merge_their_histograms() {
     s.start_upstream("location / { return 200 \"hi\\n\"; }")
         .unwrap();
     s.start_gateway(
-        "nginx",
+        perflab::role::gateway::GatewayKind::Nginx,
         "current",
         &Default::default(),
         &Default::default(),

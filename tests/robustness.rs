@@ -1130,3 +1130,42 @@ fn kongs_generated_database_password_reaches_no_results_file() {
     let left: Vec<_> = std::fs::read_dir(short.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "lab folders left: {left:?}");
 }
+
+/// The log channel shows warnings by default and `-q` hides them: a lab killed with SIGKILL
+/// leaves its journal, and the next lab warns about it on stderr (src/logging.rs).
+#[test]
+fn a_killed_labs_leftovers_are_warned_about_by_default_and_not_with_quiet() {
+    let _g = lock();
+    let lab = Lab::new();
+    let out = lab.out();
+    let suite = lab.suite(
+        "direct",
+        "[case]\nname = \"direct\"\ngateway = \"baseline\"\n",
+    );
+    let mut args = vec!["suite", suite.as_str(), "--no-pin", "--output", &out];
+    let (mut child, _) = lab.spawn(&[&args[..], &["--duration", "60", "--plain"]].concat());
+    let journals = lab.dir.path().join("cache/labs");
+    wait_for(&mut child, "the lab's journal", || {
+        std::fs::read_dir(&journals).is_ok_and(|mut d| d.next().is_some())
+    });
+    wait_for(&mut child, "wrk running", || {
+        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    args.extend_from_slice(FAST);
+    let warning = "perflab: warning: 1 earlier lab(s) ended without cleaning up";
+    let o = lab.run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(warning), "{}", stderr(&o));
+    let o = lab.run(&[&args[..], &["-q"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let o = lab.run(&["teardown", "--driver", "local"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    lab.assert_nothing_left();
+}

@@ -15,7 +15,8 @@ fn local_session(dir: &std::path::Path) -> Session {
     s.cooldown.max_wait = Duration::ZERO;
     let mut opts = DriverOptions::new();
     opts.insert("dir".into(), dir.join("lab").display().to_string());
-    s.use_driver("local", &opts).unwrap();
+    s.use_driver(perflab::driver::DriverKind::Local, &opts)
+        .unwrap();
     s.setup().unwrap();
     s
 }
@@ -34,7 +35,7 @@ fn kong_verbs_drive_a_real_lab() {
     assert!(uri.starts_with("http://127.0.0.1:"));
     let proxy = s
         .start_gateway(
-            "nginx",
+            perflab::role::gateway::GatewayKind::Nginx,
             "current",
             &Default::default(),
             &Default::default(),

@@ -459,7 +459,7 @@ impl DockerDriver {
                 .filter(|l| l.lab != lab_id)
                 .collect();
             if let Some(w) = leftover_warning(&others) {
-                eprintln!("perflab: warning: {w}");
+                tracing::warn!("{w}");
             }
             if network == NetworkMode::Bridge {
                 tracing::warn!(
@@ -693,8 +693,8 @@ impl Drop for DockerDriver {
         });
         match r {
             Ok(()) => self.journal.remove(),
-            Err(e) => eprintln!(
-                "perflab: warning: could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
+            Err(e) => tracing::warn!(
+                "could not remove the Docker objects of lab {}: {e:#}; run `perflab teardown --driver docker`",
                 self.lab_id
             ),
         }

@@ -8,6 +8,8 @@ pub mod terraform;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::host::Host;
 use crate::{Error, Result};
 
@@ -56,8 +58,38 @@ impl GatewayImage {
 /// Free-form driver options from the command line (`--driver-opt key=value`) or the API.
 pub type DriverOptions = BTreeMap<String, String>;
 
-/// The drivers perflab knows.
-pub const DRIVERS: &[&str] = &["local", "docker", "terraform"];
+/// The drivers perflab knows: where the lab's hosts come from. The `match` in
+/// [`DriverKind::create`] is the registry; the names are clap's and serde's (`local`, …).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Processes on this machine, each in its own process group.
+    #[default]
+    Local,
+    /// A container per role on a Docker engine ($DOCKER_HOST).
+    Docker,
+    /// Machines provisioned by a terraform module, reached over SSH.
+    Terraform,
+}
+
+crate::impl_names!(DriverKind => "driver");
+
+impl DriverKind {
+    /// Creates a driver of this kind for lab `lab_id`, warning first about labs whose perflab
+    /// died without tearing down.
+    pub fn create(self, options: &DriverOptions, lab_id: &str) -> Result<Box<dyn Driver>> {
+        if let Some(note) = crate::cleanup::dead_labs_note() {
+            tracing::warn!("{note}");
+        }
+        Ok(match self {
+            DriverKind::Local => Box::new(local::LocalDriver::new(options, lab_id)?),
+            DriverKind::Docker => Box::new(docker::DockerDriver::new(options, lab_id)?),
+            DriverKind::Terraform => Box::new(terraform::TerraformDriver::new(options, lab_id)?),
+        })
+    }
+}
 
 /// A source of hosts.
 pub trait Driver: Send {
@@ -139,27 +171,5 @@ pub fn load_host_instance(i: u32) -> String {
         "default".into()
     } else {
         format!("load-{}", i + 1)
-    }
-}
-
-/// Creates a driver by name.
-pub fn create(name: &str, options: &DriverOptions, lab_id: &str) -> Result<Box<dyn Driver>> {
-    if DRIVERS.contains(&name)
-        && let Some(note) = crate::cleanup::dead_labs_note()
-    {
-        eprintln!("perflab: warning: {note}");
-    }
-    match name {
-        "local" => Ok(Box::new(local::LocalDriver::new(options, lab_id)?)),
-        "terraform" => Ok(Box::new(terraform::TerraformDriver::new(options, lab_id)?)),
-        "docker" => Ok(Box::new(docker::DockerDriver::new(options, lab_id)?)),
-        other => Err(Error::Usage(format!(
-            "unknown driver \"{other}\": expected one of {}",
-            DRIVERS
-                .iter()
-                .map(|d| format!("\"{d}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
     }
 }

@@ -82,7 +82,7 @@ impl GroupGuard {
     /// group is stopped).
     pub fn journaled(pgid: i32, program: &str, journal: Arc<Journal>) -> Self {
         if let Err(e) = journal.add_local_group(pgid, program) {
-            eprintln!("perflab: warning: {e:#}");
+            tracing::warn!("{e:#}");
         }
         let mut g = Self::new(pgid);
         g.journal = Some(journal);

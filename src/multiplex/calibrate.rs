@@ -72,7 +72,7 @@ pub struct Calibration {
 
 /// A description of this machine and driver, and its hash.
 pub fn machine_key(
-    driver: &str,
+    driver: crate::driver::DriverKind,
     driver_options: &crate::driver::DriverOptions,
 ) -> (String, String) {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
@@ -101,7 +101,10 @@ pub fn path_for(key: &str) -> PathBuf {
 }
 
 /// The stored calibration of this machine and driver, if any.
-pub fn load(driver: &str, options: &crate::driver::DriverOptions) -> Option<Calibration> {
+pub fn load(
+    driver: crate::driver::DriverKind,
+    options: &crate::driver::DriverOptions,
+) -> Option<Calibration> {
     let (key, _) = machine_key(driver, options);
     let data = std::fs::read(path_for(&key)).ok()?;
     serde_json::from_slice(&data).ok()
@@ -175,8 +178,8 @@ mod tests {
         let (blocks, mde) = planned_mde(2.3, 8.4, 120.0);
         assert_eq!(blocks, 12);
         assert!(mde > 0.015 && mde < 0.03, "{mde}");
-        let (k1, d1) = machine_key("local", &Default::default());
-        let (k2, _) = machine_key("docker", &Default::default());
+        let (k1, d1) = machine_key(crate::driver::DriverKind::Local, &Default::default());
+        let (k2, _) = machine_key(crate::driver::DriverKind::Docker, &Default::default());
         assert_ne!(k1, k2);
         assert!(d1.contains("driver=local"));
     }

@@ -82,7 +82,7 @@ fn write_design(store: &Store, record: &DesignRecord) -> Result<()> {
 
 fn say(quiet: bool, msg: &str) {
     if !quiet {
-        eprintln!("perflab: {msg}");
+        tracing::info!("{msg}");
     }
 }
 
@@ -103,7 +103,7 @@ fn run_case(
     let dirs = req
         .versions
         .iter()
-        .map(|v| v.prepare(&case.gateway))
+        .map(|v| v.prepare(&case.gateway.to_string()))
         .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     session.set_baseline_mode(false);
@@ -144,7 +144,7 @@ fn run_case(
             for &v in &order[..k] {
                 let version = &req.versions[v];
                 session.start_gateway_in(
-                    &case.gateway,
+                    case.gateway,
                     adapter_label(&version.label),
                     dirs[v].clone(),
                     &case.entities,
@@ -357,7 +357,7 @@ fn burst(
         &m,
         &req.suite,
         &case.id,
-        &case.gateway,
+        &case.gateway.to_string(),
         &version.label,
         &detail,
         place.block + 1,

@@ -19,7 +19,7 @@ use export::{CaseComparison, CompareReport};
 #[derive(Debug, Clone)]
 pub struct ReportOptions {
     /// Exporter formats for comparisons (empty: all).
-    pub formats: Vec<String>,
+    pub formats: Vec<export::ExportFormat>,
     /// Noise band as a fraction (0.02 = ±2%) for the restart design; 0 by default.
     pub noise_band: f64,
     /// Use flagged runs in verdicts (restart design; a multiplexed design records its own).
@@ -49,7 +49,7 @@ impl Default for ReportOptions {
 impl ReportOptions {
     /// From command-line values (noise band in percent).
     pub fn from_flags(
-        formats: &[String],
+        formats: &[export::ExportFormat],
         noise_band_pct: f64,
         include_flagged: bool,
         seed: u64,
@@ -599,19 +599,14 @@ pub fn render_all(store: &Store, opts: &ReportOptions) -> Result<String> {
         ));
     }
     let html = write_html(store, &suite, &rows, cr.as_ref())?;
-    let formats: Vec<String> = if opts.formats.is_empty() {
-        export::FORMATS.iter().map(|s| s.to_string()).collect()
+    let formats = if opts.formats.is_empty() {
+        export::ExportFormat::all()
     } else {
         opts.formats.clone()
     };
     let single = suite_report(&suite, &versions, &cases, &runs);
-    for f in &formats {
-        let e = export::exporter(f).ok_or_else(|| {
-            crate::Error::Usage(format!(
-                "unknown format \"{f}\": expected one of {}",
-                export::FORMATS.join(", ")
-            ))
-        })?;
+    for f in formats {
+        let e = f.exporter();
         let content = match (&cr, &single) {
             (Some(cr), _) => Some(e.render(cr)),
             (None, Some(sr)) => e.render_suite(sr),

@@ -34,12 +34,13 @@ use crate::host::{Cmd, Host, Proc, poll_until};
 use crate::{Error, Result};
 
 /// How perf records call stacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CallGraph {
     /// Frame-pointer unwinding (`-g`): cheap and small, but stops at the first frame of a binary
     /// built without frame pointers (Debian's nginx, most distro builds).
     #[default]
+    #[value(alias = "frame-pointer")]
     Fp,
     /// DWARF unwinding (`--call-graph dwarf`): copies 8 KiB of stack per sample and unwinds
     /// offline; full stacks through binaries without frame pointers, ~30× the data.
@@ -56,27 +57,7 @@ impl CallGraph {
     }
 }
 
-impl fmt::Display for CallGraph {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CallGraph::Fp => "fp",
-            CallGraph::Dwarf => "dwarf",
-        })
-    }
-}
-
-impl std::str::FromStr for CallGraph {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "fp" | "frame-pointer" => Ok(CallGraph::Fp),
-            "dwarf" => Ok(CallGraph::Dwarf),
-            other => Err(Error::Usage(format!(
-                "unknown call graph mode {other:?}: use `fp` or `dwarf`"
-            ))),
-        }
-    }
-}
+crate::impl_names!(CallGraph => "call-graph mode", ProfilerTool => "profiler");
 
 /// Which tool and mode produced a [`Profile`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +84,7 @@ impl ProfileMode {
 }
 
 /// Which profiler a profiled run attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ProfilerTool {
     /// `perf record` on the gateway's processes: native stacks (nginx, the kernel), every
@@ -113,29 +94,6 @@ pub enum ProfilerTool {
     /// LuaJIT's sampler inside Kong's workers: Lua stacks with function names and `file:line`
     /// ([`crate::role::lua_profiler`]); Kong only.
     Lua,
-}
-
-impl fmt::Display for ProfilerTool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProfilerTool::Perf => "perf",
-            ProfilerTool::Lua => "lua",
-        })
-    }
-}
-
-impl std::str::FromStr for ProfilerTool {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "perf" => Ok(ProfilerTool::Perf),
-            "lua" => Ok(ProfilerTool::Lua),
-            other => Err(Error::Usage(format!(
-                "unknown profiler {other:?}: use `perf` (native stacks, every gateway) or `lua` \
-                 (Lua stacks of Kong)"
-            ))),
-        }
-    }
 }
 
 /// Options of [`start_profiler`].

@@ -31,10 +31,6 @@ fn slug(metric: &str) -> String {
 }
 
 impl Exporter for Bmf {
-    fn name(&self) -> &'static str {
-        "bmf"
-    }
-
     fn file_name(&self) -> &'static str {
         "bmf.json"
     }

@@ -37,10 +37,6 @@ fn field(s: &str) -> String {
 }
 
 impl Exporter for Csv {
-    fn name(&self) -> &'static str {
-        "csv"
-    }
-
     fn file_name(&self) -> &'static str {
         "compare.csv"
     }

@@ -100,10 +100,6 @@ fn render_suite(r: &SuiteReport, higher_is_better: bool) -> String {
 }
 
 impl Exporter for GabBigger {
-    fn name(&self) -> &'static str {
-        "gab-bigger"
-    }
-
     fn file_name(&self) -> &'static str {
         "benchmark-bigger.json"
     }
@@ -118,10 +114,6 @@ impl Exporter for GabBigger {
 }
 
 impl Exporter for GabSmaller {
-    fn name(&self) -> &'static str {
-        "gab-smaller"
-    }
-
     fn file_name(&self) -> &'static str {
         "benchmark-smaller.json"
     }

@@ -200,8 +200,8 @@ pub fn render(p: &HtmlPage) -> String {
         let _ = writeln!(
             h,
             "<p id=\"status\">{} · driver <code>{}</code> · versions {} · status <b>{}</b> · started {}</p>",
-            escape(&m.kind),
-            escape(&m.driver),
+            escape(&m.kind.to_string()),
+            escape(&m.driver.to_string()),
             m.versions
                 .iter()
                 .map(|v| format!("<code>{}</code>", escape(v)))
@@ -228,8 +228,9 @@ pub fn render(p: &HtmlPage) -> String {
         h.push_str("</ul>\n");
     }
     commands(&mut h, p);
-    if let Some(m) = p.manifest {
-        fingerprint(&mut h, &m.fingerprint);
+    if let Some(fp) = p.manifest.and_then(|m| m.fingerprint.as_ref()) {
+        // Shown as recorded: every field, whatever the driver added.
+        fingerprint(&mut h, &serde_json::to_value(fp).unwrap_or_default());
     }
     h.push_str("</body>\n</html>\n");
     h
@@ -444,7 +445,11 @@ mod tests {
         r.cases[0].case = "<script>alert('x')</script>&".into();
         let manifest = Manifest {
             command: vec!["perflab".into(), "suite".into(), "a b\"<c>".into()],
-            fingerprint: serde_json::json!({"host": {"kernel": "<b>6.1</b>", "cpus": [0, 1]}}),
+            fingerprint: serde_json::from_value(serde_json::json!({
+                "hosts": {"gateway": {"kernel": "<b>6.1</b>"}},
+                "load_commands": ["wrk -c 1 <url>", "wrk -c 2 <url>"],
+            }))
+            .unwrap(),
             ..Default::default()
         };
         let page = HtmlPage {
@@ -467,8 +472,12 @@ mod tests {
             html.contains("perflab suite &#39;a b&quot;&lt;c&gt;&#39;"),
             "{html}"
         );
-        assert!(html.contains("<tr><th>host.kernel</th><td>&lt;b&gt;6.1&lt;/b&gt;</td></tr>"));
-        assert!(html.contains("<tr><th>host.cpus</th><td>0, 1</td></tr>"));
+        assert!(
+            html.contains("<tr><th>hosts.gateway.kernel</th><td>&lt;b&gt;6.1&lt;/b&gt;</td></tr>")
+        );
+        assert!(html.contains(
+            "<tr><th>load_commands</th><td>wrk -c 1 &lt;url&gt;, wrk -c 2 &lt;url&gt;</td></tr>"
+        ));
         assert!(html.contains("href=\"flamegraphs/a&quot;b.svg\""));
         assert!(html.contains("perflab report &#39;out/x y&#39;"));
         // Self-contained: nothing is fetched from elsewhere.

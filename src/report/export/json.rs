@@ -20,10 +20,6 @@ struct Doc<'a> {
 }
 
 impl Exporter for Json {
-    fn name(&self) -> &'static str {
-        "json"
-    }
-
     fn file_name(&self) -> &'static str {
         "compare.json"
     }

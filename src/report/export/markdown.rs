@@ -13,10 +13,6 @@ fn cell(s: &str) -> String {
 }
 
 impl Exporter for Markdown {
-    fn name(&self) -> &'static str {
-        "markdown"
-    }
-
     fn file_name(&self) -> &'static str {
         "compare.md"
     }

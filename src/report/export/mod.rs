@@ -6,7 +6,7 @@
 //! spreadsheet (CSV), a program (JSON), or a continuous-benchmarking service (Bencher's BMF,
 //! github-action-benchmark). Each format is a pure function from a [`CompareReport`] to text, so
 //! `perflab report DIR` can re-render every format from stored results without re-running
-//! anything, and a new format is one new file plus one line in [`exporter`].
+//! anything, and a new format is one new file plus one variant of [`ExportFormat`].
 //!
 //! Every format carries the interval and the verdict, not just a point value: the verdicts come
 //! from [`crate::stats::compare`] (bootstrap percentile interval of the geometric mean of paired
@@ -90,8 +90,6 @@ pub struct MetricFigures {
 
 /// Renders a [`CompareReport`] in one format.
 pub trait Exporter {
-    /// The format's name, as accepted by [`exporter`] (`markdown`, `csv`, …).
-    fn name(&self) -> &'static str;
     /// The file name the output is conventionally written to (`compare.md`, …).
     fn file_name(&self) -> &'static str;
     /// The whole file's content.
@@ -103,27 +101,44 @@ pub trait Exporter {
     }
 }
 
-/// Names of all formats, in the order they are documented.
-pub const FORMATS: &[&str] = &[
-    "markdown",
-    "json",
-    "csv",
-    "bmf",
-    "gab-bigger",
-    "gab-smaller",
-];
+/// The output formats, in the order they are documented (docs/formats.md). The `match` in
+/// [`ExportFormat::exporter`] is the registry; the names are clap's and serde's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExportFormat {
+    /// A Markdown table for a pull-request comment (`compare.md`).
+    Markdown,
+    /// Every figure, for programs (`compare.json`).
+    Json,
+    /// One row per case, candidate and metric (`compare.csv`).
+    Csv,
+    /// Bencher Metric Format (`bmf.json`).
+    Bmf,
+    /// github-action-benchmark, bigger is better (`benchmark-bigger.json`).
+    GabBigger,
+    /// github-action-benchmark, smaller is better (`benchmark-smaller.json`).
+    GabSmaller,
+}
 
-/// The exporter of a format name from [`FORMATS`]; `None` for an unknown name.
-pub fn exporter(name: &str) -> Option<Box<dyn Exporter>> {
-    Some(match name {
-        "markdown" => Box::new(Markdown),
-        "json" => Box::new(Json),
-        "csv" => Box::new(Csv),
-        "bmf" => Box::new(Bmf),
-        "gab-bigger" => Box::new(GabBigger),
-        "gab-smaller" => Box::new(GabSmaller),
-        _ => return None,
-    })
+crate::impl_names!(ExportFormat => "format");
+
+impl ExportFormat {
+    /// The exporter that renders this format.
+    pub fn exporter(self) -> Box<dyn Exporter> {
+        match self {
+            ExportFormat::Markdown => Box::new(Markdown),
+            ExportFormat::Json => Box::new(Json),
+            ExportFormat::Csv => Box::new(Csv),
+            ExportFormat::Bmf => Box::new(Bmf),
+            ExportFormat::GabBigger => Box::new(GabBigger),
+            ExportFormat::GabSmaller => Box::new(GabSmaller),
+        }
+    }
+
+    /// Every format, in the order they are documented.
+    pub fn all() -> Vec<ExportFormat> {
+        <ExportFormat as clap::ValueEnum>::value_variants().to_vec()
+    }
 }
 
 /// The name a case is tracked under in time-series formats (BMF, github-action-benchmark): the
@@ -221,14 +236,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_format_has_an_exporter_with_its_name() {
-        let files: Vec<(&str, &str)> = FORMATS
+    fn every_format_has_an_exporter_and_a_file() {
+        let names: Vec<String> = ExportFormat::all().iter().map(|f| f.to_string()).collect();
+        let files: Vec<(&str, &str)> = ExportFormat::all()
             .iter()
-            .map(|f| {
-                let e = exporter(f).unwrap();
-                assert_eq!(e.name(), *f);
-                (e.name(), e.file_name())
-            })
+            .zip(&names)
+            .map(|(f, n)| (n.as_str(), f.exporter().file_name()))
             .collect();
         assert_eq!(
             files,
@@ -241,7 +254,7 @@ pub(crate) mod tests {
                 ("gab-smaller", "benchmark-smaller.json"),
             ]
         );
-        assert!(exporter("xml").is_none());
+        assert!("xml".parse::<ExportFormat>().is_err());
     }
 
     #[test]

@@ -174,10 +174,6 @@ fn to_cmd(line: &CommandLine, vars: &BTreeMap<&str, String>) -> Result<Cmd> {
 pub struct CommandAdapter;
 
 impl GatewayAdapter for CommandAdapter {
-    fn kind(&self) -> &'static str {
-        "command"
-    }
-
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
         let worktree = match (
@@ -271,7 +267,7 @@ impl GatewayAdapter for CommandAdapter {
             Duration::from_secs(desc.ready_timeout),
         )?;
         Ok(RunningGateway {
-            kind: "command".into(),
+            kind: super::GatewayKind::Command,
             instance: ctx.instance.to_string(),
             proc,
             server_pid_file: None,

@@ -46,10 +46,6 @@ pub fn render_config(ctx: &GatewayContext, listen_addr: &str) -> String {
 }
 
 impl GatewayAdapter for HaproxyAdapter {
-    fn kind(&self) -> &'static str {
-        "haproxy"
-    }
-
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
         let haproxy = match ctx.settings.get("binary").and_then(|v| v.as_str()) {
@@ -117,7 +113,7 @@ impl GatewayAdapter for HaproxyAdapter {
         )?;
         let reload = Some(Cmd::new("kill").arg("-USR2").arg(proc.pid().to_string()));
         Ok(RunningGateway {
-            kind: "haproxy".into(),
+            kind: super::GatewayKind::Haproxy,
             instance: ctx.instance.to_string(),
             proc,
             server_pid_file: None,

@@ -55,7 +55,7 @@ pub struct GatewayContext<'a> {
 /// A started gateway instance.
 pub struct RunningGateway {
     /// Adapter kind.
-    pub kind: String,
+    pub kind: GatewayKind,
     /// Instance name.
     pub instance: String,
     /// The gateway's main process (its process group holds all its processes).
@@ -91,8 +91,6 @@ pub struct RunningGateway {
 
 /// One kind of gateway.
 pub trait GatewayAdapter: Send + Sync {
-    /// The kind's name as used in case files (`nginx`, `haproxy`, `kong`, …).
-    fn kind(&self) -> &'static str;
     /// Renders the config, checks it, starts the gateway and waits until it is ready.
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway>;
     /// The container image this version runs from on drivers whose hosts are containers
@@ -149,8 +147,59 @@ pub trait GatewayAdapter: Send + Sync {
     }
 }
 
-/// The gateway kinds perflab knows (`baseline` means no gateway: load goes to the upstream).
-pub const GATEWAYS: &[&str] = &["baseline", "nginx", "haproxy", "kong", "command"];
+/// The gateway kinds perflab knows, as case files, `--gateway` and results name them. The
+/// `match` in [`GatewayKind::adapter`] is the registry.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    /// No gateway: load goes straight to the upstream (the reference point).
+    Baseline,
+    /// nginx as a reverse proxy.
+    Nginx,
+    /// HAProxy.
+    Haproxy,
+    /// Kong (traditional with PostgreSQL, DB-less or hybrid).
+    Kong,
+    /// Any gateway, from a `perflab.toml` in its repository (docs/command-gateway.md).
+    Command,
+}
+
+crate::impl_names!(GatewayKind => "gateway");
+
+impl GatewayKind {
+    /// The adapter that starts this kind; `None` for [`GatewayKind::Baseline`], which has no
+    /// gateway (the session sends load to the upstream).
+    pub fn adapter(self) -> Option<Box<dyn GatewayAdapter>> {
+        Some(match self {
+            GatewayKind::Baseline => return None,
+            GatewayKind::Nginx => Box::new(nginx::NginxAdapter),
+            GatewayKind::Haproxy => Box::new(haproxy::HaproxyAdapter),
+            GatewayKind::Kong => Box::new(kong::KongAdapter::new()),
+            GatewayKind::Command => Box::new(command::CommandAdapter),
+        })
+    }
+
+    /// [`GatewayKind::adapter`], or a usage error for `baseline` (which starts no gateway).
+    pub fn require_adapter(self) -> Result<Box<dyn GatewayAdapter>> {
+        self.adapter().ok_or_else(|| {
+            crate::Error::Usage(
+                "gateway kind baseline starts no gateway: load goes to the upstream".into(),
+            )
+        })
+    }
+}
 
 /// Checks that a release version label matches what the installed program reports.
 /// `current` and `git:`/`image:` labels are not checked here.
@@ -165,18 +214,4 @@ pub fn check_release(version: &str, detail: &str, program: &str) -> Result<()> {
     Err(crate::Error::Usage(format!(
         "version {version} of {program} was asked for, but the installed {program} is {detail}; use `current` or install {version}"
     )))
-}
-
-/// The adapter for a gateway kind. `baseline` has none (the session sends load to the upstream).
-pub fn adapter(kind: &str) -> Result<Box<dyn GatewayAdapter>> {
-    match kind {
-        "nginx" => Ok(Box::new(nginx::NginxAdapter)),
-        "haproxy" => Ok(Box::new(haproxy::HaproxyAdapter)),
-        "command" => Ok(Box::new(command::CommandAdapter)),
-        "kong" => Ok(Box::new(kong::KongAdapter::new())),
-        other => Err(crate::Error::Usage(format!(
-            "unknown gateway \"{other}\": expected one of {}",
-            GATEWAYS.join(", ")
-        ))),
-    }
 }

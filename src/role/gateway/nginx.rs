@@ -60,10 +60,6 @@ pub fn nginx_version(host: &dyn crate::host::Host, nginx: &str) -> String {
 }
 
 impl GatewayAdapter for NginxAdapter {
-    fn kind(&self) -> &'static str {
-        "nginx"
-    }
-
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
         let nginx = match ctx.settings.get("binary").and_then(|v| v.as_str()) {
@@ -109,7 +105,7 @@ impl GatewayAdapter for NginxAdapter {
             Duration::from_secs(15),
         )?;
         Ok(RunningGateway {
-            kind: "nginx".into(),
+            kind: super::GatewayKind::Nginx,
             instance: ctx.instance.to_string(),
             proc,
             server_pid_file: None,

@@ -54,7 +54,7 @@ pub struct LoadOptions {
 }
 
 /// How load is generated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadKind {
     /// wrk: each connection sends its next request when the previous answer arrived, as fast as
@@ -65,6 +65,8 @@ pub enum LoadKind {
     /// time (no coordinated omission): `perflab open-load` on the load host.
     Open,
 }
+
+crate::impl_names!(LoadKind => "load kind");
 
 /// Highest open-loop rate, requests per second.
 pub const MAX_RATE: f64 = 10_000_000.0;

@@ -1169,10 +1169,6 @@ fn tail(host: &dyn Host, path: &Path) -> String {
 }
 
 impl GatewayAdapter for KongAdapter {
-    fn kind(&self) -> &'static str {
-        "kong"
-    }
-
     fn needs_database_host(&self, settings: &toml::Table) -> bool {
         KongSettings::from_table(settings).is_ok_and(|s| s.mode != Mode::Dbless)
     }
@@ -1439,7 +1435,7 @@ impl GatewayAdapter for KongAdapter {
         let proxy_port = ctx.proxy_port;
         let proxy_uri = format!("http://{}:{proxy_port}", host.address());
         Ok(RunningGateway {
-            kind: "kong".into(),
+            kind: crate::role::gateway::GatewayKind::Kong,
             instance: ctx.instance.to_string(),
             proc: Box::new(procs),
             server_pid_file: Some(traffic_inst.prefix.join("pids/nginx.pid")),
