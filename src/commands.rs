@@ -589,7 +589,7 @@ pub fn calibrate(
         schema: cal::CALIBRATION_SCHEMA.into(),
         machine_key: key,
         machine,
-        created_unix_s: perflab::store::now_unix(),
+        created_unix_s: perflab::util::time::now_unix(),
         case: cases[0].id.clone(),
         version: label,
         burst_s: chosen.burst_s,

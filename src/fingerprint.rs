@@ -13,7 +13,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::driver::Role;
 use crate::host::{Cmd, Host};
@@ -67,12 +66,6 @@ fn sha256_cache(host: &dyn Host, path: &str, put: Option<String>) -> Option<Stri
     }
 }
 
-/// sha256 of a file's bytes, as hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    let d = Sha256::digest(data);
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// sha256 of a file on a host: `sha256sum` there (native speed, and no copy of a large binary
 /// over SSH), else the bytes read back and hashed here. Empty when the file cannot be read.
 pub fn sha256_on_host(host: &dyn Host, path: &str) -> String {
@@ -86,7 +79,7 @@ pub fn sha256_on_host(host: &dyn Host, path: &str) -> String {
         return h.to_string();
     }
     host.read_file(Path::new(path))
-        .map(|b| sha256_hex(&b))
+        .map(|b| crate::util::hash::sha256_hex(&b))
         .unwrap_or_default()
 }
 
@@ -236,7 +229,7 @@ fn sha256_local(path: &Path) -> Option<String> {
     {
         return Some(h.to_string());
     }
-    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+    std::fs::read(path).ok().map(|b| crate::util::hash::sha256_hex(&b))
 }
 
 /// A commit as a packager records it (the flake passes `self.rev`, `self.dirtyRev` =
@@ -424,7 +417,7 @@ pub fn collect(session: &mut Session, versions: &[Version]) -> Value {
         );
     }
     json!({
-        "collected_unix_s": crate::store::now_unix(),
+        "collected_unix_s": crate::util::time::now_unix(),
         "perflab": perflab_info(),
         "network": driver.get("network").cloned().unwrap_or(Value::Null),
         "driver": driver,
@@ -468,7 +461,7 @@ pub fn finish(fp: &mut Value, session: &mut Session, runs: &[RunRecord]) {
     }
     obj.insert("gateway_versions".into(), json!(gateways));
     obj.insert("load_commands".into(), json!(commands));
-    obj.insert("finished_unix_s".into(), json!(crate::store::now_unix()));
+    obj.insert("finished_unix_s".into(), json!(crate::util::time::now_unix()));
 }
 
 /// The fingerprint of this machine alone (what `perflab doctor` shows): host facts, tools and

@@ -24,7 +24,6 @@ use bollard::query_parameters::{
 };
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::driver::docker::{connect, docker_error, runtime};
 use crate::{Error, Result};
@@ -315,14 +314,6 @@ impl Tree {
     }
 }
 
-/// Hex SHA-256 of bytes.
-pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The shared libraries `ldd` lists for a binary (including the dynamic loader); empty for a
 /// static binary. A library `ldd` cannot find is an error naming it.
 pub fn parse_ldd(binary: &str, text: &str) -> Result<Vec<PathBuf>> {
@@ -429,7 +420,7 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
         infos.push(BinaryInfo {
             name: name.to_string(),
             path: found.display().to_string(),
-            sha256: sha256_hex(&data),
+            sha256: crate::util::hash::sha256_hex(&data),
         });
         add_libs(&mut tree, &mut seen_libs, ldd(&real)?)?;
         // A PostgreSQL server program: the server's data files, modules and time zones too.
@@ -488,7 +479,7 @@ pub fn build_rootfs_tar(binaries: &[&str]) -> Result<Rootfs> {
         tree.dir(Path::new(d), 0o755);
     }
     let tar = tree.to_tar()?;
-    let sha256 = sha256_hex(&tar);
+    let sha256 = crate::util::hash::sha256_hex(&tar);
     Ok(Rootfs {
         tar,
         sha256,

@@ -97,7 +97,7 @@ pub struct Record {
 impl Record {
     /// True while the perflab process that wrote the journal still runs.
     pub fn owner_alive(&self) -> bool {
-        crate::host::process_group::start_ticks(self.owner_pid as i32)
+        crate::util::proc::start_ticks(self.owner_pid as i32)
             == Some(self.owner_start_ticks)
     }
 }
@@ -127,9 +127,9 @@ pub fn set_results_dir(dir: Option<&Path>) {
     }
 }
 
-/// Where journals live: `labs/` in perflab's cache dir ([`crate::version::cache_dir`]).
+/// Where journals live: `labs/` in perflab's cache dir ([`crate::install::cache_dir`]).
 pub fn journals_dir() -> PathBuf {
-    crate::version::cache_dir().join("labs")
+    crate::install::cache_dir().join("labs")
 }
 
 impl Journal {
@@ -144,7 +144,7 @@ impl Journal {
                 lab_id: lab_id.to_string(),
                 driver: driver.to_string(),
                 owner_pid: pid,
-                owner_start_ticks: crate::host::process_group::start_ticks(pid as i32).unwrap_or(0),
+                owner_start_ticks: crate::util::proc::start_ticks(pid as i32).unwrap_or(0),
                 results_dir: RESULTS_DIR
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -182,7 +182,7 @@ impl Journal {
 
     /// Records a local process group just spawned.
     pub fn add_local_group(&self, pgid: i32, program: &str) -> crate::Result<()> {
-        let start_ticks = crate::host::process_group::start_ticks(pgid).unwrap_or(0);
+        let start_ticks = crate::util::proc::start_ticks(pgid).unwrap_or(0);
         self.update(|r| {
             r.local_groups.push(LocalGroup {
                 pgid,
@@ -219,7 +219,7 @@ impl Journal {
 fn write(path: &Path, r: &Record) -> crate::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::version::private_dir_all(dir, Some(&crate::version::cache_dir()))
+    crate::util::fs::private_dir_all(dir, Some(&crate::install::cache_dir()))
         .map_err(|e| crate::Error::io(dir, e))?;
     let text = serde_json::to_vec_pretty(r).expect("a journal serialises");
     // Temporary files are created 0600 and stay so.
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_a_recycled_pid_is_not() {
         let pid = std::process::id();
-        let ticks = crate::host::process_group::start_ticks(pid as i32).unwrap();
+        let ticks = crate::util::proc::start_ticks(pid as i32).unwrap();
         let mut r = Record {
             owner_pid: pid,
             owner_start_ticks: ticks,

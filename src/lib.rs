@@ -33,6 +33,7 @@ pub mod signals;
 pub mod stats;
 pub mod store;
 pub mod suite;
+pub mod util;
 pub mod version;
 
 pub use error::{Error, Result};

@@ -224,7 +224,7 @@ impl Default for Session {
 pub fn new_lab_id() -> String {
     format!(
         "{}-{}",
-        crate::store::timestamp(crate::store::now_unix()),
+        crate::util::time::timestamp(crate::util::time::now_unix()),
         std::process::id()
     )
 }
@@ -773,12 +773,12 @@ impl Session {
             } else {
                 path.to_path_buf()
             };
-            crate::store::atomic_write(&p, &data).map_err(|e| Error::io(&p, e))?;
+            crate::util::fs::atomic_write(&p, &data).map_err(|e| Error::io(&p, e))?;
             out.push(p.clone());
             for (other, log) in &gw.other_logs {
                 let data = gw.host.read_file(log).unwrap_or_default();
                 let q = PathBuf::from(format!("{}-{other}", p.display()));
-                crate::store::atomic_write(&q, &data).map_err(|e| Error::io(&q, e))?;
+                crate::util::fs::atomic_write(&q, &data).map_err(|e| Error::io(&q, e))?;
                 out.push(q);
             }
         }
@@ -1361,7 +1361,7 @@ impl Session {
             out = PathBuf::from(format!("{}.svg", path.display()));
         }
         crate::report::flamegraph::render_flamegraph(&p.folded, title, &out)?;
-        crate::store::atomic_write(&out.with_extension("folded"), p.folded.as_bytes())
+        crate::util::fs::atomic_write(&out.with_extension("folded"), p.folded.as_bytes())
             .map_err(|e| Error::io(&out, e))?;
         Ok(out)
     }
@@ -1579,7 +1579,7 @@ pub fn cpu_count(host: &dyn Host) -> usize {
 /// fallback when the tables cannot be read.
 pub fn pick_ports(host: &dyn Host, n: u16, default_base: u16) -> Result<u16> {
     let seed = (std::process::id() as u64).wrapping_mul(2_654_435_761)
-        ^ crate::store::now_unix().to_bits();
+        ^ crate::util::time::now_unix().to_bits();
     if host.address() != "127.0.0.1" {
         let Ok(out) = host.run(
             &crate::host::Cmd::new("cat").args(["/proc/net/tcp", "/proc/net/tcp6"]),

@@ -514,7 +514,7 @@ impl TerraformDriver {
             // Written before anything runs on the machines (or they are created).
             self.ensure_journal()?;
             if !reused {
-                crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
+                crate::util::fs::private_dir_all(&self.state_dir, Some(&perflab_cache()))
                     .map_err(|e| Error::io(&self.state_dir, e))?;
                 copy_module(&self.module_src, &self.state_dir)?;
                 let _ = std::fs::remove_file(self.fingerprint_file());
@@ -531,7 +531,7 @@ impl TerraformDriver {
                     "lab": self.lab,
                     "apply_s": start.elapsed().as_secs_f64(),
                 });
-                crate::store::atomic_write(
+                crate::util::fs::atomic_write(
                     &self.fingerprint_file(),
                     serde_json::to_string_pretty(&record)
                         .unwrap_or_default()
@@ -616,7 +616,7 @@ impl TerraformDriver {
     /// Runs terraform in the state dir with the lab's environment; returns stdout. Output of each
     /// subcommand is kept in `<state dir>/terraform-<subcommand>.log`.
     fn terraform(&self, args: &[&str]) -> Result<String> {
-        crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
+        crate::util::fs::private_dir_all(&self.state_dir, Some(&perflab_cache()))
             .map_err(|e| Error::io(&self.state_dir, e))?;
         let rc = self.state_dir.join(".terraformrc");
         if !rc.exists() {

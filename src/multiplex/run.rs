@@ -12,7 +12,8 @@ use crate::runner::{Execution, RunRequest, adapter_label, run_lab};
 use crate::session::{Session, run_record};
 use crate::stats::Xoshiro256pp;
 use crate::stats::multiplexed::{Look, decide};
-use crate::store::{Store, now_unix};
+use crate::store::Store;
+use crate::util::time::now_unix;
 use crate::suite::Case;
 use crate::{Error, Result};
 
@@ -391,8 +392,8 @@ fn save_segment_logs(
         };
         let dir = format!(
             "segments/{}/{segment}-{}",
-            crate::store::sanitize(&case.id),
-            crate::store::sanitize(&version.label)
+            crate::util::fs::sanitize(&case.id),
+            crate::util::fs::sanitize(&version.label)
         );
         for (name, data) in crate::runner::gateway_files(gw) {
             store.write(format!("{dir}/{name}"), &data)?;

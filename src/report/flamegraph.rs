@@ -39,7 +39,7 @@ fn has_stacks(folded: &str) -> bool {
 }
 
 fn write_svg(out_svg: &Path, svg: &[u8]) -> Result<()> {
-    crate::store::atomic_write(out_svg, svg).map_err(|e| Error::io(out_svg, e))
+    crate::util::fs::atomic_write(out_svg, svg).map_err(|e| Error::io(out_svg, e))
 }
 
 /// Renders an interactive flame graph SVG of `folded` stacks to `out_svg` (on this machine).
@@ -124,7 +124,7 @@ pub fn write_profile(
     }
     let folded_path = dir_local.join(format!("{name}.folded"));
     let svg_path = dir_local.join(format!("{name}.svg"));
-    crate::store::atomic_write(&folded_path, profile_folded.as_bytes())
+    crate::util::fs::atomic_write(&folded_path, profile_folded.as_bytes())
         .map_err(|e| Error::io(&folded_path, e))?;
     render_flamegraph(profile_folded, title, &svg_path)?;
     Ok((folded_path, svg_path))

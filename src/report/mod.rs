@@ -181,7 +181,7 @@ pub fn write_spectrum_charts(
         charts::write_chart_with_data(
             &data,
             &store.root().join("charts"),
-            &format!("spectrum-{}", crate::store::sanitize(c)),
+            &format!("spectrum-{}", crate::util::fs::sanitize(c)),
         )?;
         n += 1;
     }
@@ -858,7 +858,7 @@ pub fn write_charts(
         charts::write_chart_with_data(
             &data,
             &dir,
-            &format!("latency-{}", crate::store::sanitize(c)),
+            &format!("latency-{}", crate::util::fs::sanitize(c)),
         )?;
         n += 1;
     }
@@ -916,8 +916,8 @@ pub fn write_flamegraphs(store: &Store, runs: &[RunRecord], versions: &[String])
     for ((case, version), text) in &folded {
         let name = format!(
             "{}-{}",
-            crate::store::sanitize(case),
-            crate::store::sanitize(version)
+            crate::util::fs::sanitize(case),
+            crate::util::fs::sanitize(version)
         );
         flamegraph::write_profile(&dir, &name, text, &format!("{case} · {version}"))?;
         n += 1;
@@ -928,9 +928,9 @@ pub fn write_flamegraphs(store: &Store, runs: &[RunRecord], versions: &[String])
                 if let Some(before) = folded.get(&(case.clone(), base.clone())) {
                     let out = dir.join(format!(
                         "{}-diff-{}-vs-{}.svg",
-                        crate::store::sanitize(case),
-                        crate::store::sanitize(version),
-                        crate::store::sanitize(base)
+                        crate::util::fs::sanitize(case),
+                        crate::util::fs::sanitize(version),
+                        crate::util::fs::sanitize(base)
                     ));
                     flamegraph::render_differential(
                         before,

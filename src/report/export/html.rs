@@ -150,7 +150,7 @@ pub fn render_history(history: &crate::history::History, charts: Vec<(String, St
             } else {
                 ""
             },
-            escape(&crate::store::timestamp(p.started_unix_s)),
+            escape(&crate::util::time::timestamp(p.started_unix_s)),
             escape(&p.case),
             escape(&p.version),
             escape(p.commit.as_deref().unwrap_or("–")),
@@ -208,7 +208,7 @@ pub fn render(p: &HtmlPage) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             escape(&m.status),
-            escape(&crate::store::timestamp(m.started_unix_s))
+            escape(&crate::util::time::timestamp(m.started_unix_s))
         );
     }
     if let Some(cr) = p.compare {
