@@ -134,7 +134,7 @@ pub fn journals_dir() -> PathBuf {
 
 impl Journal {
     /// Starts the journal of lab `lab_id` on `driver` and writes it at once.
-    pub fn create(lab_id: &str, driver: &str) -> crate::Result<Arc<Journal>> {
+    pub fn create(lab_id: &str, driver: &str) -> Result<Arc<Journal>, JournalError> {
         let pid = std::process::id();
         let path = journals_dir().join(format!("{lab_id}.json"));
         let j = Journal {
@@ -174,14 +174,14 @@ impl Journal {
     }
 
     /// Changes the record and writes it.
-    pub fn update(&self, change: impl FnOnce(&mut Record)) -> crate::Result<()> {
+    pub fn update(&self, change: impl FnOnce(&mut Record)) -> Result<(), JournalError> {
         let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut r);
         write(&self.path, &r)
     }
 
     /// Records a local process group just spawned.
-    pub fn add_local_group(&self, pgid: i32, program: &str) -> crate::Result<()> {
+    pub fn add_local_group(&self, pgid: i32, program: &str) -> Result<(), JournalError> {
         let start_ticks = crate::util::proc::start_ticks(pgid).unwrap_or(0);
         self.update(|r| {
             r.local_groups.push(LocalGroup {
@@ -198,7 +198,7 @@ impl Journal {
     }
 
     /// Records a directory on an SSH machine (before it is created), once.
-    pub fn add_remote_dir(&self, machine: &str, dir: &Path) -> crate::Result<()> {
+    pub fn add_remote_dir(&self, machine: &str, dir: &Path) -> Result<(), JournalError> {
         self.update(|r| {
             let d = RemoteDir {
                 machine: machine.to_string(),
@@ -216,18 +216,35 @@ impl Journal {
     }
 }
 
-fn write(path: &Path, r: &Record) -> crate::Result<()> {
+/// A journal file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {cause}", path.display())]
+pub struct JournalError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The cause.
+    pub cause: std::io::Error,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |cause| JournalError {
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
+fn write(path: &Path, r: &Record) -> Result<(), JournalError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     crate::util::fs::private_dir_all(dir, Some(&crate::install::cache_dir()))
-        .map_err(|e| crate::Error::io(dir, e))?;
+        .map_err(io(dir))?;
     let text = serde_json::to_vec_pretty(r).expect("a journal serialises");
     // Temporary files are created 0600 and stay so.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     tmp.write_all(&text)
-        .map_err(|e| crate::Error::io(tmp.path(), e))?;
+        .map_err(io(tmp.path()))?;
     tmp.persist(path)
-        .map_err(|e| crate::Error::io(path, e.error))?;
+        .map_err(|e| io(path)(e.error))?;
     Ok(())
 }
 

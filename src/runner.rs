@@ -183,7 +183,12 @@ pub fn run_lab(
     runs_planned: usize,
     body: impl FnOnce(&mut Session, &Store, &mut Vec<RunRecord>) -> Result<()>,
 ) -> Result<Execution> {
-    crate::signals::install();
+    crate::signals::install(|| {
+        crate::host::process_group::kill_all();
+        // The runner will not get to write its final status: the folder must not stay
+        // `running`.
+        crate::store::mark_active("interrupted");
+    });
     let store = match &req.output_dir {
         Some(dir) => Store::create_exact(dir)?,
         None => Store::create(&req.output, &req.suite)?,
@@ -225,7 +230,7 @@ pub fn run_lab(
         body(&mut session, &store, &mut runs)?;
         // A signal that came after the last run's load (while its files were written or the
         // gateway stopped) still ends the execution as interrupted.
-        crate::signals::check()
+        Ok(crate::signals::check()?)
     })();
     crate::fingerprint::finish(&mut manifest.fingerprint, &mut session, &runs);
     // Hosts made during the runs (containers of version images) are known only now.
