@@ -120,6 +120,25 @@ impl Error {
     }
 }
 
+impl From<crate::engine::EngineError> for Error {
+    fn from(e: crate::engine::EngineError) -> Self {
+        use crate::engine::{EngineError, START_ENGINE};
+        match e {
+            EngineError::BadAddress { .. } => Error::Usage(e.to_string()),
+            EngineError::NoEngine {
+                addr,
+                source_note,
+                why,
+            } => Error::MissingTool {
+                program: "Docker engine".into(),
+                where_: format!(" at {addr} ({source_note})"),
+                hint: format!("{why}; {START_ENGINE}"),
+            },
+            EngineError::Api { .. } => Error::Lab(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::journal::JournalError> for Error {
     fn from(e: crate::journal::JournalError) -> Self {
         Error::io(e.path, e.cause)

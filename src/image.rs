@@ -25,7 +25,7 @@ use bollard::query_parameters::{
 use futures_util::TryStreamExt;
 use serde::Serialize;
 
-use crate::driver::docker::{connect, docker_error, runtime};
+use crate::engine::{connect, docker_error, runtime};
 use crate::{Error, Result};
 
 /// The repository of lab images.
@@ -635,7 +635,7 @@ pub async fn image_id(docker: &Docker, name: &str) -> Result<Option<String>> {
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
-        Err(e) => Err(docker_error(&format!("inspecting image {name}"), e)),
+        Err(e) => Err(docker_error(&format!("inspecting image {name}"), e).into()),
     }
 }
 
@@ -831,7 +831,7 @@ pub async fn tag_image(docker: &Docker, image: &str, repo_tag: &str) -> Result<(
             ),
         )
         .await
-        .map_err(|e| docker_error(&format!("tagging {image} as {repo_tag}"), e))
+        .map_err(|e| docker_error(&format!("tagging {image} as {repo_tag}"), e).into())
 }
 
 /// Builds the lab image from `binaries` (see [`build_rootfs_tar`]) unless an image with the same

@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod doctor;
 pub mod driver;
 pub mod during;
+pub mod engine;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;

@@ -20,7 +20,7 @@
 //! command gets its own exec, as before. Background programs (`spawn`) always get their own.
 //!
 //! The [`Host`] trait is synchronous; Docker's API is async. The host blocks on a shared Tokio
-//! runtime ([`crate::driver::docker::runtime`]); it must not be called from inside a runtime.
+//! runtime ([`crate::engine::runtime`]); it must not be called from inside a runtime.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +38,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::quote::{join, quote};
 use super::remote_shell::{ShellPipes, shell_loop, stop_group_script};
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
-use crate::driver::docker::runtime;
+use crate::engine::runtime;
 
 /// Runs the program in the group `setsid` made, after checking it exists, and records the
 /// group id so a timeout can kill the group. `$0 "$@"` is the program's argv. Background
