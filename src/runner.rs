@@ -380,7 +380,7 @@ pub(crate) fn run_one(
             .map(|g| g.version_detail.clone())
             .unwrap_or_default()
     } else {
-        let dir = version.prepare(&case.gateway)?;
+        let dir = crate::role::gateway::prepare_version(version, &case.gateway)?;
         let started = session.start_gateway_in(
             &case.gateway,
             adapter_label(&version.label),

@@ -104,19 +104,12 @@ impl Version {
         }
     }
 
-    /// Makes the version usable for a gateway kind: for `git:` versions, the checked-out tree
-    /// (created on first use). Other versions need no directory. For the `command` gateway the
-    /// checkout's `perflab.toml` is read too, so a commit without one (or with a malformed one)
-    /// is refused before any run starts.
-    pub fn prepare(&self, gateway_kind: &str) -> Result<Option<PathBuf>> {
+    /// Makes the version usable: for `git:` versions, the checked-out tree (created on first
+    /// use). Other versions need no directory. What a gateway kind needs in that tree is its
+    /// adapter's business (`crate::role::gateway::prepare_version` asks it).
+    pub fn prepare(&self) -> Result<Option<PathBuf>> {
         match &self.kind {
-            VersionKind::Git { commit, repo, .. } => {
-                let dir = checkout(repo, commit)?;
-                if gateway_kind == "command" {
-                    crate::role::gateway::command::read_descriptor(&dir, &self.label)?;
-                }
-                Ok(Some(dir))
-            }
+            VersionKind::Git { commit, repo, .. } => Ok(Some(checkout(repo, commit)?)),
             _ => Ok(None),
         }
     }

@@ -104,7 +104,7 @@ fn run_case(
     let dirs = req
         .versions
         .iter()
-        .map(|v| v.prepare(&case.gateway))
+        .map(|v| crate::role::gateway::prepare_version(v, &case.gateway))
         .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     session.set_baseline_mode(false);

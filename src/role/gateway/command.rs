@@ -178,6 +178,10 @@ impl GatewayAdapter for CommandAdapter {
         "command"
     }
 
+    fn check_tree(&self, dir: &Path, label: &str) -> Result<()> {
+        read_descriptor(dir, label).map(|_| ())
+    }
+
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
         let worktree = match (
