@@ -33,7 +33,9 @@ pub const START_ENGINE: &str = "start dockerd (scripts/start-dockerd.sh starts a
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The engine address is neither `unix://PATH` nor `tcp://HOST:PORT`.
-    #[error("Docker engine address {addr} ({source_note}): expected unix://PATH or tcp://HOST:PORT")]
+    #[error(
+        "Docker engine address {addr} ({source_note}): expected unix://PATH or tcp://HOST:PORT"
+    )]
     BadAddress {
         /// The address.
         addr: String,

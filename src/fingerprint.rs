@@ -229,7 +229,9 @@ fn sha256_local(path: &Path) -> Option<String> {
     {
         return Some(h.to_string());
     }
-    std::fs::read(path).ok().map(|b| crate::util::hash::sha256_hex(&b))
+    std::fs::read(path)
+        .ok()
+        .map(|b| crate::util::hash::sha256_hex(&b))
 }
 
 /// A commit as a packager records it (the flake passes `self.rev`, `self.dirtyRev` =
@@ -461,7 +463,10 @@ pub fn finish(fp: &mut Value, session: &mut Session, runs: &[RunRecord]) {
     }
     obj.insert("gateway_versions".into(), json!(gateways));
     obj.insert("load_commands".into(), json!(commands));
-    obj.insert("finished_unix_s".into(), json!(crate::util::time::now_unix()));
+    obj.insert(
+        "finished_unix_s".into(),
+        json!(crate::util::time::now_unix()),
+    );
 }
 
 /// The fingerprint of this machine alone (what `perflab doctor` shows): host facts, tools and

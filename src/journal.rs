@@ -97,8 +97,7 @@ pub struct Record {
 impl Record {
     /// True while the perflab process that wrote the journal still runs.
     pub fn owner_alive(&self) -> bool {
-        crate::util::proc::start_ticks(self.owner_pid as i32)
-            == Some(self.owner_start_ticks)
+        crate::util::proc::start_ticks(self.owner_pid as i32) == Some(self.owner_start_ticks)
     }
 }
 
@@ -236,15 +235,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 fn write(path: &Path, r: &Record) -> Result<(), JournalError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::util::fs::private_dir_all(dir, Some(&crate::install::cache_dir()))
-        .map_err(io(dir))?;
+    crate::util::fs::private_dir_all(dir, Some(&crate::install::cache_dir())).map_err(io(dir))?;
     let text = serde_json::to_vec_pretty(r).expect("a journal serialises");
     // Temporary files are created 0600 and stay so.
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(&text)
-        .map_err(io(tmp.path()))?;
-    tmp.persist(path)
-        .map_err(|e| io(path)(e.error))?;
+    tmp.write_all(&text).map_err(io(tmp.path()))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
     Ok(())
 }
 
@@ -287,6 +283,22 @@ pub fn orphaned() -> Vec<(PathBuf, Record)> {
         .filter_map(|(p, r)| r.ok().map(|r| (p, r)))
         .filter(|(_, r)| !r.owner_alive())
         .collect()
+}
+
+/// A note for the start of a lab when dead labs left things behind, naming them.
+pub fn dead_labs_note() -> Option<String> {
+    let dead: Vec<String> = orphaned()
+        .into_iter()
+        .map(|(_, r)| format!("{} ({})", r.lab_id, r.driver))
+        .collect();
+    (!dead.is_empty()).then(|| {
+        format!(
+            "{} earlier lab(s) ended without cleaning up: {}; their processes, folders or \
+             containers may compete with this lab: run `perflab teardown`",
+            dead.len(),
+            dead.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use crate::driver::DriverOptions;
 use crate::result::RunRecord;
 use crate::session::{CooldownOptions, Session, run_record};
 use crate::store::{Manifest, Store};
-use crate::util::time::now_unix;
 use crate::suite::{Case, PlannedRun, interleave};
+use crate::util::time::now_unix;
 use crate::version::Version;
 use crate::{Error, Result};
 

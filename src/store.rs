@@ -20,7 +20,6 @@ use crate::util::fs::{atomic_write, sanitize};
 use crate::util::time::{now_unix, timestamp};
 use crate::{Error, Result};
 
-
 /// The schema identifier of `manifest.json`.
 pub const MANIFEST_SCHEMA: &str = "perflab.manifest/1";
 
@@ -100,9 +99,6 @@ pub fn is_results_folder(path: &Path) -> bool {
 pub struct Store {
     root: PathBuf,
 }
-
-
-
 
 /// The results folder of the execution in progress, so that a panic can still mark it `failed`
 /// (see [`mark_active_failed`]).

@@ -31,10 +31,10 @@ use bollard::query_parameters::{
 use serde::Serialize;
 
 use super::{Driver, DriverOptions, GatewayImage, Role};
+pub use crate::engine::{connect, docker_error, engine_address, runtime};
 use crate::host::Host;
 use crate::host::container::ContainerHost;
 use crate::image::{DEFAULT_IMAGE, PullPolicy, ensure_image, image_id};
-pub use crate::engine::{connect, docker_error, engine_address, runtime};
 use crate::{Error, Result};
 
 /// The label every Docker object of a lab carries; its value is the lab id.

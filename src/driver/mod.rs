@@ -145,7 +145,7 @@ pub fn load_host_instance(i: u32) -> String {
 /// Creates a driver by name.
 pub fn create(name: &str, options: &DriverOptions, lab_id: &str) -> Result<Box<dyn Driver>> {
     if DRIVERS.contains(&name)
-        && let Some(note) = crate::cleanup::dead_labs_note()
+        && let Some(note) = crate::journal::dead_labs_note()
     {
         eprintln!("perflab: warning: {note}");
     }

@@ -13,8 +13,8 @@ use crate::session::{Session, run_record};
 use crate::stats::Xoshiro256pp;
 use crate::stats::multiplexed::{Look, decide};
 use crate::store::Store;
-use crate::util::time::now_unix;
 use crate::suite::Case;
+use crate::util::time::now_unix;
 use crate::{Error, Result};
 
 use super::{CaseDesign, DESIGN_FILE, DesignRecord, MultiplexOptions, balanced_order, case_seed};
