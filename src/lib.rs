@@ -15,6 +15,7 @@ pub mod engine;
 pub mod entities;
 pub mod error;
 pub mod fingerprint;
+pub mod flamegraph;
 pub mod history;
 pub mod host;
 pub mod http;

@@ -506,7 +506,7 @@ pub(crate) fn run_one(
     }
     if let Some(p) = &m.profile {
         let title = format!("{} · {} · {}", case.id, version.label, version_detail);
-        crate::report::flamegraph::write_profile(&run_dir, "profile", &p.folded, &title)?;
+        crate::flamegraph::write_profile(&run_dir, "profile", &p.folded, &title)?;
         rec.profile = Some(serde_json::json!({
             "tool": p.mode.tool(), "mode": p.mode, "event": p.event, "frequency_hz": p.frequency,
             "samples": p.samples, "pids": p.pids, "folded": "profile.folded", "svg": "profile.svg",

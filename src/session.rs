@@ -1360,7 +1360,7 @@ impl Session {
         {
             out = PathBuf::from(format!("{}.svg", path.display()));
         }
-        crate::report::flamegraph::render_flamegraph(&p.folded, title, &out)?;
+        crate::flamegraph::render_flamegraph(&p.folded, title, &out)?;
         crate::util::fs::atomic_write(&out.with_extension("folded"), p.folded.as_bytes())
             .map_err(|e| Error::io(&out, e))?;
         Ok(out)

@@ -4,7 +4,7 @@
 
 pub mod charts;
 pub mod export;
-pub mod flamegraph;
+pub use crate::flamegraph;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -14,6 +14,10 @@
 //!
 //! Rendering is deterministic (stable colours, no random ids), so the same folded stacks always
 //! give the same SVG.
+//!
+//! A module below the roles, the session and the reports (not inside `report`): the profiler
+//! counts the samples of the stacks it collected, the session renders a graph on request, and
+//! reports re-render from the store, all with the same functions.
 
 use std::path::{Path, PathBuf};
 
