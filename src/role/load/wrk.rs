@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::host::{Cmd, Host, Proc, proc_stat};
-use crate::result::LoadResult;
+use super::result::LoadResult;
 use crate::{Error, Result};
 
 /// Longest load a run may ask for (`duration`), in seconds: one day.
