@@ -319,7 +319,10 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
             );
         }
     }
-    m.push_str(&crate::during::markdown(runs));
+    m.push_str(&crate::during::markdown(runs.iter().filter_map(|r| {
+        let heading = format!("{} · {} · repeat {}", r.case, r.version, r.repeat);
+        r.during.as_ref().map(|d| (heading, d))
+    })));
     m
 }
 
@@ -764,13 +767,41 @@ fn write_block_charts(
     Ok(n)
 }
 
+/// The "config change under load" chart of a run with actions during load and a time series.
+fn change_chart(r: &RunRecord) -> Option<charts::ChangeChartData> {
+    let d = r.during.as_ref().filter(|d| !d.series.is_empty())?;
+    let per_s = |n: u64| n as f64 / d.bucket_s;
+    Some(charts::ChangeChartData {
+        title: format!(
+            "{} · {} · repeat {}: config change under load",
+            r.case, r.version, r.repeat
+        ),
+        run: format!("{:04}-{}-{}-{}", r.sequence, r.case, r.version, r.repeat),
+        bucket_s: d.bucket_s,
+        points: d
+            .series
+            .iter()
+            .map(|(t, n, e, lost, p99)| (*t, per_s(*n), per_s(*e + *lost), *p99))
+            .collect(),
+        marks: d
+            .actions
+            .iter()
+            .map(|a| charts::ChangeMark {
+                t_s: a.started_s,
+                label: crate::during::label(a),
+                failed: !a.ok,
+            })
+            .collect(),
+    })
+}
+
 /// Writes one "config change under load" chart per run with actions during load; returns how
 /// many.
 fn write_change_charts(store: &Store, runs: &[RunRecord]) -> Result<usize> {
     let dir = store.root().join("charts");
     let mut n = 0;
     for r in runs {
-        let Some(data) = crate::during::change_chart(r) else {
+        let Some(data) = change_chart(r) else {
             continue;
         };
         let stem = charts::Chart::file_stem(&data);

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram;
 use super::open_engine::{OpenLoadReport, SecondStats};
+use super::result::LoadResult;
 use super::wrk::LoadOptions;
 use crate::host::{Cmd, Host};
-use super::result::LoadResult;
 use crate::{Error, Result};
 
 /// The hidden subcommand's name.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{Cmd, Host, Proc, proc_stat};
 use super::result::LoadResult;
+use crate::host::{Cmd, Host, Proc, proc_stat};
 use crate::{Error, Result};
 
 /// Longest load a run may ask for (`duration`), in seconds: one day.
