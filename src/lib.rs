@@ -16,7 +16,6 @@ pub mod entities;
 pub mod error;
 pub mod fingerprint;
 pub mod flamegraph;
-pub mod history;
 pub mod host;
 pub mod http;
 pub mod image;
@@ -39,3 +38,4 @@ pub mod util;
 pub mod version;
 
 pub use error::{Error, Result};
+pub use report::history;

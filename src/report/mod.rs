@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod export;
 pub use crate::flamegraph;
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
