@@ -21,6 +21,7 @@ pub mod http;
 pub mod image;
 pub mod install;
 pub mod journal;
+pub mod layering;
 pub mod multiplex;
 pub mod progress;
 pub mod redact;

@@ -34,8 +34,8 @@ use crate::host::{Host, HttpCall, proc_stat::Snapshot};
 use crate::result::{CpuUsage, RunFlags, RunRecord};
 use crate::role::gateway::{self, GatewayContext, RunningGateway};
 use crate::role::load::wrk::{self, LoadOptions, LoadOutcome, RunningLoad};
-use crate::role::upstream::{self, Upstream, UpstreamOptions};
 pub use crate::role::ports::{pick_ports, used_ports};
+use crate::role::upstream::{self, Upstream, UpstreamOptions};
 use crate::{Error, Result};
 
 /// Where the load goes: the worker host, the target URI, the load generator's CPUs.

@@ -111,7 +111,10 @@ fn charts_section(h: &mut String, charts: &[(String, String)]) {
 
 /// Renders the page of `perflab history`: the machines, every point with its verdict, and the
 /// trend charts.
-pub fn render_history(history: &crate::report::history::History, charts: Vec<(String, String)>) -> String {
+pub fn render_history(
+    history: &crate::report::history::History,
+    charts: Vec<(String, String)>,
+) -> String {
     let mut h = head("perflab history");
     let mut machines: Vec<(&str, &str)> = Vec::new();
     for p in history.points.iter().rev() {
