@@ -365,9 +365,6 @@ pub(crate) fn run_one(
         session.start_upstream_with(&case.upstream)?;
         *current_case = Some(planned.case);
     }
-    // The driver's preparation of the measured machine (cool-down, CPU governor), kept with
-    // the run as `driver-prep.json` when the driver does any.
-    let prep = session.before_run()?;
     let started_unix_s = now_unix();
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let reuse = kept.take() == Some((planned.case, planned.version))
@@ -399,12 +396,6 @@ pub(crate) fn run_one(
             .unwrap_or_default()
     };
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    if !prep.is_null() {
-        files.push((
-            "driver-prep.json".into(),
-            serde_json::to_vec_pretty(&prep).unwrap_or_default(),
-        ));
-    }
     let mut actions = Vec::new();
     let measured = (|| -> Result<crate::session::Measurement> {
         if case.load.warmup > 0.0 {
@@ -427,6 +418,13 @@ pub(crate) fn run_one(
         actions = done?;
         Ok(m)
     })();
+    // How the measured machine was prepared (cool-down gate, CPU governor).
+    if let Some(prep) = measured.as_ref().ok().and_then(|m| m.machine_prep.as_ref()) {
+        files.push((
+            "machine-prep.json".into(),
+            serde_json::to_vec_pretty(prep).unwrap_or_default(),
+        ));
+    }
     // Keep the gateway's logs and configs whether the run succeeded or not.
     if let Some(gw) = session.gateway("default") {
         files.extend(gateway_files(gw));

@@ -105,12 +105,6 @@ pub trait Driver: Send {
     fn load_hosts(&self) -> u32 {
         1
     }
-    /// Prepares the measured machine before each run (e.g. the terraform driver's bounded
-    /// cool-down and CPU governor on the kong machine), waiting at most `max_wait`. Returns what
-    /// it did, for the run's results (`Null`: nothing; the runner then writes nothing).
-    fn before_run(&mut self, _max_wait: std::time::Duration) -> Result<serde_json::Value> {
-        Ok(serde_json::Value::Null)
-    }
 }
 
 /// The most load hosts a lab may ask for.

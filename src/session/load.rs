@@ -19,6 +19,9 @@ pub struct Measurement {
     pub flags: RunFlags,
     /// Seconds the cool-down gate waited before the load.
     pub cooldown_waited_s: f64,
+    /// How the measured machine was prepared (cool-down gate, CPU governor); `None` for loads
+    /// that skip the gate (warm-ups, multiplexed bursts).
+    pub machine_prep: Option<MachinePrep>,
     /// The profile, when a profiler was attached for this load.
     pub profile: Option<crate::role::profiler::Profile>,
     /// Resident memory of the loaded gateway's process group at the end of the load, bytes.
@@ -39,7 +42,7 @@ pub(super) struct LoadInProgress {
     pub(super) gateway_same_machine: bool,
     pub(super) before_worker: Snapshot,
     pub(super) started: Instant,
-    pub(super) cooldown_waited_s: f64,
+    pub(super) machine_prep: Option<MachinePrep>,
     pub(super) notes: Vec<String>,
     /// A reload replaced gateway processes during the load ([`Session::run_during`]).
     pub(super) reloaded: bool,
@@ -144,10 +147,13 @@ impl Session {
         opts.validate()?;
         let (host, url, cpus) = self.load_target(opts, instance)?;
         let gw_host = self.target_gateway(instance).map(|g| g.host.clone());
-        let cooldown_waited_s = if gate {
-            self.cool_down(gw_host.as_deref().unwrap_or(host.as_ref()))?
+        let machine_prep = if gate {
+            Some(match &gw_host {
+                Some(h) => self.prepare_machine(h.as_ref(), "gateway")?,
+                None => self.prepare_machine(host.as_ref(), "worker")?,
+            })
         } else {
-            0.0
+            None
         };
         let before_worker = host.proc_snapshot()?;
         // The gateway's processes are counted from its own `/proc` when the worker cannot see
@@ -210,7 +216,7 @@ impl Session {
             gateway_same_machine,
             before_worker,
             started: Instant::now(),
-            cooldown_waited_s,
+            machine_prep,
             notes,
             reloaded: false,
         });
@@ -300,7 +306,11 @@ impl Session {
             cpu: acct.cpu,
             rps_per_gateway_cpu_s: acct.rps_per_gateway_cpu_s,
             flags,
-            cooldown_waited_s: lp.cooldown_waited_s,
+            cooldown_waited_s: lp
+                .machine_prep
+                .as_ref()
+                .map_or(0.0, |p| p.cool_down.waited_s),
+            machine_prep: lp.machine_prep,
             profile,
             gateway_rss_bytes: acct.gateway_rss_bytes,
             notes,

@@ -23,12 +23,12 @@
 //! Dropping a session tears it down, so nothing it started outlives it.
 
 mod actions;
-mod cooldown;
 mod cpu;
 mod facts;
 mod gateways;
 mod kong;
 mod load;
+mod machine;
 mod profile;
 mod record;
 mod upstreams;
@@ -49,12 +49,14 @@ pub use crate::role::ports::{pick_ports, used_ports};
 use crate::role::upstream::{self, Upstream, UpstreamOptions};
 use crate::{Error, Result};
 
-pub use cooldown::CooldownOptions;
 use facts::HostFacts;
 pub use facts::{CpuPlan, cpu_count};
 pub use gateways::GatewayLiveness;
 use load::LoadInProgress;
 pub use load::Measurement;
+pub use machine::{
+    CoolDown, CooldownOptions, GovernorRecord, MachinePrep, set_governor_performance,
+};
 pub use record::run_record;
 pub use upstreams::MAX_PORT_BASE;
 use upstreams::check_port_base;
@@ -313,13 +315,6 @@ impl Session {
     /// The driver's name.
     pub fn driver_name(&self) -> &str {
         self.driver.as_ref().map(|d| d.name()).unwrap_or("none")
-    }
-
-    /// Lets the driver prepare the measured machine before a run (bounded by the cool-down's
-    /// `max_wait`); returns its record (`Null` when the driver does nothing).
-    pub fn before_run(&mut self) -> Result<serde_json::Value> {
-        let max_wait = self.cooldown.max_wait;
-        self.driver()?.before_run(max_wait)
     }
 
     /// Prepares the lab's hosts and checks that the tools every run needs are there.
