@@ -507,7 +507,7 @@ pub fn calibrate(
     let (suite, mut cases) = gateway_cases(&a.suite, &a.run)?;
     cases.truncate(1);
     for v in &versions {
-        perflab::role::gateway::prepare_version(&v, &cases[0].gateway)?;
+        perflab::role::gateway::prepare_version(v, &cases[0].gateway)?;
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
     let (key, machine) = cal::machine_key(&a.run.driver, &driver_options);
@@ -653,7 +653,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     // before the first run.
     for v in &versions {
         for c in &cases {
-            perflab::role::gateway::prepare_version(&v, &c.gateway)?;
+            perflab::role::gateway::prepare_version(v, &c.gateway)?;
         }
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;

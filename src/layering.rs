@@ -113,11 +113,7 @@ mod tests {
     /// `'x'`, `'\n'`, `'{'` are character literals; `'a` (a lifetime) is not.
     fn is_char_literal(rest: &str) -> bool {
         let mut c = rest.chars().skip(1);
-        match (c.next(), c.next()) {
-            (Some('\\'), _) => true,
-            (Some(_), Some('\'')) => true,
-            _ => false,
-        }
+        matches!((c.next(), c.next()), (Some('\\'), _) | (Some(_), Some('\'')))
     }
 
     /// `code` without the items marked `#[cfg(test)]` (a test module, a test-only function).
@@ -188,11 +184,7 @@ mod tests {
                     if depth == 0 {
                         break;
                     }
-                    if depth == 1 {
-                        member.push(ch);
-                    } else if !member.contains('{') {
-                        member.push(ch);
-                    }
+                    member.push(ch);
                 }
                 out.push(ident(&member));
             } else {
