@@ -4,7 +4,8 @@
 //! generator, profiler, database — are written once against a host. The [`session`] API offers
 //! the verbs of Kong's performance testing framework; the suite runner and the CLI are its
 //! clients. Results go to the [`store`], statistics live in [`stats`], and reports re-render from
-//! the store.
+//! the store. The modules form layers, lowest first in [`layering::LAYERS`] (kept by a test):
+//! nothing uses a module above its own layer.
 
 pub mod capacity;
 pub mod cleanup;

@@ -118,3 +118,27 @@ pub fn cpu_count(host: &dyn Host) -> usize {
     .and_then(|o| o.stdout_text().trim().parse().ok())
     .unwrap_or(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_plan_pins_the_measured_server_alone() {
+        assert_eq!(
+            CpuPlan::for_cpus(1),
+            CpuPlan {
+                measured: None,
+                others: None
+            }
+        );
+        assert_eq!(
+            CpuPlan::for_cpus(2),
+            CpuPlan {
+                measured: Some(vec![1]),
+                others: Some(vec![0])
+            }
+        );
+        assert_eq!(CpuPlan::for_cpus(4).others, Some(vec![0, 1, 2]));
+    }
+}

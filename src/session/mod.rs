@@ -379,25 +379,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_plan_pins_the_measured_server_alone() {
-        assert_eq!(
-            CpuPlan::for_cpus(1),
-            CpuPlan {
-                measured: None,
-                others: None
-            }
-        );
-        assert_eq!(
-            CpuPlan::for_cpus(2),
-            CpuPlan {
-                measured: Some(vec![1]),
-                others: Some(vec![0])
-            }
-        );
-        assert_eq!(CpuPlan::for_cpus(4).others, Some(vec![0, 1, 2]));
-    }
-
-    #[test]
     fn log_levels_parse_by_name() {
         assert_eq!("warn".parse::<LogLevel>().unwrap(), LogLevel::Warn);
         assert!("loud".parse::<LogLevel>().is_err());
