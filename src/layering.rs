@@ -113,7 +113,10 @@ mod tests {
     /// `'x'`, `'\n'`, `'{'` are character literals; `'a` (a lifetime) is not.
     fn is_char_literal(rest: &str) -> bool {
         let mut c = rest.chars().skip(1);
-        matches!((c.next(), c.next()), (Some('\\'), _) | (Some(_), Some('\'')))
+        matches!(
+            (c.next(), c.next()),
+            (Some('\\'), _) | (Some(_), Some('\''))
+        )
     }
 
     /// `code` without the items marked `#[cfg(test)]` (a test module, a test-only function).

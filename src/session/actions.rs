@@ -1,7 +1,16 @@
 //! Actions during load: checked against the running gateway, then run on time while the load
 //! runs.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use crate::driver::Role;
+use crate::during::{self, ActionKind, ActionRecord, DuringAction, Listener};
+use crate::host::HttpCall;
+use crate::role::gateway;
+use crate::role::gateway::RunningGateway;
+use crate::{Error, Result};
+
+use super::Session;
 
 impl Session {
     /// Checks that the running gateway (`instance`, or the first) can take `actions`: every

@@ -1,7 +1,12 @@
 //! Facts about hosts the session asks for on every run (CPU count, boot id, PID namespace),
 //! read once per host and cached, and the CPU plan that follows from them.
 
-use super::*;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::host::Host;
+
+use super::Session;
 
 /// A host's CPU count and boot id (`None` when unreadable).
 #[derive(Debug, Clone)]

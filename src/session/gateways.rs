@@ -1,7 +1,20 @@
 //! The gateway verbs: start instances of a gateway version, check they are alive, stop them,
 //! their admin URI and error logs.
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::driver::{GatewayImage, Role};
+use crate::entities::Entities;
+use crate::host::Host;
+use crate::role::gateway;
+use crate::role::gateway::{GatewayContext, RunningGateway};
+use crate::role::ports::pick_ports;
+use crate::{Error, Result};
+
+use super::upstreams::check_port_base;
+use super::{LogLevel, Session};
 
 /// What [`Session::gateway_alive`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

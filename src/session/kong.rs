@@ -1,7 +1,15 @@
 //! Kong's verbs and settings: PostgreSQL for traditional mode, Kong started traditional, DB-less
 //! or hybrid, migrations, and database dumps.
 
-use super::*;
+use std::path::Path;
+
+use crate::driver::Role;
+use crate::entities::Entities;
+use crate::role::gateway;
+use crate::role::ports::pick_ports;
+use crate::{Error, Result};
+
+use super::Session;
 
 impl Session {
     /// Starts PostgreSQL on the database host (a private data directory, its own port) and

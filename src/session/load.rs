@@ -1,7 +1,20 @@
 //! The load verbs: warm-up, start the load on the load hosts (after the cool-down gate), and
 //! wait for its result with the CPU accounting of its window ([`super::cpu`]).
 
-use super::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::driver::{self, Role};
+use crate::host::Host;
+use crate::host::proc_stat::Snapshot;
+use crate::result::{CpuUsage, RunFlags};
+use crate::role::gateway::RunningGateway;
+use crate::role::load::wrk;
+use crate::role::load::wrk::{LoadOptions, LoadOutcome, RunningLoad};
+use crate::{Error, Result};
+
+use super::machine::MachinePrep;
+use super::{Session, cpu};
 
 /// Where the load goes: the worker host, the target URI, the load generator's CPUs.
 pub(super) type LoadTarget = (Arc<dyn Host>, String, Option<Vec<usize>>);

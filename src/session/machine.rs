@@ -9,9 +9,14 @@
 //! be changed (not root, a container's read-only `/sys`, no cpufreq in a VM) the record says so
 //! and the run goes on.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
-use super::*;
+use crate::Result;
+use crate::host::Host;
+
+use super::{LogLevel, Session};
 
 /// Bounds of the cool-down gate run before each measured load.
 #[derive(Debug, Clone, Copy, PartialEq)]

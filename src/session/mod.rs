@@ -34,19 +34,16 @@ mod record;
 mod upstreams;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::driver::{self, Driver, DriverOptions, GatewayImage, Role};
-use crate::during::{self, ActionKind, ActionRecord, DuringAction, Listener};
-use crate::entities::Entities;
-use crate::host::{Host, HttpCall, proc_stat::Snapshot};
-use crate::result::{CpuUsage, RunFlags, RunRecord};
-use crate::role::gateway::{self, GatewayContext, RunningGateway};
-use crate::role::load::wrk::{self, LoadOptions, LoadOutcome, RunningLoad};
+use crate::host::Host;
+use crate::result::RunRecord;
+use crate::role::gateway::RunningGateway;
+use crate::role::load::wrk;
 pub use crate::role::ports::{pick_ports, used_ports};
-use crate::role::upstream::{self, Upstream, UpstreamOptions};
+use crate::role::upstream::Upstream;
 use crate::{Error, Result};
 
 use facts::HostFacts;
@@ -59,7 +56,6 @@ pub use machine::{
 };
 pub use record::run_record;
 pub use upstreams::MAX_PORT_BASE;
-use upstreams::check_port_base;
 
 /// Log levels, as Kong's framework named them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

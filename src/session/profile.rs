@@ -1,7 +1,11 @@
 //! The profiler verbs: perf, the Lua sampler and stapxx attached to the measured server for
 //! one load, and flame graphs of the last profile.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+use super::Session;
 
 impl Session {
     /// Attaches a profiler to the measured server (the first gateway instance, or the upstream

@@ -1,6 +1,8 @@
 //! Building a run record from a measurement.
 
-use super::*;
+use crate::result::RunRecord;
+
+use super::load::Measurement;
 
 /// Builds a run record from a measurement.
 #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,12 @@
 //! The upstream verbs: start the upstream nginx (one or several), and the fixed port base.
 
-use super::*;
+use crate::driver::Role;
+use crate::role::ports::pick_ports;
+use crate::role::upstream;
+use crate::role::upstream::{Upstream, UpstreamOptions};
+use crate::{Error, Result};
+
+use super::{LogLevel, Session};
 
 impl Session {
     /// Starts the upstream with `conf` inside its `server {}` block on one port; returns its URI
