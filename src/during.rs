@@ -5,7 +5,7 @@
 //! change, a reload or a metrics scrape does to the traffic flowing through it. An action is an
 //! HTTP request to one of the gateway's listeners (its admin API, typically), a reload through
 //! the gateway's adapter, or a scrape (a GET whose body is kept with the run). The session runs
-//! them on time while the load runs ([`crate::session::Session::run_during`]); wrk records the
+//! them on time while the load runs (the session's `run_during`); wrk records the
 //! load per 100 ms ([`crate::role::load::series`]); [`analyse`] compares errors and latency in a
 //! window around each action with the rest of the run.
 

@@ -7,7 +7,7 @@
 //! later without profiling again, and no Perl is needed anywhere.
 //!
 //! Counts are whatever the folded lines hold. Profiles made by
-//! [`crate::role::profiler`] count *samples* (the profiler strips perf's period field), which is
+//! the profiler role count *samples* (the profiler strips perf's period field), which is
 //! why the graphs say "samples". Folded stacks from elsewhere may be period-weighted (inferno's
 //! default on `perf script` output with periods: one `cpu-clock` sample at 99 Hz weighs about
 //! 10 101 010 ns); proportions are the same either way, only the absolute numbers differ.
@@ -135,7 +135,7 @@ pub fn write_profile(
 }
 
 /// Sums the counts of folded stacks (the last field of each line). With profiles from
-/// [`crate::role::profiler`] this is the number of samples.
+/// the profiler role this is the number of samples.
 pub fn total_count(folded: &str) -> u64 {
     folded
         .lines()

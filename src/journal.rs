@@ -8,7 +8,7 @@
 //! start times, so a recycled id is never signalled), its local and remote directories, the
 //! terraform lab it used and the Docker engine it labelled objects on. An orderly teardown
 //! removes the journal; `perflab teardown` reads the journals of labs whose owner is gone and
-//! undoes exactly what they list (see [`crate::cleanup`]).
+//! undoes exactly what they list (the `cleanup` module).
 //!
 //! The file is rewritten whole (temp file + rename) on each change: it stays small (one entry
 //! per live process group, not per run), and a reader never sees half of it. It is not fsynced:
@@ -113,7 +113,7 @@ static RESULTS_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 static LIVE: Mutex<Vec<std::sync::Weak<Journal>>> = Mutex::new(Vec::new());
 
 /// Records the results folder of the execution in progress (or clears it) in every journal of
-/// this process and the ones made later ([`crate::store::set_active`] calls it).
+/// this process and the ones made later (the store's `set_active` calls it).
 pub fn set_results_dir(dir: Option<&Path>) {
     *RESULTS_DIR.lock().unwrap_or_else(|e| e.into_inner()) = dir.map(Path::to_path_buf);
     let live: Vec<Arc<Journal>> = {

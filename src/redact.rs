@@ -18,7 +18,7 @@
 
 use std::sync::Mutex;
 
-/// `KEY=VALUE` options, as the drivers take them (`crate::driver::DriverOptions` is this map;
+/// `KEY=VALUE` options, as the drivers take them (the drivers' `DriverOptions` is this map;
 /// named here so that redaction, a leaf of the layering, needs nothing of the drivers).
 pub type DriverOptions = std::collections::BTreeMap<String, String>;
 

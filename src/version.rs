@@ -106,7 +106,7 @@ impl Version {
 
     /// Makes the version usable: for `git:` versions, the checked-out tree (created on first
     /// use). Other versions need no directory. What a gateway kind needs in that tree is its
-    /// adapter's business (`crate::role::gateway::prepare_version` asks it).
+    /// adapter's business (the gateway role's `prepare_version` asks it).
     pub fn prepare(&self) -> Result<Option<PathBuf>> {
         match &self.kind {
             VersionKind::Git { commit, repo, .. } => Ok(Some(checkout(repo, commit)?)),

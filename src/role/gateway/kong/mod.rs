@@ -745,7 +745,7 @@ pub fn migrate_only(
 
 /// Runs [`migration_commands`] for the instance configuration at `conf_path` with `bin`; the
 /// first failure is an error with Kong's output. The migrate-only verb
-/// ([`crate::session::Session::migrate_kong`]) and every database-backed start use it.
+/// (the session's `migrate_kong`) and every database-backed start use it.
 pub fn migrate(
     host: &dyn Host,
     bin: &KongBinary,
