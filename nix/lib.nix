@@ -65,7 +65,7 @@ rec {
   runtimeToolNames = map (t: t.name) runtimeTools;
 
   # Programs only the docker driver's lab image needs (the container host and the
-  # session run them in every container: src/image.rs REQUIRED_BINARIES); kept off
+  # session run them in every container: src/image/rootfs.rs REQUIRED_BINARIES); kept off
   # the wrapper's PATH. On glibc systems getconf is glibc's (its bin output).
   imageOnlyTools = [
     { name = "gnutar"; attrPath = [ "gnutar" ]; bins = [ "tar" ]; }
@@ -172,7 +172,7 @@ rec {
   #
   # `lab` is the one image the docker driver runs by default (perflab/lab:latest,
   # which `perflab image load` tags it as): every role's programs and every program
-  # the driver requires (tests/nix_image.rs checks this list against src/image.rs).
+  # the driver requires (tests/nix_image.rs checks this list against src/image/rootfs.rs).
   imageRoles = {
     lab = [ "nginx" "wrk" "haproxy" "curl" "util-linux" "coreutils" "procps" "iproute2" "postgresql" "gnutar" "glibc" ];
     worker = [ "nginx" "wrk" "coreutils" "util-linux" "curl" "procps" "iproute2" ];

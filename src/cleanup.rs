@@ -1,14 +1,14 @@
 //! Cleaning up after labs whose perflab process died, from their [journals](crate::journal).
 //!
 //! Why a module of its own: the code that undoes a lab must not depend on the process that
-//! made it. `perflab teardown` calls [`clean_dead_labs`]; a driver's orderly teardown uses the
-//! same [`stop_local_groups`] for whatever its roles did not stop; a new lab reports dead labs
-//! at its start ([`dead_labs_note`]).
+//! made it. `perflab teardown` calls [`clean_dead_labs`]; it stops local process groups with the
+//! local driver's [`stop_local_groups`](crate::driver::local::stop_local_groups), which the
+//! driver's orderly teardown uses for whatever its roles did not stop; a new lab reports dead
+//! labs at its start ([`crate::journal::dead_labs_note`]).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::journal::{self, LocalGroup, Record};
+use crate::journal::{self, Record};
 
 /// The status a results folder left at `running` by a killed perflab gets.
 pub const KILLED_STATUS: &str =
@@ -60,24 +60,6 @@ impl std::fmt::Display for Cleaned {
     }
 }
 
-/// Stops the journal's local process groups that still run and are still the lab's (members
-/// no older than the recorded leader); returns how many were stopped.
-pub fn stop_local_groups(groups: &[LocalGroup]) -> usize {
-    let mut n = 0;
-    for g in groups {
-        if !crate::host::process_group::members_since(g.pgid, g.start_ticks).is_empty() {
-            crate::host::terminate::locally(
-                g.pgid,
-                nix::sys::signal::Signal::SIGTERM,
-                Duration::from_secs(3),
-                || {},
-            );
-            n += 1;
-        }
-    }
-    n
-}
-
 /// Ends the SSH masters whose control sockets are in `dirs` (`ssh -S SOCKET -O exit`) and
 /// removes the dirs; returns how many masters answered.
 fn end_ssh_masters(dirs: &[PathBuf]) -> usize {
@@ -123,7 +105,7 @@ pub fn clean(record: &Record) -> Cleaned {
         driver: record.driver.clone(),
         ..Default::default()
     };
-    c.local_groups = stop_local_groups(&record.local_groups);
+    c.local_groups = crate::driver::local::stop_local_groups(&record.local_groups);
     if let Some(d) = &record.results_dir
         && crate::store::mark_stale(d, KILLED_STATUS)
     {
@@ -187,20 +169,4 @@ pub fn clean_dead_labs(only: Option<&str>) -> Vec<Cleaned> {
         out.push(c);
     }
     out
-}
-
-/// A note for the start of a lab when dead labs left things behind, naming them.
-pub fn dead_labs_note() -> Option<String> {
-    let dead: Vec<String> = journal::orphaned()
-        .into_iter()
-        .map(|(_, r)| format!("{} ({})", r.lab_id, r.driver))
-        .collect();
-    (!dead.is_empty()).then(|| {
-        format!(
-            "{} earlier lab(s) ended without cleaning up: {}; their processes, folders or \
-             containers may compete with this lab: run `perflab teardown`",
-            dead.len(),
-            dead.join(", ")
-        )
-    })
 }

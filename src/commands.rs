@@ -504,7 +504,7 @@ pub fn calibrate(
     let (suite, mut cases) = gateway_cases(&a.suite, &a.run)?;
     cases.truncate(1);
     for v in &versions {
-        v.prepare(&cases[0].gateway.to_string())?;
+        perflab::role::gateway::prepare_version(v, cases[0].gateway)?;
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;
     let (key, machine) = cal::machine_key(a.run.driver, &driver_options);
@@ -589,7 +589,7 @@ pub fn calibrate(
         schema: cal::CALIBRATION_SCHEMA.into(),
         machine_key: key,
         machine,
-        created_unix_s: perflab::store::now_unix(),
+        created_unix_s: perflab::util::time::now_unix(),
         case: cases[0].id.clone(),
         version: label,
         burst_s: chosen.burst_s,
@@ -644,7 +644,7 @@ pub fn compare(a: crate::cli::CompareArgs) -> anyhow::Result<i32> {
     // before the first run.
     for v in &versions {
         for c in &cases {
-            v.prepare(&c.gateway.to_string())?;
+            perflab::role::gateway::prepare_version(v, c.gateway)?;
         }
     }
     let driver_options = crate::cli::driver_options(&a.run.driver_opt, a.run.provider.as_deref())?;

@@ -5,7 +5,7 @@
 //! change, a reload or a metrics scrape does to the traffic flowing through it. An action is an
 //! HTTP request to one of the gateway's listeners (its admin API, typically), a reload through
 //! the gateway's adapter, or a scrape (a GET whose body is kept with the run). The session runs
-//! them on time while the load runs ([`crate::session::Session::run_during`]); wrk records the
+//! them on time while the load runs (the session's `run_during`); wrk records the
 //! load per 100 ms ([`crate::role::load::series`]); [`analyse`] compares errors and latency in a
 //! window around each action with the rest of the run.
 
@@ -399,7 +399,7 @@ pub fn analyse(mut actions: Vec<ActionRecord>, series: &Series, duration_s: f64)
 }
 
 /// A short label for an action (`reload`, `PATCH /upstreams/u1`, `scrape /metrics`).
-fn label(a: &ActionRecord) -> String {
+pub fn label(a: &ActionRecord) -> String {
     match (a.action.as_str(), &a.method, &a.path) {
         ("http", Some(m), Some(p)) => format!("{m} {p}"),
         (kind, _, Some(p)) => format!("{kind} {p}"),
@@ -407,42 +407,9 @@ fn label(a: &ActionRecord) -> String {
     }
 }
 
-/// The "config change under load" chart of a run with actions during load and a time series.
-pub fn change_chart(
-    r: &crate::result::RunRecord,
-) -> Option<crate::report::charts::ChangeChartData> {
-    let d = r.during.as_ref().filter(|d| !d.series.is_empty())?;
-    let per_s = |n: u64| n as f64 / d.bucket_s;
-    Some(crate::report::charts::ChangeChartData {
-        title: format!(
-            "{} · {} · repeat {}: config change under load",
-            r.case, r.version, r.repeat
-        ),
-        run: format!("{:04}-{}-{}-{}", r.sequence, r.case, r.version, r.repeat),
-        bucket_s: d.bucket_s,
-        points: d
-            .series
-            .iter()
-            .map(|(t, n, e, lost, p99)| (*t, per_s(*n), per_s(*e + *lost), *p99))
-            .collect(),
-        marks: d
-            .actions
-            .iter()
-            .map(|a| crate::report::charts::ChangeMark {
-                t_s: a.started_s,
-                label: label(a),
-                failed: !a.ok,
-            })
-            .collect(),
-    })
-}
-
 /// One line per action for the progress output: what it did and the traffic around it, then
 /// the traffic away from all actions.
-pub fn progress_lines(r: &crate::result::RunRecord) -> Vec<String> {
-    let Some(d) = &r.during else {
-        return Vec::new();
-    };
+pub fn progress_lines(d: &DuringSummary) -> Vec<String> {
     let traffic = |w: &WindowStats| {
         format!(
             "{:.0} req/s, {} errors, {} lost, p99 {} ms",
@@ -481,19 +448,18 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// The "Actions during load" section of summary.md: each action with the traffic around it,
-/// and the traffic away from every action, per run. Empty when no run had actions.
-pub fn markdown(runs: &[crate::result::RunRecord]) -> String {
+/// and the traffic away from every action, per run (`runs`: each run's heading, such as
+/// `case · version · repeat 1`, and its summary). Empty when no run had actions.
+pub fn markdown<'a>(runs: impl IntoIterator<Item = (String, &'a DuringSummary)>) -> String {
     let mut m = String::new();
-    for r in runs {
-        let Some(d) = &r.during else { continue };
+    for (heading, d) in runs {
         if m.is_empty() {
             m.push_str(&format!(
                 "\n## Actions during load\n\nTraffic from {WINDOW_S} s before each action to {WINDOW_S} s after it, against the rest of the run (its first and last {WINDOW_S} s left out). Errors: HTTP status ≥ 400; lost: requests whose connection broke (wrk's socket errors) or still in flight at the end. Latency from 100 ms buckets, within 6%.\n"
             ));
         }
         m.push_str(&format!(
-            "\n### {} · {} · repeat {}\n\n| at s | action | status | took ms | req/s | errors | lost | p50 ms | p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
-            r.case, r.version, r.repeat
+            "\n### {heading}\n\n| at s | action | status | took ms | req/s | errors | lost | p50 ms | p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
         ));
         let row = |at: String, what: String, status: String, took: String, w: &WindowStats| {
             format!(

@@ -23,7 +23,7 @@ pub const EXIT_GATEWAY_DIED: i32 = 5;
 /// results folder's status set to `failed`.
 pub const EXIT_INTERNAL: i32 = 70;
 /// Exit status: interrupted by SIGINT/SIGTERM; finished runs were kept.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub use crate::signals::EXIT_INTERRUPTED;
 
 /// Errors of the perflab library.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +117,37 @@ impl Error {
             path: path.into(),
             cause: source,
         }
+    }
+}
+
+impl From<crate::engine::EngineError> for Error {
+    fn from(e: crate::engine::EngineError) -> Self {
+        use crate::engine::{EngineError, START_ENGINE};
+        match e {
+            EngineError::BadAddress { .. } => Error::Usage(e.to_string()),
+            EngineError::NoEngine {
+                addr,
+                source_note,
+                why,
+            } => Error::MissingTool {
+                program: "Docker engine".into(),
+                where_: format!(" at {addr} ({source_note})"),
+                hint: format!("{why}; {START_ENGINE}"),
+            },
+            EngineError::Api { .. } => Error::Lab(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::journal::JournalError> for Error {
+    fn from(e: crate::journal::JournalError) -> Self {
+        Error::io(e.path, e.cause)
+    }
+}
+
+impl From<crate::signals::Interrupted> for Error {
+    fn from(_: crate::signals::Interrupted) -> Self {
+        Error::Interrupted
     }
 }
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::driver::Role;
 use crate::host::{Cmd, Host};
@@ -185,12 +184,6 @@ fn sha256_cache(host: &dyn Host, path: &str, put: Option<String>) -> Option<Stri
     }
 }
 
-/// sha256 of a file's bytes, as hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    let d = Sha256::digest(data);
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// sha256 of a file on a host: `sha256sum` there (native speed, and no copy of a large binary
 /// over SSH), else the bytes read back and hashed here. Empty when the file cannot be read.
 pub fn sha256_on_host(host: &dyn Host, path: &str) -> String {
@@ -204,7 +197,7 @@ pub fn sha256_on_host(host: &dyn Host, path: &str) -> String {
         return h.to_string();
     }
     host.read_file(Path::new(path))
-        .map(|b| sha256_hex(&b))
+        .map(|b| crate::util::hash::sha256_hex(&b))
         .unwrap_or_default()
 }
 
@@ -368,7 +361,9 @@ fn sha256_local(path: &Path) -> Option<String> {
     {
         return Some(h.to_string());
     }
-    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+    std::fs::read(path)
+        .ok()
+        .map(|b| crate::util::hash::sha256_hex(&b))
 }
 
 /// A commit as a packager records it (the flake passes `self.rev`, `self.dirtyRev` =
@@ -556,7 +551,7 @@ pub fn collect(session: &mut Session, versions: &[Version]) -> Fingerprint {
         controller_tools.insert("terraform".into(), tool_info(&local, "terraform", t));
     }
     Fingerprint {
-        collected_unix_s: Some(crate::store::now_unix()),
+        collected_unix_s: Some(crate::util::time::now_unix()),
         perflab: perflab_info(),
         network: driver
             .get("network")
@@ -596,7 +591,7 @@ pub fn finish(fp: &mut Fingerprint, session: &mut Session, runs: &[RunRecord]) {
     }
     fp.gateway_versions = Some(gateways);
     fp.load_commands = Some(commands);
-    fp.finished_unix_s = Some(crate::store::now_unix());
+    fp.finished_unix_s = Some(crate::util::time::now_unix());
 }
 
 /// The fingerprint of this machine alone (what `perflab doctor` shows): host facts, tools and

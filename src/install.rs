@@ -1,4 +1,5 @@
-//! Where an installed perflab keeps its data: `<prefix>/share/perflab` beside `<prefix>/bin`.
+//! Where perflab keeps its files: an installed perflab's data, `<prefix>/share/perflab` beside
+//! `<prefix>/bin`, and the per-user cache ([`cache_dir`]).
 //!
 //! Why: a packaged perflab (the Nix flake's `perflab`, `cargo install` plus a copy, a distro
 //! package) runs far from its source tree, so the suites and terraform modules that a checkout
@@ -21,6 +22,19 @@ pub fn data_dir(sub: &str) -> Option<PathBuf> {
     data_dir_of(&exe)
         .map(|d| d.join(sub))
         .filter(|d| d.is_dir())
+}
+
+/// The cache directory for perflab (`$XDG_CACHE_HOME/perflab` or `~/.cache/perflab`).
+pub fn cache_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("PERFLAB_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache")
+        });
+    base.join("perflab")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! start times, so a recycled id is never signalled), its local and remote directories, the
 //! terraform lab it used and the Docker engine it labelled objects on. An orderly teardown
 //! removes the journal; `perflab teardown` reads the journals of labs whose owner is gone and
-//! undoes exactly what they list (see [`crate::cleanup`]).
+//! undoes exactly what they list (the `cleanup` module).
 //!
 //! The file is rewritten whole (temp file + rename) on each change: it stays small (one entry
 //! per live process group, not per run), and a reader never sees half of it. It is not fsynced:
@@ -97,8 +97,7 @@ pub struct Record {
 impl Record {
     /// True while the perflab process that wrote the journal still runs.
     pub fn owner_alive(&self) -> bool {
-        crate::host::process_group::start_ticks(self.owner_pid as i32)
-            == Some(self.owner_start_ticks)
+        crate::util::proc::start_ticks(self.owner_pid as i32) == Some(self.owner_start_ticks)
     }
 }
 
@@ -114,7 +113,7 @@ static RESULTS_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 static LIVE: Mutex<Vec<std::sync::Weak<Journal>>> = Mutex::new(Vec::new());
 
 /// Records the results folder of the execution in progress (or clears it) in every journal of
-/// this process and the ones made later ([`crate::store::set_active`] calls it).
+/// this process and the ones made later (the store's `set_active` calls it).
 pub fn set_results_dir(dir: Option<&Path>) {
     *RESULTS_DIR.lock().unwrap_or_else(|e| e.into_inner()) = dir.map(Path::to_path_buf);
     let live: Vec<Arc<Journal>> = {
@@ -127,14 +126,14 @@ pub fn set_results_dir(dir: Option<&Path>) {
     }
 }
 
-/// Where journals live: `labs/` in perflab's cache dir ([`crate::version::cache_dir`]).
+/// Where journals live: `labs/` in perflab's cache dir ([`crate::install::cache_dir`]).
 pub fn journals_dir() -> PathBuf {
-    crate::version::cache_dir().join("labs")
+    crate::install::cache_dir().join("labs")
 }
 
 impl Journal {
     /// Starts the journal of lab `lab_id` on `driver` and writes it at once.
-    pub fn create(lab_id: &str, driver: &str) -> crate::Result<Arc<Journal>> {
+    pub fn create(lab_id: &str, driver: &str) -> Result<Arc<Journal>, JournalError> {
         let pid = std::process::id();
         let path = journals_dir().join(format!("{lab_id}.json"));
         let j = Journal {
@@ -144,7 +143,7 @@ impl Journal {
                 lab_id: lab_id.to_string(),
                 driver: driver.to_string(),
                 owner_pid: pid,
-                owner_start_ticks: crate::host::process_group::start_ticks(pid as i32).unwrap_or(0),
+                owner_start_ticks: crate::util::proc::start_ticks(pid as i32).unwrap_or(0),
                 results_dir: RESULTS_DIR
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -174,15 +173,15 @@ impl Journal {
     }
 
     /// Changes the record and writes it.
-    pub fn update(&self, change: impl FnOnce(&mut Record)) -> crate::Result<()> {
+    pub fn update(&self, change: impl FnOnce(&mut Record)) -> Result<(), JournalError> {
         let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut r);
         write(&self.path, &r)
     }
 
     /// Records a local process group just spawned.
-    pub fn add_local_group(&self, pgid: i32, program: &str) -> crate::Result<()> {
-        let start_ticks = crate::host::process_group::start_ticks(pgid).unwrap_or(0);
+    pub fn add_local_group(&self, pgid: i32, program: &str) -> Result<(), JournalError> {
+        let start_ticks = crate::util::proc::start_ticks(pgid).unwrap_or(0);
         self.update(|r| {
             r.local_groups.push(LocalGroup {
                 pgid,
@@ -198,7 +197,7 @@ impl Journal {
     }
 
     /// Records a directory on an SSH machine (before it is created), once.
-    pub fn add_remote_dir(&self, machine: &str, dir: &Path) -> crate::Result<()> {
+    pub fn add_remote_dir(&self, machine: &str, dir: &Path) -> Result<(), JournalError> {
         self.update(|r| {
             let d = RemoteDir {
                 machine: machine.to_string(),
@@ -216,18 +215,32 @@ impl Journal {
     }
 }
 
-fn write(path: &Path, r: &Record) -> crate::Result<()> {
+/// A journal file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {cause}", path.display())]
+pub struct JournalError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The cause.
+    pub cause: std::io::Error,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |cause| JournalError {
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
+fn write(path: &Path, r: &Record) -> Result<(), JournalError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::version::private_dir_all(dir, Some(&crate::version::cache_dir()))
-        .map_err(|e| crate::Error::io(dir, e))?;
+    crate::util::fs::private_dir_all(dir, Some(&crate::install::cache_dir())).map_err(io(dir))?;
     let text = serde_json::to_vec_pretty(r).expect("a journal serialises");
     // Temporary files are created 0600 and stay so.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| crate::Error::io(dir, e))?;
-    tmp.write_all(&text)
-        .map_err(|e| crate::Error::io(tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| crate::Error::io(path, e.error))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    tmp.write_all(&text).map_err(io(tmp.path()))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
     Ok(())
 }
 
@@ -272,6 +285,22 @@ pub fn orphaned() -> Vec<(PathBuf, Record)> {
         .collect()
 }
 
+/// A note for the start of a lab when dead labs left things behind, naming them.
+pub fn dead_labs_note() -> Option<String> {
+    let dead: Vec<String> = orphaned()
+        .into_iter()
+        .map(|(_, r)| format!("{} ({})", r.lab_id, r.driver))
+        .collect();
+    (!dead.is_empty()).then(|| {
+        format!(
+            "{} earlier lab(s) ended without cleaning up: {}; their processes, folders or \
+             containers may compete with this lab: run `perflab teardown`",
+            dead.len(),
+            dead.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,7 +330,7 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_a_recycled_pid_is_not() {
         let pid = std::process::id();
-        let ticks = crate::host::process_group::start_ticks(pid as i32).unwrap();
+        let ticks = crate::util::proc::start_ticks(pid as i32).unwrap();
         let mut r = Record {
             owner_pid: pid,
             owner_start_ticks: ticks,

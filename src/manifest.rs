@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::Fingerprint;
 use crate::role::gateway::GatewayKind;
-use crate::runner::Overrides;
+use crate::suite::Overrides;
 
 /// The schema identifier of `manifest.json`.
 pub const MANIFEST_SCHEMA: &str = "perflab.manifest/1";
@@ -85,7 +85,7 @@ pub enum InvocationKind {
     Reproduce,
 }
 
-crate::impl_names!(InvocationKind => "invocation kind");
+crate::names::impl_names!(InvocationKind => "invocation kind");
 
 /// The resolved options an invocation ran with (`manifest.json`'s `options`). Every field has a
 /// default, so manifests from older perflab versions load.

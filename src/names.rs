@@ -46,7 +46,6 @@ pub fn parse<T: ValueEnum>(s: &str, what: &str) -> Result<T> {
 
 /// Implements `Display` and `FromStr` for enums deriving [`ValueEnum`], from its names:
 /// `impl_names!(DriverKind => "driver")`.
-#[macro_export]
 macro_rules! impl_names {
     ($($t:ty => $what:literal),+ $(,)?) => {$(
         impl ::std::fmt::Display for $t {
@@ -62,6 +61,7 @@ macro_rules! impl_names {
         }
     )+};
 }
+pub(crate) use impl_names;
 
 #[cfg(test)]
 pub(crate) mod tests {

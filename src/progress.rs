@@ -113,7 +113,7 @@ impl Progress {
                         format!(" [{}]", flags.join(", "))
                     }
                 );
-                for line in crate::during::progress_lines(rec) {
+                for line in rec.during.iter().flat_map(crate::during::progress_lines) {
                     eprintln!("perflab:     {line}");
                 }
             }

@@ -18,7 +18,9 @@
 
 use std::sync::Mutex;
 
-use crate::driver::DriverOptions;
+/// `KEY=VALUE` options, as the drivers take them (the drivers' `DriverOptions` is this map;
+/// named here so that redaction, a leaf of the layering, needs nothing of the drivers).
+pub type DriverOptions = std::collections::BTreeMap<String, String>;
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "<redacted>";

@@ -8,72 +8,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 
 use crate::driver::DriverOptions;
 use crate::result::RunRecord;
 use crate::session::{CooldownOptions, Session, run_record};
-use crate::store::{Manifest, Store, now_unix};
+use crate::store::{Manifest, Store};
 use crate::suite::{Case, PlannedRun, interleave};
+use crate::util::time::now_unix;
 use crate::version::Version;
 use crate::{Error, Result};
 
-/// Overrides applied to every case (from the command line).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Overrides {
-    /// Seconds of load.
-    pub duration: Option<f64>,
-    /// Repeats per version.
-    pub repeat: Option<u32>,
-    /// Connections.
-    pub connections: Option<u32>,
-    /// Threads.
-    pub threads: Option<u32>,
-    /// Warm-up seconds.
-    pub warmup: Option<f64>,
-    /// Open-loop rate: makes every case open-loop at this rate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-}
-
-impl Overrides {
-    /// Applies the overrides to a case and validates the result.
-    pub fn apply(&self, mut c: Case) -> Result<Case> {
-        if let Some(d) = self.duration {
-            c.load.duration = d;
-        }
-        if let Some(r) = self.repeat {
-            if !(1..=crate::suite::MAX_REPEATS).contains(&r) {
-                return Err(Error::Usage(format!(
-                    "--repeat must be from 1 to {} (got {r})",
-                    crate::suite::MAX_REPEATS
-                )));
-            }
-            c.repeats = r;
-        }
-        if let Some(n) = self.connections {
-            c.load.connections = n;
-        }
-        if let Some(n) = self.threads {
-            c.load.threads = n;
-        }
-        if let Some(w) = self.warmup {
-            c.load.warmup = w;
-        }
-        if let Some(r) = self.rate {
-            c.load.kind = crate::role::load::wrk::LoadKind::Open;
-            c.load.rate = Some(r);
-        }
-        c.load.validate()?;
-        crate::during::validate(&c.during, c.load.duration, c.gateway).map_err(|e| {
-            Error::Usage(format!(
-                "case {}: {e} (after the command line's --duration {}s)",
-                c.id, c.load.duration
-            ))
-        })?;
-        Ok(c)
-    }
-}
+pub use crate::suite::Overrides;
 
 /// Everything an execution needs.
 pub struct RunRequest {
@@ -182,7 +127,12 @@ pub fn run_lab(
     runs_planned: usize,
     body: impl FnOnce(&mut Session, &Store, &mut Vec<RunRecord>) -> Result<()>,
 ) -> Result<Execution> {
-    crate::signals::install();
+    crate::signals::install(|| {
+        crate::host::process_group::kill_all();
+        // The runner will not get to write its final status: the folder must not stay
+        // `running`.
+        crate::store::mark_active("interrupted");
+    });
     let store = match &req.output_dir {
         Some(dir) => Store::create_exact(dir)?,
         None => Store::create(&req.output, &req.suite)?,
@@ -224,7 +174,7 @@ pub fn run_lab(
         body(&mut session, &store, &mut runs)?;
         // A signal that came after the last run's load (while its files were written or the
         // gateway stopped) still ends the execution as interrupted.
-        crate::signals::check()
+        Ok(crate::signals::check()?)
     })();
     if let Some(fp) = &mut manifest.fingerprint {
         crate::fingerprint::finish(fp, &mut session, &runs);
@@ -362,9 +312,6 @@ pub(crate) fn run_one(
         session.start_upstream_with(&case.upstream)?;
         *current_case = Some(planned.case);
     }
-    // The driver's preparation of the measured machine (cool-down, CPU governor), kept with
-    // the run as `driver-prep.json` when the driver does any.
-    let prep = session.before_run()?;
     let started_unix_s = now_unix();
     let run_dir = store.run_dir(sequence, &case.id, &version.label, planned.repeat);
     let reuse = kept.take() == Some((planned.case, planned.version))
@@ -377,7 +324,7 @@ pub(crate) fn run_one(
             .map(|g| g.version_detail.clone())
             .unwrap_or_default()
     } else {
-        let dir = version.prepare(&case.gateway.to_string())?;
+        let dir = crate::role::gateway::prepare_version(version, case.gateway)?;
         let started = session.start_gateway_in(
             case.gateway,
             adapter_label(&version.label),
@@ -396,12 +343,6 @@ pub(crate) fn run_one(
             .unwrap_or_default()
     };
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    if !prep.is_null() {
-        files.push((
-            "driver-prep.json".into(),
-            serde_json::to_vec_pretty(&prep).unwrap_or_default(),
-        ));
-    }
     let mut actions = Vec::new();
     let measured = (|| -> Result<crate::session::Measurement> {
         if case.load.warmup > 0.0 {
@@ -424,6 +365,13 @@ pub(crate) fn run_one(
         actions = done?;
         Ok(m)
     })();
+    // How the measured machine was prepared (cool-down gate, CPU governor).
+    if let Some(prep) = measured.as_ref().ok().and_then(|m| m.machine_prep.as_ref()) {
+        files.push((
+            "machine-prep.json".into(),
+            serde_json::to_vec_pretty(prep).unwrap_or_default(),
+        ));
+    }
     // Keep the gateway's logs and configs whether the run succeeded or not.
     if let Some(gw) = session.gateway("default") {
         files.extend(gateway_files(gw));
@@ -503,7 +451,7 @@ pub(crate) fn run_one(
     }
     if let Some(p) = &m.profile {
         let title = format!("{} · {} · {}", case.id, version.label, version_detail);
-        crate::report::flamegraph::write_profile(&run_dir, "profile", &p.folded, &title)?;
+        crate::flamegraph::write_profile(&run_dir, "profile", &p.folded, &title)?;
         rec.profile = Some(serde_json::json!({
             "tool": p.mode.tool(), "mode": p.mode, "event": p.event, "frequency_hz": p.frequency,
             "samples": p.samples, "pids": p.pids, "folded": "profile.folded", "svg": "profile.svg",

@@ -11,31 +11,12 @@
 //! Every file is written atomically (temporary file, fsync, rename), and `result.json` is written
 //! last, so a run folder with a `result.json` is complete even if perflab was killed right after.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::result::RunRecord;
+use crate::util::fs::{atomic_write, sanitize};
+use crate::util::time::{now_unix, timestamp};
 use crate::{Error, Result};
-
-/// Writes a file atomically: a temporary file in the same directory, fsync, rename.
-/// Parent directories are created.
-pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(data)?;
-    // Temporary files are created 0600; results and lab files are meant to be readable by
-    // others (nginx workers run as an unprivileged user).
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
 
 pub use crate::manifest::{MANIFEST_SCHEMA, Manifest};
 
@@ -66,50 +47,6 @@ pub fn is_results_folder(path: &Path) -> bool {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-}
-
-/// Makes a string safe as one path component.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.@+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// `YYYYmmdd-HHMMSS` in UTC for a Unix time.
-pub fn timestamp(unix: f64) -> String {
-    let secs = unix as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, written out).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The results folder of the execution in progress, so that a panic can still mark it `failed`
@@ -344,13 +281,6 @@ fn redact_json(v: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_utc_civil_dates() {
-        assert_eq!(timestamp(0.0), "19700101-000000");
-        assert_eq!(timestamp(1795824000.0), "20261128-000000");
-        assert_eq!(timestamp(951_782_400.0 + 3661.0), "20000229-010101");
-    }
 
     #[test]
     fn runs_round_trip_and_incomplete_runs_are_skipped() {

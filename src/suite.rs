@@ -599,6 +599,63 @@ pub fn interleave(cases: &[Case], versions: usize, extra_profiled: bool) -> Vec<
     v
 }
 
+/// Overrides applied to every case (from the command line).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overrides {
+    /// Seconds of load.
+    pub duration: Option<f64>,
+    /// Repeats per version.
+    pub repeat: Option<u32>,
+    /// Connections.
+    pub connections: Option<u32>,
+    /// Threads.
+    pub threads: Option<u32>,
+    /// Warm-up seconds.
+    pub warmup: Option<f64>,
+    /// Open-loop rate: makes every case open-loop at this rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+impl Overrides {
+    /// Applies the overrides to a case and validates the result.
+    pub fn apply(&self, mut c: Case) -> Result<Case> {
+        if let Some(d) = self.duration {
+            c.load.duration = d;
+        }
+        if let Some(r) = self.repeat {
+            if !(1..=MAX_REPEATS).contains(&r) {
+                return Err(Error::Usage(format!(
+                    "--repeat must be from 1 to {} (got {r})",
+                    MAX_REPEATS
+                )));
+            }
+            c.repeats = r;
+        }
+        if let Some(n) = self.connections {
+            c.load.connections = n;
+        }
+        if let Some(n) = self.threads {
+            c.load.threads = n;
+        }
+        if let Some(w) = self.warmup {
+            c.load.warmup = w;
+        }
+        if let Some(r) = self.rate {
+            c.load.kind = crate::role::load::wrk::LoadKind::Open;
+            c.load.rate = Some(r);
+        }
+        c.load.validate()?;
+        crate::during::validate(&c.during, c.load.duration, c.gateway).map_err(|e| {
+            Error::Usage(format!(
+                "case {}: {e} (after the command line's --duration {}s)",
+                c.id, c.load.duration
+            ))
+        })?;
+        Ok(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::install::cache_dir;
+use crate::util::fs::private_dir_all;
 use crate::{Error, Result};
 
 /// What kind of version a label names.
@@ -48,35 +50,6 @@ pub struct Version {
     /// What it resolved to.
     #[serde(flatten)]
     pub kind: VersionKind,
-}
-
-/// The cache directory for perflab (`$XDG_CACHE_HOME/perflab` or `~/.cache/perflab`).
-pub fn cache_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("PERFLAB_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache")
-        });
-    base.join("perflab")
-}
-
-/// Creates `path` (and missing parents) readable by its owner only (0700), and makes `path`
-/// itself and `root` (an ancestor such as the perflab cache, when given) 0700 if they existed
-/// with wider modes: caches and terraform state hold keys, state files and checkouts that are
-/// nobody else's business.
-pub fn private_dir_all(path: &Path, root: Option<&Path>) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)?;
-    for d in std::iter::once(path).chain(root.filter(|r| path.starts_with(r))) {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 /// Where checked-out commits live.
@@ -131,19 +104,12 @@ impl Version {
         }
     }
 
-    /// Makes the version usable for a gateway kind: for `git:` versions, the checked-out tree
-    /// (created on first use). Other versions need no directory. For the `command` gateway the
-    /// checkout's `perflab.toml` is read too, so a commit without one (or with a malformed one)
-    /// is refused before any run starts.
-    pub fn prepare(&self, gateway_kind: &str) -> Result<Option<PathBuf>> {
+    /// Makes the version usable: for `git:` versions, the checked-out tree (created on first
+    /// use). Other versions need no directory. What a gateway kind needs in that tree is its
+    /// adapter's business (the gateway role's `prepare_version` asks it).
+    pub fn prepare(&self) -> Result<Option<PathBuf>> {
         match &self.kind {
-            VersionKind::Git { commit, repo, .. } => {
-                let dir = checkout(repo, commit)?;
-                if gateway_kind == "command" {
-                    crate::role::gateway::command::read_descriptor(&dir, &self.label)?;
-                }
-                Ok(Some(dir))
-            }
+            VersionKind::Git { commit, repo, .. } => Ok(Some(checkout(repo, commit)?)),
             _ => Ok(None),
         }
     }
@@ -241,21 +207,6 @@ pub fn clean_worktrees() -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_dirs_are_owner_only() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("perflab");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let dir = root.join("terraform/netns/lab");
-        private_dir_all(&dir, Some(&root)).unwrap();
-        for d in [&root, &dir, &root.join("terraform")] {
-            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o700, "{}", d.display());
-        }
-    }
 
     #[test]
     fn parses_labels() {

@@ -169,6 +169,25 @@ fn suite_run_is_kept_on_disk_and_reported() {
         assert!(raw.contains("Requests/sec:"), "raw wrk output kept");
         assert!(r.join("config/upstream-nginx.conf").is_file());
         assert!(r.join("upstream-error.log").is_file());
+        // The machine preparation runs on the local driver too: one bounded cool-down gate and
+        // the governor's state, recorded (this machine has no cpufreq, or no right to change it).
+        let prep = json(&r.join("machine-prep.json"));
+        let machine = if rec["gateway"] == "baseline" {
+            "worker"
+        } else {
+            "gateway"
+        };
+        assert_eq!(prep["machine"], machine, "{prep}");
+        assert!(prep["cool_down"]["cores"].as_u64().unwrap() >= 1, "{prep}");
+        assert!(
+            prep["cool_down"]["waited_s"].as_f64().unwrap() >= 0.0,
+            "{prep}"
+        );
+        assert!(
+            ["set", "already", "unavailable", "not-permitted"]
+                .contains(&prep["governor"]["status"].as_str().unwrap()),
+            "{prep}"
+        );
         if rec["gateway"] == "baseline" {
             assert!(rec["rps_per_gateway_cpu_s"].is_null());
         } else {

@@ -2,7 +2,7 @@
 //! every program the docker driver runs in a container. The image's contents are listed in
 //! nix/lib.nix (`imageRoles.lab` and each tool's `bins`); this test evaluates that list with
 //! the real `nix-instantiate` (pure evaluation, no nixpkgs, no store) and checks it against
-//! the driver's own lists in src/image.rs, so a program added to the driver without adding it
+//! the driver's own lists in src/image/rootfs.rs, so a program added to the driver without adding it
 //! to the image fails here rather than in a docker suite on someone's machine.
 
 use std::process::Command;

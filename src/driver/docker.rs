@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -31,6 +31,7 @@ use bollard::query_parameters::{
 use serde::Serialize;
 
 use super::{Driver, DriverOptions, GatewayImage, Role};
+pub use crate::engine::{connect, docker_error, engine_address, runtime};
 use crate::host::Host;
 use crate::host::container::ContainerHost;
 use crate::image::{DEFAULT_IMAGE, PullPolicy, ensure_image, image_id};
@@ -52,74 +53,6 @@ pub const OPTIONS: &[&str] = &[
     "cpuset.worker",
     "load_hosts",
 ];
-
-/// The shared runtime that the synchronous driver and hosts block on. perflab's own code is
-/// synchronous and never runs inside a runtime; calling these from async code would panic.
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("perflab-docker")
-            .enable_all()
-            .build()
-            .expect("cannot start the Tokio runtime for Docker")
-    })
-}
-
-/// A Docker API error with what was being done.
-pub fn docker_error(context: &str, e: bollard::errors::Error) -> Error {
-    Error::Lab(format!("docker: {context}: {e}"))
-}
-
-/// Where the engine is looked for: the argument, else `DOCKER_HOST`, else the default socket;
-/// with a note saying which it was.
-pub fn engine_address(docker_host: Option<&str>) -> (String, &'static str) {
-    match docker_host {
-        Some(h) => (h.to_string(), "given"),
-        None => match std::env::var("DOCKER_HOST") {
-            Ok(h) if !h.is_empty() => (h, "from DOCKER_HOST"),
-            _ => (
-                "unix:///var/run/docker.sock".to_string(),
-                "the default; set DOCKER_HOST to use another",
-            ),
-        },
-    }
-}
-
-/// Connects to the engine at `docker_host` (see [`engine_address`]) and checks that it answers.
-/// Understands `unix://PATH` and `tcp://HOST:PORT`.
-pub async fn connect(docker_host: Option<&str>) -> Result<Docker> {
-    let (addr, source) = engine_address(docker_host);
-    let no_engine = |why: String| Error::MissingTool {
-        program: "Docker engine".into(),
-        where_: format!(" at {addr} ({source})"),
-        hint: format!(
-            "{why}; start dockerd (scripts/start-dockerd.sh starts a private one on \
-             unix:///run/perflab-docker.sock) and set DOCKER_HOST"
-        ),
-    };
-    if !(addr.starts_with("unix://") || addr.starts_with("tcp://")) {
-        return Err(Error::Usage(format!(
-            "Docker engine address {addr} ({source}): expected unix://PATH or tcp://HOST:PORT"
-        )));
-    }
-    let docker = Docker::connect_with_host(&addr).map_err(|e| match e {
-        bollard::errors::Error::SocketNotFoundError(p) => {
-            no_engine(format!("the socket {p} does not exist"))
-        }
-        e => no_engine(e.to_string()),
-    })?;
-    match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
-        Err(_) => return Err(no_engine("it did not answer within 10 s".into())),
-        Ok(Err(e)) => return Err(no_engine(format!("it does not answer ({e})"))),
-        Ok(Ok(_)) => {}
-    }
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| no_engine(format!("version negotiation failed ({e})")))
-}
 
 /// How the lab's containers are networked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,7 +187,7 @@ pub async fn remove_objects(docker: &Docker, objects: &[Leftover]) -> Result<()>
             };
             match r {
                 Err(e) if !gone(&e) => {
-                    return Err(docker_error(&format!("removing {kind} {}", o.name), e));
+                    return Err(docker_error(&format!("removing {kind} {}", o.name), e).into());
                 }
                 _ => {}
             }

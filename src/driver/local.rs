@@ -64,7 +64,7 @@ impl Driver for LocalDriver {
         self.hosts.clear();
         // Whatever the roles did not stop (they normally stop everything) goes now, from the
         // journal; then the folder, then the journal itself.
-        crate::cleanup::stop_local_groups(&self.journal.snapshot().local_groups);
+        stop_local_groups(&self.journal.snapshot().local_groups);
         match std::fs::remove_dir_all(&self.root) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(crate::Error::io(&self.root, e))
@@ -79,4 +79,22 @@ impl Driver for LocalDriver {
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({ "driver": "local", "network": "loopback" })
     }
+}
+
+/// Stops the journal's local process groups that still run and are still the lab's (members
+/// no older than the recorded leader); returns how many were stopped.
+pub fn stop_local_groups(groups: &[crate::journal::LocalGroup]) -> usize {
+    let mut n = 0;
+    for g in groups {
+        if !crate::host::process_group::members_since(g.pgid, g.start_ticks).is_empty() {
+            crate::host::terminate::locally(
+                g.pgid,
+                nix::sys::signal::Signal::SIGTERM,
+                std::time::Duration::from_secs(3),
+                || {},
+            );
+            n += 1;
+        }
+    }
+    n
 }

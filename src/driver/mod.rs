@@ -74,13 +74,13 @@ pub enum DriverKind {
     Terraform,
 }
 
-crate::impl_names!(DriverKind => "driver");
+crate::names::impl_names!(DriverKind => "driver");
 
 impl DriverKind {
     /// Creates a driver of this kind for lab `lab_id`, warning first about labs whose perflab
     /// died without tearing down.
     pub fn create(self, options: &DriverOptions, lab_id: &str) -> Result<Box<dyn Driver>> {
-        if let Some(note) = crate::cleanup::dead_labs_note() {
+        if let Some(note) = crate::journal::dead_labs_note() {
             tracing::warn!("{note}");
         }
         Ok(match self {
@@ -136,12 +136,6 @@ pub trait Driver: Send {
     /// Open-loop load runs on all of them at once, the rate split between them.
     fn load_hosts(&self) -> u32 {
         1
-    }
-    /// Prepares the measured machine before each run (e.g. the terraform driver's bounded
-    /// cool-down and CPU governor on the kong machine), waiting at most `max_wait`. Returns what
-    /// it did, for the run's results (`Null`: nothing; the runner then writes nothing).
-    fn before_run(&mut self, _max_wait: std::time::Duration) -> Result<serde_json::Value> {
-        Ok(serde_json::Value::Null)
     }
 }
 

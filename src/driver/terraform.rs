@@ -27,17 +27,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{Driver, DriverOptions, Role};
+use crate::host::Host;
 use crate::host::ssh::{HostKeyCheck, SshConnection, SshHost, SshTarget};
-use crate::host::{Cmd, Host};
 use crate::{Error, Result};
 
 /// The provider used when neither the `provider` option nor `PERF_TEST_TERRAFORM_PROVIDER` is
 /// set: the network-namespace rehearsal lab, which needs no cloud account.
 pub const DEFAULT_PROVIDER: &str = "netns";
-
-/// Default of the `cool-down-load` option: the 1-minute load average per core the kong machine
-/// must be at or below before a run (waited for at most the cool-down's `max_wait`).
-pub const DEFAULT_COOL_DOWN_LOAD: f64 = 0.5;
 
 /// Outputs every module must have.
 pub const REQUIRED_OUTPUTS: &[&str] = &[
@@ -58,6 +54,8 @@ pub const OPTIONS: &[&str] = &[
     "ssh-wait",
     "ssh-connect-timeout",
     "host-keys",
+    // Accepted so that older results reproduce, and ignored: the machine preparation the
+    // session runs before every measured load (`session/machine.rs`) is the one cool-down gate.
     "cool-down-load",
     "load_hosts",
 ];
@@ -227,10 +225,7 @@ pub struct TerraformDriver {
     ssh_wait: Duration,
     ssh_connect_timeout: Duration,
     host_keys: String,
-    cool_down_load: f64,
     load_hosts: u32,
-    preps: usize,
-    last_prep: Option<serde_json::Value>,
     outputs: Option<LabOutputs>,
     reused: bool,
     apply_time: Option<Duration>,
@@ -288,6 +283,12 @@ impl TerraformDriver {
                     OPTIONS.join(", ")
                 )));
             }
+        }
+        if options.contains_key("cool-down-load") {
+            eprintln!(
+                "perflab: warning: terraform driver option cool-down-load is ignored: the one \
+                 cool-down gate runs before every measured load on every driver (--cooldown-max)"
+            );
         }
         let provider = options
             .get("provider")
@@ -388,21 +389,7 @@ impl TerraformDriver {
                 None => Duration::from_secs(10),
             },
             host_keys,
-            cool_down_load: match options.get("cool-down-load") {
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite() && *x >= 0.0)
-                    .ok_or_else(|| {
-                        usage(format!(
-                            "driver option cool-down-load={v}: expected a load average per core, e.g. 0.5"
-                        ))
-                    })?,
-                None => DEFAULT_COOL_DOWN_LOAD,
-            },
             load_hosts,
-            preps: 0,
-            last_prep: None,
             outputs: None,
             reused: false,
             apply_time: None,
@@ -575,7 +562,7 @@ impl TerraformDriver {
             // Written before anything runs on the machines (or they are created).
             self.ensure_journal()?;
             if !reused {
-                crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
+                crate::util::fs::private_dir_all(&self.state_dir, Some(&perflab_cache()))
                     .map_err(|e| Error::io(&self.state_dir, e))?;
                 copy_module(&self.module_src, &self.state_dir)?;
                 let _ = std::fs::remove_file(self.fingerprint_file());
@@ -592,7 +579,7 @@ impl TerraformDriver {
                     "lab": self.lab,
                     "apply_s": start.elapsed().as_secs_f64(),
                 });
-                crate::store::atomic_write(
+                crate::util::fs::atomic_write(
                     &self.fingerprint_file(),
                     serde_json::to_string_pretty(&record)
                         .unwrap_or_default()
@@ -700,7 +687,7 @@ impl TerraformDriver {
     /// Runs terraform in the state dir with the lab's environment; returns stdout. Output of each
     /// subcommand is kept in `<state dir>/terraform-<subcommand>.log`.
     fn terraform(&self, args: &[&str]) -> Result<String> {
-        crate::version::private_dir_all(&self.state_dir, Some(&perflab_cache()))
+        crate::util::fs::private_dir_all(&self.state_dir, Some(&perflab_cache()))
             .map_err(|e| Error::io(&self.state_dir, e))?;
         let rc = self.state_dir.join(".terraformrc");
         if !rc.exists() {
@@ -1069,157 +1056,8 @@ impl Driver for TerraformDriver {
             },
             "apply_s": self.apply_time.map(|d| d.as_secs_f64()),
             "tfvars": self.tfvar_names(),
-            "before_each_run": {
-                "on": "kong",
-                "cool_down_load_per_core": self.cool_down_load,
-                "governor": "performance where cpufreq allows",
-                "records": "runs/*/driver-prep.json",
-                "runs_prepared": self.preps,
-                "last": self.last_prep,
-            },
         })
     }
-
-    /// Before each run, on the kong machine: the bounded [`cool_down`] (load average per core at
-    /// most `cool-down-load`, waiting at most `max_wait`) and [`set_governor_performance`], as
-    /// Kong's framework prepared its kong machine. Both records go with the run.
-    fn before_run(&mut self, max_wait: Duration) -> Result<serde_json::Value> {
-        let kong = self.host(Role::Gateway, "default")?;
-        let cool = cool_down(kong.as_ref(), max_wait, self.cool_down_load)?;
-        let governor = set_governor_performance(kong.as_ref())?;
-        let v = serde_json::json!({
-            "driver": "terraform",
-            "machine": "kong",
-            "cool_down": cool,
-            "governor": governor,
-        });
-        self.preps += 1;
-        self.last_prep = Some(v.clone());
-        Ok(v)
-    }
-}
-
-/// What [`cool_down`] did, for results.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CoolDown {
-    /// Host name.
-    pub host: String,
-    /// CPU cores on the host.
-    pub cores: usize,
-    /// 1-minute load average before waiting.
-    pub load_before: f64,
-    /// 1-minute load average at the end.
-    pub load_after: f64,
-    /// The per-core threshold asked for.
-    pub per_core_threshold: f64,
-    /// Seconds waited.
-    pub waited_s: f64,
-    /// True when the load dropped to the threshold within the limit.
-    pub reached: bool,
-}
-
-fn load_and_cores(host: &dyn Host) -> Result<(f64, usize)> {
-    let out = host.run(
-        &Cmd::new("sh").arg("-c").arg("cat /proc/loadavg; nproc"),
-        Duration::from_secs(15),
-    )?;
-    let text = out.stdout_text();
-    let mut lines = text.lines();
-    let load = lines
-        .next()
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|w| w.parse::<f64>().ok());
-    let cores = lines.next().and_then(|l| l.trim().parse::<usize>().ok());
-    match (load, cores) {
-        (Some(l), Some(c)) if out.success() => Ok((l, c.max(1))),
-        _ => Err(Error::Lab(format!(
-            "cannot read /proc/loadavg and nproc on {}: {}",
-            host.name(),
-            out.combined_text()
-        ))),
-    }
-}
-
-/// Waits (at most `max_wait`) until the host's 1-minute load average per core is at most
-/// `per_core_threshold`, so a run does not start on a machine still busy with the previous one.
-/// Bounded on purpose: a noisy neighbour must not stall a suite; the record says whether the
-/// threshold was reached.
-pub fn cool_down(host: &dyn Host, max_wait: Duration, per_core_threshold: f64) -> Result<CoolDown> {
-    let start = Instant::now();
-    let (load_before, cores) = load_and_cores(host)?;
-    let mut load = load_before;
-    let limit = per_core_threshold * cores as f64;
-    while load > limit && start.elapsed() < max_wait && !crate::signals::interrupted() {
-        let left = max_wait.saturating_sub(start.elapsed());
-        std::thread::sleep(left.min(Duration::from_secs(2)));
-        load = load_and_cores(host)?.0;
-    }
-    Ok(CoolDown {
-        host: host.name().to_string(),
-        cores,
-        load_before,
-        load_after: load,
-        per_core_threshold,
-        waited_s: start.elapsed().as_secs_f64(),
-        reached: load <= limit,
-    })
-}
-
-/// What [`set_governor_performance`] did, for results.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct GovernorRecord {
-    /// Host name.
-    pub host: String,
-    /// `set`, `already`, `unavailable` (no cpufreq, e.g. most VMs) or `not-permitted`.
-    pub status: String,
-    /// Distinct governors before.
-    pub before: Vec<String>,
-    /// Distinct governors after.
-    pub after: Vec<String>,
-}
-
-/// Sets every CPU's cpufreq governor to `performance` where the host allows it (as Kong's
-/// framework did on its kong machine), directly or through `sudo -n`. Never fails for lack of
-/// cpufreq or permission: the record says what happened.
-pub fn set_governor_performance(host: &dyn Host) -> Result<GovernorRecord> {
-    const SCRIPT: &str = r#"set -- /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor
-[ -e "$1" ] || { echo unavailable; exit 0; }
-echo "before $(cat "$@" | sort -u | tr '\n' ' ')"
-ok=1
-for f in "$@"; do
-  [ "$(cat "$f")" = performance ] && continue
-  { echo performance > "$f"; } 2>/dev/null || echo performance | sudo -n tee "$f" >/dev/null 2>&1 || ok=0
-done
-echo "after $(cat "$@" | sort -u | tr '\n' ' ')"
-[ $ok = 1 ] || echo not-permitted"#;
-    let out = host.run(
-        &Cmd::new("sh").arg("-c").arg(SCRIPT),
-        Duration::from_secs(30),
-    )?;
-    let text = out.stdout_text();
-    let field = |p: &str| -> Vec<String> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(p))
-            .map(|r| r.split_whitespace().map(String::from).collect())
-            .unwrap_or_default()
-    };
-    let before = field("before ");
-    let after = field("after ");
-    let status = if text.lines().any(|l| l.trim() == "unavailable") {
-        "unavailable"
-    } else if text.lines().any(|l| l.trim() == "not-permitted") {
-        "not-permitted"
-    } else if before == ["performance"] {
-        "already"
-    } else {
-        "set"
-    };
-    Ok(GovernorRecord {
-        host: host.name().to_string(),
-        status: status.to_string(),
-        before,
-        after,
-    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! command gets its own exec, as before.
 //!
 //! The [`Host`] trait is synchronous; Docker's API is async. The host blocks on a shared Tokio
-//! runtime ([`crate::driver::docker::runtime`]); it must not be called from inside a runtime.
+//! runtime ([`crate::engine::runtime`]); it must not be called from inside a runtime.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ use super::remote_process::{self, ScriptHost, pids_dir, stop_recorded};
 use super::remote_shell::{LiveShell, ShellPipes, ShellRun, ShellSlot, shell_loop};
 use super::terminate;
 use super::{Cmd, CmdOutput, Host, HostError, Proc};
-use crate::driver::docker::runtime;
+use crate::engine::runtime;
 
 /// Runs the program in the group `setsid` made, after checking it exists, and records the
 /// group id so a timeout can kill the group. `$0 "$@"` is the program's argv. Background

@@ -180,7 +180,7 @@ impl Host for LocalHost {
     }
 
     fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), HostError> {
-        crate::store::atomic_write(path, data).map_err(|e| self.file_error("writing", path, e))
+        crate::util::fs::atomic_write(path, data).map_err(|e| self.file_error("writing", path, e))
     }
 
     fn read_file(&self, path: &Path) -> Result<Vec<u8>, HostError> {

@@ -112,18 +112,8 @@ impl Drop for GroupGuard {
     }
 }
 
-/// The start time of process `pid` in clock ticks since boot (`/proc/PID/stat` field 22), or
-/// `None` when it does not exist. With the pid it names a process uniquely.
-pub fn start_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_field(&stat, 19)
-}
-
-/// Field `i` after the command name of a `/proc/PID/stat` line (0: state, 2: pgrp, 19: start).
-fn stat_field(line: &str, i: usize) -> Option<u64> {
-    let (_, rest) = line.rsplit_once(')')?;
-    rest.split_whitespace().nth(i)?.parse().ok()
-}
+pub use crate::util::proc::start_ticks;
+use crate::util::proc::stat_field;
 
 /// The live members of process group `pgid` started at or after `since` (ticks since boot): a
 /// group recorded in a journal is still the lab's only if its members are at least as young as

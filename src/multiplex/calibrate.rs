@@ -89,13 +89,13 @@ pub fn machine_key(
         read("/proc/sys/kernel/osrelease").trim(),
         read("/proc/sys/kernel/hostname").trim()
     );
-    let hash = crate::image::sha256_hex(description.as_bytes());
+    let hash = crate::util::hash::sha256_hex(description.as_bytes());
     (hash[..16].to_string(), description)
 }
 
 /// Where calibrations live: `<cache dir>/calibration/<key>.json`.
 pub fn path_for(key: &str) -> PathBuf {
-    crate::version::cache_dir()
+    crate::install::cache_dir()
         .join("calibration")
         .join(format!("{key}.json"))
 }
@@ -114,7 +114,7 @@ pub fn load(
 pub fn save(c: &Calibration) -> Result<PathBuf> {
     let p = path_for(&c.machine_key);
     let json = serde_json::to_vec_pretty(c).map_err(|e| Error::Lab(e.to_string()))?;
-    crate::store::atomic_write(&p, &json).map_err(|e| Error::io(&p, e))?;
+    crate::util::fs::atomic_write(&p, &json).map_err(|e| Error::io(&p, e))?;
     Ok(p)
 }
 

@@ -12,8 +12,9 @@ use crate::runner::{Execution, RunRequest, adapter_label, run_lab};
 use crate::session::{Session, run_record};
 use crate::stats::Xoshiro256pp;
 use crate::stats::multiplexed::{Look, decide};
-use crate::store::{Store, now_unix};
+use crate::store::Store;
 use crate::suite::Case;
+use crate::util::time::now_unix;
 use crate::{Error, Result};
 
 use super::{CaseDesign, DESIGN_FILE, DesignRecord, MultiplexOptions, balanced_order, case_seed};
@@ -103,7 +104,7 @@ fn run_case(
     let dirs = req
         .versions
         .iter()
-        .map(|v| v.prepare(&case.gateway.to_string()))
+        .map(|v| crate::role::gateway::prepare_version(v, case.gateway))
         .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     session.set_baseline_mode(false);
@@ -391,8 +392,8 @@ fn save_segment_logs(
         };
         let dir = format!(
             "segments/{}/{segment}-{}",
-            crate::store::sanitize(&case.id),
-            crate::store::sanitize(&version.label)
+            crate::util::fs::sanitize(&case.id),
+            crate::util::fs::sanitize(&version.label)
         );
         for (name, data) in crate::runner::gateway_files(gw) {
             store.write(format!("{dir}/{name}"), &data)?;

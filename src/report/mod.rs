@@ -4,7 +4,8 @@
 
 pub mod charts;
 pub mod export;
-pub mod flamegraph;
+pub use crate::flamegraph;
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -181,7 +182,7 @@ pub fn write_spectrum_charts(
         charts::write_chart_with_data(
             &data,
             &store.root().join("charts"),
-            &format!("spectrum-{}", crate::store::sanitize(c)),
+            &format!("spectrum-{}", crate::util::fs::sanitize(c)),
         )?;
         n += 1;
     }
@@ -319,7 +320,10 @@ pub fn markdown(suite: &str, rows: &[CombinedRuns], runs: &[RunRecord]) -> Strin
             );
         }
     }
-    m.push_str(&crate::during::markdown(runs));
+    m.push_str(&crate::during::markdown(runs.iter().filter_map(|r| {
+        let heading = format!("{} · {} · repeat {}", r.case, r.version, r.repeat);
+        r.during.as_ref().map(|d| (heading, d))
+    })));
     m
 }
 
@@ -759,13 +763,41 @@ fn write_block_charts(
     Ok(n)
 }
 
+/// The "config change under load" chart of a run with actions during load and a time series.
+fn change_chart(r: &RunRecord) -> Option<charts::ChangeChartData> {
+    let d = r.during.as_ref().filter(|d| !d.series.is_empty())?;
+    let per_s = |n: u64| n as f64 / d.bucket_s;
+    Some(charts::ChangeChartData {
+        title: format!(
+            "{} · {} · repeat {}: config change under load",
+            r.case, r.version, r.repeat
+        ),
+        run: format!("{:04}-{}-{}-{}", r.sequence, r.case, r.version, r.repeat),
+        bucket_s: d.bucket_s,
+        points: d
+            .series
+            .iter()
+            .map(|(t, n, e, lost, p99)| (*t, per_s(*n), per_s(*e + *lost), *p99))
+            .collect(),
+        marks: d
+            .actions
+            .iter()
+            .map(|a| charts::ChangeMark {
+                t_s: a.started_s,
+                label: crate::during::label(a),
+                failed: !a.ok,
+            })
+            .collect(),
+    })
+}
+
 /// Writes one "config change under load" chart per run with actions during load; returns how
 /// many.
 fn write_change_charts(store: &Store, runs: &[RunRecord]) -> Result<usize> {
     let dir = store.root().join("charts");
     let mut n = 0;
     for r in runs {
-        let Some(data) = crate::during::change_chart(r) else {
+        let Some(data) = change_chart(r) else {
             continue;
         };
         let stem = charts::Chart::file_stem(&data);
@@ -853,7 +885,7 @@ pub fn write_charts(
         charts::write_chart_with_data(
             &data,
             &dir,
-            &format!("latency-{}", crate::store::sanitize(c)),
+            &format!("latency-{}", crate::util::fs::sanitize(c)),
         )?;
         n += 1;
     }
@@ -911,8 +943,8 @@ pub fn write_flamegraphs(store: &Store, runs: &[RunRecord], versions: &[String])
     for ((case, version), text) in &folded {
         let name = format!(
             "{}-{}",
-            crate::store::sanitize(case),
-            crate::store::sanitize(version)
+            crate::util::fs::sanitize(case),
+            crate::util::fs::sanitize(version)
         );
         flamegraph::write_profile(&dir, &name, text, &format!("{case} · {version}"))?;
         n += 1;
@@ -923,9 +955,9 @@ pub fn write_flamegraphs(store: &Store, runs: &[RunRecord], versions: &[String])
                 if let Some(before) = folded.get(&(case.clone(), base.clone())) {
                     let out = dir.join(format!(
                         "{}-diff-{}-vs-{}.svg",
-                        crate::store::sanitize(case),
-                        crate::store::sanitize(version),
-                        crate::store::sanitize(base)
+                        crate::util::fs::sanitize(case),
+                        crate::util::fs::sanitize(version),
+                        crate::util::fs::sanitize(base)
                     ));
                     flamegraph::render_differential(
                         before,

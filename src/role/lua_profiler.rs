@@ -16,7 +16,7 @@
 //! (`profile.dumpstack(thread, "pf\tlZ;", -64)`: root first, function name and current
 //! `file:line` per frame), and on `stop GEN` ([`RunningLuaProfiler::stop_and_collect`]) dumps its
 //! counts to a file, which perflab reads through the [`Host`] — so it works on every driver —
-//! and folds ([`fold_dumps`]) for [`crate::report::flamegraph`].
+//! and folds ([`fold_dumps`]) for [`crate::flamegraph`].
 //!
 //! What the samples mean: `jit.profile` samples on `ITIMER_PROF` (CPU time of the worker
 //! process) and runs its callback at the next Lua instruction. Time in Lua code is attributed
@@ -271,7 +271,7 @@ impl RunningLuaProfiler {
         }
         let folded = fold_dumps(&dumps);
         Ok(Profile {
-            samples: crate::report::flamegraph::total_count(&folded),
+            samples: crate::flamegraph::total_count(&folded),
             folded,
             mode: ProfileMode::Lua(SAMPLER.to_string()),
             event: EVENT.to_string(),

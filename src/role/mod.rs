@@ -3,6 +3,7 @@
 pub mod gateway;
 pub mod load;
 pub mod lua_profiler;
+pub mod ports;
 pub mod postgres;
 pub mod profiler;
 pub mod upstream;

@@ -337,7 +337,7 @@ impl Postgres {
         if let Some(parent) = path_local.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        crate::store::atomic_write(path_local, &out.stdout).map_err(|e| Error::io(path_local, e))
+        crate::util::fs::atomic_write(path_local, &out.stdout).map_err(|e| Error::io(path_local, e))
     }
 
     /// Restores a plain-SQL dump from `path_local` (on this machine).

@@ -9,7 +9,7 @@
 //!
 //! The flow is [`start_profiler`] → load runs → [`RunningProfiler::stop_and_collect`] (or
 //! [`RunningProfiler::wait_and_collect`] for a fixed [`ProfilerOptions::duration`]) → a
-//! [`Profile`] whose folded stacks go to [`crate::report::flamegraph`].
+//! [`Profile`] whose folded stacks go to [`crate::flamegraph`].
 //!
 //! Why these choices:
 //! - The whole process group is profiled (`-p master,worker,…`): the gateway is a role started
@@ -57,7 +57,7 @@ impl CallGraph {
     }
 }
 
-crate::impl_names!(CallGraph => "call-graph mode", ProfilerTool => "profiler");
+crate::names::impl_names!(CallGraph => "call-graph mode", ProfilerTool => "profiler");
 
 /// Which tool and mode produced a [`Profile`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -473,7 +473,7 @@ impl RunningProfiler {
         }
         let text = host.read_file(&script)?;
         let folded = fold_perf_script(&text)?;
-        let samples = crate::report::flamegraph::total_count(&folded);
+        let samples = crate::flamegraph::total_count(&folded);
         Ok(Profile {
             folded,
             samples,
@@ -828,7 +828,7 @@ impl RunningStapxx {
                 log.trim()
             )));
         }
-        let samples = crate::report::flamegraph::total_count(&folded);
+        let samples = crate::flamegraph::total_count(&folded);
         Ok(Profile {
             folded,
             samples,

@@ -123,7 +123,7 @@ pub fn render_svg_string<T: Chart + ?Sized>(data: &T) -> Result<String> {
 /// file). Parent directories are created.
 pub fn render_svg<T: Chart + ?Sized>(data: &T, path: &Path) -> Result<()> {
     let svg = render_svg_string(data)?;
-    crate::store::atomic_write(path, svg.as_bytes()).map_err(|e| Error::io(path, e))
+    crate::util::fs::atomic_write(path, svg.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// Writes `dir/stem.json` (the data, tagged with its kind) and `dir/stem.svg` (the chart), each
@@ -149,7 +149,7 @@ pub fn write_chart_with_data<T: Chart + Serialize>(
             json_path.display()
         ))
     })?;
-    crate::store::atomic_write(&json_path, json.as_bytes())
+    crate::util::fs::atomic_write(&json_path, json.as_bytes())
         .map_err(|e| Error::io(&json_path, e))?;
     render_svg(data, &svg_path)?;
     Ok((svg_path, json_path))

@@ -111,7 +111,10 @@ fn charts_section(h: &mut String, charts: &[(String, String)]) {
 
 /// Renders the page of `perflab history`: the machines, every point with its verdict, and the
 /// trend charts.
-pub fn render_history(history: &crate::history::History, charts: Vec<(String, String)>) -> String {
+pub fn render_history(
+    history: &crate::report::history::History,
+    charts: Vec<(String, String)>,
+) -> String {
     let mut h = head("perflab history");
     let mut machines: Vec<(&str, &str)> = Vec::new();
     for p in history.points.iter().rev() {
@@ -150,7 +153,7 @@ pub fn render_history(history: &crate::history::History, charts: Vec<(String, St
             } else {
                 ""
             },
-            escape(&crate::store::timestamp(p.started_unix_s)),
+            escape(&crate::util::time::timestamp(p.started_unix_s)),
             escape(&p.case),
             escape(&p.version),
             escape(p.commit.as_deref().unwrap_or("–")),
@@ -208,7 +211,7 @@ pub fn render(p: &HtmlPage) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             escape(&m.status),
-            escape(&crate::store::timestamp(m.started_unix_s))
+            escape(&crate::util::time::timestamp(m.started_unix_s))
         );
     }
     if let Some(cr) = p.compare {

@@ -120,7 +120,7 @@ pub enum ExportFormat {
     GabSmaller,
 }
 
-crate::impl_names!(ExportFormat => "format");
+crate::names::impl_names!(ExportFormat => "format");
 
 impl ExportFormat {
     /// The exporter that renders this format.

@@ -174,6 +174,10 @@ fn to_cmd(line: &CommandLine, vars: &BTreeMap<&str, String>) -> Result<Cmd> {
 pub struct CommandAdapter;
 
 impl GatewayAdapter for CommandAdapter {
+    fn check_tree(&self, dir: &Path, label: &str) -> Result<()> {
+        read_descriptor(dir, label).map(|_| ())
+    }
+
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway> {
         let host = ctx.host.clone();
         let worktree = match (

@@ -9,12 +9,13 @@ pub mod haproxy;
 pub mod kong;
 pub mod nginx;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Result;
 use crate::entities::Entities;
 use crate::host::{Cmd, Host, Proc};
+use crate::version::Version;
 
 /// Everything an adapter needs to start one gateway instance.
 pub struct GatewayContext<'a> {
@@ -91,6 +92,11 @@ pub struct RunningGateway {
 
 /// One kind of gateway.
 pub trait GatewayAdapter: Send + Sync {
+    /// Checks a `git:` version's checked-out tree (`label` names the version in messages)
+    /// before any run starts. Most kinds need nothing of it.
+    fn check_tree(&self, _dir: &Path, _label: &str) -> Result<()> {
+        Ok(())
+    }
     /// Renders the config, checks it, starts the gateway and waits until it is ready.
     fn start(&self, ctx: &GatewayContext) -> Result<RunningGateway>;
     /// The container image this version runs from on drivers whose hosts are containers
@@ -176,7 +182,7 @@ pub enum GatewayKind {
     Command,
 }
 
-crate::impl_names!(GatewayKind => "gateway");
+crate::names::impl_names!(GatewayKind => "gateway");
 
 impl GatewayKind {
     /// The adapter that starts this kind; `None` for [`GatewayKind::Baseline`], which has no
@@ -199,6 +205,17 @@ impl GatewayKind {
             )
         })
     }
+}
+
+/// Makes `version` usable for gateway `kind`: checks out a `git:` version's tree (see
+/// [`Version::prepare`]) and lets the kind's adapter check it (the command gateway reads its
+/// `perflab.toml`), so a bad commit is refused before any run starts.
+pub fn prepare_version(version: &Version, kind: GatewayKind) -> Result<Option<PathBuf>> {
+    let dir = version.prepare()?;
+    if let (Some(d), Some(adapter)) = (&dir, kind.adapter()) {
+        adapter.check_tree(d, &version.label)?;
+    }
+    Ok(dir)
 }
 
 /// Checks that a release version label matches what the installed program reports.

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use crate::result::LatencyMs;
+use super::result::LatencyMs;
 
 /// Lowest recordable latency: 1 microsecond.
 pub const LOWEST_US: u64 = 1;

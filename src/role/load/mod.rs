@@ -4,6 +4,7 @@
 pub mod histogram;
 pub mod open;
 pub mod open_engine;
+pub mod result;
 pub mod series;
 pub mod wrk;
 pub mod wrk_parse;

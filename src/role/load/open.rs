@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram;
 use super::open_engine::{OpenLoadReport, SecondStats};
+use super::result::LoadResult;
 use super::wrk::LoadOptions;
 use crate::host::{Cmd, Host};
-use crate::result::LoadResult;
 use crate::{Error, Result};
 
 /// The hidden subcommand's name.
@@ -182,7 +182,7 @@ pub fn result_from_reports(reports: &[OpenLoadReport]) -> Result<(LoadResult, Ve
         .collect::<Result<Vec<_>>>()?;
     let merged = histogram::merge(&hists);
     let duration_s = first.duration_s;
-    let mut errors = crate::result::ErrorCounts::default();
+    let mut errors = super::result::ErrorCounts::default();
     let mut series: Vec<SecondStats> = Vec::new();
     let (mut sent, mut completed, mut body_bytes) = (0, 0, 0);
     let (mut asked, mut lag) = (0.0, 0.0f64);

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::histogram::{self, LatencyHistogram};
-use crate::result::ErrorCounts;
+use super::result::ErrorCounts;
 
 /// The generator's name and version in results.
 pub const GENERATOR: &str = "perflab-open/1";

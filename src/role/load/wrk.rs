@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::result::LoadResult;
 use crate::host::{Cmd, Host, Proc, proc_stat};
-use crate::result::LoadResult;
 use crate::{Error, Result};
 
 /// Longest load a run may ask for (`duration`), in seconds: one day.
@@ -66,7 +66,7 @@ pub enum LoadKind {
     Open,
 }
 
-crate::impl_names!(LoadKind => "load kind");
+crate::names::impl_names!(LoadKind => "load kind");
 
 /// Highest open-loop rate, requests per second.
 pub const MAX_RATE: f64 = 10_000_000.0;

@@ -23,7 +23,7 @@
 //! Units, as wrk 4.x formats them: times `us`, `ms`, `s`, `m`, `h`; bytes `B`, `KB`, `MB`, `GB`,
 //! `TB`, `PB` in powers of 1024; counts with `k`, `M`, `G`, `T`, `P` in powers of 1000.
 
-use crate::result::{ErrorCounts, LoadResult, ThreadStats};
+use super::result::{ErrorCounts, LoadResult, ThreadStats};
 
 /// Why wrk's output could not be turned into a [`LoadResult`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

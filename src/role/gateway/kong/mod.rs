@@ -745,7 +745,7 @@ pub fn migrate_only(
 
 /// Runs [`migration_commands`] for the instance configuration at `conf_path` with `bin`; the
 /// first failure is an error with Kong's output. The migrate-only verb
-/// ([`crate::session::Session::migrate_kong`]) and every database-backed start use it.
+/// (the session's `migrate_kong`) and every database-backed start use it.
 pub fn migrate(
     host: &dyn Host,
     bin: &KongBinary,
@@ -875,7 +875,7 @@ pub fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
 
 /// Ports of `ports` that something on `host` already listens on (or holds): bound from here on
 /// a loopback host, read from the host's `/proc/net/tcp*` elsewhere (as
-/// [`crate::session::pick_ports`] does). An unreadable table checks nothing.
+/// [`crate::role::ports::pick_ports`] does). An unreadable table checks nothing.
 fn ports_in_use(host: &dyn Host, ports: &[(u16, String)]) -> Vec<(u16, String)> {
     if host.address() == "127.0.0.1" {
         return ports
@@ -890,7 +890,7 @@ fn ports_in_use(host: &dyn Host, ports: &[(u16, String)]) -> Vec<(u16, String)> 
     ) else {
         return Vec::new();
     };
-    let used = crate::session::used_ports(&out.stdout_text());
+    let used = crate::role::ports::used_ports(&out.stdout_text());
     ports
         .iter()
         .filter(|(p, _)| used.contains(p))

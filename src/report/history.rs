@@ -67,7 +67,7 @@ pub struct History {
 /// sha256 of the hardware and kernel facts of every host role and the driver name (load,
 /// addresses and boot ids left out), plus those facts in words.
 pub fn machine_id(fp: Option<&crate::fingerprint::Fingerprint>) -> (String, String) {
-    use serde_json::{Value, json};
+    use serde_json::json;
     let mut facts = serde_json::Map::new();
     let mut words = Vec::new();
     for (role, h) in fp.map(|f| &f.hosts).into_iter().flatten() {
@@ -97,8 +97,8 @@ pub fn machine_id(fp: Option<&crate::fingerprint::Fingerprint>) -> (String, Stri
         .unwrap_or_default();
     words.push(format!("driver {}", driver.as_str().unwrap_or("?")));
     facts.insert("driver".into(), driver);
-    let canonical = Value::Object(facts).to_string();
-    let id = crate::fingerprint::sha256_hex(canonical.as_bytes())[..10].to_string();
+    let canonical = serde_json::Value::Object(facts).to_string();
+    let id = crate::util::hash::sha256_hex(canonical.as_bytes())[..10].to_string();
     (id, words.join("; "))
 }
 
@@ -234,7 +234,7 @@ pub fn table(h: &History) -> String {
     for p in &h.points {
         t.push_str(&format!(
             "{:<15} {:<28} {:<16} {:<10} {:<10} {:>3} {:>11.0} {:>6.1} {:>9} {:<12} {}\n",
-            crate::store::timestamp(p.started_unix_s),
+            crate::util::time::timestamp(p.started_unix_s),
             p.case,
             p.version,
             p.commit
@@ -306,7 +306,7 @@ pub fn write(h: &History, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let json = serde_json::to_vec_pretty(&h.points).map_err(|e| Error::Lab(e.to_string()))?;
     let path = out.join("history.json");
-    crate::store::atomic_write(&path, &json).map_err(|e| Error::io(&path, e))?;
+    crate::util::fs::atomic_write(&path, &json).map_err(|e| Error::io(&path, e))?;
     let dir = out.join("charts");
     let mut svgs = Vec::new();
     for chart in trend_charts(h) {
@@ -317,7 +317,7 @@ pub fn write(h: &History, out: &Path) -> Result<PathBuf> {
     }
     let page = out.join(crate::report::export::html::FILE_NAME);
     let html = crate::report::export::html::render_history(h, svgs);
-    crate::store::atomic_write(&page, html.as_bytes()).map_err(|e| Error::io(&page, e))?;
+    crate::util::fs::atomic_write(&page, html.as_bytes()).map_err(|e| Error::io(&page, e))?;
     Ok(page)
 }
 

@@ -7,13 +7,17 @@
 //! later without profiling again, and no Perl is needed anywhere.
 //!
 //! Counts are whatever the folded lines hold. Profiles made by
-//! [`crate::role::profiler`] count *samples* (the profiler strips perf's period field), which is
+//! the profiler role count *samples* (the profiler strips perf's period field), which is
 //! why the graphs say "samples". Folded stacks from elsewhere may be period-weighted (inferno's
 //! default on `perf script` output with periods: one `cpu-clock` sample at 99 Hz weighs about
 //! 10 101 010 ns); proportions are the same either way, only the absolute numbers differ.
 //!
 //! Rendering is deterministic (stable colours, no random ids), so the same folded stacks always
 //! give the same SVG.
+//!
+//! A module below the roles, the session and the reports (not inside `report`): the profiler
+//! counts the samples of the stacks it collected, the session renders a graph on request, and
+//! reports re-render from the store, all with the same functions.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +43,7 @@ fn has_stacks(folded: &str) -> bool {
 }
 
 fn write_svg(out_svg: &Path, svg: &[u8]) -> Result<()> {
-    crate::store::atomic_write(out_svg, svg).map_err(|e| Error::io(out_svg, e))
+    crate::util::fs::atomic_write(out_svg, svg).map_err(|e| Error::io(out_svg, e))
 }
 
 /// Renders an interactive flame graph SVG of `folded` stacks to `out_svg` (on this machine).
@@ -124,14 +128,14 @@ pub fn write_profile(
     }
     let folded_path = dir_local.join(format!("{name}.folded"));
     let svg_path = dir_local.join(format!("{name}.svg"));
-    crate::store::atomic_write(&folded_path, profile_folded.as_bytes())
+    crate::util::fs::atomic_write(&folded_path, profile_folded.as_bytes())
         .map_err(|e| Error::io(&folded_path, e))?;
     render_flamegraph(profile_folded, title, &svg_path)?;
     Ok((folded_path, svg_path))
 }
 
 /// Sums the counts of folded stacks (the last field of each line). With profiles from
-/// [`crate::role::profiler`] this is the number of samples.
+/// the profiler role this is the number of samples.
 pub fn total_count(folded: &str) -> u64 {
     folded
         .lines()
