@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::util::{FAST, Lab, Points, json, load_lock, stderr, wait_for};
+use crate::util::{FAST, Lab, Points, json, load_lock, skip, stderr, wait_for};
 
 /// The only run folder of a results folder.
 fn only_run(dir: &Path) -> PathBuf {
@@ -855,7 +855,10 @@ fn kongs_generated_database_password_reaches_no_results_file() {
             .output()
             .is_ok_and(|o| o.status.success());
     if !has_kong {
-        println!("SKIPPED: no Kong (set PERFLAB_KONG_PREFIX to a Kong built from source)");
+        skip(
+            "the Kong password test",
+            "no Kong (set PERFLAB_KONG_PREFIX to a Kong built from source)",
+        );
         return;
     }
     let _g = load_lock();

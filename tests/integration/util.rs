@@ -7,6 +7,7 @@
 //! cannot run here says why with [`skip`], and "nothing left running" means the same thing in
 //! every module ([`Lab::assert_nothing_left`]).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -159,6 +160,23 @@ pub fn runs(folder: &Path) -> Vec<(PathBuf, Value)> {
             (d, r)
         })
         .collect()
+}
+
+/// Every key path of a JSON value's objects (`cpu.gateway_s`): the shape of a record, to compare
+/// records of different drivers.
+pub fn key_paths(v: &Value) -> BTreeSet<String> {
+    fn walk(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                let p = format!("{prefix}{k}");
+                walk(v, &format!("{p}."), out);
+                out.insert(p);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(v, "", &mut out);
+    out
 }
 
 /// Polls `f` until it gives a value while `child` (a perflab) runs. The bound is generous and
