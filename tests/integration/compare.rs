@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, load_lock, only_results_folder};
+use crate::util::{self, Points, load_lock, only_results_folder};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gateway-repo");
 
@@ -634,17 +634,8 @@ fn the_users_repository_is_untouched_after_a_kill_and_teardown() {
     let before = snapshot(&lab.repo);
     let times = mtimes(&lab.repo);
     let _g = load_lock();
-    let seed = std::env::var("PERFLAB_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let at = Duration::from_secs_f64(0.5 + 8.0 * perflab::stats::Xoshiro256pp::new(seed).unit());
-    eprintln!("kill point: {at:?} (seed {seed}; replay with PERFLAB_TEST_SEED={seed})");
+    let at = Points::from_env().delay(0.5, 8.5);
+    eprintln!("kill point: {at:?}");
     let mut child = lab
         .compare(&["git:A", "git:B"], 3, &[])
         .stdout(Stdio::null())

@@ -17,8 +17,8 @@ use perflab::host::{Cmd, Host, HostError};
 use perflab::image::{self, ImageInfo};
 
 use crate::util::{
-    PERFLAB, free_port, json, key_paths, load_lock, only_results_folder, repo_path, result_files,
-    text, wait_for,
+    PERFLAB, Points, free_port, json, key_paths, load_lock, only_results_folder, repo_path,
+    result_files, text, wait_for,
 };
 
 const SOCK: &str = "/run/perflab-docker.sock";
@@ -772,19 +772,9 @@ fn cli_teardown_removes_what_a_killed_run_left() {
 fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
     let _g = load_lock();
     use nix::sys::signal::Signal;
-    let seed = std::env::var("PERFLAB_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
-    let mut rng = perflab::stats::Xoshiro256pp::new(seed);
+    let mut points = Points::from_env();
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        let at = Duration::from_secs_f64(0.3 + 7.0 * rng.unit());
+        let at = points.delay(0.3, 7.3);
         let tmp = tempfile::tempdir().unwrap();
         let (mut child, output) = spawn_suite(tmp.path(), "3");
         let journals = tmp.path().join("labs");
