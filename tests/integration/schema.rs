@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::util::{
-    Lab, PERFLAB, json, load_lock, only_results_folder, repo_path, results_folders, run_dirs,
+    FAST, Lab, PERFLAB, json, load_lock, only_results_folder, repo_path, results_folders, run_dirs,
 };
 
 /// Keywords that only annotate.
@@ -222,17 +222,7 @@ fn a_real_suite_run_matches_the_committed_schemas() {
             "--gateway",
             "nginx",
         ])
-        .args([
-            "--duration",
-            "1",
-            "--repeat",
-            "1",
-            "--warmup",
-            "0",
-            "--cooldown-max",
-            "0",
-        ])
-        .arg("--plain")
+        .args(FAST)
         .arg("--output")
         .arg(&output)
         .output()
