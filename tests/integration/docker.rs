@@ -17,8 +17,8 @@ use perflab::host::{Cmd, Host, HostError};
 use perflab::image::{self, ImageInfo};
 
 use crate::util::{
-    PERFLAB, Points, free_port, json, key_paths, load_lock, only_results_folder, repo_path,
-    result_files, text, wait_for,
+    PERFLAB, Points, free_port, json, key_paths, load_lock, only_results_folder, parsable_runs,
+    printed_runs, repo_path, result_files, text, wait_for,
 };
 
 const SOCK: &str = "/run/perflab-docker.sock";
@@ -833,20 +833,8 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
         }
         let left = std::fs::read_dir(&journals).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "{sig}: journals left");
-        let printed = err
-            .lines()
-            .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
-            .count();
-        let stored = std::fs::read_dir(&output)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|d| result_files(&d.path()))
-            .filter(|f| {
-                serde_json::from_slice::<perflab::result::RunRecord>(&std::fs::read(f).unwrap())
-                    .is_ok()
-            })
-            .count();
+        let printed = printed_runs(&err);
+        let stored = parsable_runs(&output);
         assert!(
             stored >= printed,
             "{sig}: printed {printed}, stored {stored}"

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::util::{FAST, Lab, Points, json, load_lock, skip, stderr, wait_for};
+use crate::util::{
+    FAST, Lab, Points, json, load_lock, parsable_runs, printed_runs, skip, stderr, wait_for,
+};
 
 /// The only run folder of a results folder.
 fn only_run(dir: &Path) -> PathBuf {
@@ -524,30 +526,6 @@ fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
     lab.assert_nothing_left();
 }
 
-/// The runs perflab printed as finished (`--plain` progress lines).
-fn printed_runs(stderr_text: &str) -> usize {
-    stderr_text
-        .lines()
-        .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
-        .count()
-}
-
-/// Runs stored with a result that parses, over every results folder.
-fn parsable_runs(lab: &Lab) -> usize {
-    lab.results_dirs()
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d.join("runs")).ok())
-        .flatten()
-        .flatten()
-        .filter(|r| {
-            std::fs::read(r.path().join("result.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<perflab::result::RunRecord>(&b).ok())
-                .is_some()
-        })
-        .count()
-}
-
 #[test]
 fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
     let _g = load_lock();
@@ -644,7 +622,7 @@ fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
             .unwrap_or(0);
         assert_eq!(journals_left, 0, "{sig}: journals left");
         let printed = printed_runs(&text);
-        let stored = parsable_runs(&lab);
+        let stored = parsable_runs(&lab.output());
         assert!(
             stored >= printed,
             "{sig} at {at:?}: {printed} run(s) printed, {stored} on disk and parsable"

@@ -14,7 +14,8 @@ use perflab::driver::{Driver, DriverOptions, Role};
 use perflab::host::{Cmd, HostError};
 
 use crate::util::{
-    PERFLAB, Points, json, key_paths, load_lock, repo_path, result_files, results_folders,
+    PERFLAB, Points, json, key_paths, load_lock, parsable_runs, printed_runs, repo_path,
+    result_files, results_folders,
 };
 
 const LAB: &str = "tftest";
@@ -1000,18 +1001,8 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
             .unwrap_or(0);
         assert_eq!(journals, 0, "{sig}: journals left after teardown");
         // Every run printed as finished is on disk and parses.
-        let printed = stderr
-            .lines()
-            .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
-            .count();
-        let stored = results_folders(&lab.output())
-            .iter()
-            .flat_map(|d| result_files(d))
-            .filter(|f| {
-                serde_json::from_slice::<perflab::result::RunRecord>(&std::fs::read(f).unwrap())
-                    .is_ok()
-            })
-            .count();
+        let printed = printed_runs(&stderr);
+        let stored = parsable_runs(&lab.output());
         assert!(
             stored >= printed,
             "{sig}: printed {printed}, stored {stored}"

@@ -162,6 +162,29 @@ pub fn runs(folder: &Path) -> Vec<(PathBuf, Value)> {
         .collect()
 }
 
+/// The runs perflab printed as finished (its `--plain` progress lines) in its stderr.
+pub fn printed_runs(stderr_text: &str) -> usize {
+    stderr_text
+        .lines()
+        .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
+        .count()
+}
+
+/// The runs stored under `output` with a `result.json` that parses as a run record, over every
+/// results folder: after an interrupt, at least every run [`printed_runs`] counted.
+pub fn parsable_runs(output: &Path) -> usize {
+    results_folders(output)
+        .iter()
+        .flat_map(|d| result_files(d))
+        .filter(|f| {
+            std::fs::read(f)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<perflab::result::RunRecord>(&b).ok())
+                .is_some()
+        })
+        .count()
+}
+
 /// Every key path of a JSON value's objects (`cpu.gateway_s`): the shape of a record, to compare
 /// records of different drivers.
 pub fn key_paths(v: &Value) -> BTreeSet<String> {
