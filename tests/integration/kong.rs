@@ -18,7 +18,7 @@ use perflab::role::gateway::kong::{
 };
 use perflab::role::gateway::{GatewayAdapter, GatewayContext};
 
-use crate::util::{PERFLAB, free_port, load_lock, repo_path, skip};
+use crate::util::{PERFLAB, free_port, live_kong, load_lock, repo_path, skip};
 
 fn local(dir: &Path) -> Arc<dyn Host> {
     Arc::new(LocalHost::new("local", dir).unwrap())
@@ -1134,36 +1134,6 @@ fn migrations_bootstrap_then_up_then_finish() {
 
 // ---------------------------------------------------------------- live Kong
 
-/// Which Kong the live test runs against, or why it is skipped. It runs on its own wherever a
-/// Kong is found — `PERFLAB_KONG_PREFIX` (a Kong built from source) or `kong` on `PATH` — so a
-/// machine with Kong runs it in `cargo test`; `PERFLAB_KONG_LIVE=1` demands it (a missing Kong
-/// then fails the test) and `PERFLAB_KONG_LIVE=0` turns it off.
-fn live_kong(host: &dyn Host) -> Result<String, String> {
-    let live = std::env::var("PERFLAB_KONG_LIVE").unwrap_or_default();
-    if live == "0" {
-        return Err("PERFLAB_KONG_LIVE=0".into());
-    }
-    let found = match std::env::var("PERFLAB_KONG_PREFIX") {
-        Ok(p) if !p.trim().is_empty() => {
-            let kong = Path::new(p.trim()).join("bin/kong");
-            assert!(
-                kong.is_file(),
-                "PERFLAB_KONG_PREFIX={p}, but {} does not exist",
-                kong.display()
-            );
-            Some(format!("{} (PERFLAB_KONG_PREFIX)", kong.display()))
-        }
-        _ => host.which("kong").map(|k| format!("{k} (on PATH)")),
-    };
-    match found {
-        Some(k) => Ok(k),
-        None if live == "1" => {
-            panic!("PERFLAB_KONG_LIVE=1 but no Kong: set PERFLAB_KONG_PREFIX or put kong on PATH")
-        }
-        None => Err("no Kong here (neither PERFLAB_KONG_PREFIX nor `kong` on PATH)".into()),
-    }
-}
-
 /// A temp dir PostgreSQL can reach (0711) and a local host on it, when a live Kong is found;
 /// `None` (and a `SKIPPED what: why` line) otherwise.
 fn live_lab(what: &str) -> Option<(tempfile::TempDir, Arc<dyn Host>)> {
@@ -1178,7 +1148,7 @@ fn live_lab_mode(what: &str, mode: Option<u32>) -> Option<(tempfile::TempDir, Ar
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
+    match live_kong() {
         Ok(k) => println!("{what} against {k}"),
         Err(why) => {
             skip(what, &why);

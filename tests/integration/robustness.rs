@@ -7,11 +7,12 @@
 //! inherits, so "nothing left running" is checked by scanning `/proc/*/environ` for it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    FAST, Lab, Points, json, load_lock, parsable_runs, printed_runs, skip, stderr, wait_for,
+    FAST, Lab, Points, json, live_kong, load_lock, parsable_runs, printed_runs, skip, stderr,
+    wait_for,
 };
 
 /// The only run folder of a results folder.
@@ -826,17 +827,8 @@ fn secrets_reach_no_file_of_the_results_folder() {
 /// (`PERFLAB_KONG_PREFIX` or `kong` on PATH); prints SKIPPED otherwise.
 #[test]
 fn kongs_generated_database_password_reaches_no_results_file() {
-    let has_kong = std::env::var("PERFLAB_KONG_PREFIX")
-        .is_ok_and(|p| Path::new(&p).join("bin/kong").is_file())
-        || Command::new("sh")
-            .args(["-c", "command -v kong"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !has_kong {
-        skip(
-            "the Kong password test",
-            "no Kong (set PERFLAB_KONG_PREFIX to a Kong built from source)",
-        );
+    if let Err(why) = live_kong() {
+        skip("the Kong password test", &why);
         return;
     }
     let _g = load_lock();

@@ -37,6 +37,38 @@ pub fn skip(what: &str, why: &str) {
     eprintln!("SKIPPED {what}: {why}");
 }
 
+/// Which Kong the live tests run against, or why they are skipped. They run by themselves
+/// wherever a Kong is found — `PERFLAB_KONG_PREFIX` (a Kong built from source) or `kong` on
+/// `PATH` — so a machine with Kong runs them in `cargo test`; `PERFLAB_KONG_LIVE=1` demands one
+/// (a missing Kong then fails the test) and `PERFLAB_KONG_LIVE=0` turns them off.
+pub fn live_kong() -> Result<String, String> {
+    let live = std::env::var("PERFLAB_KONG_LIVE").unwrap_or_default();
+    if live == "0" {
+        return Err("PERFLAB_KONG_LIVE=0".into());
+    }
+    let found = match std::env::var("PERFLAB_KONG_PREFIX") {
+        Ok(p) if !p.trim().is_empty() => {
+            let kong = Path::new(p.trim()).join("bin/kong");
+            assert!(
+                kong.is_file(),
+                "PERFLAB_KONG_PREFIX={p}, but {} does not exist",
+                kong.display()
+            );
+            Some(format!("{} (PERFLAB_KONG_PREFIX)", kong.display()))
+        }
+        _ => which::which("kong")
+            .ok()
+            .map(|k| format!("{} (on PATH)", k.display())),
+    };
+    match found {
+        Some(k) => Ok(k),
+        None if live == "1" => {
+            panic!("PERFLAB_KONG_LIVE=1 but no Kong: set PERFLAB_KONG_PREFIX or put kong on PATH")
+        }
+        None => Err("no Kong here (neither PERFLAB_KONG_PREFIX nor `kong` on PATH)".into()),
+    }
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
