@@ -846,7 +846,7 @@ fn kongs_generated_database_password_reaches_no_results_file() {
         "suite",
         "kong",
         "--tags",
-        "simple-proxy",
+        "single-route",
         "--no-pin",
         "--output",
         &out,
