@@ -172,7 +172,7 @@ rec {
   #
   # `lab` is the one image the docker driver runs by default (perflab/lab:latest,
   # which `perflab image load` tags it as): every role's programs and every program
-  # the driver requires (tests/nix_image.rs checks this list against src/image/rootfs.rs).
+  # the driver requires (tests/integration/nix_image.rs checks this list against src/image/rootfs.rs).
   imageRoles = {
     lab = [ "nginx" "wrk" "haproxy" "curl" "util-linux" "coreutils" "procps" "iproute2" "postgresql" "gnutar" "glibc" ];
     worker = [ "nginx" "wrk" "coreutils" "util-linux" "curl" "procps" "iproute2" ];

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-
 use crate::driver::DriverOptions;
 use crate::result::RunRecord;
 use crate::session::{CooldownOptions, Session, run_record};

@@ -958,4 +958,15 @@ mod tests {
         assert!(m.contains("kernel.perf_event_paranoid is 3"), "{m}");
         assert!(m.contains("sysctl kernel.perf_event_paranoid=1"), "{m}");
     }
+
+    /// perf's refusal text, recorded on the project's machine (perf 6.1,
+    /// `perf_event_paranoid` = 2) by
+    /// `runuser -u nobody -- perf record -e cpu-clock -g -p <root nginx master> …`.
+    #[test]
+    fn the_recorded_perf_refusal_is_explained() {
+        let recorded = include_str!("../../tests/fixtures/perf/refusal-paranoid-2.txt");
+        let m = perf_refusal_message("gw", recorded, None).unwrap();
+        assert!(m.contains("perf_event_paranoid is 2"), "{m}");
+        assert!(m.contains("sysctl kernel.perf_event_paranoid=1"), "{m}");
+    }
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use perflab::host::{Host, LocalHost};
 use perflab::role::postgres::{PostgresOptions, start_postgres};
 
+use crate::util::free_port;
+
 /// Kong's `services` columns (kong/db/migrations/core/000_base.lua plus later migrations'
 /// `tags`/`ca_certificates`-free subset) with two rows.
 const SCHEMA: &str = r#"
@@ -30,14 +32,6 @@ INSERT INTO services (id, name, retries, protocol, host, port, path, connect_tim
   ('6d9a6e3c-6f1a-4f0e-9d8b-000000000001', 's1', 5, 'https', 'example.invalid', 443, '/test', 60000, 60000, 60000),
   ('6d9a6e3c-6f1a-4f0e-9d8b-000000000002', 's2', 5, 'grpc', 'other.invalid', 9000, NULL, 60000, 60000, 60000);
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn alive(pid: u32) -> bool {
     // A zombie is gone for our purposes; read the state letter after the comm field.

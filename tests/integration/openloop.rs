@@ -3,8 +3,6 @@
 //! omission).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use perflab::driver::DriverOptions;
@@ -12,53 +10,11 @@ use perflab::role::load::histogram;
 use perflab::role::load::wrk::{LoadKind, LoadOptions};
 use perflab::session::Session;
 
-/// The load tests share two CPUs: run them one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+use crate::util::{Lab, PERFLAB, json, load_lock, only_results_folder, run_dirs};
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn perflab(dir: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .args(args)
-        .env("TMPDIR", dir)
-        .env("PERFLAB_CACHE_DIR", dir.join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ perflab {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn run_dirs(output: &Path) -> Vec<PathBuf> {
-    let root = std::fs::read_dir(output)
-        .unwrap()
-        .flatten()
-        .next()
-        .expect("a results folder")
-        .path();
-    let mut runs: Vec<_> = std::fs::read_dir(root.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    runs.sort();
-    runs
-}
-
-/// Writes `case` as `DIR/suites/NAME/NAME.toml`, a suite of one case, and returns the suite.
-fn one_case_suite(dir: &Path, name: &str, case: &str) -> PathBuf {
-    let suite = dir.join("suites").join(name);
-    std::fs::create_dir_all(&suite).unwrap();
-    std::fs::write(suite.join(format!("{name}.toml")), case).unwrap();
-    suite
+/// The run folders of the one results folder under `output`.
+fn runs_in(output: &Path) -> Vec<PathBuf> {
+    run_dirs(&only_results_folder(output))
 }
 
 const CASE: &str = r#"
@@ -77,29 +33,25 @@ warmup = 0
 
 #[test]
 fn open_loop_load_holds_the_asked_rate_and_keeps_its_histogram() {
-    let _g = lock();
-    let tmp = tempfile::tempdir().unwrap();
-    let suite = one_case_suite(tmp.path(), "open", CASE);
-    let output = tmp.path().join("output");
-    let out = perflab(
-        tmp.path(),
-        &[
-            "suite",
-            suite.to_str().unwrap(),
-            "--repeat",
-            "1",
-            "--cooldown-max",
-            "0",
-            "--plain",
-            "--output",
-            output.to_str().unwrap(),
-        ],
-    );
+    let _g = load_lock();
+    let lab = Lab::new();
+    let suite = PathBuf::from(lab.suite("open", CASE));
+    let output = lab.output();
+    let out = lab.run(&[
+        "suite",
+        suite.to_str().unwrap(),
+        "--repeat",
+        "1",
+        "--cooldown-max",
+        "0",
+        "--plain",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
-    let runs = run_dirs(&output);
+    let runs = runs_in(&output);
     assert_eq!(runs.len(), 1);
-    let rec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(runs[0].join("result.json")).unwrap()).unwrap();
+    let rec = json(&runs[0].join("result.json"));
     let ol = &rec["open_loop"];
     assert_eq!(ol["generator"], "perflab-open/1");
     assert_eq!(ol["rate_asked"], 1000.0);
@@ -142,18 +94,14 @@ fn open_loop_load_holds_the_asked_rate_and_keeps_its_histogram() {
 
 #[test]
 fn rate_flag_turns_a_closed_case_open_and_bad_rates_are_refused() {
-    let _g = lock();
-    let tmp = tempfile::tempdir().unwrap();
-    let suite = one_case_suite(
-        tmp.path(),
+    let _g = load_lock();
+    let lab = Lab::new();
+    let suite = PathBuf::from(lab.suite(
         "closed",
         &CASE.replace("kind = \"open\"\nrate = 1000\n", ""),
-    );
-    let output = tmp.path().join("output");
-    let bad = perflab(
-        tmp.path(),
-        &["suite", suite.to_str().unwrap(), "--rate", "0"],
-    );
+    ));
+    let output = lab.output();
+    let bad = lab.run(&["suite", suite.to_str().unwrap(), "--rate", "0"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--rate"));
     std::fs::write(
@@ -161,7 +109,7 @@ fn rate_flag_turns_a_closed_case_open_and_bad_rates_are_refused() {
         CASE.replace("kind = \"open\"\n", ""),
     )
     .unwrap();
-    let bad = perflab(tmp.path(), &["suite", suite.to_str().unwrap()]);
+    let bad = lab.run(&["suite", suite.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("rate is for open-loop load"));
     std::fs::write(
@@ -169,28 +117,23 @@ fn rate_flag_turns_a_closed_case_open_and_bad_rates_are_refused() {
         CASE.replace("kind = \"open\"\nrate = 1000\n", ""),
     )
     .unwrap();
-    let out = perflab(
-        tmp.path(),
-        &[
-            "suite",
-            suite.to_str().unwrap(),
-            "--rate",
-            "300",
-            "--duration",
-            "2",
-            "--repeat",
-            "1",
-            "--cooldown-max",
-            "0",
-            "--plain",
-            "--output",
-            output.to_str().unwrap(),
-        ],
-    );
+    let out = lab.run(&[
+        "suite",
+        suite.to_str().unwrap(),
+        "--rate",
+        "300",
+        "--duration",
+        "2",
+        "--repeat",
+        "1",
+        "--cooldown-max",
+        "0",
+        "--plain",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
-    let rec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dirs(&output)[0].join("result.json")).unwrap())
-            .unwrap();
+    let rec = json(&runs_in(&output)[0].join("result.json"));
     assert_eq!(rec["open_loop"]["rate_asked"], 300.0);
     assert!(
         rec["load_command"]
@@ -207,7 +150,7 @@ fn session(dir: &Path) -> Session {
 fn session_with(dir: &Path, extra: &[(&str, &str)]) -> Session {
     // The library runs the generator from the perflab binary, not from this test program.
     // SAFETY: set before any thread of this test starts; tests take the SERIAL lock.
-    unsafe { std::env::set_var("PERFLAB_BIN", env!("CARGO_BIN_EXE_perflab")) };
+    unsafe { std::env::set_var("PERFLAB_BIN", PERFLAB) };
     let mut s = Session::new();
     s.set_log_level("warn").unwrap();
     s.cooldown.max_wait = Duration::ZERO;
@@ -243,7 +186,7 @@ fn stalled_run(s: &mut Session, load: &LoadOptions) -> (f64, f64) {
 
 #[test]
 fn a_gateway_stall_shows_in_the_open_loop_p99() {
-    let _g = lock();
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let mut s = session(tmp.path());
     s.start_upstream("location / { return 200 \"hi\\n\"; }")
@@ -306,38 +249,29 @@ http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1200 }
 
 #[test]
 fn capacity_search_converges_on_a_rate_limited_gateway() {
-    let _g = lock();
-    let tmp = tempfile::tempdir().unwrap();
-    let suite = one_case_suite(tmp.path(), "limited", LIMITED);
-    let output = tmp.path().join("output");
+    let _g = load_lock();
+    let lab = Lab::new();
+    let suite = PathBuf::from(lab.suite("limited", LIMITED));
+    let output = lab.output();
     // Latency is not the limit here (the machine is shared); errors are.
-    let out = perflab(
-        tmp.path(),
-        &[
-            "capacity",
-            suite.to_str().unwrap(),
-            "--target-ms",
-            "5000",
-            "--max-errors",
-            "1",
-            "--start-rate",
-            "200",
-            "--cooldown-max",
-            "0",
-            "--plain",
-            "--output",
-            output.to_str().unwrap(),
-        ],
-    );
+    let out = lab.run(&[
+        "capacity",
+        suite.to_str().unwrap(),
+        "--target-ms",
+        "5000",
+        "--max-errors",
+        "1",
+        "--start-rate",
+        "200",
+        "--cooldown-max",
+        "0",
+        "--plain",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
-    let root = std::fs::read_dir(&output)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("capacity.json")).unwrap()).unwrap();
+    let root = only_results_folder(&output);
+    let results = json(&root.join("capacity.json"));
     let r = &results[0];
     let (lo, hi) = (
         r["capacity_rps"].as_f64().unwrap(),
@@ -356,7 +290,7 @@ fn capacity_search_converges_on_a_rate_limited_gateway() {
     );
     // Every step is a run in the folder, and the report lists the latency curve.
     let steps = r["steps"].as_array().unwrap();
-    assert_eq!(run_dirs(&output).len(), steps.len());
+    assert_eq!(runs_in(&output).len(), steps.len());
     let md = std::fs::read_to_string(root.join("capacity.md")).unwrap();
     assert!(md.contains("| 200 |") && md.contains("fail"), "{md}");
     assert!(
@@ -367,7 +301,7 @@ fn capacity_search_converges_on_a_rate_limited_gateway() {
 
 #[test]
 fn two_load_hosts_split_the_rate_and_merge_their_histograms() {
-    let _g = lock();
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let mut s = session_with(tmp.path(), &[("load_hosts", "2")]);
     s.start_upstream("location / { return 200 \"hi\\n\"; }")

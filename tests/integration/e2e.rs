@@ -4,115 +4,11 @@
 //! Each perflab child gets its own TMPDIR. Every process the lab starts inherits it, so "nothing
 //! left running" is checked by scanning `/proc/*/environ` for that TMPDIR.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The load tests share two CPUs: run them one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::Builder::new()
-            .prefix("perflab-e2e-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        Lab { dir }
-    }
-    fn tmp(&self) -> PathBuf {
-        self.dir.path().join("tmp")
-    }
-    fn output(&self) -> PathBuf {
-        self.dir.path().join("output")
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_perflab"));
-        c.args(args)
-            .env("TMPDIR", self.tmp())
-            .env("PERFLAB_CACHE_DIR", self.dir.path().join("cache"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null());
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.cmd(args).output().unwrap();
-        eprintln!(
-            "$ perflab {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-    /// Processes that carry this lab's TMPDIR in their environment (started by the lab).
-    fn leftovers(&self) -> Vec<String> {
-        let needle = format!("TMPDIR={}", self.tmp().display());
-        let mut found = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(env) = std::fs::read(e.path().join("environ")) else {
-                continue;
-            };
-            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                found.push(format!(
-                    "{}: {}",
-                    e.file_name().to_string_lossy(),
-                    String::from_utf8_lossy(&cmd).replace('\0', " ")
-                ));
-            }
-        }
-        found
-    }
-    fn assert_nothing_left(&self) {
-        // Give exited processes a moment to be reaped by init.
-        let start = Instant::now();
-        while !self.leftovers().is_empty() && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let left = self.leftovers();
-        assert!(left.is_empty(), "processes left behind: {left:#?}");
-    }
-    fn results_dir(&self) -> PathBuf {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.output())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| perflab::store::is_results_folder(p))
-            .collect();
-        dirs.sort();
-        dirs.pop().expect("a results folder")
-    }
-    fn suite_dir(&self, files: &[(&str, &str)]) -> String {
-        let d = self.dir.path().join("suites").join("custom");
-        std::fs::create_dir_all(&d).unwrap();
-        for (name, text) in files {
-            std::fs::write(d.join(name), text).unwrap();
-        }
-        d.display().to_string()
-    }
-}
-
-const FAST: &[&str] = &[
-    "--duration",
-    "1",
-    "--repeat",
-    "1",
-    "--warmup",
-    "0",
-    "--cooldown-max",
-    "0",
-    "--plain",
-];
+use crate::util::{FAST, Lab, PERFLAB, json, load_lock, repo_path, stderr};
 
 fn args<'a>(head: &[&'a str], lab_out: &'a str) -> Vec<&'a str> {
     let mut v = head.to_vec();
@@ -121,18 +17,9 @@ fn args<'a>(head: &[&'a str], lab_out: &'a str) -> Vec<&'a str> {
     v
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
-}
-
 #[test]
 fn suite_run_is_kept_on_disk_and_reported() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
     let o = lab.run(&args(
@@ -217,7 +104,7 @@ fn suite_run_is_kept_on_disk_and_reported() {
 
 #[test]
 fn sigint_keeps_finished_runs_and_leaves_nothing_running() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
     let mut child = lab
@@ -302,10 +189,13 @@ fn assert_bad_input(lab: &Lab, args: &[&str], code: i32, needle: &str) {
 
 #[test]
 fn bad_input_is_refused_clearly() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
-    let bad_toml = lab.suite_dir(&[("bad.toml", "[case]\nname = \"x\"\ngateway = nginx\n")]);
+    let bad_toml = lab.suite_dir(
+        "custom",
+        &[("bad.toml", "[case]\nname = \"x\"\ngateway = nginx\n")],
+    );
     assert_bad_input(&lab, &args(&["suite", &bad_toml], &out), 2, "bad.toml:3:");
     assert_bad_input(
         &lab,
@@ -344,7 +234,7 @@ fn bad_input_is_refused_clearly() {
 
 #[test]
 fn lab_failures_name_their_cause_and_clean_up() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
     // A port in use.
@@ -358,7 +248,7 @@ fn lab_failures_name_their_cause_and_clean_up() {
     assert_bad_input(&lab, &a, 4, &format!("port {port}"));
     drop(busy);
     // A gateway config the gateway refuses: its own message comes through.
-    let refused = lab.suite_dir(&[(
+    let refused = lab.suite_dir("custom", &[(
         "refused.toml",
         "[case]\nname = \"refused\"\ngateways = [\"nginx\", \"haproxy\"]\n[case.gateway_settings]\nextra_config = \"bogus_directive on;\"\n[case.load]\nconnections = 10\nthreads = 1\n",
     )]);
@@ -376,28 +266,16 @@ fn lab_failures_name_their_cause_and_clean_up() {
     );
 }
 
-/// A PATH holding only some tools, as links.
-fn path_with(lab: &Lab, tools: &[&str]) -> PathBuf {
-    let bin = lab.dir.path().join(format!("bin-{}", tools.join("-")));
-    std::fs::create_dir_all(&bin).unwrap();
-    for t in tools {
-        let real =
-            which::which(t).unwrap_or_else(|_| panic!("{t} must be installed for this test"));
-        std::os::unix::fs::symlink(real, bin.join(t)).unwrap();
-    }
-    bin
-}
-
 #[test]
 fn missing_wrk_or_nginx_is_reported_with_how_to_install() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
     let base = ["sh", "taskset", "getconf", "cat", "readlink"];
     for (missing, present) in [("wrk", "nginx"), ("nginx", "wrk")] {
         let mut tools = base.to_vec();
         tools.push(present);
-        let bin = path_with(&lab, &tools);
+        let bin = lab.path_with(&tools);
         let o = lab
             .cmd(&args(&["suite", "rps", "--tags", "baseline"], &out))
             .env("PATH", &bin)
@@ -416,7 +294,7 @@ fn missing_wrk_or_nginx_is_reported_with_how_to_install() {
 #[test]
 fn import_wrk_prints_json_and_names_refused_addresses() {
     let lab = Lab::new();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrk");
+    let fixtures = repo_path("tests/fixtures/wrk");
     let o = lab.run(&[
         "import",
         "wrk",
@@ -450,19 +328,19 @@ fn import_wrk_prints_json_and_names_refused_addresses() {
 fn an_installed_perflab_finds_suites_in_its_share_folder() {
     // The layout the flake installs: <prefix>/bin/perflab and <prefix>/share/perflab/suites.
     let lab = Lab::new();
-    let prefix = lab.dir.path().join("prefix");
+    let prefix = lab.root().join("prefix");
     let suites = prefix.join("share/perflab/suites/installed-only");
     std::fs::create_dir_all(prefix.join("bin")).unwrap();
     std::fs::create_dir_all(&suites).unwrap();
     let exe = prefix.join("bin/perflab");
-    std::fs::copy(env!("CARGO_BIN_EXE_perflab"), &exe).unwrap();
+    std::fs::copy(PERFLAB, &exe).unwrap();
     // A case file with an error: loading it names the file, so nothing needs to run.
     std::fs::write(
         suites.join("bad.toml"),
         "[case]\nname = \"x\"\ngateway = nginx\n",
     )
     .unwrap();
-    let elsewhere = lab.dir.path().join("elsewhere");
+    let elsewhere = lab.root().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     let out = Command::new(&exe)
         .args(["suite", "installed-only", "--output"])
@@ -506,12 +384,14 @@ fn tools_asked_in_one_command_match_tool_by_tool() {
 /// to the proxy listener and a scrape, each recorded with the traffic around it.
 #[test]
 fn actions_during_load_are_recorded_with_the_traffic_around_them() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
-    let suite = lab.suite_dir(&[(
-        "reload.toml",
-        r#"
+    let suite = lab.suite_dir(
+        "custom",
+        &[(
+            "reload.toml",
+            r#"
 [case]
 name = "reload"
 gateways = ["nginx", "haproxy"]
@@ -540,7 +420,8 @@ action = "scrape"
 path = "/perflab-health"
 port = "proxy"
 "#,
-    )]);
+        )],
+    );
     let o = lab.run(&[
         "suite",
         &suite,
@@ -644,7 +525,7 @@ port = "proxy"
 /// and the field named; a multiplexed comparison refuses cases with actions.
 #[test]
 fn bad_actions_during_load_are_refused_clearly() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.output().display().to_string();
     let case = |during: &str| {
@@ -670,7 +551,7 @@ fn bad_actions_during_load_are_refused_clearly() {
         ("at = 1\naction = \"scrape\"", "path is needed"),
     ];
     for (during, needle) in bad {
-        let dir = lab.suite_dir(&[("d.toml", &case(during))]);
+        let dir = lab.suite_dir("custom", &[("d.toml", &case(during))]);
         let o = lab.run(&[
             "suite",
             &dir,
@@ -689,7 +570,10 @@ fn bad_actions_during_load_are_refused_clearly() {
         assert!(stderr(&o).contains(needle), "{during}: {}", stderr(&o));
     }
     // A valid case whose action the command line's --duration cuts off.
-    let dir = lab.suite_dir(&[("d.toml", &case("at = 3\naction = \"reload\""))]);
+    let dir = lab.suite_dir(
+        "custom",
+        &[("d.toml", &case("at = 3\naction = \"reload\""))],
+    );
     assert_bad_input(
         &lab,
         &args(&["suite", &dir], &out),
@@ -697,7 +581,10 @@ fn bad_actions_during_load_are_refused_clearly() {
         "after the command line's --duration 1s",
     );
     // The multiplexed design does not run actions during load.
-    let dir = lab.suite_dir(&[("d.toml", &case("at = 1\naction = \"reload\""))]);
+    let dir = lab.suite_dir(
+        "custom",
+        &[("d.toml", &case("at = 1\naction = \"reload\""))],
+    );
     assert_bad_input(
         &lab,
         &[

@@ -14,6 +14,11 @@ use perflab::driver::{Driver, DriverOptions, Role};
 use perflab::host::{Cmd, HostError};
 use perflab::session::set_governor_performance;
 
+use crate::util::{
+    PERFLAB, Points, json, key_paths, load_lock, parsable_runs, printed_runs, repo_path,
+    result_files, results_folders,
+};
+
 const LAB: &str = "tftest";
 const OCTET: &str = "231";
 
@@ -100,6 +105,7 @@ fn nginx_conf(dir: &Path, addr: &str) -> String {
 
 #[test]
 fn netns_lab_lifecycle() {
+    let _g = load_lock();
     let tmp = tempfile::Builder::new()
         .prefix("pltf")
         .tempdir_in("/tmp")
@@ -551,7 +557,7 @@ fn unreachable_host_is_a_clear_error() {
 #[test]
 fn module_without_required_outputs_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
+    let fixtures = repo_path("tests/fixtures/terraform");
     let mut d = TerraformDriver::new(
         &options(&[
             ("provider", "no-outputs"),
@@ -657,7 +663,7 @@ impl CliLab {
     /// The perflab command with the lab's driver options and a private cache dir (so `teardown`
     /// never touches anyone else's git checkouts).
     fn perflab(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_perflab"));
+        let mut c = Command::new(PERFLAB);
         c.args(args)
             .env("XDG_CACHE_HOME", self.tmp.path().join("cache"))
             .env("CHECKPOINT_DISABLE", "1");
@@ -788,61 +794,20 @@ impl Drop for LabGuardFor {
     }
 }
 
-fn results_dirs(out: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| perflab::store::is_results_folder(p))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn result_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path().join("result.json"))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn json_file(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-/// The keys of a JSON object, recursively (`a.b.c`), for comparing result shapes.
-fn shape(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
-    if let serde_json::Value::Object(m) = v {
-        for (k, x) in m {
-            let key = format!("{prefix}{k}");
-            shape(x, &format!("{key}."), out);
-            out.push(key);
-        }
-    }
-    out.sort();
-}
-
 #[test]
 fn cli_suite_runs_reuses_and_destroys_the_lab() {
+    let _g = load_lock();
     let lab = CliLab::new("tfcli", "232");
 
     // 1. A full cycle: apply, roles over SSH, one measured run, results.
     let out = lab.suite("1").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "suite failed: {stderr}");
-    let dirs = results_dirs(&lab.output());
+    let dirs = results_folders(&lab.output());
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let results = result_files(&dirs[0]);
     assert_eq!(results.len(), 1, "{results:?}\n{stderr}");
-    let rec = json_file(&results[0]);
+    let rec = json(&results[0]);
     assert_eq!(rec["driver"], "terraform");
     assert!(rec["rps"].as_f64().unwrap() > 0.0, "{rec}");
     assert!(rec["requests"].as_u64().unwrap() > 0);
@@ -861,11 +826,11 @@ fn cli_suite_runs_reuses_and_destroys_the_lab() {
     );
     let gw_conf = std::fs::read_to_string(run_dir.join("config/gateway-nginx.conf")).unwrap();
     assert!(gw_conf.contains("server 10.232.1.2:"), "{gw_conf}");
-    let prep = json_file(&run_dir.join("machine-prep.json"));
+    let prep = json(&run_dir.join("machine-prep.json"));
     assert_eq!(prep["machine"], "gateway");
     assert!(prep["cool_down"]["cores"].as_u64().unwrap() >= 1, "{prep}");
     assert!(prep["governor"]["status"].is_string(), "{prep}");
-    let manifest = json_file(&dirs[0].join("manifest.json"));
+    let manifest = json(&dirs[0].join("manifest.json"));
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["driver_info"]["infrastructure"], "applied");
     assert_eq!(manifest["driver_info"]["provider"], "netns");
@@ -903,11 +868,12 @@ fn cli_suite_runs_reuses_and_destroys_the_lab() {
         "{}",
         String::from_utf8_lossy(&local.stderr)
     );
-    let local_rec = json_file(&result_files(&results_dirs(&local_out)[0])[0]);
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    shape(&rec, "", &mut a);
-    shape(&local_rec, "", &mut b);
-    assert_eq!(a, b, "result shapes differ");
+    let local_rec = json(&result_files(&results_folders(&local_out)[0])[0]);
+    assert_eq!(
+        key_paths(&rec),
+        key_paths(&local_rec),
+        "result shapes differ"
+    );
 
     // 2. Default teardown kept the lab; the next run reuses it: no new apply.
     let applied = std::fs::read(lab.state().join("perflab-applied.json")).unwrap();
@@ -923,9 +889,9 @@ fn cli_suite_runs_reuses_and_destroys_the_lab() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dirs = results_dirs(&lab.output());
+    let dirs = results_folders(&lab.output());
     assert_eq!(dirs.len(), 2);
-    let manifest = json_file(&dirs[1].join("manifest.json"));
+    let manifest = json(&dirs[1].join("manifest.json"));
     assert_eq!(manifest["driver_info"]["infrastructure"], "reused");
     assert!(manifest["driver_info"]["apply_s"].is_null());
     assert_eq!(result_files(&dirs[1]).len(), 1);
@@ -995,30 +961,6 @@ fn lab_processes(netns: &[String], needle: &str, sshd: &[u32]) -> Vec<(u32, Stri
     found
 }
 
-/// Seeded interrupt points (xoshiro256++ from the library): the seed is printed, and
-/// `PERFLAB_TEST_SEED=N` replays a failure.
-struct Points(perflab::stats::Xoshiro256pp);
-
-impl Points {
-    fn from_env() -> Points {
-        let seed = std::env::var("PERFLAB_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
-        Points(perflab::stats::Xoshiro256pp::new(seed))
-    }
-    /// A delay from `lo` to `hi` seconds.
-    fn delay(&mut self, lo: f64, hi: f64) -> Duration {
-        Duration::from_secs_f64(lo + (hi - lo) * self.0.unit())
-    }
-}
-
 /// SIGINT (to the process group, as a terminal sends it), SIGTERM and SIGKILL at seeded points
 /// of a suite on the netns lab (the lab applied by the same invocation, so a point may fall in
 /// `terraform apply`). After `teardown` the lab's machines run nothing of it and hold no lab
@@ -1026,6 +968,7 @@ impl Points {
 /// is on disk and parses.
 #[test]
 fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
+    let _g = load_lock();
     use nix::sys::signal::Signal;
     let lab = CliLab::new("tfint", "234");
     let mut points = Points::from_env();
@@ -1108,18 +1051,8 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
             .unwrap_or(0);
         assert_eq!(journals, 0, "{sig}: journals left after teardown");
         // Every run printed as finished is on disk and parses.
-        let printed = stderr
-            .lines()
-            .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
-            .count();
-        let stored = results_dirs(&lab.output())
-            .iter()
-            .flat_map(|d| result_files(d))
-            .filter(|f| {
-                serde_json::from_slice::<perflab::result::RunRecord>(&std::fs::read(f).unwrap())
-                    .is_ok()
-            })
-            .count();
+        let printed = printed_runs(&stderr);
+        let stored = parsable_runs(&lab.output());
         assert!(
             stored >= printed,
             "{sig}: printed {printed}, stored {stored}"
@@ -1138,6 +1071,7 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
 
 #[test]
 fn cli_multiplexed_compare_runs_on_the_netns_lab() {
+    let _g = load_lock();
     let lab = CliLab::new("tfmux", "233");
     let out = lab.output();
     let mut c = lab.perflab(&[
@@ -1174,8 +1108,8 @@ fn cli_multiplexed_compare_runs_on_the_netns_lab() {
     let teardown = lab.full_teardown();
     assert!(o.status.success(), "compare failed: {stderr}");
     assert!(teardown.status.success());
-    let dirs = results_dirs(&out);
-    let design = json_file(&dirs[0].join("design.json"));
+    let dirs = results_folders(&out);
+    let design = json(&dirs[0].join("design.json"));
     let case = design["cases"]
         .as_object()
         .unwrap()
@@ -1184,10 +1118,7 @@ fn cli_multiplexed_compare_runs_on_the_netns_lab() {
         .unwrap()
         .clone();
     assert!(case["segments"].as_u64().unwrap() >= 2, "{design}");
-    let runs: Vec<serde_json::Value> = result_files(&dirs[0])
-        .iter()
-        .map(|p| json_file(p))
-        .collect();
+    let runs: Vec<serde_json::Value> = result_files(&dirs[0]).iter().map(|p| json(p)).collect();
     assert!(runs.len() >= 8, "{stderr}");
     let mut urls = std::collections::BTreeSet::new();
     for r in &runs {
@@ -1233,11 +1164,11 @@ fn cli_open_loop_runs_on_two_load_hosts_of_the_netns_lab() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "suite failed: {stderr}");
-    let dirs = results_dirs(&lab.output());
+    let dirs = results_folders(&lab.output());
     let files = result_files(&dirs[0]);
     assert_eq!(files.len(), 1, "{stderr}");
-    let rec = json_file(&files[0]);
-    let manifest = json_file(&dirs[0].join("manifest.json"));
+    let rec = json(&files[0]);
+    let manifest = json(&dirs[0].join("manifest.json"));
     let machines = &manifest["driver_info"]["machines"];
     assert_eq!(
         machines["load"][0]["internal_ip"], "10.237.1.3",
@@ -1309,8 +1240,8 @@ fn cli_open_loop_runs_on_two_load_hosts_of_the_netns_lab() {
     let out = lab.suite_with("1", &two).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "wrk suite failed: {stderr}");
-    let dirs = results_dirs(&lab.output());
-    let rec = json_file(&result_files(&dirs[1])[0]);
+    let dirs = results_folders(&lab.output());
+    let rec = json(&result_files(&dirs[1])[0]);
     assert!(rec["open_loop"].is_null(), "{rec}");
     assert!(rec["requests"].as_u64().unwrap() > 0);
     assert!(

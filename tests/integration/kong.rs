@@ -18,9 +18,7 @@ use perflab::role::gateway::kong::{
 };
 use perflab::role::gateway::{GatewayAdapter, GatewayContext};
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+use crate::util::{PERFLAB, free_port, live_kong, load_lock, repo_path, skip};
 
 fn local(dir: &Path) -> Arc<dyn Host> {
     Arc::new(LocalHost::new("local", dir).unwrap())
@@ -511,14 +509,6 @@ fn admin_requests_create_the_same_entities() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts nginx serving `server_body` on a free loopback port; returns the proc and the port.
 fn start_nginx(
     host: &Arc<dyn Host>,
@@ -556,7 +546,7 @@ fn admin_apply_reports_the_servers_error_body() {
         tmp.path(),
         &format!("location / {{ root {}; }}", tmp.path().display()),
     ) else {
-        println!("nginx not installed: skipping the Admin API error test");
+        skip("the Admin API error test", "nginx is not installed");
         return;
     };
     let doc = declarative::document(
@@ -637,7 +627,7 @@ fn cluster_certificate_is_self_signed_kong_clustering_p384() {
 
 #[test]
 fn meta_lua_gives_the_base_version() {
-    let text = std::fs::read_to_string(repo("tests/fixtures/kong/meta.lua")).unwrap();
+    let text = std::fs::read_to_string(repo_path("tests/fixtures/kong/meta.lua")).unwrap();
     let v = meta::parse_meta_lua(&text).unwrap();
     assert_eq!(
         (v.major, v.minor, v.patch, v.suffix.clone()),
@@ -713,7 +703,7 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
     let wt = tmp.path().join("wt");
     std::fs::create_dir_all(wt.join("kong")).unwrap();
     std::fs::copy(
-        repo("tests/fixtures/kong/meta.lua"),
+        repo_path("tests/fixtures/kong/meta.lua"),
         wt.join("kong/meta.lua"),
     )
     .unwrap();
@@ -739,7 +729,7 @@ fn a_missing_kong_is_a_missing_tool_pointing_at_the_docs() {
     assert!(err.to_string().contains("no worktree"), "{err}");
 
     if host.which("kong").is_some() {
-        println!("kong is installed here: the missing-kong start check is skipped");
+        skip("the missing-kong start check", "kong is installed here");
         return;
     }
     let uris = vec!["http://127.0.0.1:18088".to_string()];
@@ -780,7 +770,7 @@ fn logged_paths(log: &str) -> Vec<String> {
 
 #[test]
 fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
-    let suite = perflab::suite::load_suite(repo("suites/kong").to_str().unwrap()).unwrap();
+    let suite = perflab::suite::load_suite(repo_path("suites/kong").to_str().unwrap()).unwrap();
     let names: Vec<&str> = suite.cases.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -1148,36 +1138,6 @@ fn migrations_bootstrap_then_up_then_finish() {
 
 // ---------------------------------------------------------------- live Kong
 
-/// Which Kong the live test runs against, or why it is skipped. It runs on its own wherever a
-/// Kong is found — `PERFLAB_KONG_PREFIX` (a Kong built from source) or `kong` on `PATH` — so a
-/// machine with Kong runs it in `cargo test`; `PERFLAB_KONG_LIVE=1` demands it (a missing Kong
-/// then fails the test) and `PERFLAB_KONG_LIVE=0` turns it off.
-fn live_kong(host: &dyn Host) -> Result<String, String> {
-    let live = std::env::var("PERFLAB_KONG_LIVE").unwrap_or_default();
-    if live == "0" {
-        return Err("PERFLAB_KONG_LIVE=0".into());
-    }
-    let found = match std::env::var("PERFLAB_KONG_PREFIX") {
-        Ok(p) if !p.trim().is_empty() => {
-            let kong = Path::new(p.trim()).join("bin/kong");
-            assert!(
-                kong.is_file(),
-                "PERFLAB_KONG_PREFIX={p}, but {} does not exist",
-                kong.display()
-            );
-            Some(format!("{} (PERFLAB_KONG_PREFIX)", kong.display()))
-        }
-        _ => host.which("kong").map(|k| format!("{k} (on PATH)")),
-    };
-    match found {
-        Some(k) => Ok(k),
-        None if live == "1" => {
-            panic!("PERFLAB_KONG_LIVE=1 but no Kong: set PERFLAB_KONG_PREFIX or put kong on PATH")
-        }
-        None => Err("no Kong here (neither PERFLAB_KONG_PREFIX nor `kong` on PATH)".into()),
-    }
-}
-
 /// A temp dir PostgreSQL can reach (0711) and a local host on it, when a live Kong is found;
 /// `None` (and a `SKIPPED what: why` line) otherwise.
 fn live_lab(what: &str) -> Option<(tempfile::TempDir, Arc<dyn Host>)> {
@@ -1192,10 +1152,10 @@ fn live_lab_mode(what: &str, mode: Option<u32>) -> Option<(tempfile::TempDir, Ar
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let host = local(tmp.path());
-    match live_kong(host.as_ref()) {
+    match live_kong() {
         Ok(k) => println!("{what} against {k}"),
         Err(why) => {
-            println!("SKIPPED {what}: {why}");
+            skip(what, &why);
             return None;
         }
     }
@@ -1308,6 +1268,7 @@ fn live_fix_checks(
 
 #[test]
 fn live_kong_in_every_mode() {
+    let _g = load_lock();
     let Some((tmp, host)) = live_lab("live Kong test") else {
         return;
     };
@@ -1424,7 +1385,7 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
     let wt = tmp.path().join("wt");
     std::fs::create_dir_all(wt.join("kong")).unwrap();
     std::fs::copy(
-        repo("tests/fixtures/kong/meta.lua"),
+        repo_path("tests/fixtures/kong/meta.lua"),
         wt.join("kong/meta.lua"),
     )
     .unwrap();
@@ -1473,6 +1434,7 @@ fn kong_versions_pick_their_images_on_the_docker_driver() {
 
 #[test]
 fn live_migrate_only_brings_a_database_up_to_date_and_is_repeatable() {
+    let _g = load_lock();
     let Some((tmp, host)) = live_lab("live migrations") else {
         return;
     };
@@ -1529,6 +1491,7 @@ fn master_pids(log: &str) -> Vec<String> {
 /// runs the cases whose names contain one of these words.
 #[test]
 fn live_kong_scenarios_run_end_to_end() {
+    let _g = load_lock();
     let Some((tmp, _)) = live_lab("live Kong scenarios") else {
         return;
     };
@@ -1539,7 +1502,7 @@ fn live_kong_scenarios_run_end_to_end() {
     for d in [&suite, &during_suite] {
         std::fs::create_dir_all(d).unwrap();
     }
-    for entry in std::fs::read_dir(repo("suites/kong")).unwrap() {
+    for entry in std::fs::read_dir(repo_path("suites/kong")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         if only
@@ -1561,7 +1524,7 @@ fn live_kong_scenarios_run_end_to_end() {
             "out-{}",
             dir.file_name().unwrap().to_string_lossy()
         ));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+        let out = std::process::Command::new(PERFLAB)
             .args(["suite", dir.to_str().unwrap()])
             .args(["--duration", duration, "--repeat", repeat])
             .args([
@@ -1634,6 +1597,7 @@ fn live_kong_scenarios_run_end_to_end() {
 
 #[test]
 fn large_cases_are_seeded_by_import_and_repeats_share_one_kong() {
+    let _g = load_lock();
     use perflab::role::gateway::kong::{BULK_REQUESTS, Seed};
     let s = |t: &str| KongSettings::from_table(&settings(t)).unwrap();
     assert_eq!(s("").seed, Seed::Auto);
@@ -1657,6 +1621,7 @@ fn large_cases_are_seeded_by_import_and_repeats_share_one_kong() {
 /// of the Admin API, each recorded with the traffic around it, and the load still routed after.
 #[test]
 fn live_kong_actions_during_load() {
+    let _g = load_lock();
     let Some((tmp, _)) = live_lab("live Kong actions-during-load test") else {
         return;
     };
@@ -1683,7 +1648,7 @@ fn live_kong_actions_during_load() {
     let out = tmp.path().join("out");
     let child_tmp = tmp.path().join("tmp");
     std::fs::create_dir_all(&child_tmp).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+    let o = std::process::Command::new(PERFLAB)
         .arg("suite")
         .arg(&suite)
         .args([
@@ -1810,7 +1775,7 @@ fn perflab_suite(work: &Path, suite: &Path, args: &[&str]) -> Result<PathBuf, St
         .flatten()
         .map(|e| e.path())
         .collect();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+    let out = std::process::Command::new(PERFLAB)
         .arg("suite")
         .arg(suite)
         .args(args)
@@ -1864,6 +1829,7 @@ fn run_dirs(results: &Path) -> Vec<PathBuf> {
 /// the live Kong test runs (`live_kong`).
 #[test]
 fn live_kong_lua_profiler_names_kongs_lua_functions() {
+    let _g = load_lock();
     let Some((tmp, _)) = live_lab_mode("live Kong Lua profiler test", None) else {
         return;
     };
@@ -1945,7 +1911,7 @@ fn live_kong_lua_profiler_names_kongs_lua_functions() {
 #[test]
 fn a_recorded_lua_sampler_dump_folds_into_named_kong_frames() {
     use perflab::role::lua_profiler::{ROOT_FRAME, fold_dumps};
-    let dump = std::fs::read_to_string(repo(
+    let dump = std::fs::read_to_string(repo_path(
         "tests/fixtures/lua-profile/kong-3.9.3-key-auth-worker.dump",
     ))
     .unwrap();
@@ -1982,6 +1948,7 @@ fn a_recorded_lua_sampler_dump_folds_into_named_kong_frames() {
 /// picks drivers).
 #[test]
 fn live_kong_suite_on_every_driver() {
+    let _g = load_lock();
     let Some((tmp, host)) = live_lab_mode("live Kong per-driver test", Some(0o755)) else {
         return;
     };
@@ -1999,7 +1966,7 @@ fn live_kong_suite_on_every_driver() {
         format!("lab=kong{}", std::process::id() % 10000),
         "var.net_octet=233".to_string(),
         format!("state-dir={}", netns_state.display()),
-        format!("modules-dir={}", repo("terraform").display()),
+        format!("modules-dir={}", repo_path("terraform").display()),
         "ssh-wait=30".to_string(),
     ]
     .into_iter()
@@ -2014,7 +1981,7 @@ fn live_kong_suite_on_every_driver() {
             continue;
         }
         let mut args: Vec<String> = vec!["--driver".into(), driver.into()];
-        let skip = match driver {
+        let missing = match driver {
             "docker" => docker_engine_answers().err(),
             "terraform" if !is_root => Some("the netns lab needs root".to_string()),
             "terraform" => host
@@ -2023,13 +1990,13 @@ fn live_kong_suite_on_every_driver() {
                 .then(|| "terraform is not installed".to_string()),
             _ => None,
         };
-        if let Some(why) = skip {
-            println!("SKIPPED {driver}: {why}");
+        if let Some(why) = missing {
+            skip(driver, &why);
             summary.push(format!("{driver}: skipped ({why})"));
             continue;
         }
         if driver == "docker" {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+            let out = std::process::Command::new(PERFLAB)
                 .args(["image", "build"])
                 .output()
                 .unwrap();
@@ -2053,7 +2020,7 @@ fn live_kong_suite_on_every_driver() {
         if driver == "terraform" {
             let mut teardown = vec!["teardown", "--driver", "terraform", "--full"];
             teardown.extend(netns_opts.iter().map(String::as_str));
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"))
+            let _ = std::process::Command::new(PERFLAB)
                 .args(&teardown)
                 .env("CHECKPOINT_DISABLE", "1")
                 .output();
@@ -2104,6 +2071,7 @@ fn docker_engine_answers() -> Result<(), String> {
 /// then serves the dumped route: 401 without the key, 200 with it.
 #[test]
 fn live_kong_pgdump_round_trip_restores_kongs_entities() {
+    let _g = load_lock();
     let Some((tmp, _)) = live_lab_mode("live Kong pgdump test", Some(0o755)) else {
         return;
     };

@@ -8,12 +8,14 @@
 //! pointer into the same document). A schema using any other keyword fails the tests, so the
 //! schemas cannot silently rely on something this validator ignores.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_perflab");
+use crate::util::{
+    FAST, Lab, PERFLAB, json, load_lock, only_results_folder, repo_path, results_folders, run_dirs,
+};
 
 /// Keywords that only annotate.
 const ANNOTATIONS: &[&str] = &["$schema", "$id", "$defs", "title", "description"];
@@ -25,7 +27,7 @@ struct Schema {
 
 impl Schema {
     fn load(rel: &str) -> Schema {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        let p = repo_path(rel);
         let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         Schema {
             root: serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
@@ -178,11 +180,6 @@ fn has_type(v: &Value, name: &str) -> bool {
     }
 }
 
-fn read_json(p: &Path) -> Value {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 fn assert_valid(schema: &Schema, reference: &str, inst: &Value, what: &str) {
     let errs = schema.check_at(reference, inst);
     assert!(
@@ -194,7 +191,7 @@ fn assert_valid(schema: &Schema, reference: &str, inst: &Value, what: &str) {
 
 /// The wrk fixtures `perflab import wrk` parses (connect-refused.txt is a failed run).
 fn wrk_fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrk");
+    let dir = repo_path("tests/fixtures/wrk");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
@@ -209,14 +206,14 @@ fn wrk_fixtures() -> Vec<PathBuf> {
 
 #[test]
 fn a_real_suite_run_matches_the_committed_schemas() {
+    let _g = load_lock();
     let result_schema = Schema::load("docs/result.schema.json");
     let manifest_schema = Schema::load("docs/manifest.schema.json");
-    let tmp = tempfile::tempdir().unwrap();
-    let child_tmp = tmp.path().join("tmp");
-    std::fs::create_dir_all(&child_tmp).unwrap();
-    let output = tmp.path().join("out");
+    let lab = Lab::new();
+    let output = lab.output();
     // simple-proxy through nginx, and the baseline case (no gateway: the nullable CPU fields).
-    let out = Command::new(BIN)
+    let out = lab
+        .perflab()
         .args([
             "suite",
             "rps",
@@ -225,22 +222,9 @@ fn a_real_suite_run_matches_the_committed_schemas() {
             "--gateway",
             "nginx",
         ])
-        .args([
-            "--duration",
-            "1",
-            "--repeat",
-            "1",
-            "--warmup",
-            "0",
-            "--cooldown-max",
-            "0",
-        ])
-        .arg("--plain")
+        .args(FAST)
         .arg("--output")
         .arg(&output)
-        .env("TMPDIR", &child_tmp)
-        .env_remove("PERF_TEST_DRIVER")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(
@@ -250,12 +234,7 @@ fn a_real_suite_run_matches_the_committed_schemas() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let folders: Vec<PathBuf> = std::fs::read_dir(&output)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| perflab::store::is_results_folder(p))
-        .collect();
+    let folders = results_folders(&output);
     assert_eq!(
         folders.len(),
         1,
@@ -271,7 +250,7 @@ fn a_real_suite_run_matches_the_committed_schemas() {
         root.display()
     );
 
-    let manifest = read_json(&root.join("manifest.json"));
+    let manifest = json(&root.join("manifest.json"));
     assert_valid(&manifest_schema, "#", &manifest, "manifest.json");
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["runs_planned"], 2);
@@ -293,7 +272,7 @@ fn a_real_suite_run_matches_the_committed_schemas() {
         ] {
             assert!(dir.join(f).is_file(), "{} has no {f}", dir.display());
         }
-        let rec = read_json(&dir.join("result.json"));
+        let rec = json(&dir.join("result.json"));
         assert_valid(
             &result_schema,
             "#",
@@ -340,11 +319,10 @@ fn a_real_suite_run_matches_the_committed_schemas() {
 /// `during` object that matches the schema.
 #[test]
 fn a_run_with_actions_during_load_matches_the_schema() {
+    let _g = load_lock();
     let result_schema = Schema::load("docs/result.schema.json");
-    let tmp = tempfile::tempdir().unwrap();
-    let child_tmp = tmp.path().join("tmp");
-    let suite = tmp.path().join("suites/during");
-    std::fs::create_dir_all(&child_tmp).unwrap();
+    let lab = Lab::new();
+    let suite = lab.path("suites/during");
     std::fs::create_dir_all(&suite).unwrap();
     std::fs::write(
         suite.join("reload.toml"),
@@ -373,8 +351,9 @@ port = "proxy"
 "#,
     )
     .unwrap();
-    let output = tmp.path().join("out");
-    let out = Command::new(BIN)
+    let output = lab.output();
+    let out = lab
+        .perflab()
         .arg("suite")
         .arg(&suite)
         .args([
@@ -388,9 +367,6 @@ port = "proxy"
         ])
         .arg("--output")
         .arg(&output)
-        .env("TMPDIR", &child_tmp)
-        .env_remove("PERF_TEST_DRIVER")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(
@@ -398,19 +374,8 @@ port = "proxy"
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let root = std::fs::read_dir(&output)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    let run = std::fs::read_dir(root.join("runs"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    let rec = read_json(&run.join("result.json"));
+    let run = run_dirs(&only_results_folder(&output))[0].clone();
+    let rec = json(&run.join("result.json"));
     assert_valid(&result_schema, "#", &rec, "result.json with during");
     let actions = rec["during"]["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 3, "{rec}");
@@ -421,7 +386,7 @@ port = "proxy"
 fn import_wrk_output_matches_the_load_result_definition() {
     let schema = Schema::load("docs/result.schema.json");
     let files = wrk_fixtures();
-    let out = Command::new(BIN)
+    let out = Command::new(PERFLAB)
         .args(["import", "wrk"])
         .args(&files)
         .output()
@@ -438,7 +403,7 @@ fn import_wrk_output_matches_the_load_result_definition() {
         assert_valid(&schema, "#/$defs/LoadResult", v, &f.display().to_string());
     }
     // One file prints one object.
-    let out = Command::new(BIN)
+    let out = Command::new(PERFLAB)
         .args(["import", "wrk"])
         .arg(&files[0])
         .output()
@@ -447,9 +412,8 @@ fn import_wrk_output_matches_the_load_result_definition() {
     assert!(one.is_object());
     assert_valid(&schema, "#/$defs/LoadResult", &one, "single import");
     // A failed wrk run is a lab failure (exit status 4), as docs/cli.md says.
-    let refused =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrk/connect-refused.txt");
-    let out = Command::new(BIN)
+    let refused = repo_path("tests/fixtures/wrk/connect-refused.txt");
+    let out = Command::new(PERFLAB)
         .args(["import", "wrk"])
         .arg(refused)
         .output()
@@ -486,9 +450,9 @@ fn the_run_record_repeats_every_load_result_field_unchanged() {
 #[test]
 fn the_validator_rejects_what_the_schema_forbids() {
     let schema = Schema::load("docs/result.schema.json");
-    let out = Command::new(BIN)
+    let out = Command::new(PERFLAB)
         .args(["import", "wrk"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrk/latency.txt"))
+        .arg(repo_path("tests/fixtures/wrk/latency.txt"))
         .output()
         .unwrap();
     let good: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -558,7 +522,7 @@ fn the_validator_rejects_what_the_schema_forbids() {
 
 #[test]
 fn bad_input_exits_with_status_2() {
-    let out = Command::new(BIN)
+    let out = Command::new(PERFLAB)
         .args(["suite", "no-such-suite"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -569,7 +533,7 @@ fn bad_input_exits_with_status_2() {
         err.contains("unknown suite \"no-such-suite\"") && err.contains("rps"),
         "{err}"
     );
-    let out = Command::new(BIN)
+    let out = Command::new(PERFLAB)
         .args(["suite", "rps", "--tags", "no-such-tag"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -579,10 +543,12 @@ fn bad_input_exits_with_status_2() {
 
 #[test]
 fn an_open_loop_run_matches_the_committed_schema() {
+    let _g = load_lock();
     let result_schema = Schema::load("docs/result.schema.json");
-    let tmp = tempfile::tempdir().unwrap();
-    let output = tmp.path().join("out");
-    let out = Command::new(BIN)
+    let lab = Lab::new();
+    let output = lab.output();
+    let out = lab
+        .perflab()
         .args([
             "suite",
             "rps",
@@ -595,9 +561,6 @@ fn an_open_loop_run_matches_the_committed_schema() {
         .args(["--duration", "1", "--repeat", "1", "--warmup", "0"])
         .args(["--cooldown-max", "0", "--plain", "--output"])
         .arg(&output)
-        .env("TMPDIR", tmp.path())
-        .env_remove("PERF_TEST_DRIVER")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(
@@ -605,19 +568,8 @@ fn an_open_loop_run_matches_the_committed_schema() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let root = std::fs::read_dir(&output)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    let run = std::fs::read_dir(root.join("runs"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    let rec = read_json(&run.join("result.json"));
+    let run = run_dirs(&only_results_folder(&output))[0].clone();
+    let rec = json(&run.join("result.json"));
     assert_valid(&result_schema, "#", &rec, "open-loop result.json");
     assert_eq!(rec["open_loop"]["rate_asked"], 300.0);
     assert!(run.join("latency.hdr").is_file() && run.join("open-load.json").is_file());

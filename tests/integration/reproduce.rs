@@ -23,108 +23,40 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-static LOAD: Mutex<()> = Mutex::new(());
+use crate::util::{Lab, PERFLAB, json, load_lock, only_results_folder, runs, text};
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    LOAD.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A temp dir with `tmp/`, `cache/` and `out/`, and a perflab command bound to them.
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["tmp", "cache", "out"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        Lab { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn perflab(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_perflab"));
-        c.env("TMPDIR", self.path("tmp"))
-            .env("PERFLAB_CACHE_DIR", self.path("cache"))
-            .env_remove("PERF_TEST_DRIVER")
-            .current_dir(self.dir.path());
-        c
-    }
-
-    /// `perflab suite rps` over `tags` on nginx, 1 s runs; returns the results folder.
-    fn record(&self, tags: &str, repeat: u32, output: &str) -> PathBuf {
-        let out = run(self.perflab().args([
-            "suite",
-            "rps",
-            "--tags",
-            tags,
-            "--gateway",
-            "nginx",
-            "--duration",
-            "1",
-            "--repeat",
-            &repeat.to_string(),
-            "--cooldown-max",
-            "0",
-            "--warmup",
-            "0",
-            "--plain",
-            "--output",
-            self.path(output).to_str().unwrap(),
-        ]));
-        assert!(out.status.success(), "suite failed:\n{}", text(&out));
-        only_folder(&self.path(output))
-    }
+/// `perflab suite rps` over `tags` on nginx, 1 s runs, into the lab's folder `output`; returns
+/// the results folder.
+fn record(lab: &Lab, tags: &str, repeat: u32, output: &str) -> PathBuf {
+    let out = run(lab.perflab().args([
+        "suite",
+        "rps",
+        "--tags",
+        tags,
+        "--gateway",
+        "nginx",
+        "--duration",
+        "1",
+        "--repeat",
+        &repeat.to_string(),
+        "--cooldown-max",
+        "0",
+        "--warmup",
+        "0",
+        "--plain",
+        "--output",
+        lab.path(output).to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "suite failed:\n{}", text(&out));
+    only_results_folder(&lab.path(output))
 }
 
 fn run(c: &mut Command) -> Output {
     c.output().expect("perflab starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn only_folder(root: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| perflab::store::is_results_folder(p))
-        .collect();
-    assert_eq!(dirs.len(), 1, "one results folder in {}", root.display());
-    dirs[0].clone()
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
-}
-
-fn results(dir: &Path) -> Vec<(PathBuf, Value)> {
-    let mut v: Vec<(PathBuf, Value)> = std::fs::read_dir(dir.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("result.json"))
-        .map(|p| (p.clone(), json(&p)))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 fn sha256_file(p: &Path) -> String {
@@ -140,7 +72,7 @@ fn read_trim(p: &str) -> Option<String> {
 
 #[test]
 fn fingerprint_is_true_on_this_machine() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let mut cmd = lab.perflab();
     cmd.env("PERFLAB_NIXPKGS_REV", "0123456789abcdef-test");
@@ -164,7 +96,7 @@ fn fingerprint_is_true_on_this_machine() {
         lab.path("out").to_str().unwrap(),
     ]));
     assert!(out.status.success(), "{}", text(&out));
-    let dir = only_folder(&lab.path("out"));
+    let dir = only_results_folder(&lab.path("out"));
     let m = json(&dir.join("manifest.json"));
     let fp = &m["fingerprint"];
 
@@ -239,7 +171,7 @@ fn fingerprint_is_true_on_this_machine() {
     assert_eq!(p["nixpkgs_rev"], "0123456789abcdef-test");
     assert_eq!(
         p["binary_sha256"].as_str().unwrap(),
-        sha256_file(Path::new(env!("CARGO_BIN_EXE_perflab")))
+        sha256_file(Path::new(PERFLAB))
     );
     let head = git2::Repository::discover(env!("CARGO_MANIFEST_DIR"))
         .unwrap()
@@ -269,7 +201,7 @@ fn fingerprint_is_true_on_this_machine() {
         .collect();
     assert_eq!(&command[1..4], ["suite", "rps", "--tags"]);
     let loads = fp["load_commands"].as_array().unwrap();
-    for (_, r) in results(&dir) {
+    for (_, r) in runs(&dir) {
         let lc = r["load_command"].as_str().unwrap();
         assert!(
             lc.starts_with(fp["tools"]["worker"]["wrk"]["path"].as_str().unwrap()),
@@ -323,9 +255,9 @@ fn mean_of(runs: &[(PathBuf, Value)], case: &str, key: &str) -> f64 {
 
 #[test]
 fn reproducing_a_folder_gives_no_change_per_gateway_cpu_second() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
-    let recorded = lab.record("simple-proxy,baseline", 3, "out");
+    let recorded = record(&lab, "simple-proxy,baseline", 3, "out");
     let out = run(lab.perflab().args([
         "reproduce",
         recorded.to_str().unwrap(),
@@ -337,8 +269,8 @@ fn reproducing_a_folder_gives_no_change_per_gateway_cpu_second() {
     ]));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{}", text(&out));
-    let now = only_folder(&lab.path("again"));
-    let (old_runs, new_runs) = (results(&recorded), results(&now));
+    let now = only_results_folder(&lab.path("again"));
+    let (old_runs, new_runs) = (runs(&recorded), runs(&now));
     assert_eq!(old_runs.len(), 6);
     assert_eq!(new_runs.len(), 6, "same cases and repeats as recorded");
     let rows = parse_table(&stdout);
@@ -409,10 +341,10 @@ fn reproducing_a_folder_gives_no_change_per_gateway_cpu_second() {
 
 #[test]
 fn reproducing_one_result_reruns_only_that_case_and_warns_about_the_environment() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
-    let recorded = lab.record("simple-proxy,baseline", 1, "out");
-    let (one, rec) = results(&recorded)
+    let recorded = record(&lab, "simple-proxy,baseline", 1, "out");
+    let (one, rec) = runs(&recorded)
         .into_iter()
         .find(|(_, r)| r["case"] == "simple-proxy@nginx")
         .unwrap();
@@ -425,7 +357,7 @@ fn reproducing_one_result_reruns_only_that_case_and_warns_about_the_environment(
 
     let out = run(lab.perflab().args([
         "reproduce",
-        one.to_str().unwrap(),
+        one.join("result.json").to_str().unwrap(),
         "--noise-band",
         "10",
         "--include-flagged",
@@ -434,8 +366,8 @@ fn reproducing_one_result_reruns_only_that_case_and_warns_about_the_environment(
     ]));
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let now = only_folder(&lab.path("again"));
-    let new_runs = results(&now);
+    let now = only_results_folder(&lab.path("again"));
+    let new_runs = runs(&now);
     assert_eq!(
         new_runs.len(),
         1,
@@ -469,12 +401,7 @@ fn reproducing_one_result_reruns_only_that_case_and_warns_about_the_environment(
 fn doctor_reports_a_missing_tool_with_its_install_hint() {
     // PATH holds only a few programs: nginx but not wrk.
     let lab = Lab::new();
-    let bin = lab.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for tool in ["sh", "nginx", "readlink", "sha256sum", "cat"] {
-        let target = which::which(tool).unwrap();
-        std::os::unix::fs::symlink(target, bin.join(tool)).unwrap();
-    }
+    let bin = lab.path_with(&["sh", "nginx", "readlink", "sha256sum", "cat"]);
     let out = run(lab.perflab().env("PATH", &bin).arg("doctor"));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -519,12 +446,7 @@ fn doctor_reports_a_missing_tool_with_its_install_hint() {
 #[test]
 fn doctor_finds_postgresql_of_any_version_and_gives_nix_hints_under_nix() {
     let lab = Lab::new();
-    let bin = lab.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for tool in ["sh", "readlink", "sha256sum", "cat"] {
-        let target = which::which(tool).unwrap();
-        std::os::unix::fs::symlink(target, bin.join(tool)).unwrap();
-    }
+    let bin = lab.path_with(&["sh", "readlink", "sha256sum", "cat"]);
     let out = run(lab
         .perflab()
         .env("PATH", &bin)

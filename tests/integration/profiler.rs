@@ -6,7 +6,7 @@
 //! The tests skip (with a printed reason) only when `perf` is not installed.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use perflab::Error;
@@ -19,24 +19,7 @@ use perflab::role::profiler::{
     read_perf_event_paranoid, start_profiler, start_stapxx, systemtap_blockers,
 };
 
-/// Load runs share two cores with other builders: run them one at a time.
-static LOAD: Mutex<()> = Mutex::new(());
-
-fn perf_available() -> bool {
-    if which::which("perf").is_err() {
-        eprintln!("SKIP: `perf` is not installed (apt-get install linux-perf)");
-        return false;
-    }
-    true
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::util::{free_port, is_root, load_lock, perf_usable, skip};
 
 /// A real nginx with its own prefix, one worker, on a free loopback port.
 struct Nginx {
@@ -179,10 +162,10 @@ fn fills(svg: &str) -> Vec<(u8, u8, u8)> {
 
 #[test]
 fn perf_profiles_nginx_under_wrk_and_renders_flame_graphs() {
-    if !perf_available() {
+    if !perf_usable("perf profiles nginx under wrk and renders flame graphs") {
         return;
     }
-    let _g = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = load_lock();
     let nginx = Nginx::start();
     let opts = ProfilerOptions {
         frequency_hz: 499,
@@ -260,10 +243,10 @@ fn perf_profiles_nginx_under_wrk_and_renders_flame_graphs() {
 
 #[test]
 fn dwarf_mode_recovers_nginx_frames() {
-    if !perf_available() {
+    if !perf_usable("dwarf mode recovers nginx frames") {
         return;
     }
-    let _g = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = load_lock();
     let nginx = Nginx::start();
     let opts = ProfilerOptions {
         frequency_hz: 199,
@@ -290,10 +273,10 @@ fn dwarf_mode_recovers_nginx_frames() {
 
 #[test]
 fn fixed_duration_profile_ends_by_itself() {
-    if !perf_available() {
+    if !perf_usable("fixed duration profile ends by itself") {
         return;
     }
-    let _g = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = load_lock();
     let nginx = Nginx::start();
     let opts = ProfilerOptions {
         frequency_hz: 499,
@@ -316,7 +299,7 @@ fn fixed_duration_profile_ends_by_itself() {
 
 #[test]
 fn a_group_without_processes_is_a_clear_error() {
-    if !perf_available() {
+    if !perf_usable("a group without processes is a clear error") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -335,7 +318,10 @@ fn stapxx_fails_with_the_reasons_and_points_to_perf() {
     let blockers = systemtap_blockers(host.as_ref(), &opts.stapxx_dir).unwrap();
     eprintln!("SystemTap blockers here: {:?}", blockers.all());
     if blockers.kernel.is_empty() {
-        eprintln!("SKIP: this kernel could run SystemTap; the failure path is not reachable");
+        skip(
+            "stapxx failure",
+            "this kernel could run SystemTap; the failure path is not reachable",
+        );
         return;
     }
     let e = start_stapxx(host, "lj-lua-stacks.sxx", &opts).unwrap_err();
@@ -352,42 +338,22 @@ fn stapxx_fails_with_the_reasons_and_points_to_perf() {
     }
 }
 
-/// perf's refusal text, recorded on the project's machine (perf 6.1, `perf_event_paranoid` = 2)
-/// by `runuser -u nobody -- perf record -e cpu-clock -g -p <root nginx master> …`.
-const RECORDED_REFUSAL: &str = "Error:
-Access to performance monitoring and observability operations is limited.
-Consider adjusting /proc/sys/kernel/perf_event_paranoid setting to open
-access to performance monitoring and observability operations for processes
-without CAP_PERFMON, CAP_SYS_PTRACE or CAP_SYS_ADMIN Linux capability.
-More information can be found at 'Perf events and tool security' document:
-https://www.kernel.org/doc/html/latest/admin-guide/perf-security.html
-perf_event_paranoid setting is 2:
-  -1: Allow use of (almost) all events by all users
-      Ignore mlock limit after perf_event_mlock_kb without CAP_IPC_LOCK
->= 0: Disallow raw and ftrace function tracepoint access
->= 1: Disallow CPU event access
->= 2: Disallow kernel profiling
-To make the adjusted perf_event_paranoid setting permanent preserve it
-in /etc/sysctl.conf (e.g. kernel.perf_event_paranoid = <setting>)
-";
-
+/// perf's refusal, live: perf as an unprivileged user, aimed at a root-owned process, is
+/// recognised and explained with this host's setting. (The recorded refusal is a unit test of
+/// `perf_refusal_message`, fixture tests/fixtures/perf/refusal-paranoid-2.txt.)
 #[test]
 fn perf_refusal_is_explained() {
-    let m = perf_refusal_message("gw", RECORDED_REFUSAL, None).unwrap();
-    assert!(m.contains("perf_event_paranoid is 2"), "{m}");
-    assert!(m.contains("sysctl kernel.perf_event_paranoid=1"), "{m}");
-
-    // And live: perf as an unprivileged user, aimed at a root-owned process.
-    if !perf_available() {
+    if !perf_usable("the live refusal") {
         return;
     }
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());
-    // /proc/self is owned by the process's effective uid.
-    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
-    if !root || which::which("runuser").is_err() || paranoid.is_none_or(|p| p < 2) {
-        eprintln!("SKIP live refusal: needs root, runuser and perf_event_paranoid >= 2");
+    if !is_root() || which::which("runuser").is_err() || paranoid.is_none_or(|p| p < 2) {
+        skip(
+            "the live refusal",
+            "needs root, runuser and perf_event_paranoid >= 2",
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -16,6 +16,11 @@ use perflab::driver::{Driver, DriverOptions, Role};
 use perflab::host::{Cmd, Host, HostError};
 use perflab::image::{self, ImageInfo};
 
+use crate::util::{
+    PERFLAB, Points, free_port, json, key_paths, load_lock, only_results_folder, parsable_runs,
+    printed_runs, repo_path, result_files, text, wait_for,
+};
+
 const SOCK: &str = "/run/perflab-docker.sock";
 const ENGINE: &str = "unix:///run/perflab-docker.sock";
 
@@ -25,7 +30,7 @@ fn engine() -> &'static str {
     STARTED.get_or_init(|| {
         let answers = runtime().block_on(docker::connect(Some(ENGINE))).is_ok();
         if !answers {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/start-dockerd.sh");
+            let script = repo_path("scripts/start-dockerd.sh");
             let out = std::process::Command::new("sh")
                 .arg(&script)
                 .output()
@@ -82,15 +87,6 @@ impl Drop for Cleanup {
 
 fn labelled(lab: &str) -> Vec<docker::Leftover> {
     docker::find_leftovers(Some(engine()), Some(lab)).expect("list by label")
-}
-
-/// A port free on loopback right now (host networking shares this namespace).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn nginx_conf(dir: &Path, listen: &str) -> String {
@@ -177,6 +173,7 @@ fn image_load_reads_a_docker_save_tarball() {
 
 #[test]
 fn container_hosts_run_spawn_files_http_wrk_and_cpu() {
+    let _g = load_lock();
     let mut d = driver("e2e", &[]);
     let lab = d.lab_id().to_string();
     let _cleanup = Cleanup(lab.clone());
@@ -579,7 +576,7 @@ fn an_image_without_the_program_gives_a_clear_spawn_error() {
 
 /// `perflab` with the private engine, a private cache dir, and the suites of this checkout.
 fn perflab_cli(cache: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_perflab"));
+    let mut c = std::process::Command::new(PERFLAB);
     c.env("DOCKER_HOST", engine())
         .env("PERFLAB_CACHE_DIR", cache)
         .env_remove("PERF_TEST_DRIVER")
@@ -602,44 +599,6 @@ fn image_opt() -> String {
     format!("image={}", lab_image().tag)
 }
 
-/// The one results folder a command made under `output`.
-fn results_dir(output: &Path) -> std::path::PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(output)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| perflab::store::is_results_folder(p))
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
-}
-
-fn result_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("runs"))
-        .map(|d| {
-            d.map(|e| e.unwrap().path().join("result.json"))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-/// Every key path of a JSON value (`cpu.gateway_s`), objects only.
-fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
-    if let serde_json::Value::Object(m) = v {
-        for (k, v) in m {
-            let p = format!("{prefix}{k}");
-            key_paths(v, &format!("{p}."), out);
-            out.insert(p);
-        }
-    }
-}
-
 /// The lab id a run recorded in its manifest, once the driver is set up.
 fn manifest_lab(dir: &Path) -> Option<String> {
     let m: serde_json::Value =
@@ -647,17 +606,9 @@ fn manifest_lab(dir: &Path) -> Option<String> {
     m["driver_info"]["lab_id"].as_str().map(str::to_string)
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn cli_suite_on_docker_gives_the_same_results_as_local_and_leaves_nothing() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let run = |driver: &str, extra: &[String]| {
         let output = tmp.path().join(driver);
@@ -671,12 +622,12 @@ fn cli_suite_on_docker_gives_the_same_results_as_local_and_leaves_nothing() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        results_dir(&output)
+        only_results_folder(&output)
     };
     let docker_dir = run("docker", &["--driver-opt".into(), image_opt()]);
     let local_dir = run("local", &[]);
 
-    let manifest = read_json(&docker_dir.join("manifest.json"));
+    let manifest = json(&docker_dir.join("manifest.json"));
     let info = &manifest["driver_info"];
     assert_eq!(info["driver"], "docker", "{info}");
     assert_eq!(info["image_id"], lab_image().id.as_str(), "{info}");
@@ -690,11 +641,8 @@ fn cli_suite_on_docker_gives_the_same_results_as_local_and_leaves_nothing() {
     assert_eq!(docker_runs.len(), 2, "{docker_runs:?}");
     assert_eq!(local_runs.len(), 2, "{local_runs:?}");
     for (d, l) in docker_runs.iter().zip(&local_runs) {
-        let (d, l) = (read_json(d), read_json(l));
-        let (mut dk, mut lk) = Default::default();
-        key_paths(&d, "", &mut dk);
-        key_paths(&l, "", &mut lk);
-        assert_eq!(dk, lk, "docker {d}\nlocal {l}");
+        let (d, l) = (json(d), json(l));
+        assert_eq!(key_paths(&d), key_paths(&l), "docker {d}\nlocal {l}");
         assert_eq!(d["case"], l["case"]);
         assert_eq!(d["driver"], "docker");
         assert!(d["requests"].as_u64().unwrap() > 0, "{d}");
@@ -732,11 +680,11 @@ fn cli_a_refused_gateway_config_fails_the_run_and_leaves_nothing() {
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
     assert!(all.contains("bogus_directive"), "{all}");
-    let dir = results_dir(&output);
+    let dir = only_results_folder(&output);
     let lab = manifest_lab(&dir).expect("the lab was set up before the run failed");
     let _cleanup = Cleanup(lab.clone());
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
-    let manifest = read_json(&dir.join("manifest.json"));
+    let manifest = json(&dir.join("manifest.json"));
     assert!(
         manifest["status"].as_str().unwrap().starts_with("failed"),
         "{manifest}"
@@ -767,29 +715,6 @@ fn spawn_suite(tmp: &Path, repeat: &str) -> (std::process::Child, std::path::Pat
     (child, output)
 }
 
-/// Polls while the child runs (no timing claims: a generous bound only so a broken run cannot
-/// hang the tests).
-fn wait_for<T>(child: &mut std::process::Child, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let mut exited = None;
-    let found =
-        perflab::host::poll_until(Duration::from_secs(300), Duration::from_millis(100), || {
-            if let Some(v) = f() {
-                return Some(Some(v));
-            }
-            exited = child.try_wait().unwrap();
-            exited.map(|_| None)
-        });
-    match found {
-        Some(Some(v)) => v,
-        _ => {
-            let _ = child.kill();
-            let mut err = String::new();
-            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
-            panic!("gave up waiting for {what} (perflab exited: {exited:?}):\n{err}")
-        }
-    }
-}
-
 fn signal(child: &std::process::Child, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -801,6 +726,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 
 #[test]
 fn cli_ctrl_c_mid_run_keeps_finished_runs_and_leaves_nothing() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, output) = spawn_suite(tmp.path(), "3");
     let dir = wait_for(&mut child, "the results folder", || {
@@ -821,15 +747,13 @@ fn cli_ctrl_c_mid_run_keeps_finished_runs_and_leaves_nothing() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(!result_files(&dir).is_empty());
-    assert_eq!(
-        read_json(&dir.join("manifest.json"))["status"],
-        "interrupted"
-    );
+    assert_eq!(json(&dir.join("manifest.json"))["status"], "interrupted");
     assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
 }
 
 #[test]
 fn cli_teardown_removes_what_a_killed_run_left() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let (mut child, output) = spawn_suite(tmp.path(), "3");
     let lab = wait_for(&mut child, "the lab's containers", || {
@@ -868,20 +792,11 @@ fn cli_teardown_removes_what_a_killed_run_left() {
 /// process of it and no journal is left, and every run printed as finished is on disk and parses.
 #[test]
 fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
+    let _g = load_lock();
     use nix::sys::signal::Signal;
-    let seed = std::env::var("PERFLAB_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
-    let mut rng = perflab::stats::Xoshiro256pp::new(seed);
+    let mut points = Points::from_env();
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        let at = Duration::from_secs_f64(0.3 + 7.0 * rng.unit());
+        let at = points.delay(0.3, 7.3);
         let tmp = tempfile::tempdir().unwrap();
         let (mut child, output) = spawn_suite(tmp.path(), "3");
         let journals = tmp.path().join("labs");
@@ -940,20 +855,8 @@ fn cli_interrupts_at_seeded_points_leave_nothing_after_teardown() {
         }
         let left = std::fs::read_dir(&journals).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "{sig}: journals left");
-        let printed = err
-            .lines()
-            .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
-            .count();
-        let stored = std::fs::read_dir(&output)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|d| result_files(&d.path()))
-            .filter(|f| {
-                serde_json::from_slice::<perflab::result::RunRecord>(&std::fs::read(f).unwrap())
-                    .is_ok()
-            })
-            .count();
+        let printed = printed_runs(&err);
+        let stored = parsable_runs(&output);
         assert!(
             stored >= printed,
             "{sig}: printed {printed}, stored {stored}"
@@ -1153,6 +1056,7 @@ fn suite_with_image_version(tmp: &Path, reference: &str, output: &Path) -> std::
 
 #[test]
 fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
+    let _g = load_lock();
     let registry = Registry::start();
     let reference = registry.reference("perflab-test/gateway:v1");
     push_lab_image(&reference);
@@ -1160,8 +1064,8 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
     let output = tmp.path().join("out");
     let out = suite_with_image_version(tmp.path(), &reference, &output);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let dir = results_dir(&output);
-    let manifest = read_json(&dir.join("manifest.json"));
+    let dir = only_results_folder(&output);
+    let manifest = json(&dir.join("manifest.json"));
     let info = &manifest["driver_info"];
     let lab = info["lab_id"].as_str().unwrap().to_string();
     let _cleanup = Cleanup(lab.clone());
@@ -1192,7 +1096,7 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
     let runs = result_files(&dir);
     let gateway_run = runs
         .iter()
-        .map(|p| read_json(p))
+        .map(|p| json(p))
         .find(|r| r["case"].as_str().unwrap_or("").contains("simple-proxy"))
         .expect("a simple-proxy run");
     assert!(
@@ -1216,7 +1120,7 @@ fn cli_image_versions_are_pulled_from_a_registry_and_run_the_gateway() {
         all.contains(&missing) && all.contains("pulling it failed"),
         "{all}"
     );
-    let failed = results_dir(&tmp.path().join("out-missing"));
+    let failed = only_results_folder(&tmp.path().join("out-missing"));
     let failed_lab = manifest_lab(&failed).expect("the lab was set up before the pull failed");
     let _cleanup_failed = Cleanup(failed_lab.clone());
     assert!(
@@ -1284,6 +1188,7 @@ fn kong_releases_resolve_to_kong_images_on_docker() {
 
 #[test]
 fn cli_git_versions_are_copied_into_the_gateway_container() {
+    let _g = load_lock();
     const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gateway-repo");
     let fixture = |n: &str| std::fs::read_to_string(Path::new(FIXTURE).join(n)).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -1322,12 +1227,12 @@ fn cli_git_versions_are_copied_into_the_gateway_container() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let dir = results_dir(&output);
+    let dir = only_results_folder(&output);
     let lab = manifest_lab(&dir).unwrap();
     let _cleanup = Cleanup(lab.clone());
     let runs = result_files(&dir);
     assert_eq!(runs.len(), 1, "{runs:?}");
-    let r = read_json(&runs[0]);
+    let r = json(&runs[0]);
     assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
     assert!(
         r["version_detail"]
@@ -1392,6 +1297,7 @@ fn session_postgres_runs_in_the_database_container_and_pgdumps_round_trip() {
 
 #[test]
 fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
+    let _g = load_lock();
     // Two names for the lab image, local only (pull=never: nothing is fetched).
     let (a, b) = ("perflab-test/gw-a:1", "perflab-test/gw-b:1");
     let lab_id = lab_image().id.clone();
@@ -1422,8 +1328,8 @@ fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let dir = results_dir(&output);
-    let manifest = read_json(&dir.join("manifest.json"));
+    let dir = only_results_folder(&output);
+    let manifest = json(&dir.join("manifest.json"));
     let info = &manifest["driver_info"];
     let lab = info["lab_id"].as_str().unwrap().to_string();
     let _cleanup = Cleanup(lab.clone());
@@ -1442,7 +1348,7 @@ fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
         );
     }
     // Interleaved runs, each recording the image it ran.
-    let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| read_json(p)).collect();
+    let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| json(p)).collect();
     assert_eq!(runs.len(), 4, "{runs:?}");
     for r in &runs {
         let version = r["version"].as_str().unwrap();
@@ -1462,6 +1368,7 @@ fn cli_compare_of_two_image_versions_runs_each_in_its_own_container() {
 
 #[test]
 fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let output = tmp.path().join("out");
     let out = perflab_cli(tmp.path())
@@ -1483,14 +1390,14 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let dir = results_dir(&output);
-    let manifest = read_json(&dir.join("manifest.json"));
+    let dir = only_results_folder(&output);
+    let manifest = json(&dir.join("manifest.json"));
     let lab = manifest["driver_info"]["lab_id"]
         .as_str()
         .unwrap()
         .to_string();
     let _cleanup = Cleanup(lab.clone());
-    let design = read_json(&dir.join("design.json"));
+    let design = json(&dir.join("design.json"));
     assert_eq!(design["options"]["order_seed"], 7);
     let case = &design["cases"]["simple-proxy@nginx"];
     assert!(case["segments"].as_u64().unwrap() >= 2, "{design}");
@@ -1503,7 +1410,7 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
             manifest["driver_info"]
         );
     }
-    let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| read_json(p)).collect();
+    let runs: Vec<serde_json::Value> = result_files(&dir).iter().map(|p| json(p)).collect();
     assert!(runs.len() >= 8, "{}", runs.len());
     for r in &runs {
         let v = if r["version"] == "current" {
@@ -1515,7 +1422,7 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
         assert!(r["cpu"]["gateway_s"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(r["driver"], "docker");
     }
-    let compare = read_json(&dir.join("compare.json"));
+    let compare = json(&dir.join("compare.json"));
     let rps = compare["cases"][0]["metrics"]
         .as_array()
         .unwrap()
@@ -1530,6 +1437,7 @@ fn cli_multiplexed_compare_runs_both_versions_in_containers_at_once() {
 
 #[test]
 fn cli_open_loop_load_runs_on_two_load_host_containers_and_merges() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let output = tmp.path().join("out");
     let out = perflab_cli(tmp.path())
@@ -1551,12 +1459,12 @@ fn cli_open_loop_load_runs_on_two_load_host_containers_and_merges() {
         .output()
         .unwrap();
     let all = text(&out);
-    let dir = results_dir(&output);
+    let dir = only_results_folder(&output);
     let _cleanup = manifest_lab(&dir).map(Cleanup);
     assert!(out.status.success(), "{all}");
     let files = result_files(&dir);
     assert_eq!(files.len(), 1, "{all}");
-    let rec = read_json(&files[0]);
+    let rec = json(&files[0]);
     let ol = &rec["open_loop"];
     assert_eq!(ol["load_hosts"], 2, "{rec}");
     let hosts = ol["hosts"].as_array().unwrap();

@@ -6,116 +6,34 @@
 //! The tests skip (with a printed reason) only when `perf` is not installed or the kernel
 //! refuses it to this user.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
-static LOAD: Mutex<()> = Mutex::new(());
+use crate::util::{Lab, json, load_lock, only_results_folder, perf_usable, runs, text};
 
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn perf_usable() -> bool {
-    if which::which("perf").is_err() {
-        eprintln!("SKIP: `perf` is not installed (apt-get install linux-perf)");
-        return false;
-    }
-    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(2);
-    if paranoid > 2 && !is_root() {
-        eprintln!("SKIP: kernel.perf_event_paranoid = {paranoid} and not root");
-        return false;
-    }
-    true
-}
-
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["tmp", "cache", "out"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        Lab { dir }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    /// perflab with the lab's TMPDIR and cache, and the shared quick-run flags after `args`.
-    fn perflab(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_perflab"))
-            .args(args)
-            .args([
-                "--cooldown-max",
-                "0",
-                "--warmup",
-                "0",
-                "--plain",
-                "--output",
-            ])
-            .arg(self.path("out"))
-            .env("TMPDIR", self.path("tmp"))
-            .env("PERFLAB_CACHE_DIR", self.path("cache"))
-            .env_remove("PERF_TEST_DRIVER")
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "perflab {args:?} failed:\n{}",
-            text(&out)
-        );
-        out
-    }
-    fn results_folder(&self) -> PathBuf {
-        let dirs: Vec<PathBuf> = std::fs::read_dir(self.path("out"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| perflab::store::is_results_folder(p))
-            .collect();
-        assert_eq!(dirs.len(), 1, "{dirs:?}");
-        dirs[0].clone()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
-}
-
-/// (run folder, result.json) for every run, in run order.
-fn runs(dir: &Path) -> Vec<(PathBuf, Value)> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v.into_iter()
-        .map(|d| {
-            let r = json(&d.join("result.json"));
-            (d, r)
-        })
-        .collect()
+/// `perflab ARGS…` in `lab` with the shared quick-run flags after `args`; asserts it succeeded.
+fn perflab_ok(lab: &Lab, args: &[&str]) -> Output {
+    let out = lab
+        .cmd(args)
+        .args([
+            "--cooldown-max",
+            "0",
+            "--warmup",
+            "0",
+            "--plain",
+            "--output",
+        ])
+        .arg(lab.output())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "perflab {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
 }
 
 fn is_flamegraph_svg(p: &Path) -> bool {
@@ -144,22 +62,25 @@ fn check_profiled_run(dir: &Path, r: &Value, mode: &str) -> String {
 
 #[test]
 fn suite_flamegraph_writes_profiles_and_keeps_them_out_of_the_summary() {
-    if !perf_usable() {
+    if !perf_usable("flame graphs through the CLI") {
         return;
     }
-    let _g = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = load_lock();
     let lab = Lab::new();
-    let out = lab.perflab(&[
-        "suite",
-        "flamegraph",
-        "--tags",
-        "simple",
-        "--gateway",
-        "nginx",
-        "--duration",
-        "2",
-    ]);
-    let dir = lab.results_folder();
+    let out = perflab_ok(
+        &lab,
+        &[
+            "suite",
+            "flamegraph",
+            "--tags",
+            "simple",
+            "--gateway",
+            "nginx",
+            "--duration",
+            "2",
+        ],
+    );
+    let dir = only_results_folder(&lab.output());
     let all = runs(&dir);
     assert_eq!(all.len(), 1, "one profiled run of simple-proxy@nginx");
     let (run_dir, r) = &all[0];
@@ -182,34 +103,37 @@ fn suite_flamegraph_writes_profiles_and_keeps_them_out_of_the_summary() {
 
 #[test]
 fn compare_with_flamegraph_dwarf_writes_both_and_a_differential_and_report_rerenders_them() {
-    if !perf_usable() {
+    if !perf_usable("flame graphs through the CLI") {
         return;
     }
-    let _g = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = load_lock();
     let lab = Lab::new();
-    lab.perflab(&[
-        "compare",
-        "current",
-        "current",
-        "--design",
-        "restart",
-        "--suite",
-        "rps",
-        "--tags",
-        "simple-proxy",
-        "--gateway",
-        "nginx",
-        "--duration",
-        "1",
-        "--repeat",
-        "1",
-        "--flamegraph",
-        "--call-graph",
-        "dwarf",
-        "--profile-hz",
-        "199",
-    ]);
-    let dir = lab.results_folder();
+    perflab_ok(
+        &lab,
+        &[
+            "compare",
+            "current",
+            "current",
+            "--design",
+            "restart",
+            "--suite",
+            "rps",
+            "--tags",
+            "simple-proxy",
+            "--gateway",
+            "nginx",
+            "--duration",
+            "1",
+            "--repeat",
+            "1",
+            "--flamegraph",
+            "--call-graph",
+            "dwarf",
+            "--profile-hz",
+            "199",
+        ],
+    );
+    let dir = only_results_folder(&lab.output());
     let all = runs(&dir);
     // One measured run per version, then one extra profiled run per version.
     let order: Vec<(String, bool)> = all
@@ -265,13 +189,7 @@ fn compare_with_flamegraph_dwarf_writes_both_and_a_differential_and_report_reren
 
     // `perflab report` re-renders them from the runs' folded stacks, byte for byte.
     std::fs::remove_dir_all(&fg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .arg("report")
-        .arg(&dir)
-        .env("TMPDIR", lab.path("tmp"))
-        .env("PERFLAB_CACHE_DIR", lab.path("cache"))
-        .output()
-        .unwrap();
+    let out = lab.perflab().arg("report").arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("flame graphs: 3 files"),

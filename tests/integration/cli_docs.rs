@@ -8,8 +8,10 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
+use crate::util::PERFLAB;
+
 fn perflab(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_perflab"))
+    let out = Command::new(PERFLAB)
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -8,6 +8,8 @@ use perflab::driver::DriverOptions;
 use perflab::role::load::wrk::LoadOptions;
 use perflab::session::Session;
 
+use crate::util::load_lock;
+
 fn local_session(dir: &std::path::Path) -> Session {
     let mut s = Session::new();
     s.set_log_level("warn").unwrap();
@@ -23,6 +25,7 @@ fn local_session(dir: &std::path::Path) -> Session {
 
 #[test]
 fn kong_verbs_drive_a_real_lab() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     let mut s = local_session(tmp.path());
     assert!(
@@ -75,6 +78,7 @@ fn kong_verbs_drive_a_real_lab() {
 
 #[test]
 fn pgdump_save_and_load_patch_services_to_the_upstream() {
+    let _g = load_lock();
     let tmp = tempfile::tempdir().unwrap();
     // PostgreSQL runs as its own user: it must be able to reach the lab directory.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();

@@ -7,190 +7,13 @@
 //! inherits, so "nothing left running" is checked by scanning `/proc/*/environ` for it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// The load tests share two CPUs: run them one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::Builder::new()
-            .prefix("perflab-robust-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        Lab { dir }
-    }
-    fn tmp(&self) -> PathBuf {
-        self.dir.path().join("tmp")
-    }
-    fn output(&self) -> PathBuf {
-        self.dir.path().join("output")
-    }
-    fn out(&self) -> String {
-        self.output().display().to_string()
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_perflab"));
-        c.args(args)
-            .env("TMPDIR", self.tmp())
-            .env("PERFLAB_CACHE_DIR", self.dir.path().join("cache"))
-            .env_remove("PERFLAB_DEBUG_PANIC_AT_RUN")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null());
-        c
-    }
-    fn run_with(&self, mut c: Command, args: &[&str]) -> Output {
-        let out = c.output().unwrap();
-        eprintln!(
-            "$ perflab {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(self.cmd(args), args)
-    }
-    /// Starts perflab in the background with its standard error in a file.
-    fn spawn(&self, args: &[&str]) -> (Child, PathBuf) {
-        let err = self.dir.path().join(format!(
-            "stderr-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let child = self
-            .cmd(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        (child, err)
-    }
-    /// (pid, process group, command line) of every process of this lab: those carrying its
-    /// TMPDIR in their environment or its path on their command line (nginx overwrites its
-    /// environment with its process title), and the other members of their process groups
-    /// (nginx's workers).
-    fn processes(&self) -> Vec<(i32, i32, String)> {
-        let needle = format!("TMPDIR={}", self.tmp().display());
-        let path = self.tmp().display().to_string();
-        let mut all = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // Fields after the command name: state ppid pgrp …
-            if fields.first() == Some(&"Z") {
-                continue;
-            }
-            let pgrp: i32 = fields.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
-            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(
-                &std::fs::read(e.path().join("cmdline")).unwrap_or_default(),
-            )
-            .replace('\0', " ");
-            let ours =
-                env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) || cmd.contains(&path);
-            all.push((pid, pgrp, cmd, ours));
-        }
-        let own = nix::unistd::getpgrp().as_raw();
-        let groups: Vec<i32> = all
-            .iter()
-            .filter(|p| p.3 && p.1 != own)
-            .map(|p| p.1)
-            .collect();
-        all.into_iter()
-            .filter(|p| p.3 || groups.contains(&p.1))
-            .map(|(pid, pgrp, cmd, _)| (pid, pgrp, cmd))
-            .collect()
-    }
-    fn leftovers(&self) -> Vec<String> {
-        self.processes()
-            .into_iter()
-            .map(|(pid, _, cmd)| format!("{pid}: {cmd}"))
-            .collect()
-    }
-    fn assert_nothing_left(&self) {
-        let start = Instant::now();
-        while !self.leftovers().is_empty() && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let left = self.leftovers();
-        assert!(left.is_empty(), "processes left behind: {left:#?}");
-        // No results folder may stay at `running`.
-        if let Ok(dirs) = std::fs::read_dir(self.output()) {
-            for d in dirs.flatten() {
-                let m = d.path().join("manifest.json");
-                if let Ok(text) = std::fs::read(&m)
-                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text)
-                {
-                    assert_ne!(v["status"], "running", "{} stuck at running", m.display());
-                }
-            }
-        }
-    }
-    fn results_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.output())
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| perflab::store::is_results_folder(p))
-                    .collect()
-            })
-            .unwrap_or_default();
-        dirs.sort();
-        dirs
-    }
-    fn results_dir(&self) -> PathBuf {
-        self.results_dirs().pop().expect("a results folder")
-    }
-    /// A folder holding one case file.
-    fn suite(&self, name: &str, text: &str) -> String {
-        let d = self.dir.path().join("suites").join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join(format!("{name}.toml")), text).unwrap();
-        d.display().to_string()
-    }
-}
-
-const FAST: &[&str] = &[
-    "--duration",
-    "1",
-    "--repeat",
-    "1",
-    "--warmup",
-    "0",
-    "--cooldown-max",
-    "0",
-    "--plain",
-];
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
-}
+use crate::util::{
+    FAST, Lab, Points, json, live_kong, load_lock, parsable_runs, printed_runs, skip, stderr,
+    wait_for,
+};
 
 /// The only run folder of a results folder.
 fn only_run(dir: &Path) -> PathBuf {
@@ -207,10 +30,10 @@ const CASE_HEAD: &str = "[case]\nname = \"c\"\ngateway = \"nginx\"\n";
 
 #[test]
 fn bad_inputs_are_refused_naming_the_input_and_leave_nothing() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
-    let a_file = lab.dir.path().join("a-file");
+    let a_file = lab.root().join("a-file");
     std::fs::write(&a_file, "not a folder").unwrap();
     let a_file = a_file.display().to_string();
     // (extra args after `suite rps`, or a case file; exit status; words the message must hold)
@@ -293,7 +116,7 @@ fn bad_inputs_are_refused_naming_the_input_and_leave_nothing() {
         args.extend_from_slice(extra);
         check(&lab, &args, 2, needles);
     }
-    let report_dir = lab.dir.path().join("report");
+    let report_dir = lab.root().join("report");
     std::fs::create_dir_all(&report_dir).unwrap();
     let r = report_dir.display().to_string();
     check(
@@ -446,7 +269,7 @@ fn bad_inputs_are_refused_naming_the_input_and_leave_nothing() {
         );
     }
     // A damaged manifest: `report` says so and fails.
-    let damaged = lab.dir.path().join("damaged");
+    let damaged = lab.root().join("damaged");
     std::fs::create_dir_all(damaged.join("runs")).unwrap();
     std::fs::write(
         damaged.join("manifest.json"),
@@ -492,7 +315,7 @@ fn check(lab: &Lab, args: &[&str], code: i32, needles: &[&str]) -> Output {
 
 #[test]
 fn haproxy_refusing_its_config_shows_its_alerts_and_keeps_the_config() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
     let dir = lab.suite(
@@ -528,7 +351,7 @@ fn haproxy_refusing_its_config_shows_its_alerts_and_keeps_the_config() {
 
 #[test]
 fn a_busy_gateway_port_is_named_on_the_gateway_host() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
     // A listener on the gateway's port (PORT+100); the upstream's PORT stays free.
@@ -561,7 +384,7 @@ fn a_busy_gateway_port_is_named_on_the_gateway_host() {
 
 #[test]
 fn a_panic_tears_down_and_marks_the_results_failed() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
     let args = [
@@ -603,17 +426,9 @@ fn a_panic_tears_down_and_marks_the_results_failed() {
     lab.assert_nothing_left();
 }
 
-/// Waits until `f` holds (at most 60 s), checking that perflab still runs.
-fn wait_for(child: &mut Child, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "perflab ended before {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Whether one of the lab's processes is wrk.
+fn wrk_runs(lab: &Lab) -> bool {
+    lab.processes().iter().any(|(_, _, c)| is_wrk(c))
 }
 
 fn is_wrk(cmd: &str) -> bool {
@@ -624,7 +439,7 @@ fn is_wrk(cmd: &str) -> bool {
 
 #[test]
 fn sigterm_during_the_last_run_ends_interrupted() {
-    let _g = lock();
+    let _g = load_lock();
     // During the load, and just after it (files written, gateway stopping).
     for after_load in [false, true] {
         let lab = Lab::new();
@@ -650,13 +465,9 @@ fn sigterm_during_the_last_run_ends_interrupted() {
             &out,
         ];
         let (mut child, _err) = lab.spawn(&args);
-        wait_for(&mut child, "wrk runs", || {
-            lab.processes().iter().any(|(_, _, c)| is_wrk(c))
-        });
+        wait_for(&mut child, "wrk runs", || wrk_runs(&lab).then_some(()));
         if after_load {
-            wait_for(&mut child, "wrk ends", || {
-                !lab.processes().iter().any(|(_, _, c)| is_wrk(c))
-            });
+            wait_for(&mut child, "wrk ends", || (!wrk_runs(&lab)).then_some(()));
         } else {
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -678,7 +489,7 @@ fn sigterm_during_the_last_run_ends_interrupted() {
 
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
     let args = [
@@ -702,9 +513,7 @@ fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
         &out,
     ];
     let (mut child, _err) = lab.spawn(&args);
-    wait_for(&mut child, "wrk runs", || {
-        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
-    });
+    wait_for(&mut child, "wrk runs", || wrk_runs(&lab).then_some(()));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     std::thread::sleep(Duration::from_millis(50));
@@ -718,57 +527,9 @@ fn a_second_ctrl_c_stops_at_once_and_marks_the_results_interrupted() {
     lab.assert_nothing_left();
 }
 
-/// Seeded interrupt points (xoshiro256++ from the library): the seed is printed, and
-/// `PERFLAB_TEST_SEED=N` replays a failure.
-struct Points(perflab::stats::Xoshiro256pp);
-
-impl Points {
-    fn from_env() -> Points {
-        let seed = std::env::var("PERFLAB_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("interrupt points: seed {seed} (replay with PERFLAB_TEST_SEED={seed})");
-        Points(perflab::stats::Xoshiro256pp::new(seed))
-    }
-    /// A delay from `lo` to `hi` seconds.
-    fn delay(&mut self, lo: f64, hi: f64) -> Duration {
-        Duration::from_secs_f64(lo + (hi - lo) * self.0.unit())
-    }
-}
-
-/// The runs perflab printed as finished (`--plain` progress lines).
-fn printed_runs(stderr_text: &str) -> usize {
-    stderr_text
-        .lines()
-        .filter(|l| l.starts_with("perflab:   ") && l.contains(" req/s"))
-        .count()
-}
-
-/// Runs stored with a result that parses, over every results folder.
-fn parsable_runs(lab: &Lab) -> usize {
-    lab.results_dirs()
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d.join("runs")).ok())
-        .flatten()
-        .flatten()
-        .filter(|r| {
-            std::fs::read(r.path().join("result.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<perflab::result::RunRecord>(&b).ok())
-                .is_some()
-        })
-        .count()
-}
-
 #[test]
 fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
-    let _g = lock();
+    let _g = load_lock();
     let mut points = Points::from_env();
     let signals = [
         nix::sys::signal::Signal::SIGINT,
@@ -819,7 +580,7 @@ fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
         // What the kernel and the lab's own handlers left before any teardown.
         std::thread::sleep(Duration::from_millis(500));
         let orphans = lab.leftovers();
-        let journals = std::fs::read_dir(lab.dir.path().join("cache/labs"))
+        let journals = std::fs::read_dir(lab.root().join("cache/labs"))
             .map(|d| d.count())
             .unwrap_or(0);
         eprintln!(
@@ -857,12 +618,12 @@ fn interrupts_at_seeded_points_leave_nothing_after_teardown() {
             .map(|e| e.path())
             .collect();
         assert!(tmp_left.is_empty(), "{sig}: lab folders left: {tmp_left:?}");
-        let journals_left = std::fs::read_dir(lab.dir.path().join("cache/labs"))
+        let journals_left = std::fs::read_dir(lab.root().join("cache/labs"))
             .map(|d| d.count())
             .unwrap_or(0);
         assert_eq!(journals_left, 0, "{sig}: journals left");
         let printed = printed_runs(&text);
-        let stored = parsable_runs(&lab);
+        let stored = parsable_runs(&lab.output());
         assert!(
             stored >= printed,
             "{sig} at {at:?}: {printed} run(s) printed, {stored} on disk and parsable"
@@ -908,9 +669,7 @@ fn kill_gateway_during_run(gateway: &str, what: Kill, keep_going: bool) {
         args.push("--keep-going");
     }
     let (mut child, err_file) = lab.spawn(&args);
-    wait_for(&mut child, "wrk runs", || {
-        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
-    });
+    wait_for(&mut child, "wrk runs", || wrk_runs(&lab).then_some(()));
     std::thread::sleep(Duration::from_millis(700));
     let procs = lab.processes();
     let main = procs
@@ -972,7 +731,7 @@ fn kill_gateway_during_run(gateway: &str, what: Kill, keep_going: bool) {
 
 #[test]
 fn nginx_master_worker_or_group_dying_is_flagged() {
-    let _g = lock();
+    let _g = load_lock();
     kill_gateway_during_run("nginx", Kill::Main, false);
     kill_gateway_during_run("nginx", Kill::Worker, false);
     kill_gateway_during_run("nginx", Kill::Group, true);
@@ -980,14 +739,14 @@ fn nginx_master_worker_or_group_dying_is_flagged() {
 
 #[test]
 fn haproxy_dying_is_flagged() {
-    let _g = lock();
+    let _g = load_lock();
     kill_gateway_during_run("haproxy", Kill::Main, false);
     kill_gateway_during_run("haproxy", Kill::Group, true);
 }
 
 #[test]
 fn secrets_reach_no_file_of_the_results_folder() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
     let secrets = [
@@ -1068,17 +827,11 @@ fn secrets_reach_no_file_of_the_results_folder() {
 /// (`PERFLAB_KONG_PREFIX` or `kong` on PATH); prints SKIPPED otherwise.
 #[test]
 fn kongs_generated_database_password_reaches_no_results_file() {
-    let has_kong = std::env::var("PERFLAB_KONG_PREFIX")
-        .is_ok_and(|p| Path::new(&p).join("bin/kong").is_file())
-        || Command::new("sh")
-            .args(["-c", "command -v kong"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !has_kong {
-        println!("SKIPPED: no Kong (set PERFLAB_KONG_PREFIX to a Kong built from source)");
+    if let Err(why) = live_kong() {
+        skip("the Kong password test", &why);
         return;
     }
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     // PostgreSQL runs as `postgres` when we are root: it must reach the lab dir; and its socket
     // path (in the lab dir) must stay under 108 bytes: a short TMPDIR.
@@ -1093,7 +846,7 @@ fn kongs_generated_database_password_reaches_no_results_file() {
         "suite",
         "kong",
         "--tags",
-        "simple-proxy",
+        "single-route",
         "--no-pin",
         "--output",
         &out,
@@ -1135,7 +888,7 @@ fn kongs_generated_database_password_reaches_no_results_file() {
 /// leaves its journal, and the next lab warns about it on stderr (src/logging.rs).
 #[test]
 fn a_killed_labs_leftovers_are_warned_about_by_default_and_not_with_quiet() {
-    let _g = lock();
+    let _g = load_lock();
     let lab = Lab::new();
     let out = lab.out();
     let suite = lab.suite(
@@ -1144,12 +897,17 @@ fn a_killed_labs_leftovers_are_warned_about_by_default_and_not_with_quiet() {
     );
     let mut args = vec!["suite", suite.as_str(), "--no-pin", "--output", &out];
     let (mut child, _) = lab.spawn(&[&args[..], &["--duration", "60", "--plain"]].concat());
-    let journals = lab.dir.path().join("cache/labs");
+    let journals = lab.path("cache/labs");
     wait_for(&mut child, "the lab's journal", || {
-        std::fs::read_dir(&journals).is_ok_and(|mut d| d.next().is_some())
+        std::fs::read_dir(&journals)
+            .is_ok_and(|mut d| d.next().is_some())
+            .then_some(())
     });
     wait_for(&mut child, "wrk running", || {
-        lab.processes().iter().any(|(_, _, c)| is_wrk(c))
+        lab.processes()
+            .iter()
+            .any(|(_, _, c)| is_wrk(c))
+            .then_some(())
     });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

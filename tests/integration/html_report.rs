@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::util::{Lab, load_lock, only_results_folder};
+
 /// The headless browser, as Debian (`chromium`) or Ubuntu (`chromium-browser`) name it.
 fn chromium() -> PathBuf {
     ["chromium", "chromium-browser"]
@@ -97,18 +99,14 @@ window.addEventListener('load', () => {
 
 #[test]
 fn report_html_renders_tables_and_charts_in_chromium() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    for d in ["tmp", "cache", "out", "profile"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
+    let _g = load_lock();
+    let lab = Lab::new();
+    let root = lab.root();
+    std::fs::create_dir_all(root.join("profile")).unwrap();
     // An A/A comparison (restart design) of the nginx proxy case: a summary, a comparison with
     // intervals and verdicts, and charts. The figures do not matter here, only what is drawn.
-    let out = Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TMPDIR", root.join("tmp"))
-        .env("PERFLAB_CACHE_DIR", root.join("cache"))
-        .env_remove("PERF_TEST_DRIVER")
+    let out = lab
+        .perflab()
         .args(["compare", "current", "current", "--design", "restart"])
         .args(["--suite", "rps", "--tags", "simple-proxy@nginx"])
         .args(["--duration", "1", "--repeat", "2", "--warmup", "0"])
@@ -120,8 +118,7 @@ fn report_html_renders_tables_and_charts_in_chromium() {
             "--include-flagged",
         ])
         .args(["--plain", "--output"])
-        .arg(root.join("out"))
-        .stdin(Stdio::null())
+        .arg(lab.output())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -130,12 +127,7 @@ fn report_html_renders_tables_and_charts_in_chromium() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dir = std::fs::read_dir(root.join("out"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| perflab::store::is_results_folder(p))
-        .expect("a results folder");
+    let dir = only_results_folder(&lab.output());
     let page = dir.join("report.html");
     assert!(
         stdout.contains(&format!("report: {}", page.display())),

@@ -20,15 +20,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Runs that put load on the machine share two cores with other work: one at a time.
-static LOAD: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    LOAD.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::util::{self, Points, load_lock, only_results_folder};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gateway-repo");
 
@@ -43,9 +37,10 @@ fn config_with(extra: &str) -> String {
     t.replace("    # @EXTRA_HTTP@\n", extra)
 }
 
-/// A temporary lab: the gateway repo, a one-case suite, and private cache, temp and output dirs.
+/// A temporary lab ([`util::Lab`]: private cache, temp and output dirs) with the gateway repo
+/// and a one-case suite.
 struct Lab {
-    _tmp: tempfile::TempDir,
+    base: util::Lab,
     root: PathBuf,
     repo: PathBuf,
     suite: PathBuf,
@@ -104,11 +99,11 @@ fn commit(
 
 impl Lab {
     fn new() -> Lab {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
+        let base = util::Lab::new();
+        let root = base.root().to_path_buf();
         let repo = root.join("gateway");
         let suite = root.join("suite");
-        let (cache, tmpdir, out) = (root.join("cache"), root.join("tmp"), root.join("out"));
+        let (cache, tmpdir, out) = (base.path("cache"), base.tmp(), base.output());
         for d in [&repo, &suite, &cache, &tmpdir, &out] {
             std::fs::create_dir_all(d).unwrap();
         }
@@ -175,7 +170,7 @@ impl Lab {
         r.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
             .unwrap();
         Lab {
-            _tmp: tmp,
+            base,
             root,
             repo,
             suite,
@@ -187,12 +182,7 @@ impl Lab {
 
     /// `perflab` with this lab's private cache and temp dirs.
     fn perflab(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_perflab"));
-        c.current_dir(&self.root)
-            .env("PERFLAB_CACHE_DIR", &self.cache)
-            .env("TMPDIR", &self.tmpdir)
-            .env_remove("PERF_TEST_DRIVER");
-        c
+        self.base.perflab()
     }
 
     /// `perflab compare VERSIONS…` (multiplexed) with a short budget: 1 s bursts, a restart
@@ -240,14 +230,7 @@ impl Lab {
 
     /// The only results folder in `out/`.
     fn result_dir(&self) -> PathBuf {
-        let dirs: Vec<PathBuf> = std::fs::read_dir(&self.out)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| perflab::store::is_results_folder(p))
-            .collect();
-        assert_eq!(dirs.len(), 1, "{dirs:?}");
-        dirs[0].clone()
+        only_results_folder(&self.out)
     }
 }
 
@@ -288,7 +271,7 @@ fn read(p: &Path) -> String {
 #[test]
 fn regression_is_slower_fails_the_build_and_reports_re_render() {
     let lab = Lab::new();
-    let _g = lock();
+    let _g = load_lock();
     let (code, out, err) =
         run(lab.multiplexed(&["git:A", "git:B"], &["--fail-on-regression", "5"]));
     assert_eq!(
@@ -462,7 +445,7 @@ fn regression_is_slower_fails_the_build_and_reports_re_render() {
 #[test]
 fn same_version_twice_is_an_a_a_comparison_with_no_change() {
     let lab = Lab::new();
-    let _g = lock();
+    let _g = load_lock();
     // A/A on a shared two-core machine swings raw RPS by tens of percent from run to run; a
     // band wider than that makes this a test of the labelling and verdict plumbing. The false
     // verdict rate at the default band is measured by bench/compare-detect.sh.
@@ -558,7 +541,7 @@ fn the_users_repository_is_untouched_even_when_interrupted() {
     let lab = Lab::new();
     make_dirty(&lab.repo);
     let before = snapshot(&lab.repo);
-    let _g = lock();
+    let _g = load_lock();
 
     let (code, out, err) = run(lab.compare(&["git:A", "git:B"], 1, &[]));
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
@@ -650,18 +633,9 @@ fn the_users_repository_is_untouched_after_a_kill_and_teardown() {
     make_dirty(&lab.repo);
     let before = snapshot(&lab.repo);
     let times = mtimes(&lab.repo);
-    let _g = lock();
-    let seed = std::env::var("PERFLAB_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let at = Duration::from_secs_f64(0.5 + 8.0 * perflab::stats::Xoshiro256pp::new(seed).unit());
-    eprintln!("kill point: {at:?} (seed {seed}; replay with PERFLAB_TEST_SEED={seed})");
+    let _g = load_lock();
+    let at = Points::from_env().delay(0.5, 8.5);
+    eprintln!("kill point: {at:?}");
     let mut child = lab
         .compare(&["git:A", "git:B"], 3, &[])
         .stdout(Stdio::null())
@@ -730,7 +704,7 @@ fn bad_input_is_refused_with_a_clear_message() {
     assert!(err.contains("at least 2 versions"), "{err}");
 
     // A failing build: its output is shown and the command fails.
-    let _g = lock();
+    let _g = load_lock();
     let (code, _, err) = run(lab.compare(&["git:A", "git:bad-build"], 1, &[]));
     assert_ne!(code, 0, "{err}");
     assert!(
@@ -757,7 +731,7 @@ fn runs_of(dir: &Path) -> Vec<perflab::result::RunRecord> {
 #[test]
 fn multiplexed_runs_all_versions_at_once_in_seeded_balanced_blocks() {
     let lab = Lab::new();
-    let _g = lock();
+    let _g = load_lock();
     let (code, out, err) = run(lab.multiplexed(&["git:A", "git:B"], &["--order-seed", "42"]));
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let dir = lab.result_dir();
@@ -844,7 +818,7 @@ fn multiplexed_runs_all_versions_at_once_in_seeded_balanced_blocks() {
 #[test]
 fn multiplexed_interrupt_keeps_finished_blocks_and_their_verdict() {
     let lab = Lab::new();
-    let _g = lock();
+    let _g = load_lock();
     let mut c = lab.multiplexed(&["git:A", "git:B"], &["--budget", "2m"]);
     let mut child = c
         .stdout(Stdio::piped())
@@ -934,7 +908,7 @@ fn multiplexed_interrupt_keeps_finished_blocks_and_their_verdict() {
 #[test]
 fn multiplexed_compare_runs_haproxy_instances_side_by_side() {
     let lab = Lab::new();
-    let _g = lock();
+    let _g = load_lock();
     let mut c = lab.perflab();
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c.args([
@@ -987,7 +961,7 @@ fn multiplexed_compare_runs_haproxy_instances_side_by_side() {
 #[test]
 fn history_marks_the_slower_commit_and_keeps_another_machine_apart() {
     let lab = Lab::new();
-    let _g = lock();
+    let _g = load_lock();
     // A comparison (B is the gzip regression) and a single-version run of B.
     let (_, out, err) = run(lab.compare(&["git:A", "git:B"], 3, &[]));
     assert_eq!(

@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
+use crate::util::PERFLAB;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Workflow {
@@ -217,7 +219,7 @@ fn check_common(w: &Workflow) {
         );
         for words in perflab_commands(&script) {
             let sub = &words[1];
-            let help = Command::new(env!("CARGO_BIN_EXE_perflab"))
+            let help = Command::new(PERFLAB)
                 .args([sub, "--help"])
                 .output()
                 .unwrap();
