@@ -602,11 +602,10 @@ impl Session {
             other => other,
         };
         let load_host = self.host(Role::Worker, "default")?;
-        let database_host = if adapter.needs_database_host(settings) {
-            Some(self.host(Role::Database, "default")?)
-        } else {
-            None
-        };
+        let lab_database = adapter.needs_lab_database(settings);
+        if lab_database {
+            self.start_postgres()?;
+        }
         let install_packages = self.driver()?.installs_packages();
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
@@ -619,7 +618,7 @@ impl Session {
         let ctx = GatewayContext {
             host: host.clone(),
             load_host,
-            database_host,
+            postgres: self.postgres.as_ref().filter(|_| lab_database),
             instance,
             prefix,
             upstream_uris: &upstream_uris,
@@ -831,6 +830,14 @@ impl Session {
         }
         let host = self.host(Role::Worker, "default")?;
         let default_uri = match self.target_gateway(instance) {
+            Some(gw) if opts.port == crate::role::load::wrk::LoadPort::Admin => {
+                gw.admin_uri.clone().ok_or_else(|| {
+                    Error::Usage(format!(
+                        "load.port = \"admin\": the {} gateway has no Admin API",
+                        gw.kind
+                    ))
+                })?
+            }
             Some(gw) => gw.proxy_uri.clone(),
             None => self
                 .upstream
@@ -1366,9 +1373,11 @@ impl Session {
         Ok(out)
     }
 
-    /// Starts PostgreSQL on the database host (a private data directory, its own port) and
-    /// returns its DSN. Kong instances started afterwards with [`Session::start_kong`] use it,
-    /// and [`Session::save_pgdump`] / [`Session::load_pgdump`] work on it.
+    /// Starts the lab's PostgreSQL on the database host (a private data directory, its own
+    /// port, a generated password) unless it runs, and returns its DSN. It is the one database
+    /// server of the lab: [`Session::start_kong`] uses its database, suite runs give each Kong
+    /// version a database of its own in it, and [`Session::save_pgdump`] /
+    /// [`Session::load_pgdump`] work on it.
     pub fn start_postgres(&mut self) -> Result<String> {
         if let Some(pg) = &self.postgres {
             return Ok(pg.dsn());
@@ -1377,6 +1386,7 @@ impl Session {
         let port = pick_ports(host.as_ref(), 1, 15432)?;
         let opts = crate::role::postgres::PostgresOptions {
             port,
+            password: Some(crate::role::postgres::generate_password()?),
             ..Default::default()
         };
         let dir = host.lab_dir().join(format!("postgres-{port}"));
@@ -1387,8 +1397,10 @@ impl Session {
     }
 
     /// Kong's `start_kong`: starts Kong `version` with `kong_confs` (every `KONG_*` variable of
-    /// this process overrides them) as instance `instance`. When the session runs PostgreSQL,
-    /// Kong is pointed at it unless `kong_confs` names another `pg_host`.
+    /// this process overrides them) as instance `instance`. Unless `kong_confs` names a
+    /// `pg_host` or `database = "off"`, Kong uses the lab's PostgreSQL
+    /// ([`Session::start_postgres`], started here if needed) and its database, as Kong's
+    /// framework's `start_kong` used `kong_tests`.
     pub fn start_kong(
         &mut self,
         version: &str,
@@ -1396,6 +1408,11 @@ impl Session {
         entities: &Entities,
         instance: &str,
     ) -> Result<String> {
+        if !kong_confs.contains_key("pg_host")
+            && kong_confs.get("database").and_then(toml::Value::as_str) != Some("off")
+        {
+            self.start_postgres()?;
+        }
         let settings = self.kong_settings(kong_confs, "traditional");
         self.start_gateway("kong", version, entities, &settings, instance)
     }
@@ -1408,6 +1425,9 @@ impl Session {
         kong_confs: &toml::Table,
         entities: &Entities,
     ) -> Result<String> {
+        if !kong_confs.contains_key("pg_host") {
+            self.start_postgres()?;
+        }
         let settings = self.kong_settings(kong_confs, "hybrid");
         self.start_gateway("kong", version, entities, &settings, "default")
     }

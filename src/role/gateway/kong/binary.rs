@@ -327,3 +327,54 @@ fn install_release(host: &dyn Host, release: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::entities::{Entities, Plugin};
+    #[allow(unused_imports)]
+    use crate::role::gateway::GatewayAdapter;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::test_support::*;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn version_labels_and_kong_version_output() {
+        assert_eq!(VersionSpec::parse("current").unwrap(), VersionSpec::Current);
+        assert_eq!(
+            VersionSpec::parse("image:kong:3.9.1").unwrap(),
+            VersionSpec::Current
+        );
+        assert_eq!(
+            VersionSpec::parse("git:origin/master~10").unwrap(),
+            VersionSpec::Git("origin/master~10".into())
+        );
+        for r in ["3.9.1", "2.8.1.1", "3.0.0-rc.1"] {
+            assert_eq!(
+                VersionSpec::parse(r).unwrap(),
+                VersionSpec::Release(r.into())
+            );
+        }
+        assert!(VersionSpec::parse("latest").is_err());
+
+        assert_eq!(
+            meta::parse_version_output("3.9.1\n").as_deref(),
+            Some("3.9.1")
+        );
+        assert_eq!(
+            meta::parse_version_output("Kong 3.4.2").as_deref(),
+            Some("3.4.2")
+        );
+        assert_eq!(
+            meta::parse_version_output("Kong Enterprise 3.4.3.12\n").as_deref(),
+            Some("3.4.3.12")
+        );
+        assert_eq!(meta::parse_version_output("no version"), None);
+        assert!(meta::release_matches("3.9.1", "3.9.1"));
+        assert!(meta::release_matches("3.4.3", "3.4.3.12"));
+        assert!(!meta::release_matches("3.9.1", "3.9.10"));
+        assert!(!meta::release_matches("3.9.1", "3.8.0"));
+    }
+}

@@ -55,3 +55,85 @@ pub fn image_for(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::entities::{Entities, Plugin};
+    #[allow(unused_imports)]
+    use crate::role::gateway::GatewayAdapter;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::test_support::*;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn kong_versions_pick_their_images_on_the_docker_driver() {
+        use crate::role::gateway::kong::{DAILY_IMAGE, KongSettings, image_for, release_image};
+        let plain = KongSettings::from_table(&toml::Table::new()).unwrap();
+        assert_eq!(release_image("3.9.1"), "kong:3.9.1");
+        assert_eq!(release_image("3.10.0-rc.1"), "kong/kong:3.10.0-rc.1");
+        assert_eq!(release_image("3.4.0-beta.2"), "kong/kong:3.4.0-beta.2");
+        let image = |v: &str, dir: Option<&Path>, s: &KongSettings, env: Option<&str>| {
+            image_for(v, dir, s, env)
+                .unwrap()
+                .map(|i| (i.reference, i.always_pull))
+        };
+        assert_eq!(image("current", None, &plain, None), None);
+        assert_eq!(
+            image("3.9.1", None, &plain, None),
+            Some(("kong:3.9.1".to_string(), false))
+        );
+        // git: the release the ref's kong/meta.lua is based on, or the nightly image on request.
+        let tmp = tempfile::tempdir().unwrap();
+        let wt = tmp.path().join("wt");
+        std::fs::create_dir_all(wt.join("kong")).unwrap();
+        std::fs::copy(
+            repo("tests/fixtures/kong/meta.lua"),
+            wt.join("kong/meta.lua"),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(wt.join("kong/meta.lua")).unwrap();
+        // The fixture is Kong's master (3.10.0-alpha), which has no release: the version map
+        // (Kong's git.lua `version_map_table`) runs it on 3.9.1, unless a base_version says else.
+        let v = meta::parse_meta_lua(&text).unwrap();
+        assert_eq!(v.base_version(), "3.10.0");
+        assert_eq!(meta::release_for(&v, None), "3.9.1");
+        assert_eq!(
+            image("git:main", Some(&wt), &plain, None),
+            Some(("kong:3.9.1".to_string(), false))
+        );
+        let pinned = KongSettings::from_table(&settings(r#"base_version = "3.9.0""#)).unwrap();
+        assert_eq!(
+            image("git:main", Some(&wt), &pinned, None),
+            Some(("kong:3.9.0".to_string(), false))
+        );
+        assert!(KongSettings::from_table(&settings(r#"base_version = "master""#)).is_err());
+        // The docker driver's adapter takes PERFLAB_KONG_BASE_VERSION from its environment.
+        let a = KongAdapter::with_env(env(&[("PERFLAB_KONG_BASE_VERSION", "3.8.1")]));
+        assert_eq!(
+            a.container_image("git:main", Some(&wt), &toml::Table::new())
+                .unwrap()
+                .map(|i| i.reference),
+            Some("kong:3.8.1".to_string())
+        );
+        let mut t = toml::Table::new();
+        t.insert("use_daily_image".into(), toml::Value::Boolean(true));
+        let daily = KongSettings::from_table(&t).unwrap();
+        assert_eq!(
+            image("git:main", Some(&wt), &daily, None),
+            Some((DAILY_IMAGE.to_string(), true))
+        );
+        assert_eq!(
+            image("git:main", Some(&wt), &plain, Some("1")),
+            Some((DAILY_IMAGE.to_string(), true))
+        );
+        // The daily image is never used for releases, as in Kong's framework.
+        assert_eq!(
+            image("3.9.1", None, &daily, None),
+            Some(("kong:3.9.1".to_string(), false))
+        );
+        assert!(image_for("git:main", None, &plain, None).is_err());
+    }
+}

@@ -85,3 +85,29 @@ pub fn migrate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::entities::{Entities, Plugin};
+    #[allow(unused_imports)]
+    use crate::role::gateway::GatewayAdapter;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::test_support::*;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn migrations_bootstrap_then_up_then_finish() {
+        let cmds = crate::role::gateway::kong::migration_commands("/lab/kong.conf");
+        let text: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
+        assert_eq!(
+            text,
+            [
+                "migrations bootstrap -c /lab/kong.conf",
+                "migrations up -y -c /lab/kong.conf",
+                "migrations finish -y -c /lab/kong.conf",
+            ]
+        );
+    }
+}

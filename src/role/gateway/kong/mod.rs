@@ -33,6 +33,7 @@ pub mod certs;
 pub mod conf;
 pub mod declarative;
 pub mod image;
+pub mod lab_database;
 pub mod meta;
 pub mod migrations;
 pub mod package;
@@ -42,14 +43,15 @@ pub mod prefix;
 pub mod process;
 pub mod readiness;
 pub mod settings;
+pub mod sql_seed;
+#[cfg(test)]
+mod test_support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::host::{Cmd, Proc, poll_until};
 use crate::role::gateway::{GatewayAdapter, GatewayContext, RunningGateway};
-use crate::role::postgres::start_postgres;
 use crate::{Error, Result};
 
 use binary::env_value;
@@ -65,7 +67,7 @@ pub use plan::{InstancePlan, StartPlan, plan};
 pub use ports::{PortLayout, planned_ports};
 pub use process::{KongProcs, OPEN_FILES};
 pub use readiness::router_rebuild_interval;
-pub use settings::{BULK_REQUESTS, KongSettings, Mode, Seed};
+pub use settings::{BULK_REQUESTS, KongSettings, Mode, Readiness, Seed};
 
 /// The Kong adapter.
 #[derive(Debug, Clone, Default)]
@@ -96,20 +98,17 @@ impl GatewayAdapter for KongAdapter {
         "kong"
     }
 
-    fn needs_database_host(&self, settings: &toml::Table) -> bool {
-        KongSettings::from_table(settings).is_ok_and(|s| s.mode != Mode::Dbless)
+    /// A mode with a database whose case and environment name no `pg_host` of their own.
+    fn needs_lab_database(&self, settings: &toml::Table) -> bool {
+        KongSettings::from_table(settings)
+            .is_ok_and(|s| plan::uses_lab_database(&s, &self.env()).unwrap_or(false))
     }
 
     /// The span of the [`PortLayout`] for these settings (proxy, admin, then the listeners the
     /// allocator hands out after the admin port).
     fn ports_needed(&self, settings: &toml::Table) -> u16 {
         match KongSettings::from_table(settings) {
-            Ok(s) => {
-                let own_pg = s.mode != Mode::Dbless
-                    && !s.kong_configs.contains_key("pg_host")
-                    && !self.env().iter().any(|(k, _)| k == "KONG_PG_HOST");
-                PortLayout::new(&s, 0, 1, own_pg).span()
-            }
+            Ok(s) => PortLayout::new(&s, 0, 1).span(),
             Err(_) => 2,
         }
     }
@@ -157,6 +156,41 @@ impl GatewayAdapter for KongAdapter {
             &loc,
         )?;
         plan.adapt_to(&bin.version);
+        // The lab's PostgreSQL: a database per Kong schema and instance, created once, emptied
+        // before every start (lab_database's module docs).
+        let lab_db = match (&plan.lab_database, ctx.postgres) {
+            (Some(_), Some(pg)) => {
+                let name = lab_database::database_name(
+                    &lab_database::schema_key(ctx.version, &bin.version),
+                    ctx.instance,
+                );
+                plan.use_lab_database(&name);
+                Some((pg, name))
+            }
+            _ => None,
+        };
+        if lab_db.is_none() && plan::uses_lab_database(&settings, &env)? {
+            return Err(Error::Lab(format!(
+                "kong {} mode needs a database: start it through a session (which gives it \
+                 the lab's PostgreSQL) or set kong_configs.pg_host",
+                plan.mode.as_str()
+            )));
+        }
+        let seed = settings.seed.resolve(admin::requests(&plan.document).len());
+        let sql = match (seed, &lab_db) {
+            (Seed::Sql, Some(_)) => {
+                sql_seed::check_version(&bin.version)?;
+                sql_seed::statements(ctx.entities, ctx.upstream_uris, &settings.service_path)?
+            }
+            (Seed::Sql, None) => {
+                return Err(Error::Usage(
+                    "seed = \"sql\" writes the lab's PostgreSQL: it cannot seed a database \
+                     the case names with pg_host (use seed = \"import\")"
+                        .into(),
+                ));
+            }
+            _ => Vec::new(),
+        };
         if let Some(lpp) = &bin.lua_package_path {
             for inst in plan.instances.iter_mut() {
                 inst.conf
@@ -208,23 +242,12 @@ impl GatewayAdapter for KongAdapter {
         let mut procs = KongProcs {
             host: host.clone(),
             kongs: Vec::new(),
-            postgres: None,
         };
-        if let Some(o) = plan.postgres.clone() {
-            // On the lab's database host when the driver has one apart (a container, a db
-            // machine), else next to Kong.
-            let (db_host, dir) = match &ctx.database_host {
-                Some(h) if !Arc::ptr_eq(h, &host) => (
-                    h.clone(),
-                    h.lab_dir().join(format!("kong-postgres-{}", o.port)),
-                ),
-                _ => (host.clone(), ctx.prefix.join("postgres")),
-            };
-            procs.postgres = Some(start_postgres(db_host, &dir, o)?);
+        if let Some((pg, name)) = &lab_db {
+            lab_database::ensure(pg, name)?;
         }
         let admin_uri = format!("http://{}:{}", host.address(), ctx.admin_port);
         let t = Duration::from_secs(300);
-        let import = settings.seed.imports(admin::requests(&plan.document).len());
         let mut started: Vec<(Box<dyn Proc>, Cmd)> = Vec::new();
         for (i, inst) in plan.instances.iter().enumerate() {
             let conf_s = inst.conf_path.display().to_string();
@@ -238,7 +261,15 @@ impl GatewayAdapter for KongAdapter {
             }
             if inst.conf.get("database").map(String::as_str) == Some("postgres") {
                 migrate(host.as_ref(), &bin, &inst.conf, &conf_s)?;
-                if import && i == plan.admin_instance() {
+                if i == plan.admin_instance()
+                    && let Some((pg, name)) = &lab_db
+                {
+                    lab_database::reset(pg, name)?;
+                    for statement in &sql {
+                        pg.psql_on(name, statement)?;
+                    }
+                }
+                if seed == Seed::Import && i == plan.admin_instance() {
                     let file = plan.declarative_path.display().to_string();
                     let args = ["config", "db_import", &file, "-c", &conf_s];
                     let out = host.run(&instance_cmd(&bin, &inst.conf, &args), t)?;
@@ -292,7 +323,7 @@ impl GatewayAdapter for KongAdapter {
                     let _ = procs.stop(Duration::from_secs(5));
                     return Err(Error::Lab(msg));
                 }
-                if plan.mode != Mode::Dbless && !import {
+                if plan.mode != Mode::Dbless && seed == Seed::Admin {
                     admin::apply(
                         ctx.load_host.as_ref(),
                         &admin_uri,
@@ -306,7 +337,12 @@ impl GatewayAdapter for KongAdapter {
         // route the load may use is routed on every instance that proxies (each data plane in
         // hybrid mode, so that one that failed to start or to sync is an error here, with its
         // own log, not a silently smaller lab). An instance whose process ended fails at once.
-        let paths = ctx.entities.route_paths();
+        // A load on the Admin API (`readiness = "admin"`) needs no route: the Admin API's
+        // `/status` answered above.
+        let paths = match settings.readiness {
+            Readiness::Routes => ctx.entities.route_paths(),
+            Readiness::Admin => Vec::new(),
+        };
         for (idx, inst) in plan.instances.iter().enumerate() {
             let Some(port) = inst
                 .conf

@@ -9,11 +9,11 @@ use crate::host::{Cmd, Host};
 
 /// The ports of one Kong lab, one per listener, handed out by one allocator: the lab's proxy
 /// and admin ports, then — counting up from the port after the admin port, in this order —
-/// the control plane's cluster and telemetry listeners (hybrid), PostgreSQL (when perflab
-/// starts it and the case names no `pg_port`) and the proxy of each data plane after the first.
+/// the control plane's cluster and telemetry listeners (hybrid) and the proxy of each data
+/// plane after the first. (PostgreSQL is the lab's one server, whose port the session picks.)
 /// Before this allocator, data plane *i* listened on `proxy_port + i − 1`: the control plane's
 /// admin port for *i* = 2 and its cluster port for *i* = 3, so a three-data-plane lab silently
-/// ran with one. [`plan`] then checks that no two listeners (with the case's own) share a port
+/// ran with one. [`super::plan()`] then checks that no two listeners (with the case's own) share a port
 /// and the start checks each is free on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortLayout {
@@ -25,8 +25,6 @@ pub struct PortLayout {
     pub cluster: Option<u16>,
     /// `cluster_telemetry_listen` (hybrid).
     pub telemetry: Option<u16>,
-    /// PostgreSQL, when perflab starts it.
-    pub postgres: Option<u16>,
     /// The proxies of data planes 2, 3, … (hybrid).
     pub data_plane_proxies: Vec<u16>,
     /// The last port the allocator handed out (the admin port when none).
@@ -34,9 +32,8 @@ pub struct PortLayout {
 }
 
 impl PortLayout {
-    /// The layout for `settings` from the lab's `proxy` and `admin` ports; `own_postgres` is
-    /// whether perflab starts PostgreSQL.
-    pub fn new(settings: &KongSettings, proxy: u16, admin: u16, own_postgres: bool) -> Self {
+    /// The layout for `settings` from the lab's `proxy` and `admin` ports.
+    pub fn new(settings: &KongSettings, proxy: u16, admin: u16) -> Self {
         let mut next = admin;
         let mut take = || {
             next = next.saturating_add(1);
@@ -45,7 +42,6 @@ impl PortLayout {
         let hybrid = settings.mode == Mode::Hybrid;
         let cluster = hybrid.then(&mut take);
         let telemetry = hybrid.then(&mut take);
-        let postgres = own_postgres.then(|| settings.pg_port.unwrap_or_else(&mut take));
         let extra_dps = if hybrid {
             settings.data_planes.saturating_sub(1)
         } else {
@@ -57,7 +53,6 @@ impl PortLayout {
             admin,
             cluster,
             telemetry,
-            postgres,
             data_plane_proxies,
             last: next,
         }
@@ -89,7 +84,7 @@ pub(crate) fn listen_ports(listen: &str) -> Vec<u16> {
         .collect()
 }
 
-/// Every port the instances of `plan` and its PostgreSQL listen on, with who listens there.
+/// Every port the instances of `plan` listen on, with who listens there.
 pub fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
     let mut ports = Vec::new();
     for inst in &plan.instances {
@@ -106,9 +101,6 @@ pub fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
                 }
             }
         }
-    }
-    if let Some(o) = &plan.postgres {
-        ports.push((o.port, "postgres".to_string()));
     }
     ports
 }
@@ -136,4 +128,36 @@ pub(crate) fn ports_in_use(host: &dyn Host, ports: &[(u16, String)]) -> Vec<(u16
         .filter(|(p, _)| used.contains(p))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::entities::{Entities, Plugin};
+    #[allow(unused_imports)]
+    use crate::role::gateway::GatewayAdapter;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::test_support::*;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn port_layout_gives_every_listener_its_own_port() {
+        use crate::role::gateway::kong::PortLayout;
+        let hybrid3 =
+            KongSettings::from_table(&settings("mode = \"hybrid\"\ndata_planes = 3")).unwrap();
+        let l = PortLayout::new(&hybrid3, 9000, 9001);
+        let mut all = vec![l.proxy, l.admin, l.cluster.unwrap(), l.telemetry.unwrap()];
+        assert_eq!(l.data_plane_proxy(1), l.proxy);
+        all.extend((2..=3).map(|i| l.data_plane_proxy(i)));
+        let distinct: std::collections::BTreeSet<u16> = all.iter().copied().collect();
+        assert_eq!(distinct.len(), all.len(), "{l:?}");
+        // What the old layout (proxy_port + i - 1) gave data planes 2 and 3: the admin and cluster ports.
+        assert!(!all[4..].contains(&9001) && l.data_plane_proxy(3) != l.cluster.unwrap());
+        assert_eq!(l.span(), 6);
+        // PostgreSQL is the lab's one server (the session picks its port): a setting for its
+        // port is refused.
+        assert!(KongSettings::from_table(&settings("pg_port = 5432")).is_err());
+    }
 }

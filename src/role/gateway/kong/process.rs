@@ -6,15 +6,13 @@ use std::time::Duration;
 use super::binary::KongBinary;
 use super::conf;
 use crate::host::{Cmd, Host, HostError, Proc};
-use crate::role::postgres::Postgres;
 
-/// The processes of one Kong lab: the Kong instances (traffic instance first) and, when
-/// perflab started it, PostgreSQL. Stopping it quits every Kong (`kong quit`, then TERM/KILL
-/// to its group) and then stops PostgreSQL.
+/// The processes of one Kong lab: the Kong instances (traffic instance first). Stopping it quits
+/// every Kong (`kong quit`, then TERM/KILL to its group). The lab's PostgreSQL outlives it: the
+/// session stops it at teardown.
 pub struct KongProcs {
     pub(crate) host: Arc<dyn Host>,
     pub(crate) kongs: Vec<(Box<dyn Proc>, Cmd)>,
-    pub(crate) postgres: Option<Postgres>,
 }
 
 impl Proc for KongProcs {
@@ -38,12 +36,6 @@ impl Proc for KongProcs {
                 let _ = p.wait_timeout(grace)?;
             }
             p.stop(grace)?;
-        }
-        if let Some(pg) = self.postgres.as_mut() {
-            pg.stop().map_err(|e| HostError::Other {
-                host: self.host.name().to_string(),
-                reason: e.to_string(),
-            })?;
         }
         Ok(())
     }

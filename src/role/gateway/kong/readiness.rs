@@ -35,6 +35,9 @@ pub(crate) fn wait_routed(
     rebuild: Duration,
     alive: &mut dyn FnMut() -> bool,
 ) -> std::result::Result<(), String> {
+    if paths.is_empty() {
+        return Ok(());
+    }
     let deadline = std::time::Instant::now() + timeout;
     for pass in 0..2 {
         if pass == 1 {

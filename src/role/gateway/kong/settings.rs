@@ -54,8 +54,6 @@ pub struct KongSettings {
     pub data_planes: u32,
     /// The upstream path services point at.
     pub service_path: String,
-    /// PostgreSQL's port when perflab starts it (`None`: admin port + 3).
-    pub pg_port: Option<u16>,
     /// How long Kong may take to become ready.
     pub start_timeout: Duration,
     /// Run `git:` versions on Kong's nightly image instead of the release their
@@ -71,6 +69,8 @@ pub struct KongSettings {
     pub per_case: bool,
     /// How a database-backed Kong gets its entities (`seed`).
     pub seed: Seed,
+    /// What a start waits for before the load (`readiness`).
+    pub readiness: Readiness,
 }
 
 /// How a database-backed Kong (traditional, a hybrid control plane) gets the case's entities.
@@ -86,6 +86,21 @@ pub enum Seed {
     /// per entity. Kong's framework seeded the database directly too (its `bp` blueprints,
     /// reference §6.6).
     Import,
+    /// `INSERT … SELECT … generate_series` into the lab's PostgreSQL before Kong starts, as
+    /// Kong's spec/04-perf/01-rps/06-core_entities_crud_spec.lua seeded its 100,000 entities
+    /// per kind ([`super::sql_seed`]; Kong 3.0–3.9).
+    Sql,
+}
+
+/// What a Kong start waits for before the load runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Every route of the case is routed on every proxying instance, twice across a router
+    /// rebuild (the default; for loads that go through the proxy).
+    Routes,
+    /// The Admin API answers `/status`: for loads that go to the Admin API (Kong's CRUD
+    /// scenario), where probing 100,000 routes would only delay the start.
+    Admin,
 }
 
 /// Admin API requests from which [`Seed::Auto`] imports instead: each request is an HTTP round
@@ -93,12 +108,13 @@ pub enum Seed {
 pub const BULK_REQUESTS: usize = 1000;
 
 impl Seed {
-    /// Whether `requests` entities are imported rather than sent to the Admin API.
-    pub fn imports(&self, requests: usize) -> bool {
+    /// The seeding a start with `requests` Admin API requests' worth of entities uses:
+    /// [`Seed::Auto`] becomes [`Seed::Admin`] or [`Seed::Import`]; the others stay.
+    pub fn resolve(self, requests: usize) -> Seed {
         match self {
-            Seed::Auto => requests >= BULK_REQUESTS,
-            Seed::Admin => false,
-            Seed::Import => true,
+            Seed::Auto if requests >= BULK_REQUESTS => Seed::Import,
+            Seed::Auto => Seed::Admin,
+            other => other,
         }
     }
 }
@@ -113,12 +129,12 @@ impl KongSettings {
             kong_configs: toml::Table::new(),
             data_planes: 1,
             service_path: declarative::DEFAULT_SERVICE_PATH.to_string(),
-            pg_port: None,
             start_timeout: Duration::from_secs(120),
             use_daily_image: false,
             base_version: None,
             per_case: true,
             seed: Seed::Auto,
+            readiness: Readiness::Routes,
         };
         for (k, v) in t {
             match k.as_str() {
@@ -140,13 +156,6 @@ impl KongSettings {
                     }
                     s.service_path = p.to_string();
                 }
-                "pg_port" => {
-                    s.pg_port = Some(
-                        v.as_integer()
-                            .and_then(|i| u16::try_from(i).ok())
-                            .ok_or_else(|| bad(k, "a port number"))?,
-                    )
-                }
                 "start_timeout" => {
                     s.start_timeout = Duration::from_secs(
                         v.as_integer()
@@ -163,7 +172,15 @@ impl KongSettings {
                         Some("auto") => Seed::Auto,
                         Some("admin") => Seed::Admin,
                         Some("import") => Seed::Import,
-                        _ => return Err(bad(k, "\"auto\", \"admin\" or \"import\"")),
+                        Some("sql") => Seed::Sql,
+                        _ => return Err(bad(k, "\"auto\", \"admin\", \"import\" or \"sql\"")),
+                    }
+                }
+                "readiness" => {
+                    s.readiness = match v.as_str() {
+                        Some("routes") => Readiness::Routes,
+                        Some("admin") => Readiness::Admin,
+                        _ => return Err(bad(k, "\"routes\" or \"admin\"")),
                     }
                 }
                 "lifecycle" => {
@@ -183,12 +200,71 @@ impl KongSettings {
                 other => {
                     return Err(Error::Usage(format!(
                         "unknown kong setting `{other}` (known: mode, kong_configs, data_planes, \
-                         service_path, pg_port, start_timeout, use_daily_image, base_version, \
-                         lifecycle, seed)"
+                         service_path, start_timeout, use_daily_image, base_version, lifecycle, seed, \
+                         readiness)"
                     )));
                 }
             }
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::entities::{Entities, Plugin};
+    #[allow(unused_imports)]
+    use crate::role::gateway::GatewayAdapter;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::test_support::*;
+    #[allow(unused_imports)]
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn settings_are_checked() {
+        let err = KongSettings::from_table(&settings(r#"mode = "cluster""#)).unwrap_err();
+        assert!(
+            err.to_string().contains("traditional, dbless or hybrid"),
+            "{err}"
+        );
+        let err = KongSettings::from_table(&settings("data_planes = 0")).unwrap_err();
+        assert!(err.to_string().contains("data_planes"), "{err}");
+        let err = KongSettings::from_table(&settings("colour = 1")).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown kong setting `colour`"),
+            "{err}"
+        );
+        let s = KongSettings::from_table(&settings(r#"service_path = """#)).unwrap();
+        assert_eq!((s.mode, s.service_path.as_str()), (Mode::Traditional, ""));
+    }
+
+    #[test]
+    fn large_cases_are_seeded_in_bulk_and_repeats_share_one_kong() {
+        use crate::role::gateway::kong::{BULK_REQUESTS, Seed};
+        let s = |t: &str| KongSettings::from_table(&settings(t)).unwrap();
+        assert_eq!(s("").seed, Seed::Auto);
+        assert_eq!(Seed::Auto.resolve(BULK_REQUESTS - 1), Seed::Admin);
+        assert_eq!(Seed::Auto.resolve(BULK_REQUESTS), Seed::Import);
+        assert_eq!(s("seed = \"import\"").seed.resolve(1), Seed::Import);
+        assert_eq!(s("seed = \"admin\"").seed.resolve(1_000_000), Seed::Admin);
+        assert_eq!(s("seed = \"sql\"").seed.resolve(1), Seed::Sql);
+        assert!(KongSettings::from_table(&settings("seed = \"csv\"")).is_err());
+        assert_eq!(s("").readiness, Readiness::Routes);
+        assert_eq!(s("readiness = \"admin\"").readiness, Readiness::Admin);
+        assert!(KongSettings::from_table(&settings("readiness = \"never\"")).is_err());
+        // 100 services x 100 routes with key-auth and 1000 consumers: far past the threshold.
+        let big = entities(100, 100, vec![], 1000);
+        let doc = declarative::document(&big, &["http://127.0.0.1:1".into()], "/test").unwrap();
+        assert_eq!(
+            s("").seed.resolve(admin::requests(&doc).len()),
+            Seed::Import
+        );
+        // Kong keeps one instance for a case's repeats unless the case asks for one per run.
+        let a = KongAdapter::new();
+        assert!(a.keeps_for_repeats(&toml::Table::new()));
+        assert!(!a.keeps_for_repeats(&settings("lifecycle = \"per-run\"")));
+        assert!(KongSettings::from_table(&settings("lifecycle = \"sometimes\"")).is_err());
     }
 }
