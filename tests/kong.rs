@@ -1428,3 +1428,199 @@ fn live_kong_pgdump_round_trip_restores_kongs_entities() {
     );
     s.teardown(false).unwrap();
 }
+
+// ---------------------------------------------------------------- the lab's database (fix 11)
+
+/// The count of rows of `table` in `database`.
+fn rows(pg: &perflab::role::postgres::Postgres, database: &str, table: &str) -> u64 {
+    pg.psql_on(database, &format!("SELECT count(*) FROM {table}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Fix 11 and `seed = "sql"` on a real PostgreSQL, without Kong: a Kong 3.9.3 database as Kong's
+/// `migrations bootstrap` left it (a recorded dump) gets a case's entities by SQL, a start's
+/// plan points Kong at it, a reset empties the entity tables but keeps Kong's migration state
+/// and default workspace, and a second seed (the next start of the case, or the next case)
+/// writes the same names again without a conflict.
+#[test]
+fn lab_database_is_made_once_reset_between_starts_and_seeded_by_sql() {
+    use perflab::entities::{Credential, Scope};
+    use perflab::role::gateway::kong::{lab_database, sql_seed};
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let host = local(tmp.path());
+    let name = lab_database::database_name("3.9.3", "default");
+    let opts = perflab::role::postgres::PostgresOptions {
+        port: free_port(),
+        database: name.clone(),
+        password: Some(perflab::role::postgres::generate_password().unwrap()),
+        ..Default::default()
+    };
+    let mut pg =
+        perflab::role::postgres::start_postgres(host.clone(), &tmp.path().join("pg"), opts)
+            .unwrap();
+    // A database per Kong schema: made once, found the second time.
+    assert!(
+        !lab_database::ensure(&pg, &name).unwrap(),
+        "start_postgres made it"
+    );
+    let other = lab_database::database_name("3.8.1", "default");
+    assert!(lab_database::ensure(&pg, &other).unwrap());
+    assert!(!lab_database::ensure(&pg, &other).unwrap());
+    pg.load_pgdump(
+        &repo("tests/fixtures/kong/kong-3.9.3-bootstrap.sql"),
+        true,
+        None,
+    )
+    .unwrap();
+    let migrations = rows(&pg, &name, "schema_meta");
+    assert!(migrations > 10, "{migrations} migrated subsystems");
+
+    let e = Entities {
+        services: 40,
+        routes_per_service: 3,
+        consumers: 25,
+        credentials: vec![Credential::KeyAuth],
+        upstreams: 4,
+        targets_per_upstream: 2,
+        target_weight_step: 5,
+        plugins: vec![
+            Plugin {
+                name: "key-auth".into(),
+                ..plugin_defaults()
+            },
+            Plugin {
+                name: "rate-limiting".into(),
+                config: serde_json::json!({"second": 100000})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                scope: Scope::Global,
+                only: vec![],
+            },
+            Plugin {
+                name: "correlation-id".into(),
+                scope: Scope::Route,
+                ..plugin_defaults()
+            },
+        ],
+    };
+    let uris = vec![
+        "http://127.0.0.1:18088".to_string(),
+        "http://127.0.0.1:18089".to_string(),
+    ];
+    let seed = |pg: &perflab::role::postgres::Postgres| {
+        for s in sql_seed::statements(&e, &uris, "/test").unwrap() {
+            pg.psql_on(&name, &s).unwrap();
+        }
+    };
+    seed(&pg);
+    let counts = |pg: &perflab::role::postgres::Postgres| {
+        [
+            "services",
+            "routes",
+            "consumers",
+            "keyauth_credentials",
+            "upstreams",
+            "targets",
+            "plugins",
+        ]
+        .map(|t| rows(pg, &name, t))
+    };
+    assert_eq!(counts(&pg), [40, 120, 25, 25, 4, 8, 40 + 1 + 120]);
+    // The rows are Kong's: names and paths as the other seeding paths write them, services
+    // pointing at the upstreams round-robin, the targets' fixed ids and weights, and the
+    // cache keys Kong computes (the targets' as Kong's migration 016_280_to_300 writes them).
+    let q = |sql: &str| pg.psql_on(&name, sql).unwrap().trim().to_string();
+    assert_eq!(
+        q("SELECT host || ':' || port || path FROM services WHERE name = 's2'"),
+        "u2:80/test"
+    );
+    assert_eq!(
+        q("SELECT array_to_string(paths, ',') FROM routes WHERE name = 's40r3'"),
+        "/s40r3"
+    );
+    assert_eq!(
+        q(
+            "SELECT s.name FROM routes r JOIN services s ON s.id = r.service_id WHERE r.name = 's7r2'"
+        ),
+        "s7"
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT target || ' ' || weight FROM targets WHERE id = '{}'",
+            declarative::target_id(3, 2)
+        )),
+        "127.0.0.1:18089 10"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM targets WHERE cache_key = \
+           CONCAT('targets:', upstream_id, ':', target, '::::', ws_id)"),
+        "8"
+    );
+    assert_eq!(
+        q(
+            "SELECT k.key FROM keyauth_credentials k JOIN consumers c ON c.id = k.consumer_id \
+           WHERE c.username = 'consumer-9'"
+        ),
+        "key-9"
+    );
+    let ws = q("SELECT id FROM workspaces WHERE name = 'default'");
+    assert_eq!(
+        q("SELECT cache_key FROM plugins WHERE name = 'rate-limiting'"),
+        format!("plugins:rate-limiting:::::{ws}")
+    );
+    let s1 = q("SELECT id FROM services WHERE name = 's1'");
+    assert_eq!(
+        q(&format!(
+            "SELECT cache_key FROM plugins WHERE name = 'key-auth' AND service_id = '{s1}'"
+        )),
+        format!("plugins:key-auth::{s1}:::{ws}")
+    );
+    assert_eq!(
+        q("SELECT config::text FROM plugins WHERE name = 'rate-limiting'"),
+        r#"{"second": 100000}"#
+    );
+
+    // A start's plan points Kong at the lab's server and its database for this Kong.
+    let s = settings("mode = \"hybrid\"");
+    let c = GatewayContext {
+        postgres: Some(&pg),
+        ..ctx(
+            &host,
+            tmp.path(),
+            &uris,
+            &e,
+            "3.9.3",
+            None,
+            &s,
+            (9000, 9001),
+        )
+    };
+    let p = plan(&c, &[]).unwrap();
+    assert_eq!(p.lab_database.as_deref(), Some(name.as_str()));
+    let cp = &p.instances[0].conf;
+    assert_eq!(cp["pg_host"], "127.0.0.1");
+    assert_eq!(cp["pg_port"], pg.port().to_string());
+    assert_eq!(cp["pg_database"], name);
+    assert_eq!(cp["pg_password"], pg.password().unwrap());
+    assert!(
+        !p.instances[1].conf.contains_key("pg_host"),
+        "data planes have none"
+    );
+
+    // Reset: the entities go, Kong's migration state and default workspace stay; the same
+    // names can be written again.
+    lab_database::reset(&pg, &name).unwrap();
+    assert_eq!(counts(&pg), [0; 7]);
+    assert_eq!(rows(&pg, &name, "schema_meta"), migrations);
+    assert_eq!(q("SELECT id FROM workspaces WHERE name = 'default'"), ws);
+    assert_eq!(rows(&pg, &name, "parameters"), 1, "the cluster id stays");
+    seed(&pg);
+    assert_eq!(counts(&pg), [40, 120, 25, 25, 4, 8, 161]);
+    pg.stop().unwrap();
+}

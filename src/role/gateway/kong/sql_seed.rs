@@ -13,12 +13,14 @@
 //! The columns are those of Kong 3.0 to 3.9 (kong/db/migrations/core/000_base.lua and the
 //! `ALTER TABLE`s of 016_280_to_300.lua to 024_380_to_390.lua, and
 //! kong/plugins/key-auth/migrations/): [`check_version`] refuses other Kong versions rather than
-//! write tables it has not checked. Rows carry every value Kong's entity schemas default that a
+//! write tables it has not checked (tests/kong.rs seeds a recorded Kong 3.9.3 database). Rows
+//! carry every value Kong's entity schemas default that a
 //! NULL would change (timeouts, retries, protocols, route flags), the default workspace's id,
-//! and the `cache_key`s Kong computes (`DAO:cache_key`, kong/db/dao/init.lua; the targets' one
-//! as migration 016_280_to_300 writes it). JSON records (`config`, `healthchecks`) are written
-//! as given or `{}`: Kong fills a record's missing fields with their defaults when it reads a
-//! row (`adjust_field_for_context`, kong/db/schema/init.lua), as it does for Kong's own
+//! and the `cache_key` columns Kong computes (`DAO:cache_key`, kong/db/dao/init.lua; the
+//! targets' as migration 016_280_to_300 writes them; `keyauth_credentials` has none). JSON
+//! records (`config`, `healthchecks`) are written as given or `{}`: Kong fills a record's
+//! missing fields with their defaults when it reads a row (`adjust_field_for_context`,
+//! kong/db/schema/init.lua), as it does for Kong's own
 //! `'{}'::JSONB` plugin configs in the CRUD spec. Ids are derived from the names
 //! (`md5(…)::uuid`), which works on every PostgreSQL version (`gen_random_uuid()` needs 13).
 //!
@@ -180,9 +182,8 @@ pub fn statements(
     ));
     if entities.consumers > 0 && entities.credentials.contains(&Credential::KeyAuth) {
         out.push(format!(
-            "INSERT INTO keyauth_credentials (id, consumer_id, key, created_at, ws_id, cache_key) \
-             SELECT {}, {consumer_id}, 'key-' || c, {now}, {WS}, \
-             'keyauth_credentials:key-' || c || ':::::' || {WS} FROM generate_series(1, {}) c",
+            "INSERT INTO keyauth_credentials (id, consumer_id, key, created_at, ws_id) \
+             SELECT {}, {consumer_id}, 'key-' || c, {now}, {WS} FROM generate_series(1, {}) c",
             uuid_of("keyauth", "c"),
             entities.consumers
         ));
