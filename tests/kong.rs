@@ -1624,3 +1624,121 @@ fn lab_database_is_made_once_reset_between_starts_and_seeded_by_sql() {
     assert_eq!(counts(&pg), [40, 120, 25, 25, 4, 8, 161]);
     pg.stop().unwrap();
 }
+
+/// Fix 11 live: one PostgreSQL serves every Kong of a lab. A traditional Kong seeded by SQL
+/// (`seed = "sql"`: key-auth, upstreams and targets that Kong must read and proxy through), then
+/// a hybrid control plane with other entities in the same database (emptied in between), with
+/// a second Kong instance running beside it in a database of its own; one postmaster all along,
+/// stopped by the teardown.
+#[test]
+fn live_one_postgresql_serves_every_kong_of_the_lab() {
+    let Some((tmp, _)) = live_lab_mode("live Kong shared database test", Some(0o755)) else {
+        return;
+    };
+    let mut s = perflab::session::Session::new();
+    s.set_log_level("warn").unwrap();
+    s.set_retry_count(1);
+    let mut opts = perflab::driver::DriverOptions::new();
+    opts.insert("dir".into(), tmp.path().join("lab").display().to_string());
+    s.use_driver("local", &opts).unwrap();
+    s.setup().unwrap();
+    s.start_upstreams(r#"location = /test { return 200 "ok"; }"#, 2)
+        .unwrap();
+    let key_auth = Plugin {
+        name: "key-auth".into(),
+        ..plugin_defaults()
+    };
+    let sql_case = Entities {
+        upstreams: 2,
+        targets_per_upstream: 2,
+        ..entities(3, 2, vec![key_auth], 2)
+    };
+    let status = |uri: &str| perflab::http::get_status(uri, Duration::from_secs(5)).unwrap();
+    let proxy = s
+        .start_gateway_in(
+            "kong",
+            "current",
+            None,
+            &sql_case,
+            &settings("mode = \"traditional\"\nseed = \"sql\""),
+            "default",
+            1,
+        )
+        .unwrap();
+    assert_eq!(status(&format!("{proxy}/s3r2?apikey=key-2")), 200);
+    assert_eq!(status(&format!("{proxy}/s1r1?apikey=key-1")), 200);
+    assert_eq!(
+        status(&format!("{proxy}/s1r1")),
+        401,
+        "key-auth read from SQL"
+    );
+    let pg_pid = s.postgres().expect("the lab's PostgreSQL").pid();
+    let version = s
+        .gateway("default")
+        .unwrap()
+        .version_detail
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let db = perflab::role::gateway::kong::lab_database::database_name(&version, "default");
+    let count = |s: &perflab::session::Session, db: &str| -> u64 {
+        let pg = s.postgres().unwrap();
+        pg.psql_on(db, "SELECT count(*) FROM services")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count(&s, &db), 3);
+    s.stop_gateway().unwrap();
+
+    // The next start (another case) empties the database and seeds its own entities.
+    let proxy = s
+        .start_gateway_in(
+            "kong",
+            "current",
+            None,
+            &entities(1, 1, vec![], 0),
+            &settings("mode = \"hybrid\"\ndata_planes = 2"),
+            "default",
+            1,
+        )
+        .unwrap();
+    assert_eq!(status(&format!("{proxy}/s1r1")), 200);
+    let other = s
+        .start_gateway_in(
+            "kong",
+            "current",
+            None,
+            &entities(2, 1, vec![], 0),
+            &settings("mode = \"traditional\""),
+            "other",
+            1,
+        )
+        .unwrap();
+    assert_eq!(status(&format!("{other}/s2r1")), 200);
+    assert_eq!(
+        s.postgres().unwrap().pid(),
+        pg_pid,
+        "one server for the lab"
+    );
+    assert_eq!(count(&s, &db), 1, "emptied and seeded again");
+    let other_db = perflab::role::gateway::kong::lab_database::database_name(&version, "other");
+    assert_eq!(
+        count(&s, &other_db),
+        2,
+        "an instance running beside it has its own"
+    );
+    let dbs = s
+        .postgres()
+        .unwrap()
+        .psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'kong%'")
+        .unwrap();
+    println!("databases of the lab's PostgreSQL: {}", dbs.trim());
+    s.teardown(false).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{pg_pid}")).exists(),
+        "the teardown stopped PostgreSQL"
+    );
+}
