@@ -245,6 +245,124 @@ fn logged_paths(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `"METHOD /path"` requests of an nginx `combined` access log.
+fn logged_requests(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|l| {
+            let mut r = l.split('"').nth(1)?.split_whitespace();
+            Some((r.next()?.to_string(), r.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// Kong's CRUD scenario: SQL-seeded, Admin API load, Kong's counts; its script sends Kong's 12
+/// requests in turn to ids the seed creates (run by wrk against nginx, which logs them), with
+/// the deletes of seeded entities never on an id a get or an update of the run uses.
+fn check_crud_case(
+    case: &perflab::suite::Case,
+    s: &KongSettings,
+    wrk: Option<&str>,
+    served: Option<(&Path, u16)>,
+    tmp: &Path,
+) {
+    use perflab::role::gateway::kong::{Readiness, Seed};
+    use perflab::role::load::wrk::LoadPort;
+    let name = case.name.as_str();
+    let e = &case.entities;
+    let n = if name == "core-entities-crud" {
+        100_000
+    } else {
+        1000
+    };
+    assert_eq!(
+        (e.services, e.routes_per_service, e.consumers, e.upstreams),
+        (n, 1, n, n),
+        "{name}"
+    );
+    assert_eq!(e.plugins[0].name, "basic-auth");
+    assert!(e.credentials.is_empty());
+    assert_eq!(
+        (s.mode, s.seed, s.readiness),
+        (Mode::Traditional, Seed::Sql, Readiness::Admin)
+    );
+    assert!(
+        !s.per_case,
+        "{name}: Kong restarted and the data fed again before every run"
+    );
+    assert_eq!(case.load.port, LoadPort::Admin);
+    assert_eq!(
+        case.load.warmup, 0.0,
+        "{name}: a warm-up would change the data"
+    );
+    let script = case.load.script.as_ref().unwrap();
+    assert!(script.contains(&format!("local N = {n}\n")), "{name}");
+    let (Some(wrk), Some((access, port))) = (wrk, served) else {
+        panic!("wrk and nginx are needed to run {name}'s script (scripts/install-deps.sh)");
+    };
+    std::fs::write(access, b"").unwrap();
+    let script_path = tmp.join(format!("{name}.lua"));
+    std::fs::write(&script_path, script).unwrap();
+    let out = Cmd::new(wrk).args([
+        "-t5",
+        "-c20",
+        "-d1s",
+        "-s",
+        script_path.to_str().unwrap(),
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    let out = local(tmp).run(&out, Duration::from_secs(30)).unwrap();
+    assert!(out.success(), "{name}: {}", out.combined_text());
+    let reqs = logged_requests(&std::fs::read_to_string(access).unwrap());
+    assert!(reqs.len() > 240, "{name}: {} requests", reqs.len());
+    let id = |p: &str, prefix: &str| -> u32 {
+        p.rsplit(prefix)
+            .next()
+            .unwrap()
+            .trim_end_matches("r1")
+            .parse()
+            .unwrap()
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut read, mut deleted) = (std::collections::BTreeSet::new(), Vec::new());
+    // (kind, id) pairs: a route and a consumer may share a number.
+    for (method, path) in &reqs {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let kind = match (method.as_str(), parts.as_slice()) {
+            ("POST", ["services"]) => "service",
+            ("POST", ["consumers"]) => "consumer",
+            ("POST", ["services", _, "routes"]) => "route",
+            ("GET" | "PUT", ["services", _]) => "service",
+            ("GET" | "PUT", ["services", s, "routes", r]) => {
+                assert_eq!(format!("{s}r1"), *r, "{name}: {path}");
+                read.insert(("route", id(s, "s")));
+                "route"
+            }
+            ("GET" | "PUT", ["consumers", c]) => {
+                read.insert(("consumer", id(c, "consumer-")));
+                "consumer"
+            }
+            ("DELETE", ["services", p]) if p.starts_with("perf_") => "service",
+            ("DELETE", ["services", s, "routes", r]) => {
+                assert_eq!(format!("{s}r1"), *r, "{name}: {path}");
+                deleted.push(("route", id(s, "s")));
+                "route"
+            }
+            ("DELETE", ["consumers", c]) => {
+                deleted.push(("consumer", id(c, "consumer-")));
+                "consumer"
+            }
+            _ => panic!("{name}: unexpected request {method} {path}"),
+        };
+        kinds.insert((method.clone(), kind));
+    }
+    assert_eq!(kinds.len(), 12, "{name}: Kong's 12 requests: {kinds:?}");
+    for d in &deleted {
+        assert!((1..=n).contains(&d.1), "{name}: deletes seeded {d:?}");
+        assert!(!read.contains(d), "{name}: {d:?} is both read and deleted");
+    }
+    assert!(read.iter().all(|(_, i)| (1..=n).contains(i)), "{name}");
+}
+
 #[test]
 fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
     let suite = perflab::suite::load_suite(repo("suites/kong").to_str().unwrap()).unwrap();
@@ -257,6 +375,8 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
             "balancer-no-upstream",
             "balancer-rebuild",
             "baseline",
+            "core-entities-crud-quick",
+            "core-entities-crud",
             "hybrid-key-auth",
             "hybrid-many-routes",
             "hybrid-single-route",
@@ -290,8 +410,14 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
         .collect();
     for case in &suite.cases {
         let name = case.name.as_str();
-        // Kong's defaults, and Kong's upstream location (the upstream-lock scenario ran 60 s).
-        let seconds = if name == "upstream-lock" { 60.0 } else { 30.0 };
+        // Kong's defaults, and Kong's upstream location (the upstream-lock and CRUD scenarios
+        // ran 60 s, the CRUD one once).
+        let (seconds, repeats) = match name {
+            "upstream-lock" => (60.0, 3),
+            "core-entities-crud" => (60.0, 1),
+            "core-entities-crud-quick" => (10.0, 1),
+            _ => (30.0, 3),
+        };
         assert_eq!(
             (
                 case.load.connections,
@@ -299,7 +425,7 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
                 case.load.duration,
                 case.repeats
             ),
-            (100, 5, seconds, 3),
+            (100, 5, seconds, repeats),
             "{name}"
         );
         assert!(case.upstream.config.contains("location = /test"), "{name}");
@@ -312,6 +438,11 @@ fn kong_scenarios_parse_expand_and_their_scripts_drive_wrk() {
         let e = &case.entities;
         e.check().unwrap();
         let uris = &ten_ports[..case.upstream.ports.unwrap_or(1) as usize];
+        if name.starts_with("core-entities-crud") {
+            let served = served.as_ref().map(|(_, port)| (access.as_path(), *port));
+            check_crud_case(case, &s, wrk.as_deref(), served, tmp.path());
+            continue;
+        }
         let doc = declarative::document(e, uris, &s.service_path).unwrap();
         let reqs = admin::requests(&doc);
         let routes = e.route_paths();

@@ -184,8 +184,8 @@ impl GatewayAdapter for KongAdapter {
             }
             (Seed::Sql, None) => {
                 return Err(Error::Usage(
-                    "seed = \"sql\" writes the lab's PostgreSQL: it cannot seed a database \
-                     the case names with pg_host (use seed = \"import\")"
+                    "seed = \"sql\" writes the lab's PostgreSQL: it needs the traditional or hybrid \
+                     mode without a pg_host of the case's own (else use seed = \"import\")"
                         .into(),
                 ));
             }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::ports::{PortLayout, planned_ports};
-use super::settings::{KongSettings, Mode};
+use super::settings::{KongSettings, Mode, Seed};
 use super::{conf, declarative, meta};
 use crate::role::gateway::GatewayContext;
 use crate::role::postgres::Postgres;
@@ -122,7 +122,21 @@ impl StartPlan {
 pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan> {
     let s = KongSettings::from_table(ctx.settings)?;
     let addr = ctx.host.address();
-    let document = declarative::document(ctx.entities, ctx.upstream_uris, &s.service_path)?;
+    // SQL seeding writes the entities itself: the document (DB-less config, Admin API requests,
+    // a kept config file) stays empty rather than hold 100,000 entities per kind.
+    let none = crate::entities::Entities {
+        services: 0,
+        consumers: 0,
+        upstreams: 0,
+        plugins: Vec::new(),
+        ..crate::entities::Entities::default()
+    };
+    let listed = if s.seed == Seed::Sql && s.mode != Mode::Dbless {
+        &none
+    } else {
+        ctx.entities
+    };
+    let document = declarative::document(listed, ctx.upstream_uris, &s.service_path)?;
     let declarative_path = ctx.prefix.join("kong.json");
     let admin = format!("{addr}:{}", ctx.admin_port);
 
