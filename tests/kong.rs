@@ -965,6 +965,11 @@ fn live_kong_scenarios_run_end_to_end() {
         {
             continue;
         }
+        // Kong's 100,000-entity CRUD case runs when asked for by name (its quick variant
+        // always runs).
+        if stem == "core-entities-crud" && only.is_none() {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let to = if text.contains("[[case.during]]") {
             &during_suite
@@ -1030,10 +1035,16 @@ fn live_kong_scenarios_run_end_to_end() {
             1,
             "{case}: one Kong start in the first run's log"
         );
-        assert_eq!(
-            runs[0], runs[1],
-            "{case}: both repeats against the same Kong"
-        );
+        // The CRUD cases restart Kong before every run, as Kong's spec did; the others run
+        // their repeats against one Kong.
+        if case.starts_with("core-entities-crud") {
+            assert_ne!(runs[0], runs[1], "{case}: a Kong per run");
+        } else {
+            assert_eq!(
+                runs[0], runs[1],
+                "{case}: both repeats against the same Kong"
+            );
+        }
     }
     // Kong's scenarios with actions during load (balancer rebuild, prometheus scrapes, the
     // upstream-lock PATCHes): every action answered 2xx while the load ran without errors.
