@@ -811,11 +811,25 @@ fn live_kong_in_every_mode() {
     let e = entities(2, 2, vec![key_auth], 1);
     let adapter = KongAdapter::new();
     let only: Option<String> = std::env::var("PERFLAB_KONG_LIVE_MODES").ok();
+    // The lab's one PostgreSQL, as the session starts it: every database-backed mode below
+    // uses (and empties) the same database in it.
+    let pg = perflab::role::postgres::start_postgres(
+        host.clone(),
+        &tmp.path().join("pg"),
+        perflab::role::postgres::PostgresOptions {
+            port: free_port(),
+            password: Some(perflab::role::postgres::generate_password().unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     for (mode, data_planes, seed) in [
         ("dbless", 1, "auto"),
         ("traditional", 1, "auto"),
         // Bulk seeding: `kong config db_import` before Kong starts, no Admin API calls.
         ("traditional", 1, "import"),
+        // Kong's CRUD spec's way: rows written by SQL.
+        ("traditional", 1, "sql"),
         ("hybrid", 1, "auto"),
         ("hybrid", 3, "import"),
     ] {
@@ -840,6 +854,7 @@ fn live_kong_in_every_mode() {
         let mut c = ctx(&host, &prefix, &uris, &e, "current", None, &s, ports);
         // Fix 9: pinned like every other gateway (CPU 0 exists on every machine).
         c.cpus = Some(vec![0]);
+        c.postgres = Some(&pg);
         let t0 = std::time::Instant::now();
         let mut gw = adapter
             .start(&c)
