@@ -272,7 +272,7 @@ fn check_crud_case(
     let n = if name == "core-entities-crud" {
         100_000
     } else {
-        1000
+        10_000
     };
     assert_eq!(
         (e.services, e.routes_per_service, e.consumers, e.upstreams),
