@@ -2,30 +2,26 @@
 //! that is installed (`current`), a release (`3.9.1`) or a git ref (`git:<ref>`).
 //!
 //! This re-creates Kong's framework's `setup_kong`/`start_kong`/`start_hybrid_kong`/`stop_kong`
-//! (reference §1.2, §5, §6.5, §8) once, against a [`Host`], instead of once per driver:
+//! (reference §1.2, §5, §6.5, §8) once, against a [`crate::host::Host`], instead of once per
+//! driver:
 //!
-//! - **traditional**: a private PostgreSQL ([`crate::role::postgres`]) unless the case names a
-//!   `pg_host`, `kong migrations bootstrap`, then `kong start` with `nginx_daemon = off` as a
-//!   background process in its own group; entities through the Admin API ([`admin`]).
+//! - **traditional**: a database of the lab's one PostgreSQL ([`lab_database`]) unless the case
+//!   names a `pg_host`, `kong migrations` ([`migrations`]), then `kong start` with
+//!   `nginx_daemon = off` as a background process in its own group ([`process`]); entities
+//!   through the Admin API ([`admin`]), `kong config db_import` or SQL ([`sql_seed`]).
 //! - **dbless**: `database = off` and a declarative config file ([`declarative`]).
 //! - **hybrid**: one control plane (traditional, `role = control_plane`, no proxy) and N data
 //!   planes (`role = data_plane`, `database = off`, `cluster_control_plane = …`), sharing a
 //!   fresh cluster certificate ([`certs`]); traffic goes to the first data plane.
 //!
-//! Configuration is rendered by [`conf`]: perflab's defaults, then the case's `kong_configs`,
+//! Where each concept lives: the case's settings ([`settings`]); which `kong` runs a version
+//! ([`binary`], [`meta`], [`prefix`], [`package`]) and which image ([`image`]); what a start
+//! writes ([`plan`], rendered by [`conf`]: perflab's defaults, then the case's `kong_configs`,
 //! then every `KONG_*` variable of perflab's environment, as in Kong's framework, except the
 //! per-instance properties ([`conf::PER_INSTANCE`]), which are also pinned in the environment
-//! of every `kong` command. Kong's unused default listeners are off ([`StartPlan::adapt_to`]).
-//! A `git:` ref runs the worktree's `bin/kong` from the worktree, with the worktree first on
-//! the Lua path, on top of an installed Kong whose version [`meta`] derives from the ref's
-//! `kong/meta.lua` (mapped to a release by [`meta::release_for`]).
-//!
-//! Case settings (`[case.gateway_settings]`): `mode` (`traditional` | `dbless` | `hybrid`,
-//! default `traditional`), `kong_configs` (table), `data_planes` (hybrid, default 1),
-//! `service_path` (default `/test`), `pg_port` (default: from the allocator), `start_timeout`
-//! (seconds, default 120), `base_version`. Ports come from one allocator ([`PortLayout`]);
-//! every port a start listens on must be distinct (checked by [`plan`]) and free on the host
-//! (checked before anything starts).
+//! of every `kong` command); the listeners' ports ([`ports`]: one allocator, every port distinct
+//! and free on the host before anything starts); when a started Kong is ready ([`readiness`]).
+//! This file orders the steps of a start.
 
 pub mod admin;
 pub mod binary;
