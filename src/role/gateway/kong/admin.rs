@@ -143,13 +143,9 @@ fn check_answer(r: &AdminRequest, url: &str, status: u16, body: &[u8]) -> Result
 
 #[cfg(test)]
 mod tests {
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
+    use crate::entities::Plugin;
+
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]

@@ -17,7 +17,7 @@ const INSTALL_HINT: &str = "install Kong Gateway (a distro package from Kong's d
 
 /// Which Kong a version label asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VersionSpec {
+pub(crate) enum VersionSpec {
     /// `kong` on the host's PATH (also `image:…`: the driver picked the image).
     Current,
     /// A release the installed `kong` must report.
@@ -136,7 +136,7 @@ impl KongLocation {
 }
 
 /// The variable that names the release `git:` versions run on (over [`meta::UNRELEASED`]).
-pub const BASE_VERSION_VAR: &str = "PERFLAB_KONG_BASE_VERSION";
+pub(crate) const BASE_VERSION_VAR: &str = "PERFLAB_KONG_BASE_VERSION";
 
 /// The non-empty value of `key` in `env`.
 pub(crate) fn env_value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -331,14 +331,6 @@ fn install_release(host: &dyn Host, release: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
-    use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
-    use crate::role::gateway::kong::*;
 
     #[test]
     fn version_labels_and_kong_version_output() {

@@ -47,13 +47,7 @@ pub fn generate(days: u32) -> Result<ClusterCert> {
 
 #[cfg(test)]
 mod tests {
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
-    use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
+
     use crate::role::gateway::kong::*;
 
     #[test]

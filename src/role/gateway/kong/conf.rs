@@ -225,13 +225,8 @@ impl Defaults<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
+
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]

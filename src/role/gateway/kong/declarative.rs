@@ -161,13 +161,9 @@ pub fn render(doc: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[allow(unused_imports)]
     use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
+
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]

@@ -9,11 +9,11 @@ use crate::{Error, Result};
 
 /// Kong's nightly image, used for `git:` versions when asked (Kong's framework's
 /// `use_daily_image`); it is a moving tag, so it is pulled before every lab.
-pub const DAILY_IMAGE: &str = "kong/kong:master-nightly-ubuntu";
+pub(crate) const DAILY_IMAGE: &str = "kong/kong:master-nightly-ubuntu";
 
 /// The image of a Kong release on Docker Hub: official `kong:<release>`, except pre-releases
 /// (`rc`, `beta`), which are only published as `kong/kong:<release>`.
-pub fn release_image(release: &str) -> String {
+pub(crate) fn release_image(release: &str) -> String {
     if release.contains("rc") || release.contains("beta") {
         format!("kong/kong:{release}")
     } else {
@@ -26,7 +26,7 @@ pub fn release_image(release: &str) -> String {
 /// or the nightly image with `use_daily_image`; `current` uses the lab's image.
 /// `daily_env` is the value of `PERFLAB_USE_DAILY_IMAGE` or Kong's `PERF_TEST_USE_DAILY_IMAGE`
 /// (any non-empty value turns it on).
-pub fn image_for(
+pub(crate) fn image_for(
     version: &str,
     version_dir: Option<&Path>,
     settings: &KongSettings,
@@ -59,18 +59,14 @@ pub fn image_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
+
     use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]
     fn kong_versions_pick_their_images_on_the_docker_driver() {
-        use crate::role::gateway::kong::{DAILY_IMAGE, KongSettings, image_for, release_image};
+        use crate::role::gateway::kong::KongSettings;
         let plain = KongSettings::from_table(&toml::Table::new()).unwrap();
         assert_eq!(release_image("3.9.1"), "kong:3.9.1");
         assert_eq!(release_image("3.10.0-rc.1"), "kong/kong:3.10.0-rc.1");

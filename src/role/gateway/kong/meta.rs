@@ -194,13 +194,8 @@ pub fn is_release(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
+
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// terraform.lua); each prints "Database already bootstrapped", "Database is already
 /// up-to-date" or "No pending migrations to finish" and succeeds when there is nothing to do
 /// (kong/cmd/utils/migrations.lua), so perflab checks every exit status.
-pub fn migration_commands(conf_path: &str) -> Vec<Vec<String>> {
+pub(crate) fn migration_commands(conf_path: &str) -> Vec<Vec<String>> {
     [
         &["migrations", "bootstrap"][..],
         &["migrations", "up", "-y"],
@@ -65,7 +65,7 @@ pub fn migrate_only(
 /// Runs [`migration_commands`] for the instance configuration at `conf_path` with `bin`; the
 /// first failure is an error with Kong's output. The migrate-only verb
 /// ([`crate::session::Session::migrate_kong`]) and every database-backed start use it.
-pub fn migrate(
+pub(crate) fn migrate(
     host: &dyn Host,
     bin: &KongBinary,
     conf: &conf::KongConf,
@@ -88,18 +88,11 @@ pub fn migrate(
 
 #[cfg(test)]
 mod tests {
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
-    use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
-    use crate::role::gateway::kong::*;
+    use super::*;
 
     #[test]
     fn migrations_bootstrap_then_up_then_finish() {
-        let cmds = crate::role::gateway::kong::migration_commands("/lab/kong.conf");
+        let cmds = migration_commands("/lab/kong.conf");
         let text: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
         assert_eq!(
             text,

@@ -56,14 +56,17 @@ use ports::{listen_ports, ports_in_use};
 use process::{instance_cmd, with_open_files};
 use readiness::{tail, wait_routed};
 
-pub use binary::{BASE_VERSION_VAR, KongBinary, KongLocation, VersionSpec, resolve_binary};
-pub use image::{DAILY_IMAGE, image_for, release_image};
-pub use migrations::{migrate_only, migration_commands};
+pub use binary::{KongBinary, KongLocation, resolve_binary};
+pub use migrations::migrate_only;
 pub use plan::{InstancePlan, StartPlan, plan};
-pub use ports::{PortLayout, planned_ports};
-pub use process::{KongProcs, OPEN_FILES};
-pub use readiness::router_rebuild_interval;
-pub use settings::{BULK_REQUESTS, KongSettings, Mode, Readiness, Seed};
+pub use process::OPEN_FILES;
+pub use settings::{KongSettings, Mode, Readiness, Seed};
+
+pub(crate) use binary::{BASE_VERSION_VAR, VersionSpec};
+pub(crate) use image::image_for;
+pub(crate) use ports::{PortLayout, planned_ports};
+pub(crate) use process::KongProcs;
+pub(crate) use readiness::router_rebuild_interval;
 
 /// The Kong adapter.
 #[derive(Debug, Clone, Default)]

@@ -253,13 +253,9 @@ pub fn plan(ctx: &GatewayContext, env: &[(String, String)]) -> Result<StartPlan>
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
+
     use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]

@@ -16,7 +16,7 @@ use crate::host::{Cmd, Host};
 /// ran with one. [`super::plan()`] then checks that no two listeners (with the case's own) share a port
 /// and the start checks each is free on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortLayout {
+pub(crate) struct PortLayout {
     /// The traffic instance's proxy (`proxy_listen`; data plane 1 in hybrid mode).
     pub proxy: u16,
     /// The Admin API (the control plane's in hybrid mode).
@@ -85,7 +85,7 @@ pub(crate) fn listen_ports(listen: &str) -> Vec<u16> {
 }
 
 /// Every port the instances of `plan` listen on, with who listens there.
-pub fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
+pub(crate) fn planned_ports(plan: &StartPlan) -> Vec<(u16, String)> {
     let mut ports = Vec::new();
     for inst in &plan.instances {
         for key in [
@@ -133,14 +133,8 @@ pub(crate) fn ports_in_use(host: &dyn Host, ports: &[(u16, String)]) -> Vec<(u16
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
-    use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
+
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
-    use crate::role::gateway::kong::*;
 
     #[test]
     fn port_layout_gives_every_listener_its_own_port() {

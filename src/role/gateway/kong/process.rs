@@ -10,7 +10,7 @@ use crate::host::{Cmd, Host, HostError, Proc};
 /// The processes of one Kong lab: the Kong instances (traffic instance first). Stopping it quits
 /// every Kong (`kong quit`, then TERM/KILL to its group). The lab's PostgreSQL outlives it: the
 /// session stops it at teardown.
-pub struct KongProcs {
+pub(crate) struct KongProcs {
     pub(crate) host: Arc<dyn Host>,
     pub(crate) kongs: Vec<(Box<dyn Proc>, Cmd)>,
 }

@@ -10,7 +10,7 @@ use crate::host::{Host, poll_until};
 /// `worker_consistency = eventual` (Kong's default): `worker_state_update_frequency`, 5 s by
 /// default (kong/templates/kong_defaults.lua; the rebuild timer in kong/runloop/handler.lua).
 /// Workers rebuild on their own timers, so one routed request says nothing about the others.
-pub fn router_rebuild_interval(conf: &conf::KongConf) -> Duration {
+pub(crate) fn router_rebuild_interval(conf: &conf::KongConf) -> Duration {
     let secs = conf
         .get("worker_state_update_frequency")
         .and_then(|v| v.parse::<f64>().ok())

@@ -105,7 +105,7 @@ pub enum Readiness {
 
 /// Admin API requests from which [`Seed::Auto`] imports instead: each request is an HTTP round
 /// trip and a database write of its own, while an import writes everything in one process.
-pub const BULK_REQUESTS: usize = 1000;
+pub(crate) const BULK_REQUESTS: usize = 1000;
 
 impl Seed {
     /// The seeding a start with `requests` Admin API requests' worth of entities uses:
@@ -213,13 +213,9 @@ impl KongSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::entities::{Entities, Plugin};
-    #[allow(unused_imports)]
+
     use crate::role::gateway::GatewayAdapter;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::test_support::*;
-    #[allow(unused_imports)]
     use crate::role::gateway::kong::*;
 
     #[test]
@@ -242,7 +238,7 @@ mod tests {
 
     #[test]
     fn large_cases_are_seeded_in_bulk_and_repeats_share_one_kong() {
-        use crate::role::gateway::kong::{BULK_REQUESTS, Seed};
+        use crate::role::gateway::kong::Seed;
         let s = |t: &str| KongSettings::from_table(&settings(t)).unwrap();
         assert_eq!(s("").seed, Seed::Auto);
         assert_eq!(Seed::Auto.resolve(BULK_REQUESTS - 1), Seed::Admin);
