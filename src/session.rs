@@ -604,7 +604,8 @@ impl Session {
         let load_host = self.host(Role::Worker, "default")?;
         let lab_database = adapter.needs_lab_database(settings);
         if lab_database {
-            self.start_postgres()?;
+            // As Kong's own database always had: a password, also on loopback.
+            self.start_lab_postgres(true)?;
         }
         let install_packages = self.driver()?.installs_packages();
         let plan = self.cpu_plan(host.as_ref());
@@ -1374,11 +1375,16 @@ impl Session {
     }
 
     /// Starts the lab's PostgreSQL on the database host (a private data directory, its own
-    /// port, a generated password) unless it runs, and returns its DSN. It is the one database
-    /// server of the lab: [`Session::start_kong`] uses its database, suite runs give each Kong
-    /// version a database of its own in it, and [`Session::save_pgdump`] /
-    /// [`Session::load_pgdump`] work on it.
+    /// port; a password where other machines can reach it) unless it runs, and returns its
+    /// DSN. It is the one database server of the lab: [`Session::start_kong`] uses its
+    /// database, suite runs give each Kong version a database of its own in it, and
+    /// [`Session::save_pgdump`] / [`Session::load_pgdump`] work on it.
     pub fn start_postgres(&mut self) -> Result<String> {
+        self.start_lab_postgres(false)
+    }
+
+    /// [`Session::start_postgres`]; `password`: a generated password even on loopback.
+    fn start_lab_postgres(&mut self, password: bool) -> Result<String> {
         if let Some(pg) = &self.postgres {
             return Ok(pg.dsn());
         }
@@ -1386,7 +1392,10 @@ impl Session {
         let port = pick_ports(host.as_ref(), 1, 15432)?;
         let opts = crate::role::postgres::PostgresOptions {
             port,
-            password: Some(crate::role::postgres::generate_password()?),
+            password: match password {
+                true => Some(crate::role::postgres::generate_password()?),
+                false => None,
+            },
             ..Default::default()
         };
         let dir = host.lab_dir().join(format!("postgres-{port}"));

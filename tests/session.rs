@@ -81,11 +81,8 @@ fn pgdump_save_and_load_patch_services_to_the_upstream() {
     let upstream = s.start_upstream("").unwrap();
     let dsn = s.start_postgres().unwrap();
     assert!(dsn.starts_with("postgresql://"), "{dsn}");
-    // The lab's PostgreSQL takes a generated password over TCP.
-    let password = s.postgres().unwrap().password().unwrap().to_string();
     let psql = |sql: &str| {
         let out = std::process::Command::new("psql")
-            .env("PGPASSWORD", &password)
             .args([dsn.as_str(), "-XAtqc", sql])
             .output()
             .unwrap();
