@@ -303,6 +303,31 @@ impl Postgres {
         })
     }
 
+    /// Runs SQL in `database` (another database of this server than the lab's, e.g. one per
+    /// Kong version) with `psql`, as [`Postgres::psql`] does.
+    pub fn psql_on(&self, database: &str, sql: &str) -> Result<String> {
+        self.psql_in(database, &[sql])
+    }
+
+    /// Creates `database` (owned by the lab's user) unless it exists; true when it was created.
+    pub fn create_database_if_missing(&self, database: &str) -> Result<bool> {
+        let exists = self.psql_in(
+            "postgres",
+            &[&format!(
+                "SELECT 1 FROM pg_database WHERE datname = {}",
+                quote_literal(database)
+            )],
+        )?;
+        if exists.trim() == "1" {
+            return Ok(false);
+        }
+        self.psql_in(
+            "postgres",
+            &[&format!("CREATE DATABASE {}", quote_ident(database))],
+        )?;
+        Ok(true)
+    }
+
     fn psql_in(&self, database: &str, statements: &[&str]) -> Result<String> {
         let mut cmd = self.client_cmd("psql", database).args([
             "-X",

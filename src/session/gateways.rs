@@ -80,11 +80,11 @@ impl Session {
             other => other,
         };
         let load_host = self.host(Role::Worker, "default")?;
-        let database_host = if adapter.needs_database_host(settings) {
-            Some(self.host(Role::Database, "default")?)
-        } else {
-            None
-        };
+        let lab_database = adapter.needs_lab_database(settings);
+        if lab_database {
+            // As Kong's own database always had: a password, also on loopback.
+            self.start_lab_postgres(true)?;
+        }
         let install_packages = self.driver()?.installs_packages();
         let plan = self.cpu_plan(host.as_ref());
         let proxy_port = match self.port_base {
@@ -97,7 +97,7 @@ impl Session {
         let ctx = GatewayContext {
             host: host.clone(),
             load_host,
-            database_host,
+            postgres: self.postgres.as_ref().filter(|_| lab_database),
             instance,
             prefix,
             upstream_uris: &upstream_uris,

@@ -12,10 +12,17 @@ use crate::{Error, Result};
 use super::Session;
 
 impl Session {
-    /// Starts PostgreSQL on the database host (a private data directory, its own port) and
-    /// returns its DSN. Kong instances started afterwards with [`Session::start_kong`] use it,
-    /// and [`Session::save_pgdump`] / [`Session::load_pgdump`] work on it.
+    /// Starts the lab's PostgreSQL on the database host (a private data directory, its own
+    /// port; a password where other machines can reach it) unless it runs, and returns its
+    /// DSN. It is the one database server of the lab: [`Session::start_kong`] uses its
+    /// database, suite runs give each Kong version a database of its own in it, and
+    /// [`Session::save_pgdump`] / [`Session::load_pgdump`] work on it.
     pub fn start_postgres(&mut self) -> Result<String> {
+        self.start_lab_postgres(false)
+    }
+
+    /// [`Session::start_postgres`]; `password`: a generated password even on loopback.
+    pub(super) fn start_lab_postgres(&mut self, password: bool) -> Result<String> {
         if let Some(pg) = &self.postgres {
             return Ok(pg.dsn());
         }
@@ -23,6 +30,10 @@ impl Session {
         let port = pick_ports(host.as_ref(), 1, 15432)?;
         let opts = crate::role::postgres::PostgresOptions {
             port,
+            password: match password {
+                true => Some(crate::role::postgres::generate_password()?),
+                false => None,
+            },
             ..Default::default()
         };
         let dir = host.lab_dir().join(format!("postgres-{port}"));
@@ -33,8 +44,10 @@ impl Session {
     }
 
     /// Kong's `start_kong`: starts Kong `version` with `kong_confs` (every `KONG_*` variable of
-    /// this process overrides them) as instance `instance`. When the session runs PostgreSQL,
-    /// Kong is pointed at it unless `kong_confs` names another `pg_host`.
+    /// this process overrides them) as instance `instance`. Unless `kong_confs` names a
+    /// `pg_host` or `database = "off"`, Kong uses the lab's PostgreSQL
+    /// ([`Session::start_postgres`], started here if needed) and its database, as Kong's
+    /// framework's `start_kong` used `kong_tests`.
     pub fn start_kong(
         &mut self,
         version: &str,
@@ -42,6 +55,11 @@ impl Session {
         entities: &Entities,
         instance: &str,
     ) -> Result<String> {
+        if !kong_confs.contains_key("pg_host")
+            && kong_confs.get("database").and_then(toml::Value::as_str) != Some("off")
+        {
+            self.start_postgres()?;
+        }
         let settings = self.kong_settings(kong_confs, "traditional");
         self.start_gateway(
             crate::role::gateway::GatewayKind::Kong,
@@ -60,6 +78,9 @@ impl Session {
         kong_confs: &toml::Table,
         entities: &Entities,
     ) -> Result<String> {
+        if !kong_confs.contains_key("pg_host") {
+            self.start_postgres()?;
+        }
         let settings = self.kong_settings(kong_confs, "hybrid");
         self.start_gateway(
             crate::role::gateway::GatewayKind::Kong,

@@ -112,6 +112,14 @@ impl Session {
         }
         let host = self.host(Role::Worker, "default")?;
         let default_uri = match self.target_gateway(instance) {
+            Some(gw) if opts.port == crate::role::load::wrk::LoadPort::Admin => {
+                gw.admin_uri.clone().ok_or_else(|| {
+                    Error::Usage(format!(
+                        "load.port = \"admin\": the {} gateway has no Admin API",
+                        gw.kind
+                    ))
+                })?
+            }
             Some(gw) => gw.proxy_uri.clone(),
             None => self
                 .upstream

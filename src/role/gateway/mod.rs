@@ -23,9 +23,10 @@ pub struct GatewayContext<'a> {
     pub host: Arc<dyn Host>,
     /// The host the load generator runs on (readiness is checked from there).
     pub load_host: Arc<dyn Host>,
-    /// The lab's database host, for adapters that start a database of their own (Kong's
-    /// PostgreSQL); `None` means the gateway host.
-    pub database_host: Option<Arc<dyn Host>>,
+    /// The lab's PostgreSQL server, for adapters that asked for it
+    /// ([`GatewayAdapter::needs_lab_database`]): one per lab, started by the session on the
+    /// lab's database host the first time a gateway needs it and shared by every later start.
+    pub postgres: Option<&'a crate::role::postgres::Postgres>,
     /// Instance name ("default" unless several run at once).
     pub instance: &'a str,
     /// A private directory on the gateway host for config, pid and logs.
@@ -111,9 +112,9 @@ pub trait GatewayAdapter: Send + Sync {
     ) -> Result<Option<crate::driver::GatewayImage>> {
         Ok(None)
     }
-    /// Whether a start with these case settings needs the lab's database host (the session
-    /// then puts it in [`GatewayContext::database_host`]).
-    fn needs_database_host(&self, _settings: &toml::Table) -> bool {
+    /// Whether a start with these case settings needs the lab's PostgreSQL (the session then
+    /// starts it, once per lab, and puts it in [`GatewayContext::postgres`]).
+    fn needs_lab_database(&self, _settings: &toml::Table) -> bool {
         false
     }
     /// How many consecutive ports, from [`GatewayContext::proxy_port`] on, a start with these

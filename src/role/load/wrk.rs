@@ -51,6 +51,21 @@ pub struct LoadOptions {
     pub kind: LoadKind,
     /// Requests per second, for open-loop load (required there, refused for closed loop).
     pub rate: Option<f64>,
+    /// The gateway listener the load goes to: its proxy (the default) or its Admin API
+    /// (Kong's Admin API scenario, spec/04-perf/01-rps/06-core_entities_crud_spec.lua). `uri`
+    /// wins over it.
+    pub port: LoadPort,
+}
+
+/// Which listener of the gateway a load goes to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadPort {
+    /// The proxy port (the upstream for baseline cases).
+    #[default]
+    Proxy,
+    /// The gateway's Admin API.
+    Admin,
 }
 
 /// How load is generated.
@@ -85,6 +100,7 @@ impl Default for LoadOptions {
             warmup: 1.0,
             kind: LoadKind::Closed,
             rate: None,
+            port: LoadPort::Proxy,
         }
     }
 }

@@ -140,3 +140,47 @@ fn check_answer(r: &AdminRequest, url: &str, status: u16, body: &[u8]) -> Result
         String::from_utf8_lossy(body).trim()
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::entities::Plugin;
+
+    use crate::role::gateway::kong::test_support::*;
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn admin_requests_create_the_same_entities() {
+        let rl = Plugin {
+            name: "rate-limiting".into(),
+            config: serde_json::json!({"second": 1000, "policy": "local"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..plugin_defaults()
+        };
+        let e = entities(2, 2, vec![rl], 2);
+        let doc = declarative::document(&e, &["http://127.0.0.1:18088".into()], "/test").unwrap();
+        let reqs = admin::requests(&doc);
+        let lines: Vec<String> = reqs
+            .iter()
+            .map(|r| format!("{} {} {}", r.method, r.path, r.body))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"POST /services {"name":"s1","url":"http://127.0.0.1:18088/test"}"#,
+                r#"POST /services/s1/routes {"name":"s1r1","paths":["/s1r1"]}"#,
+                r#"POST /services/s1/routes {"name":"s1r2","paths":["/s1r2"]}"#,
+                r#"POST /plugins {"config":{"policy":"local","second":1000},"name":"rate-limiting","service":{"name":"s1"}}"#,
+                r#"POST /services {"name":"s2","url":"http://127.0.0.1:18088/test"}"#,
+                r#"POST /services/s2/routes {"name":"s2r1","paths":["/s2r1"]}"#,
+                r#"POST /services/s2/routes {"name":"s2r2","paths":["/s2r2"]}"#,
+                r#"POST /plugins {"config":{"policy":"local","second":1000},"name":"rate-limiting","service":{"name":"s2"}}"#,
+                r#"POST /consumers {"username":"consumer-1"}"#,
+                r#"POST /consumers/consumer-1/key-auth {"key":"key-1"}"#,
+                r#"POST /consumers {"username":"consumer-2"}"#,
+                r#"POST /consumers/consumer-2/key-auth {"key":"key-2"}"#,
+            ]
+        );
+    }
+}

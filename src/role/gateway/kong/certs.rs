@@ -44,3 +44,47 @@ pub fn generate(days: u32) -> Result<ClusterCert> {
         key_pem: key.serialize_pem(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn cluster_certificate_is_self_signed_kong_clustering_p384() {
+        use x509_parser::pem::parse_x509_pem;
+        let pair = certs::generate(certs::DEFAULT_DAYS).unwrap();
+        assert!(pair.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(pair.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let (_, pem) = parse_x509_pem(pair.cert_pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let cn: Vec<&str> = cert
+            .subject()
+            .iter_common_name()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(cn, [certs::CLUSTER_CN]);
+        assert_eq!(cert.subject(), cert.issuer(), "self-signed");
+        cert.verify_signature(None).expect("signed by its own key");
+        assert!(cert.validity().is_valid());
+        let secs =
+            (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) as u64;
+        assert_eq!(secs, 1095 * 86_400);
+        // EC key on secp384r1 (OID 1.3.132.0.34), like `kong hybrid gen_cert`.
+        let spki = cert.public_key();
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .map(|o| o.to_id_string());
+        assert_eq!(curve.as_deref(), Some("1.3.132.0.34"));
+        // The key file belongs to the certificate.
+        let key = rcgen::KeyPair::from_pem(&pair.key_pem).unwrap();
+        use rcgen::PublicKeyData;
+        assert_eq!(key.subject_public_key_info(), spki.raw);
+        // Every call makes a new key.
+        let other = certs::generate(1).unwrap();
+        assert_ne!(other.key_pem, pair.key_pem);
+    }
+}

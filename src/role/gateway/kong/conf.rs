@@ -226,6 +226,56 @@ impl Defaults<'_> {
 mod tests {
     use super::*;
 
+    use crate::role::gateway::kong::test_support::*;
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn conf_precedence_is_defaults_then_case_then_kong_env() {
+        let mut defaults = conf::KongConf::new();
+        defaults.insert("nginx_worker_processes".into(), "2".into());
+        defaults.insert("proxy_access_log".into(), "off".into());
+        defaults.insert("admin_listen".into(), "127.0.0.1:8001".into());
+        let case = settings(
+            r#"nginx_worker_processes = "1"
+            mem_cache_size = "256m"
+            untrusted_lua = false
+            plugins = ["bundled", "my-plugin"]
+            "#,
+        );
+        let merged = conf::merge(
+            defaults,
+            Some(&case),
+            env(&[
+                ("KONG_MEM_CACHE_SIZE", "1g"),
+                ("KONG_NGINX_HTTP_KEEPALIVE_REQUESTS", "10000"),
+                ("PATH", "/usr/bin"),
+                ("KONG_", "ignored"),
+                ("XKONG_FOO", "ignored"),
+                // Kong's dev environment exports KONG_PREFIX; listeners are per instance too.
+                ("KONG_PREFIX", "/usr/local/kong"),
+                ("KONG_ADMIN_LISTEN", "0.0.0.0:8001"),
+            ]),
+        )
+        .unwrap();
+        assert!(!merged.contains_key("prefix"), "KONG_PREFIX is ignored");
+        assert_eq!(merged["nginx_worker_processes"], "1", "case beats defaults");
+        assert_eq!(merged["mem_cache_size"], "1g", "KONG_* beats the case");
+        assert_eq!(merged["nginx_http_keepalive_requests"], "10000");
+        assert_eq!(merged["untrusted_lua"], "off");
+        assert_eq!(merged["plugins"], "bundled, my-plugin");
+        assert_eq!(merged["admin_listen"], "127.0.0.1:8001");
+        assert!(!merged.contains_key("path") && !merged.contains_key(""));
+        assert!(!merged.contains_key("foo"));
+
+        let text = conf::render(&merged);
+        assert!(text.contains("\nmem_cache_size = 1g\n"), "{text}");
+        assert_eq!(conf::parse(&text), merged);
+
+        let bad = settings("nginx = { a = 1 }");
+        let err = conf::merge(conf::KongConf::new(), Some(&bad), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("kong_configs.nginx"), "{err}");
+    }
+
     #[test]
     fn per_instance_keys_never_come_from_the_environment() {
         let env = [

@@ -54,7 +54,7 @@ fn plugins_on(entities: &Entities, scope: Scope, name: &str) -> Vec<Value> {
 }
 
 /// The `host:port` of an upstream URI (`http://127.0.0.1:18088` → `127.0.0.1:18088`).
-fn host_port(uri: &str) -> &str {
+pub(crate) fn host_port(uri: &str) -> &str {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest)
 }
@@ -157,4 +157,147 @@ pub fn render(doc: &Value) -> String {
     let mut s = serde_json::to_string_pretty(doc).expect("a JSON value serialises");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::entities::{Entities, Plugin};
+
+    use crate::role::gateway::kong::test_support::*;
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn declarative_document_follows_kongs_format() {
+        let key_auth = Plugin {
+            name: "key-auth".into(),
+            config: serde_json::Map::new(),
+            ..plugin_defaults()
+        };
+        let e = entities(3, 2, vec![key_auth], 2);
+        let uris = vec![
+            "http://10.0.0.2:18088".to_string(),
+            "http://10.0.0.2:18089/".to_string(),
+        ];
+        let doc = declarative::document(&e, &uris, "/test").unwrap();
+        // Kong's declarative schema: metadata keys start with `_`, entities are top-level arrays,
+        // nested entities (routes and plugins in a service, credentials in a consumer) name their
+        // parent implicitly.
+        assert_eq!(doc["_format_version"], "3.0");
+        assert_eq!(doc["_transform"], true);
+        let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "_format_version",
+                "_transform",
+                "consumers",
+                "plugins",
+                "services",
+                "upstreams"
+            ]
+        );
+        let services = doc["services"].as_array().unwrap();
+        assert_eq!(services.len(), 3);
+        assert_eq!(services[0]["name"], "s1");
+        assert_eq!(services[0]["url"], "http://10.0.0.2:18088/test");
+        assert_eq!(
+            services[1]["url"], "http://10.0.0.2:18089/test",
+            "round-robin, slash trimmed"
+        );
+        assert_eq!(services[2]["url"], "http://10.0.0.2:18088/test");
+        assert_eq!(services[1]["routes"][1]["name"], "s2r2");
+        assert_eq!(
+            services[1]["routes"][1]["paths"],
+            serde_json::json!(["/s2r2"])
+        );
+        assert_eq!(services[0]["plugins"][0]["name"], "key-auth");
+        assert_eq!(services[0]["plugins"][0]["config"], serde_json::json!({}));
+        assert_eq!(
+            doc["consumers"][1],
+            serde_json::json!({"username": "consumer-2", "keyauth_credentials": [{"key": "key-2"}], "plugins": []})
+        );
+        // Every credential type, consumer plugins, and upstreams with weighted targets.
+        let rich: Entities = toml::from_str(
+            r#"
+            consumers = 1
+            credentials = ["key-auth", "basic-auth", "hmac-auth", "jwt"]
+            upstreams = 2
+            targets_per_upstream = 3
+            target_weight_step = 5
+            plugins = [{ name = "rate-limiting", scope = "consumer", config = { second = 5 } },
+                       { name = "prometheus", scope = "global" }]
+            "#,
+        )
+        .unwrap();
+        rich.check().unwrap();
+        let d = declarative::document(&rich, &uris, "/test").unwrap();
+        let c = &d["consumers"][0];
+        assert_eq!(c["basicauth_credentials"][0]["password"], "password-1");
+        assert_eq!(c["hmacauth_credentials"][0]["secret"], "secret-1");
+        assert_eq!(c["jwt_secrets"][0]["key"], "jwt-1");
+        assert_eq!(c["plugins"][0]["name"], "rate-limiting");
+        assert_eq!(d["plugins"][0]["name"], "prometheus");
+        assert_eq!(d["services"][0]["url"], "http://u1/test");
+        assert_eq!(d["upstreams"][1]["name"], "u2");
+        assert_eq!(
+            d["upstreams"][0]["targets"],
+            serde_json::json!([
+                {"id": "00000000-0000-4000-8000-000001000001", "target": "10.0.0.2:18088", "weight": 5},
+                {"id": "00000000-0000-4000-8000-000001000002", "target": "10.0.0.2:18089", "weight": 10},
+                {"id": "00000000-0000-4000-8000-000001000003", "target": "10.0.0.2:18088", "weight": 15},
+            ])
+        );
+        let paths: Vec<String> = admin::requests(&d)
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        for want in [
+            "POST /upstreams",
+            "POST /upstreams/u2/targets",
+            "POST /consumers/consumer-1/basic-auth",
+            "POST /consumers/consumer-1/hmac-auth",
+            "POST /consumers/consumer-1/jwt",
+            "POST /consumers/consumer-1/key-auth",
+        ] {
+            assert!(paths.iter().any(|p| p == want), "{want} in {paths:?}");
+        }
+        assert_eq!(
+            paths.last().unwrap(),
+            "POST /plugins",
+            "global plugins last"
+        );
+        // `only` must name entities the case creates; a global plugin takes none.
+        let bad: Entities =
+            toml::from_str(r#"plugins = [{ name = "x", scope = "route", only = ["s9r9"] }]"#)
+                .unwrap();
+        assert!(bad.check().unwrap_err().contains("s9r9"));
+        let bad: Entities =
+            toml::from_str(r#"plugins = [{ name = "x", scope = "global", only = ["s1"] }]"#)
+                .unwrap();
+        assert!(bad.check().is_err());
+        // Every route path of the case is routed by exactly one route.
+        let mut paths: Vec<String> = services
+            .iter()
+            .flat_map(|s| s["routes"].as_array().unwrap().iter())
+            .flat_map(|r| r["paths"].as_array().unwrap().iter())
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        paths.sort();
+        let mut expected = e.route_paths();
+        expected.sort();
+        assert_eq!(paths, expected);
+        // The rendered file is JSON (which Kong's YAML loader reads too).
+        let text = declarative::render(&doc);
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, doc);
+
+        // A single route also matches `/`.
+        let single = declarative::document(&entities(1, 1, vec![], 0), &uris[..1], "").unwrap();
+        assert_eq!(
+            single["services"][0]["routes"][0]["paths"],
+            serde_json::json!(["/s1r1", "/"])
+        );
+        assert_eq!(single["services"][0]["url"], "http://10.0.0.2:18088");
+        assert!(declarative::document(&e, &[], "/test").is_err());
+    }
 }

@@ -195,6 +195,43 @@ pub fn is_release(version: &str) -> bool {
 mod tests {
     use super::*;
 
+    use crate::role::gateway::kong::test_support::*;
+    use crate::role::gateway::kong::*;
+
+    #[test]
+    fn meta_lua_gives_the_base_version() {
+        let text = std::fs::read_to_string(repo("tests/fixtures/kong/meta.lua")).unwrap();
+        let v = meta::parse_meta_lua(&text).unwrap();
+        assert_eq!(
+            (v.major, v.minor, v.patch, v.suffix.clone()),
+            (3, 10, 0, None),
+            "the commented-out suffix is ignored"
+        );
+        assert_eq!(v.to_string(), "3.10.0");
+        assert_eq!(v.base_version(), "3.10.0");
+
+        let alpha = text.replace("--suffix = \"-rc.1\"", "suffix = \"-alpha.2\"");
+        let v = meta::parse_meta_lua(&alpha).unwrap();
+        assert_eq!(v.to_string(), "3.10.0-alpha.2");
+        assert_eq!(v.base_version(), "3.10.0", "-alpha is stripped");
+        let rc = text.replace("--suffix = \"-rc.1\"", "suffix = \"-rc.1\",");
+        assert_eq!(
+            meta::parse_meta_lua(&rc).unwrap().base_version(),
+            "3.10.0-rc.1"
+        );
+
+        // The 0.x shape with `pre_release`.
+        let old = "local version = setmetatable({\n  major = 0,\n  minor = 8,\n  patch = 3,\n  pre_release = \"alpha\"\n}, {})\n";
+        assert_eq!(
+            meta::parse_meta_lua(old).unwrap().to_string(),
+            "0.8.3-alpha"
+        );
+        assert!(meta::parse_meta_lua("return {}").is_err());
+        assert!(
+            meta::parse_meta_lua("setmetatable({ major = x, minor = 1, patch = 0 }, {})").is_err()
+        );
+    }
+
     #[test]
     fn unreleased_versions_map_to_a_release_unless_overridden() {
         let v = |major, minor| KongVersion {
