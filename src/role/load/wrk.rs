@@ -53,7 +53,9 @@ pub struct LoadOptions {
     pub rate: Option<f64>,
     /// The gateway listener the load goes to: its proxy (the default) or its Admin API
     /// (Kong's Admin API scenario, spec/04-perf/01-rps/06-core_entities_crud_spec.lua). `uri`
-    /// wins over it.
+    /// wins over it. Left out of stored cases when it is the proxy, so cases written before
+    /// it existed round-trip unchanged.
+    #[serde(skip_serializing_if = "LoadPort::is_proxy")]
     pub port: LoadPort,
 }
 
@@ -66,6 +68,13 @@ pub enum LoadPort {
     Proxy,
     /// The gateway's Admin API.
     Admin,
+}
+
+impl LoadPort {
+    /// True for the default, the proxy.
+    pub fn is_proxy(&self) -> bool {
+        *self == LoadPort::Proxy
+    }
 }
 
 /// How load is generated.
