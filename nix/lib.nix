@@ -57,7 +57,7 @@ rec {
     { name = "util-linux"; attrPath = [ "util-linux" ]; bins = [ "taskset" "setsid" "setpriv" "kill" ]; }
     { name = "iproute2"; attrPath = [ "iproute2" ]; bins = [ "ip" ]; }
     { name = "coreutils"; attrPath = [ "coreutils" ];
-      bins = [ "sleep" "cat" "nproc" "mkdir" "rm" "ls" "env" "mv" "readlink" "dd" "mktemp" "wc" "chown" "id" "test" ]; }
+      bins = [ "sleep" "cat" "nproc" "mkdir" "rm" "ls" "env" "mv" "readlink" "dd" "mktemp" "wc" "chown" "chmod" "id" "test" ]; }
     { name = "procps"; attrPath = [ "procps" ]; bins = [ "ps" "pgrep" ]; }
     { name = "git"; attrPath = [ "git" ]; bins = [ "git" ]; }
   ];

@@ -21,9 +21,10 @@ pub const REQUIRED_BINARIES: &[&str] = &[
 ];
 
 /// Programs the roles use; `image build` includes those found on this machine. `setpriv`,
-/// `chown`, `id` and `test` let the PostgreSQL role drop root, as on the local driver.
+/// `chown`, `id` and `test` let the PostgreSQL role drop root, as on the local driver; `chmod`
+/// restricts its password file to its owner.
 pub const ROLE_BINARIES: &[&str] = &[
-    "nginx", "wrk", "haproxy", "curl", "taskset", "setpriv", "chown", "id", "test",
+    "nginx", "wrk", "haproxy", "curl", "taskset", "setpriv", "chown", "chmod", "id", "test",
 ];
 
 /// The PostgreSQL server programs the PostgreSQL role runs (from the server's own `bin`
