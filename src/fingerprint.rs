@@ -515,14 +515,18 @@ pub fn tools_of(host: &dyn Host) -> BTreeMap<String, ToolInfo> {
 pub fn collect(session: &mut Session, versions: &[Version]) -> Fingerprint {
     let mut hosts = BTreeMap::new();
     let mut tools: BTreeMap<String, BTreeMap<String, ToolInfo>> = BTreeMap::new();
-    // The local driver's roles are one machine: hash its tools once.
-    let same_machine = session.driver_name() == "local";
+    // Hosts whose files are this machine's files (the local driver's) have the same tools:
+    // hash them once. The host says so itself; no driver name decides it.
+    let mut local_tools: Option<BTreeMap<String, ToolInfo>> = None;
     for role in [Role::Gateway, Role::Worker] {
         if let Ok(h) = session.host(role, "default") {
             hosts.insert(role.as_str().to_string(), host_info(h.as_ref()));
-            let t = match tools.values().next() {
-                Some(t) if same_machine => t.clone(),
-                _ => tools_of(h.as_ref()),
+            let t = if h.shares_local_files() {
+                local_tools
+                    .get_or_insert_with(|| tools_of(h.as_ref()))
+                    .clone()
+            } else {
+                tools_of(h.as_ref())
             };
             tools.insert(role.as_str().to_string(), t);
         }

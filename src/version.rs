@@ -42,6 +42,49 @@ pub enum VersionKind {
     },
 }
 
+/// The syntax of a version label, before anything is resolved: what [`Version::parse`] and a
+/// gateway adapter that reads labels itself (Kong's) both start from, so a label means the
+/// same everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label<'a> {
+    /// `current`.
+    Current,
+    /// A release number (starts with a digit), e.g. `3.9.1`.
+    Release(&'a str),
+    /// `git:<ref>`: the ref.
+    Git(&'a str),
+    /// `image:<ref>`: the image reference.
+    Image(&'a str),
+}
+
+impl<'a> Label<'a> {
+    /// Classifies a label (surrounding spaces ignored); an empty, unknown or incomplete label is
+    /// a usage error that lists the forms.
+    pub fn classify(label: &'a str) -> Result<Label<'a>> {
+        let label = label.trim();
+        if label.is_empty() {
+            Err(Error::Usage("empty version label".into()))
+        } else if label == "current" {
+            Ok(Label::Current)
+        } else if let Some(r) = label.strip_prefix("git:") {
+            Ok(Label::Git(r))
+        } else if let Some(i) = label.strip_prefix("image:") {
+            if i.is_empty() {
+                return Err(Error::Usage(
+                    "image: needs an image reference, e.g. image:kong:3.9.1".into(),
+                ));
+            }
+            Ok(Label::Image(i))
+        } else if label.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            Ok(Label::Release(label))
+        } else {
+            Err(Error::Usage(format!(
+                "version \"{label}\" is not understood: use current, a release number (3.9.1), git:<ref> or image:<ref>"
+            )))
+        }
+    }
+}
+
 /// A version as given by the user, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
@@ -61,34 +104,22 @@ impl Version {
     /// Parses and resolves a label. `repo` is the gateway's source repository for `git:` labels.
     pub fn parse(label: &str, repo: &Path) -> Result<Version> {
         let label = label.trim();
-        let kind = if label.is_empty() {
-            return Err(Error::Usage("empty version label".into()));
-        } else if label == "current" {
-            VersionKind::Current
-        } else if let Some(r) = label.strip_prefix("git:") {
-            let (commit, repo) = resolve_git(r, repo)?;
-            VersionKind::Git {
-                reference: r.to_string(),
-                commit,
-                repo,
+        let kind = match Label::classify(label)? {
+            Label::Current => VersionKind::Current,
+            Label::Git(r) => {
+                let (commit, repo) = resolve_git(r, repo)?;
+                VersionKind::Git {
+                    reference: r.to_string(),
+                    commit,
+                    repo,
+                }
             }
-        } else if let Some(i) = label.strip_prefix("image:") {
-            if i.is_empty() {
-                return Err(Error::Usage(
-                    "image: needs an image reference, e.g. image:kong:3.9.1".into(),
-                ));
-            }
-            VersionKind::Image {
+            Label::Image(i) => VersionKind::Image {
                 image: i.to_string(),
-            }
-        } else if label.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            VersionKind::Release {
-                number: label.to_string(),
-            }
-        } else {
-            return Err(Error::Usage(format!(
-                "version \"{label}\" is not understood: use current, a release number (3.9.1), git:<ref> or image:<ref>"
-            )));
+            },
+            Label::Release(n) => VersionKind::Release {
+                number: n.to_string(),
+            },
         };
         Ok(Version {
             label: label.to_string(),

@@ -28,17 +28,17 @@ pub(crate) enum VersionSpec {
 
 impl VersionSpec {
     /// Parses `current`, `image:…`, `git:<ref>` or a release like `3.9.1`.
+    /// The label's syntax is [`crate::version::Label`]'s; a release must also be a Kong
+    /// release number ([`meta::is_release`]).
     pub fn parse(label: &str) -> Result<Self> {
-        if label == "current" || label.starts_with("image:") {
-            Ok(VersionSpec::Current)
-        } else if let Some(r) = label.strip_prefix("git:") {
-            Ok(VersionSpec::Git(r.to_string()))
-        } else if meta::is_release(label) {
-            Ok(VersionSpec::Release(label.to_string()))
-        } else {
-            Err(Error::Usage(format!(
+        use crate::version::Label;
+        match Label::classify(label)? {
+            Label::Current | Label::Image(_) => Ok(VersionSpec::Current),
+            Label::Git(r) => Ok(VersionSpec::Git(r.to_string())),
+            Label::Release(n) if meta::is_release(n) => Ok(VersionSpec::Release(n.to_string())),
+            Label::Release(_) => Err(Error::Usage(format!(
                 "kong version `{label}`: expected current, git:<ref>, a release like 3.9.1, or image:<ref>"
-            )))
+            ))),
         }
     }
 }
