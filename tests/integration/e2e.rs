@@ -264,6 +264,18 @@ fn lab_failures_name_their_cause_and_clean_up() {
         4,
         "haproxy refused its configuration",
     );
+    // A Lua script wrk cannot load: wrk prints the error and runs its default request with
+    // exit status 0; the run must fail, not count requests the case did not ask for.
+    let broken = lab.suite_dir("broken-script", &[(
+        "broken.toml",
+        "[case]\nname = \"broken\"\ngateway = \"baseline\"\n[case.load]\nconnections = 2\nthreads = 1\nscript = \"request = function(\\n  return 1\\nend\\n\"\n",
+    )]);
+    assert_bad_input(
+        &lab,
+        &args(&["suite", &broken], &out),
+        4,
+        "wrk could not load the case's Lua script",
+    );
 }
 
 #[test]

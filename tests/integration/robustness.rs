@@ -431,10 +431,14 @@ fn wrk_runs(lab: &Lab) -> bool {
     lab.processes().iter().any(|(_, _, c)| is_wrk(c))
 }
 
+/// A wrk that drives load: perflab always passes `--latency` to it, which the fingerprint's
+/// short `wrk -v` probe (also a `wrk` process of the lab, for a moment) does not have.
 fn is_wrk(cmd: &str) -> bool {
-    cmd.split_whitespace()
+    let mut words = cmd.split_whitespace();
+    words
         .next()
         .is_some_and(|p| p.ends_with("/wrk") || p == "wrk")
+        && words.any(|w| w == "--latency")
 }
 
 #[test]

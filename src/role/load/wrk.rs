@@ -262,6 +262,8 @@ pub struct RunningLoad {
     pub duration_s: f64,
     /// Where wrk writes the load's time series, when it records one.
     series_path: Option<PathBuf>,
+    /// The Lua script wrk was given, if any (its load errors are refused, see [`script_error`]).
+    script_path: Option<PathBuf>,
 }
 
 /// What a finished load run gives back.
@@ -322,6 +324,7 @@ pub fn start_load_recording(
     opts.validate()?;
     // The per-100 ms time series comes from a wrk script; open-loop runs keep their own series.
     let mut series_path = None;
+    let mut script_file = None;
     let (program, args) = match (opts.kind, opts.rate) {
         (LoadKind::Open, Some(rate)) => (
             super::open::perflab_program(host.as_ref())?,
@@ -340,6 +343,7 @@ pub fn start_load_recording(
                 Some(src) => {
                     let p = dir.join(format!("{name}.lua"));
                     host.write_file(&p, src.as_bytes())?;
+                    script_file = Some(p.clone());
                     Some(p)
                 }
                 None => None,
@@ -376,6 +380,7 @@ pub fn start_load_recording(
         started: Instant::now(),
         duration_s,
         series_path,
+        script_path: script_file,
     })
 }
 
@@ -426,6 +431,16 @@ impl RunningLoad {
                 raw.trim()
             )));
         }
+        if let Some(line) = self
+            .script_path
+            .as_deref()
+            .and_then(|p| script_error(&raw, p))
+        {
+            return Err(Error::Load(format!(
+                "wrk could not load the case's Lua script and ran without it, so the run is not \
+                 what the case asked for; fix the script:\n{line}"
+            )));
+        }
         let (result, histogram) = match self.kind {
             LoadKind::Closed => (
                 crate::role::load::wrk_parse::parse(&raw).map_err(Error::from)?,
@@ -460,6 +475,15 @@ impl RunningLoad {
             series,
         })
     }
+}
+
+/// The line in wrk's output that says it could not load `script` (wrk prints
+/// `<script>: <error>` and then runs its default request, exiting 0), if any.
+fn script_error(raw: &str, script: &Path) -> Option<String> {
+    let prefix = format!("{}: ", script.display());
+    raw.lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_string)
 }
 
 /// Waits for the loads of one run started on several load hosts at once (open-loop, the rate
@@ -544,6 +568,23 @@ mod tests {
             e.contains("connections (2) must be at least threads (4)"),
             "{e}"
         );
+    }
+
+    /// wrk 4.1.0's output for a script with a syntax error (recorded: `wrk -t1 -c2 -d1s -s
+    /// /tmp/bad2.lua http://127.0.0.1:18777/`, exit status 0): the error line, then a run with
+    /// the default request.
+    #[test]
+    fn a_script_wrk_could_not_load_is_found_in_its_output() {
+        let raw = "/tmp/bad2.lua: /tmp/bad2.lua:2: <name> or '...' expected near 'return'\n\
+                   Running 1s test @ http://127.0.0.1:18777/\n  1 threads and 2 connections\n\
+                   361 requests in 1.01s, 4.09MB read\nRequests/sec:    358.32\n";
+        assert_eq!(
+            script_error(raw, Path::new("/tmp/bad2.lua")).as_deref(),
+            Some("/tmp/bad2.lua: /tmp/bad2.lua:2: <name> or '...' expected near 'return'")
+        );
+        assert_eq!(script_error(raw, Path::new("/tmp/other.lua")), None);
+        let clean = raw.lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert_eq!(script_error(&clean, Path::new("/tmp/bad2.lua")), None);
     }
 
     #[test]
